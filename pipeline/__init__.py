@@ -1,0 +1,9 @@
+"""audioprep: music-audio datasets to training arrays, on a laptop or an HPC cluster."""
+
+__version__ = "0.1.0"
+
+from .exceptions import BadInputError, ClusterError, ParameterError, PipelineError, StoreError  # noqa: E402
+from .params import Params  # noqa: E402
+
+__all__ = ["Params", "PipelineError", "ParameterError", "BadInputError", "StoreError", "ClusterError",
+           "__version__"]

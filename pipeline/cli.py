@@ -1,0 +1,238 @@
+"""The ``audioprep`` command line: each command parses, then calls the library."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .exceptions import BadInputError, PipelineError
+from .params import Params
+
+DEFAULT_DATA = Path("data")
+_P = Params()
+
+
+def _fail(exc: BaseException) -> None:
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        click.echo(f"error: {line}", err=True)
+    sys.exit(3 if isinstance(exc, BadInputError) else 1)
+
+
+def handle_errors(fn):
+    """Turn the project's errors into one line each and a non-zero exit, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PipelineError as e:
+            _fail(e)
+        except KeyboardInterrupt:
+            click.echo("interrupted: finished clips are kept; run the same command again to resume", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def param_options(fn):
+    """The numerical parameters of SPEC sections 1 to 4 as options (default: the SPEC's)."""
+    opts = [
+        click.option("--sr", type=click.IntRange(min=1), help=f"Sample rate in Hz  [default: {_P.sr}]"),
+        click.option("--nsamples", type=click.IntRange(min=1),
+                     help=f"Samples kept per clip (longer clips are truncated)  [default: {_P.nsamples}]"),
+        click.option("--na", type=int, help=f"Samples per frame, also the CQT hop  [default: {_P.na}]"),
+        click.option("--ns", type=int, help=f"CQT bins  [default: {_P.ns}]"),
+        click.option("--octaves", "n_octaves", type=int, help=f"Octaves the CQT bins span  [default: {_P.n_octaves}]"),
+        click.option("--fmin", help="Lowest CQT bin, in Hz or as a note name  [default: C2 = 65.406 Hz]"),
+        click.option("--lcn-size", type=int, help=f"LCN window taps (odd)  [default: {_P.lcn_size}]"),
+        click.option("--lcn-sigma", type=float, help=f"LCN window standard deviation in taps  [default: {_P.lcn_sigma}]"),
+        click.option("--lcn-log/--no-lcn-log", default=None, help="Normalize log(1 + S) instead of S  [default: off]"),
+        click.option("--resample/--no-resample", default=None,
+                     help="Resample clips at another rate to --sr instead of rejecting them  [default: off]"),
+        click.option("--mono/--no-mono", default=None,
+                     help="Down-mix multi-channel clips instead of rejecting them  [default: off]"),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+PARAM_KEYS = ("sr", "nsamples", "na", "ns", "n_octaves", "fmin", "lcn_size", "lcn_sigma", "lcn_log",
+              "resample", "mono", "datasets")
+
+
+def params_from(kwargs: dict, base: dict | None = None) -> Params:
+    values = dict(base or {})
+    for key in PARAM_KEYS:
+        if kwargs.get(key) is not None:
+            values[key] = kwargs[key]
+    return Params.from_dict(values)
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    """audioprep's own messages at INFO; Dask's only with -v (workers inherit the setting)."""
+    import os
+
+    dask_level = ["error", "info", "debug"][min(verbose, 2)]
+    # Set before distributed is imported so the spawned worker processes inherit it.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", dask_level)
+    import dask.config
+
+    dask.config.set({"logging.distributed": dask_level})
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("distributed").setLevel(level if verbose else logging.ERROR)
+
+
+def _progress_enabled(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True,
+                             "max_content_width": 100})
+@click.version_option(__version__, prog_name="audioprep")
+def main():
+    """audioprep: turn a music-audio dataset (GTZAN-style) into training arrays.
+
+    Frames, constant-Q spectrograms and their local contrast normalization,
+    computed by a Dask graph (locally or on SLURM/PBS/SGE/...) into audio.zarr,
+    then consolidated into audio.hdf5.  Start with 'audioprep run' (no
+    arguments): it synthesizes a small dataset under data/ and processes it.
+    """
+
+
+@main.command()
+@click.argument("input", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--outdir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DATA,
+              help="Folder for audio.zarr, audio.hdf5 and the run summary")
+@click.option("--datasets", help="Datasets to write, comma-separated  [default: Xa,Xs,Xn]")
+@param_options
+@click.option("--cluster", help="local, slurm, pbs, sge, lsf, htcondor, or tcp://HOST:PORT of a running "
+                                "scheduler  [default: local, or audioprep.cluster in dask config]")
+@click.option("--workers", type=click.IntRange(min=1), help="Local worker processes  [default: one per core]")
+@click.option("--dashboard-address", help="Where the dashboard listens  [default: 127.0.0.1:8787]")
+@click.option("--skip-bad", is_flag=True, help="Go on without bad clips: zero them, flag them invalid, list them")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs made from other parameters or input")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or status lines")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug)")
+@handle_errors
+def run(input, outdir, quiet, verbose, **kw):
+    """Process INPUT (a genres folder or a gtzan.hdf5) into OUTDIR/audio.hdf5.
+
+    With no INPUT, a synthetic 10 genres x 10 clips dataset is written to
+    data/genres (once) and processed.  A run interrupted at any point resumes
+    where it stopped when the same command is run again.
+    """
+    from .cluster import ClusterSpec
+    from .run import run as run_pipeline
+
+    _setup_logging(verbose, quiet)
+    params = params_from(kw)
+    progress = _progress_enabled(quiet)
+    say = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
+    if input is None:
+        from .synth import synth_dataset
+
+        genres = DEFAULT_DATA / "genres"
+        if not genres.exists():
+            say(f"no INPUT given: synthesizing 10 genres x 10 clips into {genres}")
+            synth_dataset(DEFAULT_DATA, genres=10, clips=10, progress=progress)
+        input = genres
+    spec = ClusterSpec(kind=kw["cluster"], workers=kw["workers"], dashboard_address=kw["dashboard_address"])
+    res = run_pipeline(input, outdir, params, spec=spec, skip_bad=kw["skip_bad"], overwrite=kw["overwrite"],
+                       progress=progress, echo=say)
+    _print_summary(res, quiet)
+
+
+def _print_summary(res, quiet: bool) -> None:
+    if res.up_to_date:
+        click.echo(f"{res.hdf5_path} is up to date (same input and parameters): nothing to do")
+        return
+    if res.bad:
+        click.echo(f"{len(res.bad)} bad clip(s), zero-filled and flagged invalid:", err=True)
+        for line in res.bad:
+            click.echo(f"  {line}", err=True)
+    if quiet:
+        return
+    mb = res.bytes_written / 1e6
+    click.echo(f"{res.computed} clips computed ({res.resumed} resumed, {len(res.bad)} bad) of {res.clips} "
+               f"in {res.seconds:.1f} s ({res.clips_per_second:.2f} clips/s); {mb:.1f} MB of arrays written; "
+               f"{res.hdf5_path}: {res.hdf5_bytes / 1e6:.1f} MB")
+
+
+@main.command()
+@click.argument("genres_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("gtzan.hdf5"),
+              help="The gtzan.hdf5 to write")
+@click.option("--sr", type=click.IntRange(min=1), help=f"Sample rate in Hz  [default: {_P.sr}]")
+@click.option("--nsamples", type=click.IntRange(min=1), help=f"Samples kept per clip  [default: {_P.nsamples}]")
+@click.option("--resample/--no-resample", default=None, help="Resample clips at another rate  [default: off]")
+@click.option("--mono/--no-mono", default=None, help="Down-mix multi-channel clips  [default: off]")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar")
+@handle_errors
+def ingest(genres_dir, output, overwrite, quiet, **kw):
+    """Convert GENRES_DIR (GENRES_DIR/<genre>/<file>) into a gtzan.hdf5.
+
+    One float32 dataset per genre of shape (Nsamples, Nclips), one column per
+    clip, with attributes Ngenres, Nclips, sr and Nsamples.
+    """
+    from .ingest import ingest as do_ingest
+
+    out = do_ingest(genres_dir, output, params_from(kw), overwrite=overwrite,
+                    progress=_progress_enabled(quiet))
+    if not quiet:
+        click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--genres", type=click.IntRange(1, 1000), default=10, help="Number of genres")
+@click.option("--clips", type=click.IntRange(1, 100000), default=100, help="Clips per genre")
+@click.option("--seconds", type=click.FloatRange(min=0.1), default=None,
+              help="Length of every clip  [default: drawn from GTZAN's 660000 to 675808 samples]")
+@click.option("--seed", type=int, default=0, help="Random seed; the same seed gives the same files")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar")
+@handle_errors
+def synth(out_dir, genres, clips, seconds, seed, quiet):
+    """Write a deterministic synthetic dataset to OUT_DIR/genres/<genre>/<genre>.000NN.au.
+
+    16-bit PCM at 22050 Hz; each genre has its own tempo, register, harmony and
+    percussion.  Existing files are kept.
+    """
+    from .synth import synth_dataset
+
+    root = synth_dataset(out_dir, genres=genres, clips=clips, seconds=seconds, seed=seed,
+                         progress=_progress_enabled(quiet))
+    if not quiet:
+        click.echo(f"wrote {genres} genres x {clips} clips under {root}")
+
+
+@main.group()
+def cluster():
+    """Inspect cluster settings."""
+
+
+@cluster.command("job-script")
+@click.option("--cluster", "kind", required=True, help="slurm, pbs, sge, lsf or htcondor")
+@click.option("--cores", type=int, help="Cores per job")
+@click.option("--processes", type=int, help="Worker processes per job")
+@click.option("--memory", help="Memory per job, e.g. 4GiB")
+@click.option("--walltime", help="Walltime per job, e.g. 02:00:00")
+@click.option("--queue", help="Queue / partition")
+@click.option("--account", help="Account / project to charge")
+@handle_errors
+def job_script(kind, **jobqueue):
+    """Print the batch script a worker job would be submitted with (nothing is submitted)."""
+    from .cluster import ClusterSpec, job_script as make_script
+
+    click.echo(make_script(ClusterSpec(kind=kind, jobqueue=jobqueue)))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

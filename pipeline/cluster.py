@@ -1,0 +1,166 @@
+"""Creating the Dask cluster a run computes on.
+
+:data:`CLUSTERS` maps a kind name to its cluster class; the CLI's
+``--cluster`` choices come from it.  A scheduler address (``tcp://...``)
+connects to a running scheduler instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+
+from . import config
+from .exceptions import ClusterError
+
+#: kind -> "module:Class" of the cluster class (imported only when used).
+CLUSTERS = {
+    "local": "distributed:LocalCluster",
+    "slurm": "dask_jobqueue:SLURMCluster",
+    "pbs": "dask_jobqueue:PBSCluster",
+    "sge": "dask_jobqueue:SGECluster",
+    "lsf": "dask_jobqueue:LSFCluster",
+    "htcondor": "dask_jobqueue:HTCondorCluster",
+}
+
+JOBQUEUE_KEYS = ("cores", "processes", "memory", "walltime", "queue", "account", "interface")
+
+
+def is_address(kind: str) -> bool:
+    return "://" in kind
+
+
+def cluster_class(kind: str):
+    if kind not in CLUSTERS:
+        raise ClusterError(f"--cluster {kind!r} is not a cluster kind nor a scheduler address; "
+                           f"choose one of {', '.join(CLUSTERS)} or give tcp://HOST:PORT")
+    module, name = CLUSTERS[kind].split(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as e:
+        raise ClusterError(f"--cluster {kind} needs the package {module} ({e}); "
+                           f"install it with: pip install {module.replace('_', '-')}") from None
+
+
+@dataclass
+class ClusterSpec:
+    """What cluster to use; ``None`` fields come from ``dask.config``."""
+
+    kind: str | None = None
+    workers: int | None = None
+    dashboard_address: str | None = None
+    jobs: int | None = None
+    adapt_min: int | None = None
+    adapt_max: int | None = None
+    jobqueue: dict = field(default_factory=dict)  # CLI overrides: cores, memory, ...
+    local_directory: str | None = None
+    log_directory: str | None = None
+
+    def resolved_kind(self) -> str:
+        return config.get("cluster", self.kind)
+
+    def jobqueue_kwargs(self, kind: str) -> dict:
+        """Job settings: CLI > the user's ``jobqueue.<kind>`` config > audioprep's defaults."""
+        import dask.config
+
+        out = {}
+        for key in JOBQUEUE_KEYS:
+            value = self.jobqueue.get(key)
+            if value is None:
+                value = dask.config.get(f"jobqueue.{kind}.{key}", None)
+            if value is None:
+                value = config.get(f"jobqueue.{key}")
+            if value is not None:
+                out[key] = value
+        if kind in ("lsf",) and "account" in out:
+            out["project"] = out.pop("account")
+        if kind in ("htcondor",):
+            out.pop("queue", None)
+            out.pop("account", None)
+        extra = []
+        lifetime = config.get("jobqueue.lifetime")
+        if lifetime:
+            extra += ["--lifetime", str(lifetime), "--lifetime-stagger",
+                      str(config.get("jobqueue.lifetime-stagger") or "0s")]
+        if extra:
+            out["worker_extra_args"] = extra
+        iface = out.get("interface")
+        out["scheduler_options"] = {"dashboard_address": config.get("dashboard-address", self.dashboard_address),
+                                    **({"interface": iface} if iface else {})}
+        if self.local_directory:
+            out["local_directory"] = self.local_directory
+        if self.log_directory:
+            out["log_directory"] = self.log_directory
+        return out
+
+
+def make_cluster(spec: ClusterSpec):
+    """Create the cluster of ``spec`` (not for scheduler addresses)."""
+    kind = spec.resolved_kind()
+    cls = cluster_class(kind)
+    if kind == "local":
+        workers = config.get("workers", spec.workers) or os.cpu_count() or 1
+        try:
+            return cls(n_workers=int(workers), threads_per_worker=int(config.get("threads-per-worker")),
+                       processes=True, memory_limit=config.get("memory-limit"),
+                       dashboard_address=config.get("dashboard-address", spec.dashboard_address),
+                       host="127.0.0.1", local_directory=spec.local_directory)
+        except Exception as e:
+            raise ClusterError(f"could not start a local cluster of {workers} workers ({e})") from None
+    kwargs = spec.jobqueue_kwargs(kind)
+    try:
+        cluster = cls(**kwargs)
+    except Exception as e:
+        raise ClusterError(f"could not create the {kind} cluster: {e}; the call was "
+                           f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})") from None
+    lo, hi = config.get("adapt-min", spec.adapt_min), config.get("adapt-max", spec.adapt_max)
+    if hi:
+        cluster.adapt(minimum_jobs=int(lo or 0), maximum_jobs=int(hi))
+    else:
+        cluster.scale(jobs=int(config.get("jobs", spec.jobs)))
+    return cluster
+
+
+def job_script(spec: ClusterSpec) -> str:
+    """The batch script a jobqueue cluster of ``spec`` would submit (nothing is submitted)."""
+    kind = spec.resolved_kind()
+    if kind == "local" or is_address(kind):
+        raise ClusterError(f"--cluster {kind} submits no batch jobs; choose one of "
+                           f"{', '.join(k for k in CLUSTERS if k != 'local')}")
+    cls = cluster_class(kind)
+    cluster = cls(**spec.jobqueue_kwargs(kind))
+    try:
+        return cluster.job_script()
+    finally:
+        cluster.close()
+
+
+class Connection:
+    """A client on the cluster of ``spec``; closes what it created on exit."""
+
+    def __init__(self, spec: ClusterSpec, client=None):
+        self.spec, self.client, self.cluster = spec, client, None
+        self._own_client = client is None
+
+    def __enter__(self):
+        from distributed import Client
+
+        if self.client is not None:
+            return self.client
+        kind = self.spec.resolved_kind()
+        if is_address(kind):
+            try:
+                self.client = Client(kind, timeout="20s")
+            except Exception as e:
+                raise ClusterError(f"could not reach the scheduler at {kind} ({e}); is it running?") from None
+        else:
+            self.cluster = make_cluster(self.spec)
+            self.client = Client(self.cluster)
+        return self.client
+
+    def __exit__(self, *exc):
+        if self._own_client and self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()

@@ -1,0 +1,48 @@
+"""One exception family for everything the pipeline reports to a user.
+
+Every message carries the offending value, the rule it breaks and how to fix it,
+so that the command line can print it as one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PipelineError(Exception):
+    """Base class of every error audioprep raises on purpose."""
+
+
+class ParameterError(PipelineError, ValueError):
+    """A numerical or runtime parameter breaks a rule (raised before any work)."""
+
+
+class StoreError(PipelineError):
+    """An output store cannot be used: other parameters, locked, exists, unwritable."""
+
+
+class ClusterError(PipelineError):
+    """A cluster cannot be created or reached."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad clip (or bad part of the input): where it is and what is wrong."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+class BadInputError(PipelineError):
+    """The input holds bad clips; ``problems`` lists each with its reason."""
+
+    def __init__(self, problems, hint: str = ""):
+        self.problems = list(problems)
+        self.hint = hint
+        lines = [str(p) for p in self.problems]
+        if hint:
+            lines.append(hint)
+        super().__init__("\n".join(lines))

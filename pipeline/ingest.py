@@ -1,0 +1,53 @@
+"""``audioprep ingest``: a genres folder -> ``gtzan.hdf5`` (the original conversion's layout)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import load_clip, open_index, preflight
+from .exceptions import BadInputError, StoreError
+from .params import Params
+
+
+def ingest(genres_dir, out_path, params: Params | None = None, *, overwrite: bool = False,
+           progress: bool = False) -> Path:
+    """Write one float32 dataset per genre, shape ``(Nsamples, Nclips)``, one column a clip.
+
+    Attributes ``Ngenres``, ``Nclips``, ``sr``, ``Nsamples``.  Each dataset is
+    chunked one column a chunk, so reading one clip reads one chunk.  The file
+    is written under a temporary name and renamed when complete.
+    """
+    import h5py
+    from tqdm.auto import tqdm
+
+    params = params or Params()
+    out = Path(out_path)
+    if out.exists() and not overwrite:
+        raise StoreError(f"{out} exists; use --overwrite to replace it")
+    index = open_index(genres_dir)
+    if index.kind != "folder":
+        raise BadInputError([], f"{genres_dir} is not a folder; ingest reads ROOT/<genre>/<file>")
+    problems = preflight(index, params, progress=progress)
+    if problems:
+        raise BadInputError(problems, f"{len(problems)} problem(s); fix or remove the bad clips before ingesting")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name("." + out.name + ".partial")
+    n, C = params.nsamples, index.nclips
+    try:
+        with h5py.File(tmp, "w") as f:
+            dsets = {genre: f.create_dataset(genre, shape=(n, C), dtype="float32", chunks=(n, 1))
+                     for genre in index.labels}
+            for ref in tqdm(index.clips, desc="ingesting", unit="clip", disable=not progress):
+                dsets[ref.genre][:, ref.c] = load_clip(ref, params)
+            f.attrs["Ngenres"] = np.int64(index.ngenres)
+            f.attrs["Nclips"] = np.int64(C)
+            f.attrs["sr"] = np.int64(params.sr)
+            f.attrs["Nsamples"] = np.int64(n)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out

@@ -1,0 +1,168 @@
+"""Pure numpy kernels: framing, constant-Q transform, local contrast normalization.
+
+Nothing here imports dask, zarr or h5py; each function takes and returns numpy
+arrays, so each can be tested on a two-second sine without a cluster.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+
+def nframes_for(nsamples: int, na: int) -> int:
+    """Frames per stream: ``min(floor(N / na), floor(N / na - 0.5))`` (SPEC section 2)."""
+    return int(min(np.floor(nsamples / na), np.floor(nsamples / na - 0.5)))
+
+
+def streams(y: np.ndarray, *, na: int) -> tuple[np.ndarray, np.ndarray]:
+    """The aligned stream ``y1 = y`` and the overlapped one ``y2 = y[na // 2:]``."""
+    return y, y[na // 2 :]
+
+
+def frame_streams(y: np.ndarray, *, na: int, nframes: int) -> np.ndarray:
+    """Slice a clip into frames of both streams.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        The clip, already truncated to ``Nsamples``.
+    na : int > 0, even
+        Samples per frame.
+    nframes : int > 0
+        Frames per stream (see :func:`nframes_for`).
+
+    Returns
+    -------
+    Xa : np.ndarray [shape=(nframes, 2, na)], same dtype as ``y``
+        ``Xa[:, 0]`` holds the aligned frames, ``Xa[:, 1]`` the frames of the
+        stream that starts ``na // 2`` samples later.
+    """
+    out = np.empty((nframes, 2, na), dtype=y.dtype)
+    for s, ys in enumerate(streams(y, na=na)):
+        out[:, s, :] = ys[: na * nframes].reshape(nframes, na)
+    return out
+
+
+def cqt_magnitude(
+    y: np.ndarray, *, sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_octave: int, nframes: int
+) -> np.ndarray:
+    """``|librosa.cqt(y)|`` as (frames x bins), keeping the first ``nframes`` frames.
+
+    With centred frames librosa returns ``1 + len(y) // hop_length`` frames; the
+    last, mostly padded, one is dropped (SPEC section 3).
+
+    Returns
+    -------
+    S : np.ndarray [shape=(nframes, n_bins)], float32
+    """
+    import librosa
+
+    C = librosa.cqt(
+        y, sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins, bins_per_octave=bins_per_octave
+    )
+    if C.shape[-1] < nframes + 1:
+        raise ValueError(f"CQT gave {C.shape[-1]} frames, needs at least nframes+1={nframes + 1}")
+    return np.abs(C[..., :nframes]).T.astype(np.float32, copy=False)
+
+
+def cqt_streams(
+    y: np.ndarray, *, sr: int, na: int, fmin: float, ns: int, n_octaves: int, nframes: int
+) -> np.ndarray:
+    """Constant-Q magnitudes of both streams of a clip.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float32
+        The clip, truncated to ``Nsamples``.
+    sr : int > 0
+    na : int > 0
+        Frame length, used as the CQT hop.
+    fmin : float > 0
+        Frequency of bin 0 in Hz.
+    ns : int > 0
+        Number of bins; ``ns // n_octaves`` bins per octave.
+    nframes : int > 0
+
+    Returns
+    -------
+    Xs : np.ndarray [shape=(nframes, 2, ns)], float32
+    """
+    out = np.empty((nframes, 2, ns), dtype=np.float32)
+    for s, ys in enumerate(streams(y, na=na)):
+        out[:, s, :] = cqt_magnitude(
+            ys, sr=sr, hop_length=na, fmin=fmin, n_bins=ns, bins_per_octave=ns // n_octaves, nframes=nframes
+        )
+    return out
+
+
+def gaussian_taps(size: int, sigma: float) -> np.ndarray:
+    """1-D Gaussian of ``size`` taps (odd) and standard deviation ``sigma``, summing to 1."""
+    t = np.arange(size) - (size - 1) / 2
+    g = np.exp(-0.5 * (t / sigma) ** 2)
+    return g / g.sum()
+
+
+def gaussian_window(size: int, sigma: float) -> np.ndarray:
+    """The LCN's 2-D window ``w`` [shape=(size, size)], ``sum(w) == 1``."""
+    g = gaussian_taps(size, sigma)
+    return np.outer(g, g)
+
+
+def _smooth(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    # The 2-D Gaussian is the outer product of two 1-D ones, so the 2-D
+    # correlation is two 1-D passes (2 * size instead of size**2 taps a value).
+    x = ndimage.correlate1d(x, g, axis=0, mode="constant", cval=0.0)
+    return ndimage.correlate1d(x, g, axis=1, mode="constant", cval=0.0)
+
+
+_CONTRAST_EPS = 1e-6
+
+
+def lcn(S: np.ndarray, *, size: int = 9, sigma: float = 2.0, log: bool = False) -> np.ndarray:
+    """Local contrast normalization of one spectrogram (SPEC section 4).
+
+    Subtractive then divisive normalization with a Gaussian window ``w``:
+    ``m = (w*S)/(w*1)``, ``v = S - m``, ``sigma = sqrt((w*v**2)/(w*1))``,
+    ``Xn = v / max(sigma, mean(sigma))``; ``*`` is a same-size correlation with
+    zeros outside ``S``, and dividing by ``(w*1)`` makes each value a weighted
+    mean over the part of the window inside ``S``.
+
+    Parameters
+    ----------
+    S : np.ndarray [shape=(frames, bins)], non-negative
+    size : int > 0, odd
+        Window taps in both directions.
+    sigma : float > 0
+        Window standard deviation in taps.
+    log : bool
+        Normalize ``log(1 + S)`` instead of ``S``.
+
+    Returns
+    -------
+    Xn : np.ndarray [shape=(frames, bins)], float32
+        Zero where the spectrogram is silent or constant (never NaN or inf):
+        a mean local deviation ``c`` at most 1e-6 of ``max|S|`` counts as 0.
+    """
+    x = np.asarray(S, dtype=np.float64)
+    if log:
+        x = np.log1p(x)
+    g = gaussian_taps(size, sigma)
+    norm = _smooth(np.ones_like(x), g)
+    v = x - _smooth(x, g) / norm
+    sd = np.sqrt(np.maximum(_smooth(v * v, g) / norm, 0.0))
+    c = sd.mean()
+    out = np.zeros_like(x)
+    # A contrast below float32 resolution of the data is rounding noise, not
+    # signal: treat it as silence (c == 0) so Xn is 0, not amplified noise.
+    if c > _CONTRAST_EPS * np.abs(x).max():
+        np.divide(v, np.maximum(sd, c), out=out)
+    return out.astype(np.float32)
+
+
+def lcn_streams(Xs: np.ndarray, *, size: int = 9, sigma: float = 2.0, log: bool = False) -> np.ndarray:
+    """:func:`lcn` applied to each stream of ``Xs`` [shape=(frames, 2, bins)] separately."""
+    out = np.empty(Xs.shape, dtype=np.float32)
+    for s in range(Xs.shape[1]):
+        out[:, s, :] = lcn(Xs[:, s, :], size=size, sigma=sigma, log=log)
+    return out

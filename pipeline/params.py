@@ -1,0 +1,201 @@
+"""The numerical parameters of the pipeline (SPEC sections 1 to 5).
+
+One frozen dataclass holds everything that changes the numbers written to the
+output; anything that does not (workers, cluster, progress bars) lives in
+``dask.config`` (see :mod:`pipeline.config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from .exceptions import ParameterError
+
+#: Dataset names, in the order they are written.
+DATASETS = ("Xa", "Xs", "Xn")
+
+#: C2 in scientific pitch notation (A4 = 440 Hz).  The original notebook wrote
+#: 'C3' because the librosa of its day numbered octaves one higher.
+C2_HZ = 440.0 * 2.0 ** ((-33) / 12.0)
+
+
+def parse_fmin(value) -> float:
+    """Return ``value`` in Hz; accepts a number or a note name such as ``'C2'``."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    import librosa
+
+    try:
+        return float(librosa.note_to_hz(text))
+    except Exception:
+        raise ParameterError(
+            f"fmin={text!r} is neither a frequency in Hz nor a note name; "
+            "give e.g. --fmin 65.406 or --fmin C2"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Params:
+    """Numerical parameters; defaults are those of SPEC.md (GTZAN).
+
+    Parameters
+    ----------
+    sr : int > 0
+        Sample rate in Hz every clip must have (or is resampled to).
+    nsamples : int > 0
+        Samples kept per clip; longer clips are truncated, shorter are bad input.
+    na : int > 0, even
+        Samples per frame; the overlapped stream starts ``na // 2`` later.
+        Also the CQT hop length.
+    ns : int > 0
+        Number of CQT bins.
+    n_octaves : int > 0
+        Octaves the ``ns`` bins span (``ns % n_octaves == 0``).
+    fmin : float > 0
+        Frequency of the lowest CQT bin in Hz (C2 = 65.406 Hz).
+    lcn_size : int > 0, odd
+        Taps of the LCN's Gaussian window, in time and in frequency.
+    lcn_sigma : float > 0
+        Standard deviation of the LCN window in taps.
+    lcn_log : bool
+        Apply ``log(1 + S)`` before the LCN.
+    datasets : tuple of str
+        Which of ``Xa``, ``Xs``, ``Xn`` to write.
+    resample : bool
+        Resample clips at another rate to ``sr`` instead of rejecting them.
+    mono : bool
+        Down-mix multi-channel clips instead of rejecting them.
+    """
+
+    sr: int = 22050
+    nsamples: int = 660000
+    na: int = 1024
+    ns: int = 96
+    n_octaves: int = 4
+    fmin: float = C2_HZ
+    lcn_size: int = 9
+    lcn_sigma: float = 2.0
+    lcn_log: bool = False
+    datasets: tuple = field(default=DATASETS)
+    resample: bool = False
+    mono: bool = False
+
+    def __post_init__(self):
+        # Normalise types so that equal parameters compare and hash equal.
+        object.__setattr__(self, "fmin", parse_fmin(self.fmin))
+        ds = self.datasets
+        if isinstance(ds, str):
+            ds = [d.strip() for d in ds.split(",") if d.strip()]
+        object.__setattr__(self, "datasets", tuple(ds))
+        self.validate()
+
+    # -- derived values -------------------------------------------------
+    @property
+    def nframes(self) -> int:
+        """Frames per stream: ``min(floor(N/na), floor(N/na - 0.5))``."""
+        return min(math.floor(self.nsamples / self.na), math.floor(self.nsamples / self.na - 0.5))
+
+    @property
+    def bins_per_octave(self) -> int:
+        return self.ns // self.n_octaves
+
+    @property
+    def hop_length(self) -> int:
+        return self.na
+
+    def shape(self, name: str, ngenres: int, nclips: int) -> tuple:
+        """The 5-D shape of dataset ``name``."""
+        n = self.na if name == "Xa" else self.ns
+        return (ngenres, nclips, self.nframes, 2, n)
+
+    # -- validation -----------------------------------------------------
+    def validate(self) -> None:
+        """Raise :class:`ParameterError` naming the value, the rule and the fix."""
+
+        def positive_int(name):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ParameterError(f"{name}={v!r} must be a positive integer")
+
+        for name in ("sr", "nsamples", "na", "ns", "n_octaves", "lcn_size"):
+            positive_int(name)
+        if self.na % 2:
+            raise ParameterError(
+                f"na={self.na} must be even so that the overlapped stream starts at na // 2; "
+                f"try na={self.na + 1}"
+            )
+        if self.ns % self.n_octaves:
+            raise ParameterError(
+                f"ns={self.ns} must be a multiple of n_octaves={self.n_octaves} "
+                f"(equal bins per octave); try ns={self.n_octaves * max(1, round(self.ns / self.n_octaves))}"
+            )
+        step = 2 ** (self.n_octaves - 1)
+        if self.na % step:
+            good = step * max(1, round(self.na / step))
+            raise ParameterError(
+                f"na={self.na} is also the CQT hop, which must be a multiple of "
+                f"2**(n_octaves-1)={step} for a {self.n_octaves}-octave CQT; try na={good}"
+            )
+        if not (math.isfinite(self.fmin) and self.fmin > 0):
+            raise ParameterError(f"fmin={self.fmin!r} must be a positive frequency in Hz (C2 = 65.406)")
+        if not (math.isfinite(self.lcn_sigma) and self.lcn_sigma > 0):
+            raise ParameterError(f"lcn_sigma={self.lcn_sigma!r} must be a positive number of taps (default 2)")
+        if self.lcn_size % 2 == 0:
+            raise ParameterError(
+                f"lcn_size={self.lcn_size} must be odd so the window has a centre tap; "
+                f"try lcn_size={self.lcn_size + 1}"
+            )
+        if self.nframes < 1:
+            raise ParameterError(
+                f"nsamples={self.nsamples} gives no frame of na={self.na} samples in both streams; "
+                f"needs nsamples >= {3 * self.na // 2}"
+            )
+        unknown = [d for d in self.datasets if d not in DATASETS]
+        if unknown or not self.datasets or len(set(self.datasets)) != len(self.datasets):
+            raise ParameterError(
+                f"datasets={','.join(self.datasets) or '(none)'} must be a non-empty list without "
+                f"repeats of {', '.join(DATASETS)}; e.g. --datasets Xs,Xn"
+            )
+        self._check_nyquist()
+
+    def _check_nyquist(self) -> None:
+        import librosa
+        import numpy as np
+
+        freqs = librosa.cqt_frequencies(self.ns, fmin=self.fmin, bins_per_octave=self.bins_per_octave)
+        alpha = librosa.filters._relative_bandwidth(freqs=freqs) if self.ns > 1 else None
+        _, cutoff = librosa.filters.wavelet_lengths(freqs=freqs, sr=self.sr, alpha=alpha)
+        nyquist = self.sr / 2
+        if cutoff > nyquist:
+            top = float(np.max(freqs))
+            raise ParameterError(
+                f"the top CQT bin ({top:.1f} Hz, filter reaching {cutoff:.1f} Hz) exceeds the "
+                f"Nyquist frequency sr/2={nyquist:g} Hz; lower fmin={self.fmin:.3f}, ns={self.ns} "
+                "or raise sr"
+            )
+
+    # -- (de)serialisation ----------------------------------------------
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["datasets"] = list(self.datasets)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Params":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ParameterError(
+                f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+            )
+        return cls(**d)
+
+    def replace(self, **changes) -> "Params":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,63 @@
+"""Shared fixtures: small seeded synthetic data and one real LocalCluster per session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+# Dask's scratch files go to a temporary folder, not the repo or /tmp/dask-scratch-space.
+os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
+
+# Small clips: 3 s at 22050 Hz; Nsamples = 64.6 frames of 1024, so both streams
+# give 64 frames and the original [:, :-1] slicing applies unchanged.
+SMALL = dict(nsamples=1024 * 64 + 600)
+SMALL_SECONDS = 3.0
+
+
+@pytest.fixture(scope="session")
+def small_params():
+    from pipeline.params import Params
+
+    return Params(**SMALL)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """3 genres x 2 clips of 3 s, 16-bit PCM .au files (GTZAN layout)."""
+    from pipeline.synth import synth_dataset
+
+    base = tmp_path_factory.mktemp("tiny")
+    return synth_dataset(base, genres=3, clips=2, seconds=SMALL_SECONDS, seed=1)
+
+
+@pytest.fixture(scope="session")
+def reference(tiny_dataset):
+    from reference import reference_folder
+
+    return reference_folder(tiny_dataset, Nsamples=SMALL["nsamples"])
+
+
+@pytest.fixture(scope="session")
+def client(tmp_path_factory):
+    """A real dask.distributed LocalCluster: 2 single-threaded worker processes."""
+    from distributed import Client, LocalCluster
+
+    scratch = tmp_path_factory.mktemp("dask-scratch")
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address="127.0.0.1:0", local_directory=str(scratch))
+    cl = Client(cluster)
+    yield cl
+    cl.close()
+    cluster.close()
+
+
+def copy_tree(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return Path(dst)

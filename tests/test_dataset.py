@@ -1,0 +1,92 @@
+"""Dataset index, loading and ingest, on real files."""
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.dataset import load_clip, open_index, preflight
+from pipeline.ingest import ingest
+from pipeline.synth import GTZAN_GENRES, synth_clip
+
+
+def test_folder_index_orders_genres_and_clips(tiny_dataset):
+    idx = open_index(tiny_dataset)
+    assert idx.kind == "folder"
+    assert idx.labels == ("blues", "classical", "country")
+    assert idx.nclips == 2 and len(idx.clips) == 6
+    assert [r.source.split("/")[-1] for r in idx.clips[:2]] == ["blues.00000.au", "blues.00001.au"]
+    assert (idx.clips[3].g, idx.clips[3].c) == (1, 1)
+
+
+def test_load_clip_is_decoder_output_truncated(tiny_dataset, small_params):
+    ref = open_index(tiny_dataset).clips[0]
+    y = load_clip(ref, small_params)
+    raw, sr = sf.read(ref.source, dtype="float32")
+    assert sr == 22050 and y.dtype == np.float32
+    assert np.array_equal(y, raw[: small_params.nsamples])
+    # 16-bit PCM / 32768, not rescaled
+    assert np.allclose(y * 32768, np.round(y * 32768))
+
+
+def test_preflight_passes_good_input(tiny_dataset, small_params):
+    assert preflight(open_index(tiny_dataset), small_params) == []
+
+
+def test_fingerprint_changes_with_the_files(tiny_dataset, tmp_path):
+    from conftest import copy_tree
+
+    copy = copy_tree(tiny_dataset, tmp_path / "g")
+    before = open_index(copy).fingerprint()
+    assert open_index(copy).fingerprint() == before
+    sf.write(copy / "blues" / "blues.00000.au", np.zeros(70000, dtype=np.float32), 22050,
+             format="AU", subtype="PCM_16")
+    assert open_index(copy).fingerprint() != before
+
+
+def test_synth_is_deterministic_and_gtzan_shaped(tmp_path):
+    a = synth_clip("jazz", 5, 3, seed=0)
+    b = synth_clip("jazz", 5, 3, seed=0)
+    assert np.array_equal(a, b)
+    assert 660000 <= len(a) <= 675808
+    assert not np.array_equal(a[:1000], synth_clip("jazz", 5, 3, seed=1)[:1000])
+    assert np.abs(a).max() < 1.0
+
+
+def test_synth_genres_differ_in_spectrum():
+    """Different genres put their energy at different pitches (non-trivial spectrograms)."""
+    import librosa
+
+    cents = []
+    for g, genre in enumerate(GTZAN_GENRES[:4]):
+        y = synth_clip(genre, g, 0, nsamples=22050 * 3)
+        cents.append(librosa.feature.spectral_centroid(y=y, sr=22050).mean())
+    assert len({round(c, -1) for c in cents}) == 4
+
+
+def test_ingest_writes_the_original_layout(tiny_dataset, small_params, tmp_path):
+    out = ingest(tiny_dataset, tmp_path / "gtzan.hdf5", small_params)
+    with h5py.File(out) as f:
+        assert sorted(f.keys()) == ["blues", "classical", "country"]
+        assert int(f.attrs["Ngenres"]) == 3 and int(f.attrs["Nclips"]) == 2
+        assert int(f.attrs["sr"]) == 22050 and int(f.attrs["Nsamples"]) == small_params.nsamples
+        d = f["classical"]
+        assert d.shape == (small_params.nsamples, 2) and d.dtype == np.float32
+        assert d.chunks == (small_params.nsamples, 1)  # one clip = one chunk
+        raw, _ = sf.read(tiny_dataset / "classical" / "classical.00001.au", dtype="float32")
+        assert np.array_equal(d[:, 1], raw[: small_params.nsamples])
+    # round trip: the hdf5 input gives the same clips as the folder
+    idx = open_index(out)
+    assert idx.kind == "hdf5" and idx.labels == ("blues", "classical", "country")
+    folder = open_index(tiny_dataset)
+    for a, b in zip(idx.clips, folder.clips):
+        assert np.array_equal(load_clip(a, small_params), load_clip(b, small_params))
+
+
+def test_ingest_refuses_to_overwrite(tiny_dataset, small_params, tmp_path):
+    from pipeline import StoreError
+
+    out = tmp_path / "gtzan.hdf5"
+    out.write_bytes(b"x")
+    with pytest.raises(StoreError, match="exists; use --overwrite"):
+        ingest(tiny_dataset, out, small_params)

@@ -1,0 +1,112 @@
+"""The pure kernels on synthetic signals, against SPEC formulas written out here."""
+
+import numpy as np
+import pytest
+from reference import reference_lcn
+
+from pipeline import kernels
+
+SR = 22050
+C2 = 65.40639132514966
+
+
+def sine(freq, seconds=2.0, sr=SR):
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_nframes_matches_spec():
+    assert kernels.nframes_for(660000, 1024) == 644
+    # frac(N/na) < 0.5: the overlapped stream has one frame fewer, so both get that many
+    assert kernels.nframes_for(1024 * 10 + 100, 1024) == 9
+    assert kernels.nframes_for(1024 * 10 + 600, 1024) == 10
+
+
+def test_frame_streams_is_the_two_reshapes():
+    y = np.arange(10 * 8 + 5, dtype=np.float32)
+    Xa = kernels.frame_streams(y, na=8, nframes=10)
+    assert Xa.shape == (10, 2, 8) and Xa.dtype == np.float32
+    assert np.array_equal(Xa[3, 0], np.arange(24, 32))
+    assert np.array_equal(Xa[3, 1], np.arange(28, 36))  # starts na // 2 later
+
+
+def test_sine_440_peaks_in_bin_66():
+    X = kernels.cqt_streams(sine(440.0), sr=SR, na=1024, fmin=C2, ns=96, n_octaves=4, nframes=40)
+    assert X.shape == (40, 2, 96) and X.dtype == np.float32
+    expected = round(24 * np.log2(440 / C2))
+    assert expected == 66
+    mid = X[10:30]  # away from the edges
+    assert np.all(np.argmax(mid, axis=-1) == expected)
+
+
+def test_cqt_matches_librosa_definition():
+    import librosa
+
+    y = sine(220.0, 3.0) + sine(330.0, 3.0)
+    F = kernels.nframes_for(len(y), 1024)
+    X = kernels.cqt_streams(y, sr=SR, na=1024, fmin=C2, ns=96, n_octaves=4, nframes=F)
+    ref = np.abs(librosa.cqt(y[512:], sr=SR, hop_length=1024, fmin=C2, n_bins=96, bins_per_octave=24))
+    assert np.allclose(X[:, 1, :], ref[:, :F].T, rtol=0, atol=1e-5 * np.abs(y).max())
+
+
+def test_gaussian_window_sums_to_one_and_is_symmetric():
+    w = kernels.gaussian_window(9, 2.0)
+    assert w.shape == (9, 9)
+    assert np.isclose(w.sum(), 1.0)
+    assert np.allclose(w, w.T) and np.allclose(w, w[::-1, ::-1])
+    assert np.unravel_index(np.argmax(w), w.shape) == (4, 4)
+
+
+@pytest.mark.parametrize("size,sigma,log", [(9, 2.0, False), (5, 1.0, False), (9, 2.0, True), (3, 3.0, False)])
+def test_lcn_matches_direct_2d_formula(size, sigma, log):
+    rng = np.random.default_rng(0)
+    S = rng.gamma(2.0, 1.0, size=(50, 24)) * np.linspace(1, 5, 24)
+    out = kernels.lcn(S, size=size, sigma=sigma, log=log)
+    assert out.dtype == np.float32 and out.shape == S.shape
+    assert np.allclose(out, reference_lcn(S, size, sigma, log), atol=1e-5)
+
+
+def test_lcn_is_locally_zero_mean():
+    rng = np.random.default_rng(1)
+    S = rng.gamma(2.0, 1.0, size=(80, 48)) + 10 * np.outer(np.ones(80), np.hanning(48))
+    out = kernels.lcn(S).astype(np.float64)
+    w = kernels.gaussian_window(9, 2.0)
+    from scipy.signal import correlate2d
+
+    local_mean = correlate2d(out, w, mode="same") / correlate2d(np.ones_like(out), w, mode="same")
+    # the local mean of the output is small next to its spread
+    assert np.abs(local_mean[10:-10, 10:-10]).mean() < 0.1 * out.std()
+
+
+def test_lcn_removes_the_level():
+    rng = np.random.default_rng(2)
+    S = rng.gamma(2.0, 1.0, size=(40, 24))
+    assert np.allclose(kernels.lcn(S), kernels.lcn(S * 1000 + 0), atol=1e-5)  # scale invariance
+    assert np.allclose(kernels.lcn(S), kernels.lcn(S + 7.0), atol=1e-4)  # offset removed
+
+
+def test_lcn_silence_gives_zeros_not_nan():
+    out = kernels.lcn(np.zeros((30, 24)))
+    assert np.array_equal(out, np.zeros((30, 24), dtype=np.float32))
+    out = kernels.lcn_streams(np.zeros((30, 2, 24), dtype=np.float32))
+    assert np.isfinite(out).all() and not out.any()
+
+
+def test_lcn_borders_are_weighted_means_of_the_inside():
+    # A constant spectrogram has a local mean equal to the constant everywhere,
+    # borders included, only if the borders divide by (w * 1): v must be 0.
+    S = np.full((20, 12), 3.0)
+    out = kernels.lcn(S)
+    assert np.allclose(out, 0.0, atol=1e-6)
+    # Zero-padding without the division would make the borders negative.
+    x = S - __import__("scipy").signal.correlate2d(S, kernels.gaussian_window(9, 2.0), mode="same")
+    assert x[0, 0] > 0.5
+
+
+def test_lcn_streams_normalizes_each_stream_separately():
+    rng = np.random.default_rng(3)
+    Xs = rng.gamma(2.0, 1.0, size=(30, 2, 24)).astype(np.float32)
+    Xs[:, 1] *= 50
+    out = kernels.lcn_streams(Xs)
+    for s in range(2):
+        assert np.allclose(out[:, s], reference_lcn(Xs[:, s]), atol=1e-5)
