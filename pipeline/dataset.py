@@ -173,7 +173,14 @@ def check_clip(ref: ClipRef, params: Params) -> str | None:
         info = sf.info(ref.source)
     except Exception as e:  # libsndfile says why in its own words
         return f"not a decodable audio file ({_short(e)})"
+    if info.format == "RAW":
+        return _NO_HEADER
     return _check_format(info.samplerate, info.channels, info.frames, params)
+
+
+# libsndfile reads any headerless file ending in .au as raw 8 kHz u-law, so
+# garbage would pass as audio; a usable clip always has a header.
+_NO_HEADER = "not a decodable audio file (no audio header found)"
 
 
 def _check_format(rate: int, channels: int, frames: int, params: Params) -> str | None:
@@ -234,7 +241,7 @@ def load_clip(ref: ClipRef, params: Params) -> np.ndarray:
     try:
         with sf.SoundFile(ref.source) as f:
             rate, channels = f.samplerate, f.channels
-            reason = _check_format(rate, channels, f.frames, params)
+            reason = _NO_HEADER if f.format == "RAW" else _check_format(rate, channels, f.frames, params)
             if reason:
                 raise BadInputError([Problem(ref.source, reason)])
             # Without resampling only the first Nsamples samples are decoded.

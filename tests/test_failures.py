@@ -1,0 +1,190 @@
+"""Bad input (SPEC section 7): one clear line per bad clip, never a traceback."""
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import SMALL, SMALL_SECONDS
+from test_cli import SMALL_ARGS, audioprep
+
+from pipeline import BadInputError
+from pipeline.dataset import open_index, preflight
+from pipeline.params import Params
+from pipeline.synth import synth_dataset
+
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def bad_folder(tmp_path_factory):
+    """3 genres x 4 clips; four of them bad: corrupt, 44.1 kHz, short, stereo."""
+    root = synth_dataset(tmp_path_factory.mktemp("bad"), genres=3, clips=4, seconds=SMALL_SECONDS, seed=2)
+    rng = np.random.default_rng(0)
+    y = rng.uniform(-0.5, 0.5, int(SMALL_SECONDS * 44100)).astype(np.float32)
+    bad = {
+        "corrupt": root / "blues" / "blues.00001.au",
+        "rate": root / "classical" / "classical.00002.au",
+        "short": root / "country" / "country.00000.au",
+        "stereo": root / "country" / "country.00003.au",
+    }
+    bad["corrupt"].write_bytes(rng.bytes(40000))
+    sf.write(bad["rate"], y, 44100, format="AU", subtype="PCM_16")
+    sf.write(bad["short"], y[:SR], SR, format="AU", subtype="PCM_16")
+    sf.write(bad["stereo"], np.stack([y[: len(y) // 2]] * 2, axis=1), SR, format="AU", subtype="PCM_16")
+    return root, bad
+
+
+REASONS = {
+    "corrupt": r"not a decodable audio file",
+    "rate": r"sample rate 44100 Hz, needs sr=22050 \(use --resample to convert\)",
+    "short": rf"22050 samples, needs at least Nsamples={SMALL['nsamples']}",
+    "stereo": r"2 channels, needs mono \(use --mono to down-mix\)",
+}
+
+
+def test_preflight_lists_each_bad_clip_with_its_reason(bad_folder, small_params):
+    root, bad = bad_folder
+    problems = preflight(open_index(root), small_params)
+    assert sorted(p.path for p in problems) == sorted(str(p) for p in bad.values())
+    import re
+
+    for kind, path in bad.items():
+        (p,) = [p for p in problems if p.path == str(path)]
+        assert re.search(REASONS[kind], p.reason), (kind, p.reason)
+
+
+@pytest.mark.slow
+def test_bad_folder_fails_with_one_line_per_file(bad_folder, tmp_path):
+    root, bad = bad_folder
+    p = audioprep("run", root, "-o", tmp_path, *SMALL_ARGS, check=False, cwd=tmp_path)
+    assert p.returncode == 3
+    assert "Traceback" not in p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("error: /")]
+    assert len(lines) == 4
+    for path in bad.values():
+        assert sum(str(path) in ln for ln in lines) == 1
+    assert "--skip-bad" in p.stderr
+    assert not (tmp_path / "audio.hdf5").exists() and not (tmp_path / "audio.zarr").exists()
+
+
+@pytest.mark.slow
+def test_skip_bad_completes_and_flags_exactly_the_bad_clips(bad_folder, tmp_path):
+    root, bad = bad_folder
+    p = audioprep("run", root, "-o", tmp_path, "--skip-bad", *SMALL_ARGS, cwd=tmp_path)
+    assert "4 bad clip(s)" in p.stderr
+    with h5py.File(tmp_path / "audio.hdf5") as f:
+        valid = f["valid"][...]
+        expected = np.ones((3, 4), bool)
+        for g, c in [(0, 1), (1, 2), (2, 0), (2, 3)]:
+            expected[g, c] = False
+        assert np.array_equal(valid, expected)
+        assert not f["Xs"][0, 1].any() and not f["Xa"][2, 3].any()
+        assert f["Xs"][0, 0].any()
+        reasons = json.loads(f.attrs["bad_clips"])
+        assert sorted(r["path"] for r in reasons) == sorted(str(p) for p in bad.values())
+    import zarr
+
+    assert np.array_equal(zarr.open_group(str(tmp_path / "audio.zarr"), mode="r")["valid"][...], expected)
+
+
+@pytest.mark.slow
+def test_clip_failing_only_in_full_decode_does_not_end_the_run(tmp_path, client, small_params):
+    """A FLAC whose header is fine but whose frames are cut off passes pre-flight, fails to decode."""
+    from pipeline.run import run
+
+    root = synth_dataset(tmp_path / "in", genres=2, clips=2, seconds=SMALL_SECONDS, seed=3)
+    target = root / "blues" / "blues.00001.au"
+    y, _ = sf.read(target, dtype="float32")
+    target.unlink()
+    flac = root / "blues" / "blues.00001.flac"
+    sf.write(flac, y, SR, format="FLAC")
+    data = flac.read_bytes()
+    flac.write_bytes(data[: len(data) // 3])
+    assert preflight(open_index(root), small_params) == []  # the header alone looks fine
+
+    with pytest.raises(BadInputError, match=r"blues.00001.flac: decod.*\n.*other clips are saved"):
+        run(root, tmp_path / "out", small_params, client=client)
+    assert not (tmp_path / "out" / "audio.hdf5").exists()
+    import zarr
+
+    done = zarr.open_group(str(tmp_path / "out" / "audio.zarr"), mode="r")["done"][...]
+    assert done.sum() == 3 and not done[0, 1]  # the other clips' work is kept
+
+    res = run(root, tmp_path / "out", small_params, client=client, skip_bad=True)
+    assert res.resumed == 3 and res.computed == 0 and len(res.bad) == 1
+    with h5py.File(tmp_path / "out" / "audio.hdf5") as f:
+        assert f["valid"][...].tolist() == [[True, False], [True, True]]
+
+
+@pytest.mark.parametrize("setup,pattern", [
+    ("empty_genre", r"empty genre folder: holds no clips"),
+    ("unequal", r"genres hold unequal numbers of clips \(blues=2, classical=1\)"),
+    ("empty_file", r"empty file \(0 bytes\)"),
+    ("text_file", r"not a decodable audio file"),
+    ("no_genres", r"holds no genre sub-folders"),
+])
+def test_folder_layout_problems(tmp_path, setup, pattern):
+    root = tmp_path / "genres"
+    for genre, n in (("blues", 2), ("classical", 2)):
+        (root / genre).mkdir(parents=True)
+        for c in range(n):
+            sf.write(root / genre / f"{genre}.{c:05d}.au", np.zeros(SR * 4, np.float32), SR, format="AU")
+    if setup == "empty_genre":
+        (root / "jazz").mkdir()
+    elif setup == "unequal":
+        (root / "classical" / "classical.00001.au").unlink()
+    elif setup == "empty_file":
+        (root / "blues" / "blues.00000.au").write_bytes(b"")
+    elif setup == "text_file":
+        (root / "blues" / "blues.00000.au").write_text("this is not audio\n" * 100)
+    elif setup == "no_genres":
+        shutil.rmtree(root)
+        root.mkdir()
+    params = Params(nsamples=SR * 3)
+    try:
+        problems = preflight(open_index(root), params)
+    except BadInputError as e:
+        problems = e.problems
+    import re
+
+    assert any(re.search(pattern, p.reason) for p in problems), problems
+
+
+@pytest.mark.parametrize("damage,pattern", [
+    ("drop_attr", r"lacks the attribute\(s\) Nsamples"),
+    ("wrong_ngenres", r"attribute Ngenres=5 but the file holds 2 datasets"),
+    ("wrong_shape", r"shape \(100, 2\) differs from \(Nsamples, Nclips\)"),
+    ("not_hdf5", r"not a folder and not a readable HDF5 file"),
+])
+def test_bad_gtzan_hdf5(tmp_path, damage, pattern):
+    path = tmp_path / "gtzan.hdf5"
+    if damage == "not_hdf5":
+        path.write_text("hello")
+    else:
+        with h5py.File(path, "w") as f:
+            for genre in ("blues", "jazz"):
+                f.create_dataset(genre, data=np.zeros((1000 if damage != "wrong_shape" or genre == "blues" else 100, 2),
+                                                       np.float32))
+            f.attrs.update({"Ngenres": 2, "Nclips": 2, "sr": SR, "Nsamples": 1000})
+            if damage == "drop_attr":
+                del f.attrs["Nsamples"]
+            if damage == "wrong_ngenres":
+                f.attrs["Ngenres"] = 5
+    with pytest.raises(BadInputError, match=pattern):
+        open_index(path)
+
+
+def test_resample_and_mono_make_bad_clips_good(bad_folder, small_params):
+    root, bad = bad_folder
+    params = small_params.replace(resample=True, mono=True)
+    problems = preflight(open_index(root), params)
+    # only the corrupt and the short file stay bad
+    assert sorted(p.path for p in problems) == sorted([str(bad["corrupt"]), str(bad["short"])])
+    from pipeline.dataset import load_clip
+
+    refs = {r.source: r for r in open_index(root).clips}
+    y = load_clip(refs[str(bad["rate"])], params)
+    assert y.shape == (params.nsamples,) and y.dtype == np.float32

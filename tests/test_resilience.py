@@ -1,0 +1,189 @@
+"""Never lose work: SIGKILL of the run or of a worker, full disks, output rules."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from helpers import assert_same_output, read_hdf5
+
+from pipeline import StoreError
+from pipeline.run import run
+from pipeline.synth import synth_dataset
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def full_clips(tmp_path_factory):
+    """2 genres x 4 GTZAN-length clips: long enough to kill a run in mid-flight."""
+    return synth_dataset(tmp_path_factory.mktemp("full"), genres=2, clips=4, seed=4)
+
+
+@pytest.fixture(scope="module")
+def undisturbed(full_clips, tmp_path_factory):
+    out = tmp_path_factory.mktemp("undisturbed")
+    p = subprocess.run([sys.executable, "-m", "pipeline", "run", str(full_clips), "-o", str(out), "--workers", "2"],
+                       capture_output=True, text=True, cwd=out)
+    assert p.returncode == 0, p.stderr
+    return out / "audio.hdf5"
+
+
+def done_count(out: Path) -> int:
+    d = out / "audio.zarr" / "done"
+    return sum(1 for p in d.rglob("*") if p.is_file() and p.name != "zarr.json" and "partial" not in p.name) \
+        if d.exists() else 0
+
+
+def start(args, cwd):
+    return subprocess.Popen([sys.executable, "-m", "pipeline", "run", *map(str, args)], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for(cond, proc, timeout=240):
+    t0 = time.time()
+    while not cond():
+        if proc.poll() is not None:
+            return False
+        if time.time() - t0 > timeout:
+            raise AssertionError("timed out waiting for the run to reach the kill point")
+        time.sleep(0.02)
+    return True
+
+
+@pytest.mark.parametrize("point", ["store-created", "2-clips", "6-clips", "consolidating"])
+def test_sigkill_whole_run_then_rerun_is_identical(full_clips, undisturbed, tmp_path, point):
+    out = tmp_path / "out"
+    proc = start([full_clips, "-o", out, "--workers", "2"], tmp_path)
+    conds = {
+        "store-created": lambda: (out / "audio.zarr" / "done").exists(),
+        "2-clips": lambda: done_count(out) >= 2,
+        "6-clips": lambda: done_count(out) >= 6,
+        "consolidating": lambda: (out / ".audio.hdf5.partial").exists(),
+    }
+    reached = wait_for(conds[point], proc)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)  # the run and all its workers
+    proc.wait()
+    if reached and point != "consolidating":
+        assert not (out / "audio.hdf5").exists()  # never a half-written output
+    finished = done_count(out)
+    rerun = subprocess.run([sys.executable, "-m", "pipeline", "run", str(full_clips), "-o", str(out),
+                            "--workers", "2"], capture_output=True, text=True, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    if 0 < finished < 8:
+        assert f"resuming: {finished} of 8 clips" in rerun.stderr
+        assert f"{8 - finished} clips computed ({finished} resumed" in rerun.stdout
+    assert_same_output(out / "audio.hdf5", undisturbed)
+
+
+def test_sigkill_of_a_worker_does_not_fail_the_run(full_clips, undisturbed, tmp_path):
+    out = tmp_path / "out"
+    proc = start([full_clips, "-o", out, "--workers", "2"], tmp_path)
+    assert wait_for(lambda: done_count(out) >= 1, proc)
+    workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
+               if "spawn_main" in " ".join(p.cmdline())]
+    assert workers, "no worker process found"
+    workers[0].send_signal(signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "0 bad" in stdout
+    assert_same_output(out / "audio.hdf5", undisturbed)
+
+
+def test_store_from_other_parameters_is_refused(tiny_dataset, small_params, client, tmp_path):
+    run(tiny_dataset, tmp_path, small_params, client=client)
+    (tmp_path / "audio.hdf5").unlink()
+    with pytest.raises(StoreError, match=r"audio.zarr exists and it was made with other parameters "
+                                         r"\(lcn_sigma: 2.0 -> 3.0\); use --overwrite"):
+        run(tiny_dataset, tmp_path, small_params.replace(lcn_sigma=3.0), client=client)
+    res = run(tiny_dataset, tmp_path, small_params.replace(lcn_sigma=3.0), client=client, overwrite=True)
+    assert res.computed == 6 and res.resumed == 0
+    _, attrs = read_hdf5(tmp_path / "audio.hdf5")
+    assert attrs["lcn_sigma"] == 3.0
+
+
+def test_existing_hdf5_is_not_overwritten(tiny_dataset, small_params, client, tmp_path):
+    run(tiny_dataset, tmp_path, small_params, client=client)
+    before = (tmp_path / "audio.hdf5").stat().st_mtime_ns
+    with pytest.raises(StoreError, match=r"audio.hdf5 exists and it was made with other parameters"):
+        run(tiny_dataset, tmp_path, small_params.replace(ns=48, n_octaves=2), client=client)
+    assert (tmp_path / "audio.hdf5").stat().st_mtime_ns == before
+    # the same run again is up to date and does nothing
+    assert run(tiny_dataset, tmp_path, small_params, client=client).up_to_date
+
+
+def test_unwritable_output_folder_is_a_clear_error(tiny_dataset, small_params, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match=r"cannot write to the output folder .*file/out .*choose another with -o"):
+        run(tiny_dataset, blocker / "out", small_params)
+
+
+def test_second_run_on_same_output_exits_at_once_naming_the_holder(full_clips, tmp_path):
+    out = tmp_path / "out"
+    first = start([full_clips, "-o", out, "--workers", "1"], tmp_path)
+    try:
+        assert wait_for(lambda: (out / "audio.zarr").exists(), first)
+        second = subprocess.run([sys.executable, "-m", "pipeline", "run", str(full_clips), "-o", str(out)],
+                                capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        assert second.returncode == 1
+        assert f"in use by another audioprep run (pid {first.pid} on host " in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here to fill a disk ({r.stderr.decode().strip()})")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_full_disk_is_a_clear_error_and_the_store_resumes(tiny_dataset, small_params, client, small_disk, tmp_path):
+    from helpers import assert_matches_reference
+
+    with pytest.raises(StoreError, match=r"No space left on device.*run again"):
+        run(tiny_dataset, small_disk, small_params, client=client)
+    assert not (small_disk / "audio.hdf5").exists()
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    res = run(tiny_dataset, small_disk, small_params, client=client)
+    assert res.computed + res.resumed == 6
+    from reference import reference_folder
+    from conftest import SMALL
+
+    assert_matches_reference(small_disk / "audio.hdf5", reference_folder(tiny_dataset, Nsamples=SMALL["nsamples"]))
+
+
+def test_clip_that_keeps_killing_workers_is_reported_bad_not_retried_forever(tmp_path):
+    """A 40-minute 44.1 kHz file, which --resample must decode whole, exceeds the
+    workers' memory limit: the nanny kills each worker that takes it."""
+    import numpy as np
+    import soundfile as sf
+
+    root = synth_dataset(tmp_path / "in", genres=1, clips=3, seconds=3.0, seed=5)
+    (root / "blues" / "blues.00001.au").unlink()
+    bomb = root / "blues" / "blues.00001.wav"
+    with sf.SoundFile(str(bomb), "w", 44100, 1, "PCM_16") as f:
+        block = (0.1 * np.sin(np.arange(44100 * 60) / 7)).astype(np.float32)
+        for _ in range(40):
+            f.write(block)
+    env = {**os.environ, "DASK_AUDIOPREP__MEMORY_LIMIT": "600MiB", "DASK_AUDIOPREP__ALLOWED_FAILURES": "1"}
+    p = subprocess.run([sys.executable, "-m", "pipeline", "run", str(root), "-o", str(tmp_path / "out"),
+                        "--resample", "--nsamples", "66136", "--skip-bad", "--workers", "2"],
+                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert f"{bomb}: killed its worker process on every attempt" in p.stderr
+    assert "Traceback" not in p.stderr
+    arrays, _ = read_hdf5(tmp_path / "out" / "audio.hdf5")
+    assert arrays["valid"].tolist() == [[True, False, True]]
