@@ -118,21 +118,35 @@ def main():
 @click.option("--dashboard-address", help="Where the dashboard listens  [default: 127.0.0.1:8787]")
 @click.option("--skip-bad", is_flag=True, help="Go on without bad clips: zero them, flag them invalid, list them")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs made from other parameters or input")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Run configuration file (as 'audioprep config' prints, or OUTDIR/audio.config.yaml of an "
+                   "earlier run); options given here override it")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or status lines")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug)")
+@click.pass_context
 @handle_errors
-def run(input, outdir, quiet, verbose, **kw):
+def run(ctx, input, outdir, quiet, verbose, config_file, **kw):
     """Process INPUT (a genres folder or a gtzan.hdf5) into OUTDIR/audio.hdf5.
 
     With no INPUT, a synthetic 10 genres x 10 clips dataset is written to
     data/genres (once) and processed.  A run interrupted at any point resumes
-    where it stopped when the same command is run again.
+    where it stopped when the same command is run again.  The run's
+    configuration is saved as OUTDIR/audio.config.yaml; '--config' repeats it.
     """
+    import dask.config
+
     from .cluster import ClusterSpec
+    from .config import dump_run_config, load_run_config, make_run_config
     from .run import run as run_pipeline
 
     _setup_logging(verbose, quiet)
-    params = params_from(kw)
+    cfg = load_run_config(config_file) if config_file else {}
+    params = params_from(kw, cfg.get("params"))
+    if input is None and cfg.get("input"):
+        input = Path(cfg["input"])
+    if ctx.get_parameter_source("outdir") == click.core.ParameterSource.DEFAULT and cfg.get("outdir"):
+        outdir = Path(cfg["outdir"])
+    kw["skip_bad"] = kw["skip_bad"] or bool(cfg.get("skip-bad", False))
     progress = _progress_enabled(quiet)
     say = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     if input is None:
@@ -143,10 +157,31 @@ def run(input, outdir, quiet, verbose, **kw):
             say(f"no INPUT given: synthesizing 10 genres x 10 clips into {genres}")
             synth_dataset(DEFAULT_DATA, genres=10, clips=10, progress=progress)
         input = genres
-    spec = ClusterSpec(kind=kw["cluster"], workers=kw["workers"], dashboard_address=kw["dashboard_address"])
-    res = run_pipeline(input, outdir, params, spec=spec, skip_bad=kw["skip_bad"], overwrite=kw["overwrite"],
-                       progress=progress, echo=say)
+    # A --config file's runtime settings apply for this run only, under the options given here.
+    with dask.config.set({"audioprep": cfg["audioprep"]} if cfg.get("audioprep") else {}):
+        spec = ClusterSpec(kind=kw["cluster"], workers=kw["workers"], dashboard_address=kw["dashboard_address"])
+        config_text = dump_run_config(make_run_config(params, input=input, outdir=outdir, skip_bad=kw["skip_bad"],
+                                                      runtime=_runtime_settings(spec)))
+        res = run_pipeline(input, outdir, params, spec=spec, skip_bad=kw["skip_bad"], overwrite=kw["overwrite"],
+                           progress=progress, echo=say, config_text=config_text)
     _print_summary(res, quiet)
+
+
+def _runtime_settings(spec) -> dict:
+    """The effective 'audioprep' runtime settings, command-line overrides applied."""
+    import copy
+
+    import dask.config
+
+    runtime = copy.deepcopy(dict(dask.config.get("audioprep")))
+    for key, value in (("cluster", spec.kind), ("workers", spec.workers),
+                       ("dashboard-address", spec.dashboard_address), ("jobs", spec.jobs)):
+        if value is not None:
+            runtime[key] = value
+    for key, value in spec.jobqueue.items():
+        if value is not None:
+            runtime.setdefault("jobqueue", {})[key] = value
+    return runtime
 
 
 def _print_summary(res, quiet: bool) -> None:
@@ -211,6 +246,76 @@ def synth(out_dir, genres, clips, seconds, seed, quiet):
                          progress=_progress_enabled(quiet))
     if not quiet:
         click.echo(f"wrote {genres} genres x {clips} clips under {root}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@handle_errors
+def info(path):
+    """Describe an audio.hdf5, audio.zarr or gtzan.hdf5.
+
+    Arrays with shapes, dtypes, chunking, codec and size on disk; labels;
+    sample rate; valid and missing clips; provenance (parameters, input,
+    software versions, when it was made).
+    """
+    from .io import describe
+
+    click.echo(describe(path))
+
+
+@main.command()
+@click.argument("output", type=click.Path(exists=True, path_type=Path))
+@click.option("--genre", help="Genre name of the clip to show")
+@click.option("--clip", type=click.IntRange(min=0), help="Clip number within the genre (from 0)")
+@click.option("--stream", type=click.IntRange(0, 1), default=0, help="0 = aligned frames, 1 = overlapped frames")
+@click.option("--seconds", type=click.FloatRange(min=0.05), default=2.0, help="Length of the waveform stretch")
+@click.option("--summary", is_flag=True, help="Instead of one clip: the mean CQT spectrum of each genre")
+@click.option("-o", "--output-png", "png", type=click.Path(dir_okay=False, path_type=Path),
+              help="PNG file to write  [default: <genre>-<clip>.png or summary.png]")
+@handle_errors
+def show(output, genre, clip, stream, seconds, summary, png):
+    """Plot one clip of OUTPUT (audio.hdf5 or audio.zarr): waveform, CQT (dB) and LCN.
+
+    With --summary, plot each genre's mean CQT spectrum side by side.
+    Needs matplotlib (pip install 'audioprep[plot]').
+    """
+    from .plot import show_clip, show_summary
+
+    if summary:
+        png = png or Path("summary.png")
+        show_summary(output, out=png)
+    else:
+        if genre is None or clip is None:
+            raise click.UsageError("give --genre NAME and --clip N, or --summary")
+        png = png or Path(f"{genre}-{clip}.png")
+        show_clip(output, genre=genre, clip=clip, stream=stream, seconds=seconds, out=png)
+    click.echo(f"wrote {png}")
+
+
+@main.command("config")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Start from this run configuration file")
+@click.option("--datasets", help="Datasets to write, comma-separated  [default: Xa,Xs,Xn]")
+@param_options
+@handle_errors
+def config_cmd(config_file, **kw):
+    """Print the effective configuration as YAML with comments.
+
+    Numerical parameters (defaults, then --config FILE, then options), the
+    dataset selection, and the runtime and cluster settings from dask.config
+    (packaged defaults, ~/.config/dask/*.yaml, DASK_AUDIOPREP__* variables).
+    Save it, edit it, and run it with 'audioprep run --config FILE'.
+    """
+    import dask.config
+
+    from .config import dump_run_config, load_run_config, make_run_config
+
+    cfg = load_run_config(config_file) if config_file else {}
+    params = params_from(kw, cfg.get("params"))
+    with dask.config.set({"audioprep": cfg["audioprep"]} if cfg.get("audioprep") else {}):
+        text = dump_run_config(make_run_config(params, input=cfg.get("input"), outdir=cfg.get("outdir"),
+                                               skip_bad=cfg.get("skip-bad", False)))
+    click.echo(text, nl=False)
 
 
 @main.group()

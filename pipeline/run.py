@@ -25,6 +25,7 @@ from .params import Params
 log = logging.getLogger("audioprep")
 
 SUMMARY_NAME = "audio.summary.json"
+CONFIG_NAME = "audio.config.yaml"
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
@@ -65,7 +66,7 @@ def _is_storage_error(exc: BaseException) -> bool:
 
 def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, client=None,
         skip_bad: bool = False, overwrite: bool = False, progress: bool = False,
-        echo=None) -> RunResult:
+        echo=None, config_text: str | None = None) -> RunResult:
     """Run the pipeline; return a :class:`RunResult`.
 
     Raises :class:`BadInputError` for bad clips (unless ``skip_bad``), with the
@@ -96,6 +97,8 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
                          "choose another with -o or fix its permissions") from None
 
     with st.OutputLock(outdir):
+        if config_text is not None:
+            _write_atomic(outdir / CONFIG_NAME, config_text)
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         expected = st.make_attrs(index, params, created=created)
         if hdf5_path.exists() and not overwrite:
@@ -229,8 +232,12 @@ def write_summary(path: Path, result: RunResult) -> None:
     data = asdict(result)
     data["clips_per_second"] = round(result.clips_per_second, 3)
     data["seconds"] = round(result.seconds, 3)
+    _write_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name("." + path.name + ".partial")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 

@@ -1,0 +1,135 @@
+"""``audioprep show``: look at one clip (waveform, CQT, LCN) or each genre's mean spectrum.
+
+matplotlib is an optional extra (``pip install 'audioprep[plot]'``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .exceptions import PipelineError
+from .io import _Source
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PipelineError("'audioprep show' needs matplotlib; install it with: pip install 'audioprep[plot]'") from None
+    return plt
+
+
+def _octave_ticks(attrs):
+    """Bin positions and labels of each octave's C: 'C2\\n65.4 Hz' ... 'C6\\n1046.5 Hz'."""
+    import librosa
+
+    bpo, ns, fmin = int(attrs["bins_per_octave"]), int(attrs["ns"]), float(attrs["fmin"])
+    pos = np.arange(0, ns + 1, bpo)
+    freqs = fmin * 2.0 ** (pos / bpo)
+    labels = [f"{librosa.hz_to_note(f, unicode=False)}\n{f:.1f} Hz" for f in freqs]
+    return pos - 0.5, labels
+
+
+def show_clip(path, *, genre: str, clip: int, stream: int = 0, seconds: float = 2.0, out=None):
+    """Figure of one clip: a stretch of waveform (``Xa``), the CQT in dB (``Xs``), the LCN (``Xn``)."""
+    plt = _pyplot()
+    src = _Source(path)
+    a = src.attrs
+    labels = list(a["labels"])
+    if genre not in labels:
+        raise PipelineError(f"--genre {genre!r} is not in {path}; choose one of {', '.join(labels)}")
+    g = labels.index(genre)
+    nclips = int(a["Nclips"])
+    if not 0 <= clip < nclips:
+        raise PipelineError(f"--clip {clip} is out of range; {path} holds clips 0 to {nclips - 1}")
+    if stream not in (0, 1):
+        raise PipelineError(f"--stream {stream} must be 0 (aligned frames) or 1 (overlapped frames)")
+    sr, na = int(a["sr"]), int(a["na"])
+    hop_s = na / sr
+    offset = stream * na / 2 / sr
+    panels = [n for n in ("Xa", "Xs", "Xn") if n in src.names]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)), squeeze=False)
+    axes = axes[:, 0]
+    valid = bool(np.asarray(src.array("valid")[g, clip])) if "valid" in src.names else True
+    fig.suptitle(f"{genre} clip {clip}, {'aligned' if stream == 0 else 'overlapped'} stream"
+                 + ("" if valid else "  (INVALID: zero-filled bad clip)"), fontsize=13)
+    ticks, ticklabels = _octave_ticks(a)
+    for ax, name in zip(axes, panels):
+        if name == "Xa":
+            nfr = max(1, min(int(a["Nframes"]), int(np.ceil(seconds * sr / na))))
+            y = np.asarray(src.array("Xa")[g, clip, :nfr, stream, :]).ravel()
+            t = offset + np.arange(y.size) / sr
+            ax.plot(t, y, lw=0.5, color="tab:blue")
+            ax.set_xlim(t[0], t[-1])
+            ax.set_ylabel("amplitude")
+            ax.set_title(f"waveform (Xa), first {y.size / sr:.2f} s")
+            continue
+        S = np.asarray(src.array(name)[g, clip, :, stream, :], dtype=np.float64).T  # bins x frames
+        extent = (offset, offset + S.shape[1] * hop_s, -0.5, S.shape[0] - 0.5)
+        if name == "Xs":
+            ref = S.max() if S.max() > 0 else 1.0
+            img = 20 * np.log10(np.maximum(S, ref * 1e-5) / ref)
+            im = ax.imshow(img, origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=-80, vmax=0)
+            fig.colorbar(im, ax=ax, pad=0.01, label="dB (re max)")
+            ax.set_title("constant-Q spectrogram (Xs), dB")
+        else:
+            lim = float(np.percentile(np.abs(S), 99.5)) or 1.0
+            im = ax.imshow(S, origin="lower", aspect="auto", extent=extent, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            fig.colorbar(im, ax=ax, pad=0.01, label="normalized (0 = local mean)")
+            ax.set_title("local contrast normalization (Xn)")
+        ax.set_yticks(ticks)
+        ax.set_yticklabels(ticklabels, fontsize=8)
+        ax.set_ylabel("pitch")
+    axes[-1].set_xlabel("time (s)")
+    for ax in axes[:-1]:
+        if ax.get_xlabel() == "":
+            ax.set_xlabel("time (s)")
+    fig.tight_layout()
+    return _finish(fig, out)
+
+
+def show_summary(path, *, out=None):
+    """Each genre's mean CQT spectrum (valid clips, all frames and streams), side by side."""
+    plt = _pyplot()
+    src = _Source(path)
+    a = src.attrs
+    if "Xs" not in src.names:
+        raise PipelineError(f"{path} holds no Xs; the summary plots the mean CQT spectrum")
+    labels = list(a["labels"])
+    arr = src.array("Xs")
+    valid = np.asarray(src.array("valid")[...]) if "valid" in src.names else np.ones(arr.shape[:2], bool)
+    ns = arr.shape[-1]
+    mean = np.zeros((ns, len(labels)))
+    for g in range(len(labels)):
+        acc, n = np.zeros(ns), 0
+        for c in range(arr.shape[1]):
+            if valid[g, c]:
+                acc += np.asarray(arr[g, c], dtype=np.float64).mean(axis=(0, 1))
+                n += 1
+        mean[:, g] = acc / max(n, 1)
+    db = 20 * np.log10(np.maximum(mean, mean.max() * 1e-5 if mean.max() > 0 else 1e-10) /
+                       (mean.max() if mean.max() > 0 else 1.0))
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels) + 2), 6))
+    im = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", interpolation="nearest")
+    fig.colorbar(im, ax=ax, label="mean level, dB (re max)")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=45, ha="right")
+    ticks, ticklabels = _octave_ticks(a)
+    ax.set_yticks(ticks)
+    ax.set_yticklabels(ticklabels, fontsize=8)
+    ax.set_ylabel("pitch")
+    ax.set_title("mean CQT spectrum per genre")
+    fig.tight_layout()
+    return _finish(fig, out)
+
+
+def _finish(fig, out):
+    if out is not None:
+        fig.savefig(out, dpi=100)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return fig

@@ -1,0 +1,70 @@
+"""Configuration: dask.config defaults, 'audioprep config', run --config reproduces a run."""
+
+import dask
+import pytest
+import yaml
+from conftest import SMALL
+from helpers import assert_same_output
+from test_cli import audioprep
+
+from pipeline import config
+from pipeline.config import dump_run_config, load_run_config, make_run_config
+from pipeline.params import Params
+
+
+def test_packaged_yaml_has_a_comment_on_every_key():
+    for line in config.defaults_text().splitlines():
+        if line.strip() and not line.strip().startswith("#") and line.strip() != "audioprep:":
+            assert "#" in line, line
+
+
+def test_environment_overrides_packaged_default(monkeypatch):
+    assert config.get("threads-per-worker") == 1
+    with dask.config.set({"audioprep.threads-per-worker": 3}):
+        assert config.get("threads-per-worker") == 3
+        assert config.get("threads-per-worker", 5) == 5  # explicit argument wins
+
+
+def test_run_config_round_trips():
+    cfg = make_run_config(Params(lcn_sigma=1.5, datasets="Xs"), input=".", outdir="o", skip_bad=True)
+    back = yaml.safe_load(dump_run_config(cfg))
+    assert back == cfg
+    assert Params.from_dict(back["params"]) == Params(lcn_sigma=1.5, datasets="Xs")
+
+
+def test_bad_config_files_are_clear(tmp_path):
+    from pipeline import ParameterError
+
+    bad = tmp_path / "c.yaml"
+    bad.write_text("params: [1, 2\n")
+    with pytest.raises(ParameterError, match="not valid YAML"):
+        load_run_config(bad)
+    bad.write_text("parms: {}\n")
+    with pytest.raises(ParameterError, match=r"unknown key\(s\) parms"):
+        load_run_config(bad)
+    p = audioprep("config", "--config", bad, check=False)
+    assert p.returncode == 1 and "unknown key(s) parms" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_config_command_prints_effective_settings(tmp_path):
+    out = audioprep("config", "--lcn-size", "7").stdout
+    cfg = yaml.safe_load(out)
+    assert cfg["params"]["lcn_size"] == 7 and cfg["params"]["na"] == 1024
+    assert cfg["audioprep"]["dashboard-address"] == "127.0.0.1:8787"
+    assert "# LCN Gaussian window taps" in out
+    # a config file, then an option on top of it
+    f = tmp_path / "c.yaml"
+    f.write_text(out)
+    again = yaml.safe_load(audioprep("config", "--config", f, "--ns", "48", "--octaves", "2").stdout)
+    assert again["params"]["lcn_size"] == 7 and again["params"]["ns"] == 48
+
+
+@pytest.mark.slow
+def test_run_from_saved_config_reproduces_the_output(tiny_dataset, tmp_path):
+    audioprep("run", tiny_dataset, "-o", tmp_path / "a", "--nsamples", SMALL["nsamples"], "--lcn-sigma", "1.5",
+              "--lcn-log", "--datasets", "Xs,Xn", "--workers", "2", cwd=tmp_path)
+    saved = tmp_path / "a" / "audio.config.yaml"
+    cfg = yaml.safe_load(saved.read_text())
+    assert cfg["params"]["lcn_sigma"] == 1.5 and cfg["input"] == str(tiny_dataset)
+    audioprep("run", "--config", saved, "-o", tmp_path / "b", cwd=tmp_path)
+    assert_same_output(tmp_path / "a" / "audio.hdf5", tmp_path / "b" / "audio.hdf5")

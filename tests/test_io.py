@@ -1,0 +1,89 @@
+"""open_dataset, to_matrix and describe on both stores, against direct h5py / zarr reads."""
+
+import h5py
+import numpy as np
+import pytest
+import zarr
+
+from pipeline import PipelineError
+from pipeline.io import describe, open_dataset, to_matrix
+from pipeline.run import run
+
+
+@pytest.fixture(scope="module")
+def output(tiny_dataset, small_params, client, tmp_path_factory):
+    out = tmp_path_factory.mktemp("io")
+    run(tiny_dataset, out, small_params, client=client)
+    return out
+
+
+def direct(out, kind, name):
+    if kind == "hdf5":
+        with h5py.File(out / "audio.hdf5") as f:
+            return f[name][...]
+    return zarr.open_group(str(out / "audio.zarr"), mode="r")[name][...]
+
+
+@pytest.mark.parametrize("kind", ["hdf5", "zarr"])
+def test_open_dataset_is_lazy_and_labelled(output, kind):
+    import dask.array as da
+
+    ds = open_dataset(output / f"audio.{kind}")
+    assert isinstance(ds.Xs.data, da.Array)  # nothing loaded yet
+    assert ds.Xa.dims == ("genre", "clip", "frame", "overlap", "sample")
+    assert ds.Xn.dims == ("genre", "clip", "frame", "overlap", "bin")
+    assert list(ds.genre.values) == ["blues", "classical", "country"]
+    assert ds.frequency.values[0] == pytest.approx(65.406, abs=1e-3)
+    assert ds.frequency.values[24] == pytest.approx(130.81, abs=1e-2)  # one octave up
+    assert ds.note.values[0] == "C2" and ds.note.values[24] == "C3" and ds.note.values[1] == "C2+50"
+    assert ds.time.sel(frame=2, overlap=0) == pytest.approx(2 * 1024 / 22050)
+    assert ds.time.sel(frame=2, overlap=1) == pytest.approx(2.5 * 1024 / 22050)
+    for name in ("Xa", "Xs", "Xn", "valid"):
+        assert np.array_equal(ds[name].values, direct(output, kind, name)), name
+    assert np.array_equal(ds.Xs.sel(genre="classical").isel(clip=1).values, direct(output, kind, "Xs")[1, 1])
+
+
+@pytest.mark.parametrize("kind", ["hdf5", "zarr"])
+@pytest.mark.parametrize("name", ["Xa", "Xs", "Xn"])
+def test_to_matrix_is_the_original_reshape(output, kind, name):
+    full = direct(output, kind, name)
+    n = full.shape[-1]
+    m = to_matrix(output / f"audio.{kind}", name, genres=2, clips=1, frames=10)
+    assert m.dtype == np.float32 and m.shape == (2 * 1 * 10 * 2, n)
+    assert np.array_equal(m, full[:2, :1, :10].reshape(-1, n))
+    assert np.array_equal(to_matrix(output / f"audio.{kind}", name), full.reshape(-1, n))
+    by_name = to_matrix(output / f"audio.{kind}", name, genres=["country", "blues"], clips=[1], frames=5)
+    assert np.array_equal(by_name, full[[0, 2]][:, [1], :5].reshape(-1, n))
+
+
+def test_to_matrix_reads_only_the_selected_chunks(output):
+    """Reading X[:1, :1, :10] with a tiny chunk cache touches one chunk, not the file."""
+    with h5py.File(output / "audio.hdf5") as f:
+        d = f["Xa"]
+        chunks = [c for c in d.iter_chunks((slice(0, 1), slice(0, 1), slice(0, 10), slice(None), slice(None)))]
+        assert len(chunks) == 1
+        assert d.id.get_num_chunks() > 1
+
+
+def test_to_matrix_errors_name_the_fix(output):
+    with pytest.raises(PipelineError, match=r"genres: unknown name 'polka'; known: blues, classical, country"):
+        to_matrix(output / "audio.hdf5", "Xs", genres=["polka"])
+    with pytest.raises(PipelineError, match=r"clips=9 must be between 1 and 2"):
+        to_matrix(output / "audio.zarr", "Xs", clips=9)
+    with pytest.raises(PipelineError, match=r"holds no dataset 'Xq'"):
+        to_matrix(output / "audio.zarr", "Xq")
+
+
+def test_describe_shows_schema_labels_and_provenance(output, tmp_path, tiny_dataset, small_params):
+    text = describe(output / "audio.hdf5")
+    assert "Xa     (3, 2, 64, 2, 1024)" in text and "float32" in text and "chunks (1, 1, 64, 2, 1024)" in text
+    assert "labels: blues, classical, country" in text
+    assert "sr: 22050 Hz" in text and "6 valid" in text
+    assert "lcn_sigma=2.0" in text and "librosa 0." in text and str(tiny_dataset) in text
+    ztext = describe(output / "audio.zarr")
+    assert "blosc(cname=lz4" in ztext and "progress: 6 of 6 clips finished" in ztext
+    from pipeline.ingest import ingest
+
+    g = ingest(tiny_dataset, tmp_path / "gtzan.hdf5", small_params)
+    gtext = describe(g)
+    assert "gtzan.hdf5" in gtext and "Ngenres: 3" in gtext and f"({small_params.nsamples}, 2)" in gtext

@@ -1,0 +1,70 @@
+"""audioprep show: a figure a person can read (checked through its artists and pixels)."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from pipeline import PipelineError  # noqa: E402
+from pipeline.plot import show_clip, show_summary  # noqa: E402
+from pipeline.run import run  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def output(tiny_dataset, small_params, client, tmp_path_factory):
+    out = tmp_path_factory.mktemp("plot")
+    run(tiny_dataset, out, small_params, client=client)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["hdf5", "zarr"])
+def test_show_clip_has_waveform_cqt_and_lcn(output, tmp_path, kind):
+    png = tmp_path / "clip.png"
+    fig = show_clip(output / f"audio.{kind}", genre="classical", clip=1, out=png)
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    titles = [ax.get_title() for ax in axes]
+    assert titles[0].startswith("waveform (Xa)") and "Xs" in titles[1] and "Xn" in titles[2]
+    # the waveform is the clip's own samples
+    import h5py
+
+    with h5py.File(output / "audio.hdf5") as f:
+        first = f["Xa"][1, 1, 0, 0]
+    line = axes[0].get_lines()[0]
+    assert np.array_equal(line.get_ydata()[:1024], first)
+    # note-labelled frequency axis from C2 to C6 with Hz; time in seconds
+    labels = [t.get_text() for t in axes[1].get_yticklabels()]
+    assert labels[0] == "C2\n65.4 Hz" and labels[-1] == "C6\n1046.5 Hz"
+    assert axes[2].get_xlabel() == "time (s)"
+    # the LCN uses a diverging map centred on 0
+    im = axes[2].get_images()[0]
+    assert im.get_cmap().name == "RdBu_r" and im.norm.vmin == -im.norm.vmax
+    from matplotlib.image import imread
+
+    pixels = imread(png)
+    assert pixels.shape[0] > 500 and pixels[..., :3].std() > 0.1  # not blank
+
+
+def test_show_summary_has_one_column_per_genre(output, tmp_path):
+    fig = show_summary(output / "audio.zarr", out=tmp_path / "s.png")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["blues", "classical", "country"]
+    assert ax.get_images()[0].get_array().shape == (96, 3)
+    assert (tmp_path / "s.png").stat().st_size > 10000
+
+
+def test_show_errors_are_clear(output):
+    with pytest.raises(PipelineError, match=r"--genre 'polka' is not in .*; choose one of blues, classical, country"):
+        show_clip(output / "audio.hdf5", genre="polka", clip=0)
+    with pytest.raises(PipelineError, match=r"--clip 5 is out of range; .* holds clips 0 to 1"):
+        show_clip(output / "audio.hdf5", genre="blues", clip=5)
+
+
+def test_show_and_info_commands(output, tmp_path):
+    from test_cli import audioprep
+
+    p = audioprep("show", output / "audio.hdf5", "--genre", "blues", "--clip", "0", "-o", tmp_path / "clip.png")
+    assert "wrote" in p.stdout and (tmp_path / "clip.png").stat().st_size > 20000
+    p = audioprep("show", output / "audio.hdf5", "--genre", "blues", check=False)
+    assert p.returncode == 2 and "give --genre NAME and --clip N, or --summary" in p.stderr
+    info = audioprep("info", output / "audio.hdf5").stdout
+    assert "labels: blues, classical, country" in info and "provenance:" in info
