@@ -62,6 +62,25 @@ def param_options(fn):
     return fn
 
 
+JOBQUEUE_OPTIONS = ("cores", "processes", "memory", "walltime", "queue", "account", "interface")
+
+
+def jobqueue_options(fn):
+    """Per-job settings of batch-job clusters (override dask.config's jobqueue settings)."""
+    opts = [
+        click.option("--cores", type=click.IntRange(min=1), help="Cores per batch job  [default: 1]"),
+        click.option("--processes", type=click.IntRange(min=1), help="Worker processes per batch job  [default: 1]"),
+        click.option("--memory", help="Memory per batch job, e.g. 4GiB  [default: 2GiB]"),
+        click.option("--walltime", help="Walltime per batch job, e.g. 02:00:00  [default: 01:00:00]"),
+        click.option("--queue", help="Queue or partition  [default: the scheduler's]"),
+        click.option("--account", help="Account or project to charge  [default: none]"),
+        click.option("--interface", help="Network interface for workers and scheduler, e.g. ib0  [default: default route]"),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
 PARAM_KEYS = ("sr", "nsamples", "na", "ns", "n_octaves", "fmin", "lcn_size", "lcn_sigma", "lcn_log",
               "resample", "mono", "datasets")
 
@@ -116,6 +135,10 @@ def main():
                                 "scheduler  [default: local, or audioprep.cluster in dask config]")
 @click.option("--workers", type=click.IntRange(min=1), help="Local worker processes  [default: one per core]")
 @click.option("--dashboard-address", help="Where the dashboard listens  [default: 127.0.0.1:8787]")
+@jobqueue_options
+@click.option("--jobs", type=click.IntRange(min=1), help="Batch jobs to start (jobqueue clusters)  [default: 2]")
+@click.option("--adapt-min", type=click.IntRange(min=0), help="Adaptive scaling: fewest jobs (with --adapt-max)")
+@click.option("--adapt-max", type=click.IntRange(min=1), help="Adaptive scaling: most jobs")
 @click.option("--skip-bad", is_flag=True, help="Go on without bad clips: zero them, flag them invalid, list them")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs made from other parameters or input")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -159,7 +182,9 @@ def run(ctx, input, outdir, quiet, verbose, config_file, **kw):
         input = genres
     # A --config file's runtime settings apply for this run only, under the options given here.
     with dask.config.set({"audioprep": cfg["audioprep"]} if cfg.get("audioprep") else {}):
-        spec = ClusterSpec(kind=kw["cluster"], workers=kw["workers"], dashboard_address=kw["dashboard_address"])
+        spec = ClusterSpec(kind=kw["cluster"], workers=kw["workers"], dashboard_address=kw["dashboard_address"],
+                           jobs=kw["jobs"], adapt_min=kw["adapt_min"], adapt_max=kw["adapt_max"],
+                           jobqueue={k: kw[k] for k in JOBQUEUE_OPTIONS})
         config_text = dump_run_config(make_run_config(params, input=input, outdir=outdir, skip_bad=kw["skip_bad"],
                                                       runtime=_runtime_settings(spec)))
         res = run_pipeline(input, outdir, params, spec=spec, skip_bad=kw["skip_bad"], overwrite=kw["overwrite"],
@@ -175,7 +200,8 @@ def _runtime_settings(spec) -> dict:
 
     runtime = copy.deepcopy(dict(dask.config.get("audioprep")))
     for key, value in (("cluster", spec.kind), ("workers", spec.workers),
-                       ("dashboard-address", spec.dashboard_address), ("jobs", spec.jobs)):
+                       ("dashboard-address", spec.dashboard_address), ("jobs", spec.jobs),
+                       ("adapt-min", spec.adapt_min), ("adapt-max", spec.adapt_max)):
         if value is not None:
             runtime[key] = value
     for key, value in spec.jobqueue.items():
@@ -325,12 +351,7 @@ def cluster():
 
 @cluster.command("job-script")
 @click.option("--cluster", "kind", required=True, help="slurm, pbs, sge, lsf or htcondor")
-@click.option("--cores", type=int, help="Cores per job")
-@click.option("--processes", type=int, help="Worker processes per job")
-@click.option("--memory", help="Memory per job, e.g. 4GiB")
-@click.option("--walltime", help="Walltime per job, e.g. 02:00:00")
-@click.option("--queue", help="Queue / partition")
-@click.option("--account", help="Account / project to charge")
+@jobqueue_options
 @handle_errors
 def job_script(kind, **jobqueue):
     """Print the batch script a worker job would be submitted with (nothing is submitted)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from . import config
@@ -25,6 +26,9 @@ CLUSTERS = {
 }
 
 JOBQUEUE_KEYS = ("cores", "processes", "memory", "walltime", "queue", "account", "interface")
+# How each scheduler names our settings, and which it has no such setting for.
+RENAMED = {"sge": {"account": "project"}, "lsf": {"account": "project"}}
+UNSUPPORTED = {"htcondor": ("queue", "account", "walltime")}
 
 
 def is_address(kind: str) -> bool:
@@ -73,11 +77,15 @@ class ClusterSpec:
                 value = config.get(f"jobqueue.{key}")
             if value is not None:
                 out[key] = value
-        if kind in ("lsf",) and "account" in out:
-            out["project"] = out.pop("account")
-        if kind in ("htcondor",):
-            out.pop("queue", None)
-            out.pop("account", None)
+        for key in UNSUPPORTED.get(kind, ()):
+            out.pop(key, None)
+        for ours, theirs in RENAMED.get(kind, {}).items():
+            if ours in out:
+                out[theirs] = out.pop(ours)
+        if kind == "lsf" and str(out.get("walltime", "")).count(":") == 2:
+            out["walltime"] = str(out["walltime"]).rsplit(":", 1)[0]  # LSF's -W takes [hours:]minutes
+        if kind == "htcondor" and dask.config.get("jobqueue.htcondor.disk", None) is None:
+            out["disk"] = out.get("memory", "2GiB")  # HTCondor requires a disk request
         extra = []
         lifetime = config.get("jobqueue.lifetime")
         if lifetime:
@@ -91,6 +99,7 @@ class ClusterSpec:
         if self.local_directory:
             out["local_directory"] = self.local_directory
         if self.log_directory:
+            Path(self.log_directory).mkdir(parents=True, exist_ok=True)
             out["log_directory"] = self.log_directory
         return out
 
@@ -115,10 +124,11 @@ def make_cluster(spec: ClusterSpec):
         raise ClusterError(f"could not create the {kind} cluster: {e}; the call was "
                            f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})") from None
     lo, hi = config.get("adapt-min", spec.adapt_min), config.get("adapt-max", spec.adapt_max)
-    if hi:
-        cluster.adapt(minimum_jobs=int(lo or 0), maximum_jobs=int(hi))
-    else:
-        cluster.scale(jobs=int(config.get("jobs", spec.jobs)))
+    if not hi:
+        lo = hi = int(config.get("jobs", spec.jobs))
+    # Adaptive even for a fixed count: workers retire before the walltime
+    # ('lifetime') and the adaptive loop submits jobs to replace them.
+    cluster.adapt(minimum_jobs=int(lo or 0), maximum_jobs=int(hi))
     return cluster
 
 
@@ -158,6 +168,23 @@ class Connection:
             self.cluster = make_cluster(self.spec)
             self.client = Client(self.cluster)
         return self.client
+
+    def wait_for_workers(self, echo) -> None:
+        """Wait for the first worker of a batch-job cluster; fail clearly if none comes."""
+        if self.cluster is None or self.spec.resolved_kind() == "local":
+            return
+        timeout = config.get("worker-timeout")
+        echo(f"waiting for the first worker (batch jobs pending; up to {timeout})")
+        try:
+            self.client.wait_for_workers(1, timeout=timeout)
+        except Exception:
+            from dask.utils import parse_timedelta
+
+            raise ClusterError(
+                f"no worker joined within {parse_timedelta(timeout):.0f} s: the batch jobs did not start or "
+                f"could not reach the scheduler; check the queue (squeue / qstat), the job logs in "
+                f"{self.spec.log_directory}, and the script from 'audioprep cluster job-script --cluster "
+                f"{self.spec.resolved_kind()}'; raise audioprep.worker-timeout for busy queues") from None
 
     def __exit__(self, *exc):
         if self._own_client and self.client is not None:

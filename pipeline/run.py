@@ -44,6 +44,7 @@ class RunResult:
     hdf5_bytes: int = 0
     up_to_date: bool = False
     dashboard: str | None = None
+    workers: list = field(default_factory=list)  # names of the workers that were connected
     params: dict = field(default_factory=dict)
 
     @property
@@ -197,10 +198,13 @@ def _compute(todo, index, params, zarr_path, spec, client, progress, echo, resul
 
     failures: list[tuple[ClipRef, str]] = []
     with dask.config.set({"distributed.scheduler.allowed-failures": int(config.get("allowed-failures"))}):
+        if spec.log_directory is None:
+            spec.log_directory = str(Path(zarr_path).parent / "logs")  # batch jobs' stdout / stderr
         conn = Connection(spec, client)
         with conn as cl:
             result.dashboard = cl.dashboard_link
             echo(f"dashboard: {cl.dashboard_link}")
+            conn.wait_for_workers(echo)
             writes = build_graph(todo, params, str(zarr_path), index.labels)
             refs = {ref.g * index.nclips + ref.c: ref for ref in todo}
             futures = cl.compute(list(writes.values()))
@@ -222,6 +226,7 @@ def _compute(todo, index, params, zarr_path, spec, client, progress, echo, resul
                         failures.append((ref, _reason(exc)))
                     bar.update()
                     fut.release()
+            result.workers = sorted({str(w.get("name")) for w in cl.scheduler_info()["workers"].values()})
             if storage_error is not None:
                 raise StoreError(f"writing to {zarr_path} failed ({storage_error.strerror}); the finished clips "
                                  "are kept: free space or fix permissions and run again to resume")

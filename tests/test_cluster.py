@@ -1,0 +1,141 @@
+"""Cluster kinds: job scripts everywhere; real one-node SLURM and SGE where they run.
+
+.ci/run starts both schedulers and sets AUDIOPREP_REQUIRE_SCHEDULERS=1, so
+there a missing scheduler fails these tests instead of skipping them.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import assert_same_output
+from test_cli import SMALL_ARGS, audioprep
+
+from pipeline import ClusterError
+from pipeline.cluster import CLUSTERS, ClusterSpec, cluster_class, job_script
+
+REQUIRE = os.environ.get("AUDIOPREP_REQUIRE_SCHEDULERS") == "1"
+SLURM_CONF = os.environ.get("SLURM_CONF", "/tmp/audioprep-slurm/slurm.conf")
+
+
+def test_registry_feeds_the_cli_choices():
+    assert set(CLUSTERS) == {"local", "slurm", "pbs", "sge", "lsf", "htcondor"}
+    assert cluster_class("slurm").__name__ == "SLURMCluster"
+    with pytest.raises(ClusterError, match=r"--cluster 'torque' is not a cluster kind.*tcp://HOST:PORT"):
+        cluster_class("torque")
+
+
+@pytest.mark.parametrize("kind,expect", [
+    ("slurm", ["#SBATCH -p long", "#SBATCH -A proj42", "#SBATCH --cpus-per-task=4", "#SBATCH -t 02:00:00",
+               "--nthreads 2", "--nworkers 2", "--lifetime 55m"]),
+    ("pbs", ["#PBS -q long", "#PBS -A proj42", "#PBS -l walltime=02:00:00", "ncpus=4"]),
+    ("sge", ["#$ -q long", "#$ -P proj42", "#$ -l h_rt=02:00:00"]),
+    ("lsf", ["#BSUB -q long", '#BSUB -P "proj42"', "#BSUB -n 4", "#BSUB -W 02:00\n"]),
+    ("htcondor", ["RequestCpus = MY.DaskWorkerCores", "--lifetime 55m"]),
+])
+def test_job_script_text(kind, expect):
+    spec = ClusterSpec(kind=kind, jobqueue={"cores": 4, "processes": 2, "memory": "8GiB", "walltime": "02:00:00",
+                                            "queue": "long", "account": "proj42"})
+    script = job_script(spec)
+    for line in expect:
+        assert line in script, (line, script)
+
+
+def test_job_script_command_and_config_precedence(tmp_path):
+    out = audioprep("cluster", "job-script", "--cluster", "slurm", "--memory", "3GiB").stdout
+    assert "#SBATCH --mem=" in out and "--memory-limit 3.00GiB" in out
+    # the packaged default (2GiB) applies when neither option nor user config sets it
+    assert "--memory-limit 2.00GiB" in audioprep("cluster", "job-script", "--cluster", "slurm").stdout
+    # a user's jobqueue.yaml (here via DASK_ environment variables) wins over audioprep's default
+    env_out = subprocess.run(["python", "-m", "pipeline", "cluster", "job-script", "--cluster", "slurm"],
+                             capture_output=True, text=True,
+                             env={**os.environ, "DASK_JOBQUEUE__SLURM__MEMORY": "5GiB"}).stdout
+    assert "--memory-limit 5.00GiB" in env_out
+    p = audioprep("cluster", "job-script", "--cluster", "local", check=False)
+    assert p.returncode == 1 and "submits no batch jobs" in p.stderr
+
+
+def slurm_running() -> bool:
+    if not shutil.which("sinfo") or not Path(SLURM_CONF).exists():
+        return False
+    p = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
+                       env={**os.environ, "SLURM_CONF": SLURM_CONF})
+    return p.returncode == 0 and any(s in p.stdout for s in ("idle", "mix", "alloc"))
+
+
+def sge_running() -> bool:
+    if not shutil.which("qstat"):
+        return False
+    env = {**os.environ, "SGE_ROOT": os.environ.get("SGE_ROOT", "/var/lib/gridengine"),
+           "SGE_CELL": os.environ.get("SGE_CELL", "default")}
+    p = subprocess.run(["qstat", "-f"], capture_output=True, text=True, env=env)
+    return p.returncode == 0 and "all.q@" in p.stdout
+
+
+def need(running: bool, what: str, how: str):
+    if running:
+        return
+    if REQUIRE:
+        pytest.fail(f"{what} is not running but AUDIOPREP_REQUIRE_SCHEDULERS=1; start it with {how}")
+    pytest.skip(f"{what} is not running (start it with {how})")
+
+
+@pytest.fixture(scope="module")
+def local_output(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    audioprep("run", tiny_dataset, "-o", out, "--workers", "2", *SMALL_ARGS, cwd=out)
+    return out / "audio.hdf5"
+
+
+def run_on(kind, extra, tiny_dataset, tmp_path, env):
+    out = tmp_path / kind
+    p = subprocess.run(["python", "-m", "pipeline", "run", str(tiny_dataset), "-o", str(out), "--cluster", kind,
+                        "--jobs", "2", "--cores", "1", "--memory", "1GiB", "--walltime", "00:10:00",
+                        "--interface", "lo", *extra, *SMALL_ARGS],
+                       capture_output=True, text=True, cwd=tmp_path, env={**os.environ, **env}, timeout=600)
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+@pytest.mark.slurm
+def test_pipeline_on_real_slurm_equals_local(tiny_dataset, local_output, tmp_path):
+    need(slurm_running(), "a one-node SLURM", "bash cluster/slurm-up.sh")
+    out = run_on("slurm", ["--queue", "debug"], tiny_dataset, tmp_path, {"SLURM_CONF": SLURM_CONF})
+    assert_same_output(out / "audio.hdf5", local_output)
+    summary = json.loads((out / "audio.summary.json").read_text())
+    assert summary["workers"] and all(w.startswith("SLURMCluster-") for w in summary["workers"])
+    # two batch jobs were submitted, each with its own log
+    assert len(list((out / "logs").glob("*.err"))) == 2
+
+
+@pytest.mark.sge
+def test_pipeline_on_real_sge_equals_local(tiny_dataset, local_output, tmp_path):
+    need(sge_running(), "a one-node Grid Engine", "bash cluster/sge-up.sh")
+    env = {"SGE_ROOT": os.environ.get("SGE_ROOT", "/var/lib/gridengine"),
+           "SGE_CELL": os.environ.get("SGE_CELL", "default")}
+    out = run_on("sge", ["--queue", "all.q"], tiny_dataset, tmp_path, env)
+    assert_same_output(out / "audio.hdf5", local_output)
+    summary = json.loads((out / "audio.summary.json").read_text())
+    assert summary["workers"] and all(w.startswith("SGECluster-") for w in summary["workers"])
+    assert len(list((out / "logs").glob("*"))) >= 2
+
+
+def test_unreachable_scheduler_address_is_a_clear_error(tiny_dataset, tmp_path):
+    p = audioprep("run", tiny_dataset, "-o", tmp_path, "--cluster", "tcp://127.0.0.1:9", *SMALL_ARGS,
+                  check=False, cwd=tmp_path)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert "could not reach the scheduler at tcp://127.0.0.1:9" in p.stderr
+
+
+@pytest.mark.slow
+def test_running_scheduler_address(tiny_dataset, local_output, tmp_path):
+    """--cluster tcp://... uses a scheduler someone else started."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0") as lc:
+        audioprep("run", tiny_dataset, "-o", tmp_path / "o", "--cluster", lc.scheduler_address, *SMALL_ARGS,
+                  cwd=tmp_path)
+    assert_same_output(tmp_path / "o" / "audio.hdf5", local_output)
