@@ -35,6 +35,16 @@ def handle_errors(fn):
         except KeyboardInterrupt:
             click.echo("interrupted: finished clips are kept; run the same command again to resume", err=True)
             sys.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as e:
+            import os
+
+            if os.environ.get("AUDIOPREP_DEBUG") == "1":
+                raise
+            click.echo(f"error: unexpected {type(e).__name__}: {e}; this is a bug in audioprep: please report it "
+                       "with the traceback that AUDIOPREP_DEBUG=1 shows", err=True)
+            sys.exit(70)
 
     return wrapper
 
@@ -159,7 +169,7 @@ def run(ctx, input, outdir, quiet, verbose, config_file, **kw):
     import dask.config
 
     from .cluster import ClusterSpec
-    from .config import dump_run_config, load_run_config, make_run_config
+    from .config import dump_run_config, load_run_config, make_run_config, runtime_overrides
     from .run import run as run_pipeline
 
     _setup_logging(verbose, quiet)
@@ -181,7 +191,7 @@ def run(ctx, input, outdir, quiet, verbose, config_file, **kw):
             synth_dataset(DEFAULT_DATA, genres=10, clips=10, progress=progress)
         input = genres
     # A --config file's runtime settings apply for this run only, under the options given here.
-    with dask.config.set({"audioprep": cfg["audioprep"]} if cfg.get("audioprep") else {}):
+    with dask.config.set(runtime_overrides(cfg)):
         spec = ClusterSpec(kind=kw["cluster"], workers=kw["workers"], dashboard_address=kw["dashboard_address"],
                            jobs=kw["jobs"], adapt_min=kw["adapt_min"], adapt_max=kw["adapt_max"],
                            jobqueue={k: kw[k] for k in JOBQUEUE_OPTIONS})
@@ -334,11 +344,11 @@ def config_cmd(config_file, **kw):
     """
     import dask.config
 
-    from .config import dump_run_config, load_run_config, make_run_config
+    from .config import dump_run_config, load_run_config, make_run_config, runtime_overrides
 
     cfg = load_run_config(config_file) if config_file else {}
     params = params_from(kw, cfg.get("params"))
-    with dask.config.set({"audioprep": cfg["audioprep"]} if cfg.get("audioprep") else {}):
+    with dask.config.set(runtime_overrides(cfg)):
         text = dump_run_config(make_run_config(params, input=cfg.get("input"), outdir=cfg.get("outdir"),
                                                skip_bad=cfg.get("skip-bad", False)))
     click.echo(text, nl=False)

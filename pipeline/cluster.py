@@ -69,10 +69,13 @@ class ClusterSpec:
         import dask.config
 
         out = {}
+        shipped = _jobqueue_packaged_defaults().get(kind, {})
         for key in JOBQUEUE_KEYS:
             value = self.jobqueue.get(key)
             if value is None:
                 value = dask.config.get(f"jobqueue.{kind}.{key}", None)
+                if value == shipped.get(key):
+                    value = None  # dask-jobqueue's own default, not the user's choice
             if value is None:
                 value = config.get(f"jobqueue.{key}")
             if value is not None:
@@ -102,6 +105,19 @@ class ClusterSpec:
             Path(self.log_directory).mkdir(parents=True, exist_ok=True)
             out["log_directory"] = self.log_directory
         return out
+
+
+def _jobqueue_packaged_defaults() -> dict:
+    """dask-jobqueue's own jobqueue.yaml, to tell its defaults from a user's settings."""
+    import yaml
+
+    try:
+        import dask_jobqueue
+
+        path = Path(dask_jobqueue.__file__).with_name("jobqueue.yaml")
+        return (yaml.safe_load(path.read_text()) or {}).get("jobqueue", {})
+    except Exception:
+        return {}
 
 
 def make_cluster(spec: ClusterSpec):

@@ -139,3 +139,22 @@ def load_run_config(path) -> dict:
         raise ParameterError(f"--config {path}: unknown key(s) {', '.join(unknown)}; "
                              "known: input, outdir, skip-bad, params, audioprep")
     return cfg
+
+
+def runtime_overrides(cfg: dict) -> dict:
+    """A run configuration's ``audioprep`` section as dotted keys for ``dask.config.set``.
+
+    Dotted keys merge into the defaults; a nested dict would replace the whole
+    ``audioprep`` namespace and lose the keys the file leaves out.
+    """
+    out = {}
+
+    def walk(d, prefix):
+        for key, value in d.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}.{key}")
+            else:
+                out[f"{prefix}.{key}"] = value
+
+    walk(cfg.get("audioprep") or {}, "audioprep")
+    return out

@@ -48,7 +48,9 @@ def test_job_script_command_and_config_precedence(tmp_path):
     out = audioprep("cluster", "job-script", "--cluster", "slurm", "--memory", "3GiB").stdout
     assert "#SBATCH --mem=" in out and "--memory-limit 3.00GiB" in out
     # the packaged default (2GiB) applies when neither option nor user config sets it
-    assert "--memory-limit 2.00GiB" in audioprep("cluster", "job-script", "--cluster", "slurm").stdout
+    default = audioprep("cluster", "job-script", "--cluster", "slurm").stdout
+    assert "--memory-limit 2.00GiB" in default
+    assert "#SBATCH -t 01:00:00" in default  # audioprep's walltime, not dask-jobqueue's 00:30:00
     # a user's jobqueue.yaml (here via DASK_ environment variables) wins over audioprep's default
     env_out = subprocess.run(["python", "-m", "pipeline", "cluster", "job-script", "--cluster", "slurm"],
                              capture_output=True, text=True,
@@ -139,3 +141,28 @@ def test_running_scheduler_address(tiny_dataset, local_output, tmp_path):
         audioprep("run", tiny_dataset, "-o", tmp_path / "o", "--cluster", lc.scheduler_address, *SMALL_ARGS,
                   cwd=tmp_path)
     assert_same_output(tmp_path / "o" / "audio.hdf5", local_output)
+
+
+def readme_block(marker: str) -> str:
+    """The shell block that follows ``<!-- marker -->`` in the README."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    after = text.split(f"<!-- {marker} -->", 1)[1]
+    return after.split("```bash", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.slurm
+def test_readme_slurm_recipe_works_as_written(tmp_path):
+    need(slurm_running(), "a one-node SLURM", "bash cluster/slurm-up.sh")
+    repo = Path(__file__).resolve().parent.parent
+    (tmp_path / "cluster").symlink_to(repo / "cluster")  # the recipe runs from a checkout's root
+    script = readme_block("slurm-recipe")
+    assert "--config cluster/slurm.yaml" in script
+    p = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=900)
+    assert p.returncode == 0, p.stdout + p.stderr
+    import h5py
+
+    with h5py.File(tmp_path / "data" / "slurm" / "audio.hdf5") as f:
+        assert f["Xs"].shape[:3] == (10, 2, 644) and f["valid"][...].all()
+    summary = json.loads((tmp_path / "data" / "slurm" / "audio.summary.json").read_text())
+    assert all(w.startswith("SLURMCluster-") for w in summary["workers"])
