@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from . import store as st
 from .cluster import ClusterSpec, Connection
 from .dataset import ClipRef, open_index, preflight
@@ -42,6 +44,7 @@ class RunResult:
     seconds: float = 0.0
     bytes_written: int = 0  # array bytes this run's tasks wrote
     hdf5_bytes: int = 0
+    consolidate_seconds: float = 0.0  # time the HDF5 writer process spent copying
     up_to_date: bool = False
     dashboard: str | None = None
     workers: list = field(default_factory=list)  # names of the workers that were connected
@@ -111,6 +114,7 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
             if why is not None:
                 raise StoreError(f"{hdf5_path} exists and {why}; use --overwrite to replace it, "
                                  "or -o another folder")
+        _check_space(outdir, params, index)
         root = _open_or_create(zarr_path, index, params, expected, overwrite, echo)
         done = st.done_mask(root)
         result.resumed = int(done.sum())
@@ -136,21 +140,38 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
                 if (g, c) not in present and not done[g, c]:
                     st.mark_bad(root, g, c, f"{genre}[{c}]", "missing: the genre holds fewer clips")
 
-        failures = _compute(todo, index, params, zarr_path, spec, client, progress, echo, result)
-        for ref, reason in failures:
-            result.bad.append(f"{ref.name}: {reason}")
-            if skip_bad:
-                st.mark_bad(root, ref.g, ref.c, ref.name, reason)
-        if failures and not skip_bad:
-            raise BadInputError([Problem(r.name, why) for r, why in failures],
-                                f"{len(failures)} clip(s) failed; the other clips are saved in {zarr_path}: "
-                                "fix the bad clips and run again, or add --skip-bad")
-
-        echo(f"consolidating {zarr_path} -> {hdf5_path}")
-        result.hdf5_bytes = _consolidate(zarr_path, hdf5_path, progress)
+        # The single HDF5 writer copies each clip as soon as it is finished, so
+        # consolidation overlaps the computation; the file appears only at the end.
+        writer = _storage(lambda: st.HDF5Writer(zarr_path, hdf5_path), hdf5_path, zarr_path)
+        try:
+            failures = _compute(todo, index, params, zarr_path, spec, client, progress, echo, result, writer)
+            for ref, reason in failures:
+                result.bad.append(f"{ref.name}: {reason}")
+                if skip_bad:
+                    st.mark_bad(root, ref.g, ref.c, ref.name, reason)
+            if failures and not skip_bad:
+                raise BadInputError([Problem(r.name, why) for r, why in failures],
+                                    f"{len(failures)} clip(s) failed; the other clips are saved in {zarr_path}: "
+                                    "fix the bad clips and run again, or add --skip-bad")
+            echo(f"consolidating {zarr_path} -> {hdf5_path}")
+            result.hdf5_bytes = writer.finish(progress=progress)
+            result.consolidate_seconds = writer.busy_seconds
+        finally:
+            writer.abort()  # removes the temporary file unless finish() renamed it
         result.seconds = time.perf_counter() - t0
         write_summary(outdir / SUMMARY_NAME, result)
         return result
+
+
+def _check_space(outdir: Path, params: Params, index) -> None:
+    """Refuse before any work when the disk cannot hold audio.hdf5 (plus 10 %)."""
+    import shutil
+
+    need = 1.1 * sum(4 * int(np.prod(params.shape(n, index.ngenres, index.nclips))) for n in params.datasets)
+    free = shutil.disk_usage(outdir).free
+    if free < need:
+        raise StoreError(f"{outdir} has {free / 1e6:.1f} MB free but audio.hdf5 needs about {need / 1e6:.1f} MB "
+                         "(plus the Zarr store); free space or choose a larger disk with -o")
 
 
 def _safe_attrs(path) -> dict:
@@ -178,15 +199,16 @@ def _open_or_create(zarr_path: Path, index, params, expected, overwrite, echo):
         raise StoreError(f"cannot create {zarr_path} ({e.strerror or e})") from None
 
 
-def _consolidate(zarr_path, hdf5_path, progress) -> int:
+def _storage(fn, hdf5_path, zarr_path):
+    """Run ``fn``, turning a failed write of the HDF5 file into a clear StoreError."""
     try:
-        return st.consolidate(zarr_path, hdf5_path, progress=progress)
+        return fn()
     except OSError as e:
-        raise StoreError(f"writing {hdf5_path} failed ({e.strerror or e}); {zarr_path} is complete: "
-                         "free space and run again to consolidate") from None
+        raise StoreError(f"writing {hdf5_path} failed ({e.strerror or e}); the finished clips are kept in "
+                         f"{zarr_path}: free space and run again to resume") from None
 
 
-def _compute(todo, index, params, zarr_path, spec, client, progress, echo, result) -> list:
+def _compute(todo, index, params, zarr_path, spec, client, progress, echo, result, writer) -> list:
     """Compute ``todo`` clips; return ``[(ref, reason)]`` for the clips that failed."""
     if not todo:
         return []
@@ -217,6 +239,7 @@ def _compute(todo, index, params, zarr_path, spec, client, progress, echo, resul
                     if fut.status == "finished":
                         result.bytes_written += fut.result()
                         result.computed += 1
+                        writer.copy_clip(g, c)  # queued to the writer process
                     else:
                         exc = fut.exception()
                         if _is_storage_error(exc):

@@ -151,17 +151,24 @@ def small_disk(tmp_path):
 
 
 def test_full_disk_is_a_clear_error_and_the_store_resumes(tiny_dataset, small_params, client, small_disk, tmp_path):
+    from conftest import SMALL
     from helpers import assert_matches_reference
+    from reference import reference_folder
 
-    with pytest.raises(StoreError, match=r"No space left on device.*run again"):
+    # 1 MB cannot hold audio.hdf5 (3.7 MB): refused before any work
+    with pytest.raises(StoreError, match=r"has 1\.\d MB free but audio.hdf5 needs about 4\.\d MB"):
         run(tiny_dataset, small_disk, small_params, client=client)
-    assert not (small_disk / "audio.hdf5").exists()
+    assert not (small_disk / "audio.zarr").exists()
+    # 4.5 MB passes the check, holds the store, then fills while audio.hdf5 is written
+    subprocess.run(["mount", "-o", "remount,size=4500k", str(small_disk)], check=True)
+    with pytest.raises(StoreError, match=r"writing .*audio.hdf5 failed \(No space left on device\); the finished "
+                                         r"clips are kept .*run again to resume"):
+        run(tiny_dataset, small_disk, small_params, client=client)
+    assert not (small_disk / "audio.hdf5").exists() and not (small_disk / ".audio.hdf5.partial").exists()
+    # space freed: the same run resumes from the store and completes
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     res = run(tiny_dataset, small_disk, small_params, client=client)
-    assert res.computed + res.resumed == 6
-    from reference import reference_folder
-    from conftest import SMALL
-
+    assert res.resumed == 6 and res.computed == 0
     assert_matches_reference(small_disk / "audio.hdf5", reference_folder(tiny_dataset, Nsamples=SMALL["nsamples"]))
 
 
