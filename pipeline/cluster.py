@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
+
+import dask.config
 from dataclasses import dataclass, field
 
 from . import config
@@ -24,6 +26,14 @@ CLUSTERS = {
     "lsf": "dask_jobqueue:LSFCluster",
     "htcondor": "dask_jobqueue:HTCondorCluster",
 }
+
+# distributed's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers. Setting
+# any malloc tunable turns off glibc's dynamic mmap threshold, so every large
+# numpy temporary is mmapped and page-faulted afresh: measured in a worker, the
+# CQT took 65 ms a clip instead of 48 ms and the LCN 9.5 ms instead of 5 ms.
+# Leaving the variable unset gives the workers the speed of a plain process.
+WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+WORKER_ENV = ["export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None"]
 
 JOBQUEUE_KEYS = ("cores", "processes", "memory", "walltime", "queue", "account", "interface")
 # How each scheduler names our settings, and which it has no such setting for.
@@ -66,8 +76,6 @@ class ClusterSpec:
 
     def jobqueue_kwargs(self, kind: str) -> dict:
         """Job settings: CLI > the user's ``jobqueue.<kind>`` config > audioprep's defaults."""
-        import dask.config
-
         out = {}
         shipped = _jobqueue_packaged_defaults().get(kind, {})
         for key in JOBQUEUE_KEYS:
@@ -96,6 +104,8 @@ class ClusterSpec:
                       str(config.get("jobqueue.lifetime-stagger") or "0s")]
         if extra:
             out["worker_extra_args"] = extra
+        prologue = list(dask.config.get(f"jobqueue.{kind}.job-script-prologue", None) or [])
+        out["job_script_prologue"] = prologue + [line for line in WORKER_ENV if line not in prologue]
         iface = out.get("interface")
         out["scheduler_options"] = {"dashboard_address": config.get("dashboard-address", self.dashboard_address),
                                     **({"interface": iface} if iface else {})}
@@ -127,10 +137,11 @@ def make_cluster(spec: ClusterSpec):
     if kind == "local":
         workers = config.get("workers", spec.workers) or os.cpu_count() or 1
         try:
-            return cls(n_workers=int(workers), threads_per_worker=int(config.get("threads-per-worker")),
-                       processes=True, memory_limit=config.get("memory-limit"),
-                       dashboard_address=config.get("dashboard-address", spec.dashboard_address),
-                       host="127.0.0.1", local_directory=spec.local_directory)
+            with dask.config.set(WORKER_CONFIG):  # read by the nannies as they are created
+                return cls(n_workers=int(workers), threads_per_worker=int(config.get("threads-per-worker")),
+                           processes=True, memory_limit=config.get("memory-limit"),
+                           dashboard_address=config.get("dashboard-address", spec.dashboard_address),
+                           host="127.0.0.1", local_directory=spec.local_directory)
         except Exception as e:
             raise ClusterError(f"could not start a local cluster of {workers} workers ({e})") from None
     kwargs = spec.jobqueue_kwargs(kind)

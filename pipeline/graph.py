@@ -41,9 +41,9 @@ def lcn(item: dict, params: Params) -> dict:
     return {**item, "Xn": Xn}
 
 
-def write(item: dict, params: Params, store: str, g: int, c: int) -> int:
+def write(item: dict, params: Params, store: str, token: str, g: int, c: int) -> int:
     """Stage 5: write the requested arrays into the clip's chunks; return the bytes written."""
-    return write_clip(store, g, c, {name: item[name] for name in params.datasets})
+    return write_clip(store, g, c, {name: item[name] for name in params.datasets}, token)
 
 
 def stages_for(params: Params) -> list:
@@ -70,8 +70,10 @@ def clip_token(ref: ClipRef, labels) -> str:
     return f"{genre}.{ref.c:05d}"
 
 
-def build_graph(clips, params: Params, store: str, labels) -> dict:
+def build_graph(clips, params: Params, store: str, labels, token: str = "") -> dict:
     """Build (do not run) the chains for ``clips``.
+
+    ``token`` identifies this creation of the store (:func:`pipeline.store.store_token`).
 
     Returns
     -------
@@ -85,10 +87,10 @@ def build_graph(clips, params: Params, store: str, labels) -> dict:
     stages = stages_for(params)
     out = {}
     for ref in clips:
-        token = clip_token(ref, labels)
-        node = dask.delayed(load, pure=True)(ref, params, dask_key_name=f"load-{token}")
+        clip = clip_token(ref, labels)
+        node = dask.delayed(load, pure=True)(ref, params, dask_key_name=f"load-{clip}")
         for stage in stages[1:-1]:
-            node = dask.delayed(fns[stage], pure=True)(node, params, dask_key_name=f"{stage}-{token}")
+            node = dask.delayed(fns[stage], pure=True)(node, params, dask_key_name=f"{stage}-{clip}")
         out[(ref.g, ref.c)] = dask.delayed(write, pure=True)(
-            node, params, store, ref.g, ref.c, dask_key_name=f"write-{token}")
+            node, params, store, token, ref.g, ref.c, dask_key_name=f"write-{clip}")
     return out

@@ -227,7 +227,8 @@ def _compute(todo, index, params, zarr_path, spec, client, progress, echo, resul
             result.dashboard = cl.dashboard_link
             echo(f"dashboard: {cl.dashboard_link}")
             conn.wait_for_workers(echo)
-            writes = build_graph(todo, params, str(zarr_path), index.labels)
+            token = st.store_token(dict(st.open_store(zarr_path).attrs))
+            writes = build_graph(todo, params, str(zarr_path), index.labels, token)
             refs = {ref.g * index.nclips + ref.c: ref for ref in todo}
             futures = cl.compute(list(writes.values()))
             slot = {f.key: (g, c) for f, (g, c) in zip(futures, writes)}

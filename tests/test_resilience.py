@@ -55,7 +55,7 @@ def wait_for(cond, proc, timeout=240):
     return True
 
 
-@pytest.mark.parametrize("point", ["store-created", "2-clips", "6-clips", "consolidating"])
+@pytest.mark.parametrize("point", ["store-created", "hdf5-partial", "2-clips", "6-clips", "all-done"])
 def test_sigkill_whole_run_then_rerun_is_identical(full_clips, undisturbed, tmp_path, point):
     out = tmp_path / "out"
     proc = start([full_clips, "-o", out, "--workers", "2"], tmp_path)
@@ -63,13 +63,14 @@ def test_sigkill_whole_run_then_rerun_is_identical(full_clips, undisturbed, tmp_
         "store-created": lambda: (out / "audio.zarr" / "done").exists(),
         "2-clips": lambda: done_count(out) >= 2,
         "6-clips": lambda: done_count(out) >= 6,
-        "consolidating": lambda: (out / ".audio.hdf5.partial").exists(),
+        "hdf5-partial": lambda: (out / ".audio.hdf5.partial").exists(),
+        "all-done": lambda: done_count(out) >= 8,  # the last copies and the rename are under way
     }
     reached = wait_for(conds[point], proc)
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)  # the run and all its workers
     proc.wait()
-    if reached and point != "consolidating":
+    if reached and point != "all-done":
         assert not (out / "audio.hdf5").exists()  # never a half-written output
     finished = done_count(out)
     rerun = subprocess.run([sys.executable, "-m", "pipeline", "run", str(full_clips), "-o", str(out),
