@@ -68,3 +68,15 @@ def test_show_and_info_commands(output, tmp_path):
     assert p.returncode == 2 and "give --genre NAME and --clip N, or --summary" in p.stderr
     info = audioprep("info", output / "audio.hdf5").stdout
     assert "labels: blues, classical, country" in info and "provenance:" in info
+
+
+def test_show_without_matplotlib_says_how_to_install(output, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['matplotlib'] = None; from pipeline.cli import main; "
+            f"main(['show', {str(output / 'audio.hdf5')!r}, '--genre', 'blues', '--clip', '0', '-o', "
+            f"{str(tmp_path / 'x.png')!r}])")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert "needs matplotlib; install it with: pip install 'audioprep[plot]'" in p.stderr
