@@ -304,26 +304,35 @@ class HDF5Writer:
     """
 
     def __init__(self, zarr_path, hdf5_path):
+        self.path = Path(hdf5_path)
+        self.zarr_path = Path(zarr_path)
+        self._closed = False
+        self.busy_seconds = 0.0  # time the writer process spent copying and finishing
+        self._start()
+
+    def _start(self) -> None:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
-        self.path = Path(hdf5_path)
-        self.zarr_path = Path(zarr_path)
         # A pipe, not queues: sends are synchronous and it needs no semaphores.
         self._conn, child = ctx.Pipe(duplex=True)
-        self._proc = ctx.Process(target=_writer_main, args=(str(zarr_path), str(hdf5_path), child), daemon=True,
-                                 name="audioprep-hdf5")
+        self._proc = ctx.Process(target=_writer_main, args=(str(self.zarr_path), str(self.path), child),
+                                 daemon=True, name="audioprep-hdf5")
         self._proc.start()
         child.close()
         self._pending = 0
-        self._closed = False
-        self.busy_seconds = 0.0  # time the writer process spent copying and finishing
+        self._lost = False  # the process died (killed, out of memory): start afresh in finish()
 
     def copy_clip(self, g: int, c: int) -> None:
-        self._pending += 1
-        self._conn.send(("copy", int(g), int(c)))
-        while self._pending and self._conn.poll(0):  # read the replies that are there
-            self._reply(self._conn.recv())
+        if self._lost:
+            return  # finish() copies every finished clip from the store anyway
+        try:
+            self._pending += 1
+            self._conn.send(("copy", int(g), int(c)))
+            while self._pending and self._conn.poll(0):  # read the replies that are there
+                self._reply(self._conn.recv())
+        except (OSError, EOFError):
+            self._lost = True
 
     def _reply(self, msg) -> None:
         self._pending -= 1
@@ -336,21 +345,37 @@ class HDF5Writer:
                          "free space and run again to resume")
 
     def finish(self, *, progress: bool = False) -> int:
+        for attempt in (1, 2):
+            try:
+                msg = self._finish_once()
+                break
+            except (OSError, EOFError):
+                if attempt == 2:
+                    raise
+                # The writer died: a new one consolidates the whole store.
+                self._proc.kill()
+                self._proc.join()
+                self._conn.close()
+                self._start()
+        self._proc.join(timeout=60)
+        self._closed = True
+        self.busy_seconds += msg[3]
+        if msg[0] != "finished":
+            self._fail(msg[2])
+        self._conn.close()
+        return msg[1]
+
+    def _finish_once(self):
+        if self._lost or not self._proc.is_alive():
+            raise EOFError("the HDF5 writer process is gone")
         self._conn.send(("finish",))
         while True:
             if not self._conn.poll(3600):
                 self._fail("the HDF5 writer did not answer for an hour")
             msg = self._conn.recv()
             if msg[0] != "copied":
-                break
+                return msg
             self._pending -= 1
-        self._proc.join(timeout=60)
-        self._closed = True
-        self.busy_seconds = msg[3]
-        if msg[0] != "finished":
-            self._fail(msg[2])
-        self._conn.close()
-        return msg[1]
 
     def abort(self) -> None:
         if self._closed:

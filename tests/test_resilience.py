@@ -86,13 +86,37 @@ def test_sigkill_of_a_worker_does_not_fail_the_run(full_clips, undisturbed, tmp_
     out = tmp_path / "out"
     proc = start([full_clips, "-o", out, "--workers", "2"], tmp_path)
     assert wait_for(lambda: done_count(out) >= 1, proc)
-    workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
-               if "spawn_main" in " ".join(p.cmdline())]
+    workers = [p for p in children(proc) if not holds_partial_hdf5(p)]
     assert workers, "no worker process found"
     workers[0].send_signal(signal.SIGKILL)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
     assert "0 bad" in stdout
+    assert_same_output(out / "audio.hdf5", undisturbed)
+
+
+def children(proc):
+    """The run's spawned processes: Dask workers and the HDF5 writer."""
+    return [p for p in psutil.Process(proc.pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+
+
+def holds_partial_hdf5(p) -> bool:
+    try:
+        return any(f.path.endswith(".audio.hdf5.partial") for f in p.open_files())
+    except psutil.Error:
+        return False
+
+
+def test_sigkill_of_the_hdf5_writer_does_not_fail_the_run(full_clips, undisturbed, tmp_path):
+    out = tmp_path / "out"
+    proc = start([full_clips, "-o", out, "--workers", "2"], tmp_path)
+    assert wait_for(lambda: done_count(out) >= 2, proc)
+    writers = [p for p in children(proc) if holds_partial_hdf5(p)]
+    assert len(writers) == 1, "no HDF5 writer process found"
+    writers[0].send_signal(signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
     assert_same_output(out / "audio.hdf5", undisturbed)
 
 
