@@ -188,7 +188,7 @@ class Connection:
         kind = self.spec.resolved_kind()
         if is_address(kind):
             try:
-                self.client = Client(kind, timeout="20s")
+                self.client = Client(kind, timeout=config.get("connect-timeout"))
             except Exception as e:
                 raise ClusterError(f"could not reach the scheduler at {kind} ({e}); is it running?") from None
         else:

@@ -126,8 +126,9 @@ def test_pipeline_on_real_sge_equals_local(tiny_dataset, local_output, tmp_path)
 
 
 def test_unreachable_scheduler_address_is_a_clear_error(tiny_dataset, tmp_path):
-    p = audioprep("run", tiny_dataset, "-o", tmp_path, "--cluster", "tcp://127.0.0.1:9", *SMALL_ARGS,
-                  check=False, cwd=tmp_path)
+    env = {**os.environ, "DASK_AUDIOPREP__CONNECT_TIMEOUT": "2s"}
+    p = subprocess.run(["python", "-m", "pipeline", "run", str(tiny_dataset), "-o", str(tmp_path), "--cluster",
+                        "tcp://127.0.0.1:9", *SMALL_ARGS], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "could not reach the scheduler at tcp://127.0.0.1:9" in p.stderr
 
