@@ -7,7 +7,6 @@ loaded until asked for.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np

@@ -111,34 +111,16 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
                 result.up_to_date, result.resumed = True, result.clips
                 result.seconds = time.perf_counter() - t0
                 return result
-            if why is not None:
-                raise StoreError(f"{hdf5_path} exists and {why}; use --overwrite to replace it, "
-                                 "or -o another folder")
+            raise StoreError(f"{hdf5_path} exists and {why}; use --overwrite to replace it, or -o another folder")
         _check_space(outdir, params, index)
-        root = _open_or_create(zarr_path, index, params, expected, overwrite, echo)
+        root = _open_or_create(zarr_path, index, params, expected, overwrite)
         done = st.done_mask(root)
         result.resumed = int(done.sum())
         if result.resumed:
             echo(f"resuming: {result.resumed} of {result.clips} clips already in {zarr_path}, skipping them")
 
-        bad_paths = {p.path: p.reason for p in problems}
-        for p in problems:
-            result.bad.append(str(p))
-        todo = []
-        for ref in index.clips:
-            if done[ref.g, ref.c]:
-                continue
-            if ref.source in bad_paths and ref.column is None:
-                st.mark_bad(root, ref.g, ref.c, ref.source, bad_paths[ref.source])
-            elif index.kind == "hdf5" and index.path in bad_paths:
-                st.mark_bad(root, ref.g, ref.c, ref.name, bad_paths[index.path])
-            else:
-                todo.append(ref)
-        present = {(r.g, r.c) for r in index.clips}
-        for g, genre in enumerate(index.labels):
-            for c in range(index.nclips):
-                if (g, c) not in present and not done[g, c]:
-                    st.mark_bad(root, g, c, f"{genre}[{c}]", "missing: the genre holds fewer clips")
+        result.bad.extend(str(p) for p in problems)
+        todo = _plan(index, problems, root, done)
 
         # The single HDF5 writer copies each clip as soon as it is finished, so
         # consolidation overlaps the computation; the file appears only at the end.
@@ -163,6 +145,27 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
         return result
 
 
+def _plan(index, problems, root, done) -> list:
+    """Mark the clips pre-flight found bad, and the missing slots, invalid; return the clips to compute."""
+    bad_paths = {p.path: p.reason for p in problems}
+    todo = []
+    for ref in index.clips:
+        if done[ref.g, ref.c]:
+            continue
+        if ref.column is None and ref.source in bad_paths:
+            st.mark_bad(root, ref.g, ref.c, ref.source, bad_paths[ref.source])
+        elif ref.column is not None and index.path in bad_paths:  # a gtzan.hdf5 unusable as a whole
+            st.mark_bad(root, ref.g, ref.c, ref.name, bad_paths[index.path])
+        else:
+            todo.append(ref)
+    present = {(r.g, r.c) for r in index.clips}
+    for g, genre in enumerate(index.labels):
+        for c in range(index.nclips):
+            if (g, c) not in present and not done[g, c]:
+                st.mark_bad(root, g, c, f"{genre}[{c}]", "missing: the genre holds fewer clips")
+    return todo
+
+
 def _check_space(outdir: Path, params: Params, index) -> None:
     """Refuse before any work when the disk cannot hold audio.hdf5 (plus 10 %)."""
     import shutil
@@ -181,7 +184,7 @@ def _safe_attrs(path) -> dict:
         return {}
 
 
-def _open_or_create(zarr_path: Path, index, params, expected, overwrite, echo):
+def _open_or_create(zarr_path: Path, index, params, expected, overwrite):
     if zarr_path.exists() and not overwrite:
         try:
             root = st.open_store(zarr_path, mode="r+")

@@ -7,7 +7,7 @@ import sys
 import h5py
 import pytest
 from conftest import SMALL
-from helpers import assert_matches_reference, assert_same_output
+from helpers import assert_matches_reference
 
 SMALL_ARGS = ["--nsamples", str(SMALL["nsamples"])]
 

@@ -1,7 +1,5 @@
 """The Zarr store, consolidation into HDF5, and the output lock."""
 
-import json
-import os
 import subprocess
 import sys
 
