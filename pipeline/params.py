@@ -100,7 +100,9 @@ class Params:
     @property
     def nframes(self) -> int:
         """Frames per stream: ``min(floor(N/na), floor(N/na - 0.5))``."""
-        return min(math.floor(self.nsamples / self.na), math.floor(self.nsamples / self.na - 0.5))
+        from .kernels import nframes_for
+
+        return nframes_for(self.nsamples, self.na)
 
     @property
     def bins_per_octave(self) -> int:

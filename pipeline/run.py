@@ -136,7 +136,7 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
                                     f"{len(failures)} clip(s) failed; the other clips are saved in {zarr_path}: "
                                     "fix the bad clips and run again, or add --skip-bad")
             echo(f"consolidating {zarr_path} -> {hdf5_path}")
-            result.hdf5_bytes = writer.finish(progress=progress)
+            result.hdf5_bytes = writer.finish()
             result.consolidate_seconds = writer.busy_seconds
         finally:
             writer.abort()  # removes the temporary file unless finish() renamed it

@@ -344,7 +344,7 @@ class HDF5Writer:
         raise StoreError(f"writing {self.path} failed ({why}); the finished clips are kept in {self.zarr_path}: "
                          "free space and run again to resume")
 
-    def finish(self, *, progress: bool = False) -> int:
+    def finish(self) -> int:
         for attempt in (1, 2):
             try:
                 msg = self._finish_once()
@@ -393,11 +393,11 @@ class HDF5Writer:
         self.path.with_name("." + self.path.name + ".partial").unlink(missing_ok=True)
 
 
-def consolidate(zarr_path, hdf5_path, *, progress: bool = False) -> int:
+def consolidate(zarr_path, hdf5_path) -> int:
     """Copy a complete Zarr store into ``hdf5_path`` atomically; return its size in bytes."""
     writer = HDF5Writer(zarr_path, hdf5_path)
     try:
-        return writer.finish(progress=progress)
+        return writer.finish()
     finally:
         writer.abort()
 

@@ -56,8 +56,8 @@ def test_to_matrix_is_the_original_reshape(output, kind, name):
     assert np.array_equal(by_name, full[[0, 2]][:, [1], :5].reshape(-1, n))
 
 
-def test_to_matrix_reads_only_the_selected_chunks(output):
-    """Reading X[:1, :1, :10] with a tiny chunk cache touches one chunk, not the file."""
+def test_first_frames_of_one_clip_lie_in_one_chunk(output):
+    """The chunking to_matrix relies on: X[:1, :1, :10] lies in one chunk of many."""
     with h5py.File(output / "audio.hdf5") as f:
         d = f["Xa"]
         chunks = [c for c in d.iter_chunks((slice(0, 1), slice(0, 1), slice(0, 10), slice(None), slice(None)))]
