@@ -40,10 +40,6 @@ class ClipRef:
             return self.source
         return f"{self.source}[{self.genre}][:, {self.column}]"
 
-    @property
-    def slot(self) -> str:
-        return f"{self.genre}.{self.c:05d}"
-
 
 @dataclass
 class DatasetIndex:
@@ -254,15 +250,7 @@ def load_clip(ref: ClipRef, params: Params) -> np.ndarray:
     y = y.T  # (channels, samples)
     if channels > 1:
         y = y.mean(axis=0, keepdims=True)
-    y = y[0]
-    if rate != params.sr:
-        import librosa
-
-        y = librosa.resample(y, orig_sr=rate, target_sr=params.sr)
-    if y.shape[0] < params.nsamples:
-        raise BadInputError([Problem(ref.source, f"decoded {y.shape[0]} samples, needs at least "
-                                                 f"Nsamples={params.nsamples} (the file is truncated or corrupt)")])
-    return np.ascontiguousarray(y[: params.nsamples], dtype=np.float32)
+    return _to_nsamples(y[0], rate, params, ref.source, "(the file is truncated or corrupt)")
 
 
 def _load_hdf5(ref: ClipRef, params: Params) -> np.ndarray:
@@ -276,10 +264,17 @@ def _load_hdf5(ref: ClipRef, params: Params) -> np.ndarray:
             y = f[ref.genre][:rows, ref.column]
     except Exception as e:
         raise BadInputError([Problem(ref.name, f"reading failed ({_short(e)})")]) from None
+    return _to_nsamples(y, rate, params, ref.name)
+
+
+def _to_nsamples(y: np.ndarray, rate: int, params: Params, name: str, why: str = "") -> np.ndarray:
+    """Resample a mono clip decoded at ``rate`` to ``params.sr`` if needed, then keep ``Nsamples`` samples."""
+    y = np.asarray(y, dtype=np.float32)
     if rate != params.sr:
         import librosa
 
-        y = librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=rate, target_sr=params.sr)
+        y = librosa.resample(y, orig_sr=rate, target_sr=params.sr)
     if y.shape[0] < params.nsamples:
-        raise BadInputError([Problem(ref.name, f"{y.shape[0]} samples, needs at least Nsamples={params.nsamples}")])
-    return np.ascontiguousarray(y, dtype=np.float32)
+        raise BadInputError([Problem(name, f"decoded {y.shape[0]} samples, needs at least "
+                                           f"Nsamples={params.nsamples} {why}".rstrip())])
+    return np.ascontiguousarray(y[: params.nsamples], dtype=np.float32)

@@ -90,3 +90,17 @@ def test_ingest_refuses_to_overwrite(tiny_dataset, small_params, tmp_path):
     out.write_bytes(b"x")
     with pytest.raises(StoreError, match="exists; use --overwrite"):
         ingest(tiny_dataset, out, small_params)
+
+
+def test_hdf5_clip_at_another_rate_is_resampled_then_truncated(tmp_path, small_params):
+    import librosa
+
+    y44 = np.sin(np.arange(44100 * 4) * 0.05).astype(np.float32) * 0.3
+    path = tmp_path / "gtzan.hdf5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("jazz", data=y44[:, None])
+        f.attrs.update({"Ngenres": 1, "Nclips": 1, "sr": 44100, "Nsamples": len(y44)})
+    params = small_params.replace(resample=True)
+    y = load_clip(open_index(path).clips[0], params)
+    expected = librosa.resample(y44, orig_sr=44100, target_sr=22050)[: params.nsamples]
+    assert y.shape == (params.nsamples,) and np.array_equal(y, expected)
