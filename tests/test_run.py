@@ -54,3 +54,26 @@ def test_partial_reads_touch_few_chunks(tiny_dataset, small_params, client, tmp_
         assert per_clip * 6 == n_chunks and per_clip < n_chunks
         # X[:1, :1, :10] touches one chunk only
         assert sum(1 for _ in d.iter_chunks(np.s_[0:1, 0:1, 0:10, :, :])) == 1
+
+
+def test_hdf5_input_at_another_rate_is_resampled_then_truncated(small_params, client, tmp_path):
+    """A gtzan.hdf5 at 44.1 kHz with --resample: the arrays of that audio resampled, then cut to Nsamples."""
+    import h5py
+    import librosa
+    from reference import reference_clip
+
+    from pipeline.synth import synth_clip
+
+    y44 = librosa.resample(synth_clip("jazz", 0, 0, nsamples=22050 * 4), orig_sr=22050, target_sr=44100)
+    path = tmp_path / "gtzan.hdf5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("jazz", data=y44.astype(np.float32)[:, None])
+        f.attrs.update({"Ngenres": 1, "Nclips": 1, "sr": 44100, "Nsamples": len(y44)})
+    params = small_params.replace(resample=True)
+    run(path, tmp_path / "out", params, client=client)
+    y = librosa.resample(y44.astype(np.float32), orig_sr=44100, target_sr=22050)[: params.nsamples]
+    xa, xs, xn = reference_clip(y, Nsamples=params.nsamples)
+    arrays, _ = read_hdf5(tmp_path / "out" / "audio.hdf5")
+    assert np.array_equal(arrays["Xa"][0, 0], xa)
+    assert np.abs(arrays["Xs"][0, 0] - xs).max() <= 1e-5 * np.abs(xs).max()
+    assert np.abs(arrays["Xn"][0, 0] - xn).max() <= 1e-4
