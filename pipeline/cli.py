@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+import os
 import sys
 from pathlib import Path
 
 import click
+import dask.config
 
-from . import __version__
+from . import __version__, config
+from .cluster import ClusterSpec
+from .cluster import job_script as make_job_script
+from .config import JOBQUEUE_KEYS
 from .exceptions import BadInputError, PipelineError
+from .ingest import ingest as ingest_folder
+from .output import describe
 from .params import Params
+from .plot import show_clip, show_summary
+from .run import run as run_pipeline
+from .synth import synth_dataset
 
 DEFAULT_DATA = Path("data")
-_P = Params()
 
 
 def _fail(exc: BaseException) -> None:
@@ -38,8 +48,6 @@ def handle_errors(fn):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as e:
-            import os
-
             if os.environ.get("AUDIOPREP_DEBUG") == "1":
                 raise
             click.echo(f"error: unexpected {type(e).__name__}: {e}; this is a bug in audioprep: please report it "
@@ -49,69 +57,56 @@ def handle_errors(fn):
     return wrapper
 
 
-def param_options(fn):
-    """The numerical parameters of SPEC sections 1 to 4 as options (default: the SPEC's)."""
-    opts = [
-        click.option("--sr", type=click.IntRange(min=1), help=f"Sample rate in Hz  [default: {_P.sr}]"),
-        click.option("--nsamples", type=click.IntRange(min=1),
-                     help=f"Samples kept per clip (longer clips are truncated)  [default: {_P.nsamples}]"),
-        click.option("--na", type=int, help=f"Samples per frame, also the CQT hop  [default: {_P.na}]"),
-        click.option("--ns", type=int, help=f"CQT bins  [default: {_P.ns}]"),
-        click.option("--octaves", "n_octaves", type=int, help=f"Octaves the CQT bins span  [default: {_P.n_octaves}]"),
-        click.option("--fmin", help="Lowest CQT bin, in Hz or as a note name  [default: C2 = 65.406 Hz]"),
-        click.option("--lcn-size", type=int, help=f"LCN window taps (odd)  [default: {_P.lcn_size}]"),
-        click.option("--lcn-sigma", type=float, help=f"LCN window standard deviation in taps  [default: {_P.lcn_sigma}]"),
-        click.option("--lcn-log/--no-lcn-log", default=None, help="Normalize log(1 + S) instead of S  [default: off]"),
-        click.option("--resample/--no-resample", default=None,
-                     help="Resample clips at another rate to --sr instead of rejecting them  [default: off]"),
-        click.option("--mono/--no-mono", default=None,
-                     help="Down-mix multi-channel clips instead of rejecting them  [default: off]"),
-    ]
-    for opt in reversed(opts):
+def _shown(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "none" if value is None else str(value)
+
+
+def _add(fn, options):
+    for opt in reversed(options):
         fn = opt(fn)
     return fn
 
 
-JOBQUEUE_OPTIONS = ("cores", "processes", "memory", "walltime", "queue", "account", "interface")
+def _param_option(f):
+    """The click option of one :class:`Params` field, from the field's metadata."""
+    meta = f.metadata
+    name = meta["option"] or "--" + f.name.replace("_", "-")
+    help = f"{meta['help'][0].upper()}{meta['help'][1:]}  [default: {meta['shown'] or _shown(f.default)}]"
+    if isinstance(f.default, bool):
+        return click.option(f"{name}/--no-{name[2:]}", f.name, default=None, help=help)
+    return click.option(name, f.name, type=meta["cli_type"] or type(f.default), help=help)
+
+
+def param_options(fn=None, *, ingest_only: bool = False):
+    """The numerical parameters (:class:`Params` fields) as options; ``ingest_only``: those ingest takes."""
+    def deco(fn):
+        return _add(fn, [_param_option(f) for f in dataclasses.fields(Params)
+                         if f.metadata["ingest"] or not ingest_only])
+    return deco(fn) if fn is not None else deco
+
+
+def _setting_option(key: str, type=str, *, name: str | None = None, dest: str | None = None):
+    """The option of runtime setting ``audioprep.<key>``: help and default from the packaged YAML."""
+    help = config.comments().get(f"audioprep.{key}", "")
+    default = _shown(dask.config.get(f"audioprep.{key}", None))
+    leaf = key.rsplit(".", 1)[-1]
+    return click.option(name or f"--{leaf}", dest or leaf.replace("-", "_"), type=type,
+                        help=f"{help[0].upper()}{help[1:]}  [default: {default}]")
 
 
 def jobqueue_options(fn):
-    """Per-job settings of batch-job clusters (override dask.config's jobqueue settings)."""
-    opts = [
-        click.option("--cores", type=click.IntRange(min=1), help="Cores per batch job  [default: 1]"),
-        click.option("--processes", type=click.IntRange(min=1), help="Worker processes per batch job  [default: 1]"),
-        click.option("--memory", help="Memory per batch job, e.g. 4GiB  [default: 2GiB]"),
-        click.option("--walltime", help="Walltime per batch job, e.g. 02:00:00  [default: 01:00:00]"),
-        click.option("--queue", help="Queue or partition  [default: the scheduler's]"),
-        click.option("--account", help="Account or project to charge  [default: none]"),
-        click.option("--interface", help="Network interface for workers and scheduler, e.g. ib0  [default: default route]"),
-    ]
-    for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
+    """Per-job settings of batch-job clusters (override the user's jobqueue.<kind> config)."""
+    return _add(fn, [_setting_option(f"jobqueue.{key}", click.IntRange(min=1) if kind is int else kind)
+                     for key, kind in JOBQUEUE_KEYS.items()])
 
 
-PARAM_KEYS = ("sr", "nsamples", "na", "ns", "n_octaves", "fmin", "lcn_size", "lcn_sigma", "lcn_log",
-              "resample", "mono", "datasets")
-
-
-def params_from(kwargs: dict, base: dict | None = None) -> Params:
-    values = dict(base or {})
-    for key in PARAM_KEYS:
-        if kwargs.get(key) is not None:
-            values[key] = kwargs[key]
-    return Params.from_dict(values)
-
-
-def _setup_logging(verbose: int, quiet: bool) -> None:
+def _setup_logging(verbose: int) -> None:
     """audioprep's own messages at INFO; Dask's only with -v (workers inherit the setting)."""
-    import os
-
     dask_level = ["error", "info", "debug"][min(verbose, 2)]
     # Set before distributed is imported so the spawned worker processes inherit it.
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", dask_level)
-    import dask.config
-
     dask.config.set({"logging.distributed": dask_level})
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -137,28 +132,26 @@ def main():
 
 @main.command()
 @click.argument("input", required=False, type=click.Path(path_type=Path))
-@click.option("-o", "--outdir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DATA,
-              help="Folder for audio.zarr, audio.hdf5 and the run summary")
-@click.option("--datasets", help="Datasets to write, comma-separated  [default: Xa,Xs,Xn]")
+@click.option("-o", "--outdir", type=click.Path(file_okay=False, path_type=Path),
+              help=f"Folder for audio.zarr, audio.hdf5 and the run summary  [default: {DEFAULT_DATA}]")
 @param_options
-@click.option("--cluster", help="local, slurm, pbs, sge, lsf, htcondor, or tcp://HOST:PORT of a running "
-                                "scheduler  [default: local, or audioprep.cluster in dask config]")
-@click.option("--workers", type=click.IntRange(min=1), help="Local worker processes  [default: one per core]")
-@click.option("--dashboard-address", help="Where the dashboard listens  [default: 127.0.0.1:8787]")
+@_setting_option("cluster")
+@_setting_option("workers", click.IntRange(min=1))
+@_setting_option("dashboard-address")
 @jobqueue_options
-@click.option("--jobs", type=click.IntRange(min=1), help="Batch jobs to start (jobqueue clusters)  [default: 2]")
-@click.option("--adapt-min", type=click.IntRange(min=0), help="Adaptive scaling: fewest jobs (with --adapt-max)")
-@click.option("--adapt-max", type=click.IntRange(min=1), help="Adaptive scaling: most jobs")
-@click.option("--skip-bad", is_flag=True, help="Go on without bad clips: zero them, flag them invalid, list them")
+@_setting_option("jobs", click.IntRange(min=1))
+@_setting_option("adapt-min", click.IntRange(min=0))
+@_setting_option("adapt-max", click.IntRange(min=1))
+@click.option("--skip-bad", is_flag=True, default=None,
+              help="Go on without bad clips: zero them, flag them invalid, list them")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs made from other parameters or input")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Run configuration file (as 'audioprep config' prints, or OUTDIR/audio.config.yaml of an "
                    "earlier run); options given here override it")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or status lines")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug)")
-@click.pass_context
 @handle_errors
-def run(ctx, input, outdir, quiet, verbose, config_file, **kw):
+def run(quiet, verbose, config_file, overwrite, **options):
     """Process INPUT (a genres folder or a gtzan.hdf5) into OUTDIR/audio.hdf5.
 
     With no INPUT, a synthetic 10 genres x 10 clips dataset is written to
@@ -166,58 +159,23 @@ def run(ctx, input, outdir, quiet, verbose, config_file, **kw):
     where it stopped when the same command is run again.  The run's
     configuration is saved as OUTDIR/audio.config.yaml; '--config' repeats it.
     """
-    import dask.config
-
-    from .cluster import ClusterSpec
-    from .config import dump_run_config, load_run_config, make_run_config, runtime_overrides
-    from .run import run as run_pipeline
-
-    _setup_logging(verbose, quiet)
-    cfg = load_run_config(config_file) if config_file else {}
-    params = params_from(kw, cfg.get("params"))
-    if input is None and cfg.get("input"):
-        input = Path(cfg["input"])
-    if ctx.get_parameter_source("outdir") == click.core.ParameterSource.DEFAULT and cfg.get("outdir"):
-        outdir = Path(cfg["outdir"])
-    kw["skip_bad"] = kw["skip_bad"] or bool(cfg.get("skip-bad", False))
+    _setup_logging(verbose)
+    settings = config.resolve_settings(options, config.load_run_config(config_file) if config_file else None)
     progress = _progress_enabled(quiet)
     say = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
-    if input is None:
-        from .synth import synth_dataset
-
+    if settings.input is None:
         genres = DEFAULT_DATA / "genres"
         if not genres.exists():
             say(f"no INPUT given: synthesizing 10 genres x 10 clips into {genres}")
             synth_dataset(DEFAULT_DATA, genres=10, clips=10, progress=progress)
-        input = genres
-    # A --config file's runtime settings apply for this run only, under the options given here.
-    with dask.config.set(runtime_overrides(cfg)):
-        spec = ClusterSpec(kind=kw["cluster"], workers=kw["workers"], dashboard_address=kw["dashboard_address"],
-                           jobs=kw["jobs"], adapt_min=kw["adapt_min"], adapt_max=kw["adapt_max"],
-                           jobqueue={k: kw[k] for k in JOBQUEUE_OPTIONS})
-        config_text = dump_run_config(make_run_config(params, input=input, outdir=outdir, skip_bad=kw["skip_bad"],
-                                                      runtime=_runtime_settings(spec)))
-        res = run_pipeline(input, outdir, params, spec=spec, skip_bad=kw["skip_bad"], overwrite=kw["overwrite"],
-                           progress=progress, echo=say, config_text=config_text)
+        settings.input = str(genres.resolve())
+    settings.outdir = settings.outdir or str(DEFAULT_DATA.resolve())
+    with dask.config.set(settings.runtime):  # the --config file and the options, for this run only
+        spec = ClusterSpec(jobqueue=settings.jobqueue)
+        res = run_pipeline(settings.input, settings.outdir, settings.params, spec=spec, skip_bad=settings.skip_bad,
+                           overwrite=overwrite, progress=progress, echo=say,
+                           config_text=config.dump_run_config(settings))
     _print_summary(res, quiet)
-
-
-def _runtime_settings(spec) -> dict:
-    """The effective 'audioprep' runtime settings, command-line overrides applied."""
-    import copy
-
-    import dask.config
-
-    runtime = copy.deepcopy(dict(dask.config.get("audioprep")))
-    for key, value in (("cluster", spec.kind), ("workers", spec.workers),
-                       ("dashboard-address", spec.dashboard_address), ("jobs", spec.jobs),
-                       ("adapt-min", spec.adapt_min), ("adapt-max", spec.adapt_max)):
-        if value is not None:
-            runtime[key] = value
-    for key, value in spec.jobqueue.items():
-        if value is not None:
-            runtime.setdefault("jobqueue", {})[key] = value
-    return runtime
 
 
 def _print_summary(res, quiet: bool) -> None:
@@ -240,10 +198,7 @@ def _print_summary(res, quiet: bool) -> None:
 @click.argument("genres_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("gtzan.hdf5"),
               help="The gtzan.hdf5 to write")
-@click.option("--sr", type=click.IntRange(min=1), help=f"Sample rate in Hz  [default: {_P.sr}]")
-@click.option("--nsamples", type=click.IntRange(min=1), help=f"Samples kept per clip  [default: {_P.nsamples}]")
-@click.option("--resample/--no-resample", default=None, help="Resample clips at another rate  [default: off]")
-@click.option("--mono/--no-mono", default=None, help="Down-mix multi-channel clips  [default: off]")
+@param_options(ingest_only=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar")
 @handle_errors
@@ -253,9 +208,7 @@ def ingest(genres_dir, output, overwrite, quiet, **kw):
     One float32 dataset per genre of shape (Nsamples, Nclips), one column per
     clip, with attributes Ngenres, Nclips, sr and Nsamples.
     """
-    from .ingest import ingest as do_ingest
-
-    out = do_ingest(genres_dir, output, params_from(kw), overwrite=overwrite,
+    out = ingest_folder(genres_dir, output, config.resolve_settings(kw).params, overwrite=overwrite,
                     progress=_progress_enabled(quiet))
     if not quiet:
         click.echo(f"wrote {out}")
@@ -276,8 +229,6 @@ def synth(out_dir, genres, clips, seconds, seed, quiet):
     16-bit PCM at 22050 Hz; each genre has its own tempo, register, harmony and
     percussion.  Existing files are kept.
     """
-    from .synth import synth_dataset
-
     root = synth_dataset(out_dir, genres=genres, clips=clips, seconds=seconds, seed=seed,
                          progress=_progress_enabled(quiet))
     if not quiet:
@@ -294,8 +245,6 @@ def info(path):
     sample rate; valid and missing clips; provenance (parameters, input,
     software versions, when it was made).
     """
-    from .io import describe
-
     click.echo(describe(path))
 
 
@@ -315,8 +264,6 @@ def show(output, genre, clip, stream, seconds, summary, png):
     With --summary, plot each genre's mean CQT spectrum side by side.
     Needs matplotlib (pip install 'audioprep[plot]').
     """
-    from .plot import show_clip, show_summary
-
     if summary:
         png = png or Path("summary.png")
         show_summary(output, out=png)
@@ -331,10 +278,9 @@ def show(output, genre, clip, stream, seconds, summary, png):
 @main.command("config")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Start from this run configuration file")
-@click.option("--datasets", help="Datasets to write, comma-separated  [default: Xa,Xs,Xn]")
 @param_options
 @handle_errors
-def config_cmd(config_file, **kw):
+def config_cmd(config_file, **options):
     """Print the effective configuration as YAML with comments.
 
     Numerical parameters (defaults, then --config FILE, then options), the
@@ -342,16 +288,8 @@ def config_cmd(config_file, **kw):
     (packaged defaults, ~/.config/dask/*.yaml, DASK_AUDIOPREP__* variables).
     Save it, edit it, and run it with 'audioprep run --config FILE'.
     """
-    import dask.config
-
-    from .config import dump_run_config, load_run_config, make_run_config, runtime_overrides
-
-    cfg = load_run_config(config_file) if config_file else {}
-    params = params_from(kw, cfg.get("params"))
-    with dask.config.set(runtime_overrides(cfg)):
-        text = dump_run_config(make_run_config(params, input=cfg.get("input"), outdir=cfg.get("outdir"),
-                                               skip_bad=cfg.get("skip-bad", False)))
-    click.echo(text, nl=False)
+    settings = config.resolve_settings(options, config.load_run_config(config_file) if config_file else None)
+    click.echo(config.dump_run_config(settings), nl=False)
 
 
 @main.group()
@@ -365,9 +303,7 @@ def cluster():
 @handle_errors
 def job_script(kind, **jobqueue):
     """Print the batch script a worker job would be submitted with (nothing is submitted)."""
-    from .cluster import ClusterSpec, job_script as make_script
-
-    click.echo(make_script(ClusterSpec(kind=kind, jobqueue=jobqueue)))
+    click.echo(make_job_script(ClusterSpec(kind=kind, jobqueue=config.resolve_settings(jobqueue).jobqueue)))
 
 
 if __name__ == "__main__":  # pragma: no cover

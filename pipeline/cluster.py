@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import importlib
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dask.config
-from dataclasses import dataclass, field
 
-from . import config
+from .config import JOBQUEUE_KEYS, setting
 from .exceptions import ClusterError
 
 #: kind -> "module:Class" of the cluster class (imported only when used).
@@ -35,7 +35,6 @@ CLUSTERS = {
 WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 WORKER_ENV = ["export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None"]
 
-JOBQUEUE_KEYS = ("cores", "processes", "memory", "walltime", "queue", "account", "interface")
 # How each scheduler names our settings, and which it has no such setting for.
 RENAMED = {"sge": {"account": "project"}, "lsf": {"account": "project"}}
 UNSUPPORTED = {"htcondor": ("queue", "account", "walltime")}
@@ -72,7 +71,7 @@ class ClusterSpec:
     log_directory: str | None = None
 
     def resolved_kind(self) -> str:
-        return config.get("cluster", self.kind)
+        return setting("cluster", self.kind)
 
     def jobqueue_kwargs(self, kind: str) -> dict:
         """Job settings: CLI > the user's ``jobqueue.<kind>`` config > audioprep's defaults."""
@@ -85,7 +84,7 @@ class ClusterSpec:
                 if value == shipped.get(key):
                     value = None  # dask-jobqueue's own default, not the user's choice
             if value is None:
-                value = config.get(f"jobqueue.{key}")
+                value = setting(f"jobqueue.{key}")
             if value is not None:
                 out[key] = value
         for key in UNSUPPORTED.get(kind, ()):
@@ -98,16 +97,18 @@ class ClusterSpec:
         if kind == "htcondor" and dask.config.get("jobqueue.htcondor.disk", None) is None:
             out["disk"] = out.get("memory", "2GiB")  # HTCondor requires a disk request
         extra = []
-        lifetime = config.get("jobqueue.lifetime")
+        lifetime = setting("jobqueue.lifetime")
         if lifetime:
             extra += ["--lifetime", str(lifetime), "--lifetime-stagger",
-                      str(config.get("jobqueue.lifetime-stagger") or "0s")]
+                      str(setting("jobqueue.lifetime-stagger") or "0s")]
         if extra:
             out["worker_extra_args"] = extra
         prologue = list(dask.config.get(f"jobqueue.{kind}.job-script-prologue", None) or [])
         out["job_script_prologue"] = prologue + [line for line in WORKER_ENV if line not in prologue]
         iface = out.get("interface")
-        out["scheduler_options"] = {"dashboard_address": config.get("dashboard-address", self.dashboard_address),
+        # Merged into the user's own jobqueue.<kind>.scheduler-options, which passing the keyword would drop.
+        out["scheduler_options"] = {**(dask.config.get(f"jobqueue.{kind}.scheduler-options", None) or {}),
+                                    "dashboard_address": setting("dashboard-address", self.dashboard_address),
                                     **({"interface": iface} if iface else {})}
         if self.local_directory:
             out["local_directory"] = self.local_directory
@@ -135,12 +136,12 @@ def make_cluster(spec: ClusterSpec):
     kind = spec.resolved_kind()
     cls = cluster_class(kind)
     if kind == "local":
-        workers = config.get("workers", spec.workers) or os.cpu_count() or 1
+        workers = setting("workers", spec.workers) or os.cpu_count() or 1
         try:
             with dask.config.set(WORKER_CONFIG):  # read by the nannies as they are created
-                return cls(n_workers=int(workers), threads_per_worker=int(config.get("threads-per-worker")),
-                           processes=True, memory_limit=config.get("memory-limit"),
-                           dashboard_address=config.get("dashboard-address", spec.dashboard_address),
+                return cls(n_workers=int(workers), threads_per_worker=int(setting("threads-per-worker")),
+                           processes=True, memory_limit=setting("memory-limit"),
+                           dashboard_address=setting("dashboard-address", spec.dashboard_address),
                            host="127.0.0.1", local_directory=spec.local_directory)
         except Exception as e:
             raise ClusterError(f"could not start a local cluster of {workers} workers ({e})") from None
@@ -150,9 +151,9 @@ def make_cluster(spec: ClusterSpec):
     except Exception as e:
         raise ClusterError(f"could not create the {kind} cluster: {e}; the call was "
                            f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})") from None
-    lo, hi = config.get("adapt-min", spec.adapt_min), config.get("adapt-max", spec.adapt_max)
+    lo, hi = setting("adapt-min", spec.adapt_min), setting("adapt-max", spec.adapt_max)
     if not hi:
-        lo = hi = int(config.get("jobs", spec.jobs))
+        lo = hi = int(setting("jobs", spec.jobs))
     # Adaptive even for a fixed count: workers retire before the walltime
     # ('lifetime') and the adaptive loop submits jobs to replace them.
     cluster.adapt(minimum_jobs=int(lo or 0), maximum_jobs=int(hi))
@@ -174,7 +175,7 @@ def job_script(spec: ClusterSpec) -> str:
 
 
 class Connection:
-    """A client on the cluster of ``spec``; closes what it created on exit."""
+    """A client on the cluster of ``spec`` (``with Connection(spec) as conn: conn.client``); closes what it created."""
 
     def __init__(self, spec: ClusterSpec, client=None):
         self.spec, self.client, self.cluster = spec, client, None
@@ -184,23 +185,23 @@ class Connection:
         from distributed import Client
 
         if self.client is not None:
-            return self.client
+            return self
         kind = self.spec.resolved_kind()
         if is_address(kind):
             try:
-                self.client = Client(kind, timeout=config.get("connect-timeout"))
+                self.client = Client(kind, timeout=setting("connect-timeout"))
             except Exception as e:
                 raise ClusterError(f"could not reach the scheduler at {kind} ({e}); is it running?") from None
         else:
             self.cluster = make_cluster(self.spec)
             self.client = Client(self.cluster)
-        return self.client
+        return self
 
     def wait_for_workers(self, echo) -> None:
         """Wait for the first worker of a batch-job cluster; fail clearly if none comes."""
         if self.cluster is None or self.spec.resolved_kind() == "local":
             return
-        timeout = config.get("worker-timeout")
+        timeout = setting("worker-timeout")
         echo(f"waiting for the first worker (batch jobs pending; up to {timeout})")
         try:
             self.client.wait_for_workers(1, timeout=timeout)

@@ -1,16 +1,24 @@
-"""Runtime configuration through ``dask.config``.
+"""Runtime configuration through ``dask.config``, run configuration files, and settings precedence.
 
-The packaged ``audioprep.yaml`` gives the defaults (each key commented); a
-user's ``~/.config/dask/*.yaml`` and ``DASK_AUDIOPREP__*`` environment
-variables override them, and command-line options override those.
+The packaged ``audioprep.yaml`` gives the runtime defaults (each key
+commented); a user's ``~/.config/dask/*.yaml`` and ``DASK_AUDIOPREP__*``
+environment variables override them.  :func:`resolve_settings` is the one
+place where a run's settings are put together, highest first: a command-line
+option, a ``--config`` file, the dask config, the default.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dask.config
 import yaml
+
+from .exceptions import ParameterError
+from .params import Params
 
 _YAML = Path(__file__).with_name("audioprep.yaml")
 
@@ -19,11 +27,24 @@ with open(_YAML) as _f:
 
 dask.config.update_defaults(DEFAULTS)
 
+#: The per-job settings audioprep sets for every batch scheduler, with their types; their
+#: defaults and help are the ``audioprep.jobqueue`` section of the packaged audioprep.yaml.
+JOBQUEUE_KEYS = {"cores": int, "processes": int, "memory": str, "walltime": str, "queue": str, "account": str,
+                 "interface": str}
+#: Run options that are runtime settings (keys of the ``audioprep`` namespace).
+RUN_SETTINGS = ("cluster", "workers", "dashboard-address", "jobs", "adapt-min", "adapt-max")
+#: The top-level keys of a run configuration file, with their comments.
+RUN_HELP = {
+    "input": "a genres folder ROOT/<genre>/<file> or a gtzan.hdf5",
+    "outdir": "folder of audio.zarr, audio.hdf5 and the run summary",
+    "skip-bad": "go on without bad clips (zero-filled, flagged invalid)",
+}
 
-def get(key: str, override=None):
-    """``override`` when given, else ``audioprep.<key>`` from dask.config."""
-    if override is not None:
-        return override
+
+def setting(key: str, given=None):
+    """The runtime setting ``audioprep.<key>``: ``given`` if it is not None, else dask.config's value."""
+    if given is not None:
+        return given
     return dask.config.get(f"audioprep.{key}")
 
 
@@ -32,32 +53,8 @@ def defaults_text() -> str:
     return _YAML.read_text()
 
 
-# ----------------------------------------------------------------------------
-# Run configuration files ('audioprep config', 'audioprep run --config')
-
-PARAM_HELP = {
-    "sr": "sample rate in Hz every clip must have",
-    "nsamples": "samples kept per clip; longer clips are truncated",
-    "na": "samples per frame, also the CQT hop; even, a multiple of 2**(n_octaves-1)",
-    "ns": "CQT bins",
-    "n_octaves": "octaves the CQT bins span (ns // n_octaves bins per octave)",
-    "fmin": "lowest CQT bin in Hz (C2 = 65.406 Hz)",
-    "lcn_size": "LCN Gaussian window taps, time and frequency (odd)",
-    "lcn_sigma": "LCN window standard deviation in taps",
-    "lcn_log": "normalize log(1 + S) instead of S",
-    "datasets": "arrays to write: any of Xa, Xs, Xn",
-    "resample": "resample clips at another rate to sr instead of rejecting them",
-    "mono": "down-mix multi-channel clips instead of rejecting them",
-}
-RUN_HELP = {
-    "input": "a genres folder ROOT/<genre>/<file> or a gtzan.hdf5",
-    "outdir": "folder of audio.zarr, audio.hdf5 and the run summary",
-    "skip-bad": "go on without bad clips (zero-filled, flagged invalid)",
-}
-
-
-def _runtime_comments() -> dict:
-    """Comments of the packaged YAML, by dotted key (for printing them again)."""
+def comments() -> dict:
+    """Comments of the packaged YAML, by dotted key (``audioprep.jobqueue.cores`` -> ``cores per job``)."""
     out, stack = {}, []
     for line in defaults_text().splitlines():
         if not line.strip() or line.strip().startswith("#"):
@@ -70,61 +67,119 @@ def _runtime_comments() -> dict:
     return out
 
 
+# ----------------------------------------------------------------------------
+# Settings precedence
+
+
+@dataclass
+class RunSettings:
+    """A run's settings with precedence applied (see :func:`resolve_settings`)."""
+
+    params: Params
+    input: str | None = None
+    outdir: str | None = None
+    skip_bad: bool = False
+    runtime: dict = field(default_factory=dict)   # dotted audioprep.* keys for dask.config.set
+    jobqueue: dict = field(default_factory=dict)  # explicit per-job settings (over jobqueue.<kind>.*)
+
+    def effective_runtime(self) -> dict:
+        """The whole ``audioprep`` namespace as this run sees it (for the saved configuration)."""
+        with dask.config.set(self.runtime):
+            out = copy.deepcopy(dict(dask.config.get("audioprep")))
+        out.setdefault("jobqueue", {}).update(self.jobqueue)
+        return out
+
+
+def resolve_settings(options: dict | None = None, file: dict | None = None) -> RunSettings:
+    """Put a run's settings together: option > ``--config`` file > dask config > default.
+
+    Parameters
+    ----------
+    options : dict
+        Command-line values by the names click gives them (``lcn_sigma``,
+        ``dashboard_address``, ``cores``, ``input``, ``skip_bad`` ...); None
+        means "not given".
+    file : dict
+        A run configuration as :func:`load_run_config` returns it.
+    """
+    options, file = options or {}, file or {}
+    values = dict(file.get("params") or {})
+    for f in dataclasses.fields(Params):
+        if options.get(f.name) is not None:
+            values[f.name] = options[f.name]
+    file_runtime = file.get("audioprep") or {}
+    runtime = _dotted({k: v for k, v in file_runtime.items() if k != "jobqueue"}, "audioprep")
+    jobqueue = {k: v for k, v in (file_runtime.get("jobqueue") or {}).items() if v is not None}
+    runtime.update(_dotted({k: v for k, v in (file_runtime.get("jobqueue") or {}).items()
+                            if k not in JOBQUEUE_KEYS}, "audioprep.jobqueue"))
+    for key in RUN_SETTINGS:
+        if options.get(key.replace("-", "_")) is not None:
+            runtime[f"audioprep.{key}"] = options[key.replace("-", "_")]
+    for key in JOBQUEUE_KEYS:
+        if options.get(key) is not None:
+            jobqueue[key] = options[key]
+    given = options.get("input")
+    return RunSettings(
+        params=Params.from_dict(values),
+        input=str(Path(given).resolve()) if given is not None else file.get("input"),
+        outdir=str(Path(options["outdir"]).resolve()) if options.get("outdir") is not None else file.get("outdir"),
+        skip_bad=bool(options.get("skip_bad") or file.get("skip-bad", False)),
+        runtime=runtime, jobqueue={k: v for k, v in jobqueue.items() if k in JOBQUEUE_KEYS})
+
+
+def _dotted(d: dict, prefix: str) -> dict:
+    """A nested mapping as dotted keys: dotted keys merge into dask.config, a dict would replace a namespace."""
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_dotted(value, f"{prefix}.{key}"))
+        else:
+            out[f"{prefix}.{key}"] = value
+    return out
+
+
+# ----------------------------------------------------------------------------
+# Run configuration files ('audioprep config', 'audioprep run --config')
+
+
 def _scalar(v) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(str(x) for x in v) + "]"
     return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def dump_run_config(cfg: dict) -> str:
+def dump_run_config(settings: RunSettings) -> str:
     """A run configuration as YAML, with a comment on every key."""
-    comments = _runtime_comments()
+    notes = comments()
+    param_help = {f.name: f.metadata["help"] for f in dataclasses.fields(Params)}
     lines = ["# audioprep run configuration. 'audioprep run --config FILE' repeats the run;",
              "# command-line options override what is written here."]
 
     def emit(key, value, comment, indent):
         pad = " " * indent
-        if isinstance(value, dict):
-            lines.append(f"{pad}{key}:".ljust(40) + (f"  # {comment}" if comment else ""))
-            return True
-        lines.append(f"{pad}{key}: {_scalar(value)}".ljust(40) + (f"  # {comment}" if comment else ""))
-        return False
+        text = f"{pad}{key}:" if isinstance(value, dict) else f"{pad}{key}: {_scalar(value)}"
+        lines.append(text.ljust(40) + (f"  # {comment}" if comment else ""))
+        return isinstance(value, dict)
 
-    for key in ("input", "outdir", "skip-bad"):
-        if key in cfg:
-            emit(key, cfg[key], RUN_HELP[key], 0)
+    for key, value in (("input", settings.input), ("outdir", settings.outdir), ("skip-bad", settings.skip_bad)):
+        emit(key, value, RUN_HELP[key], 0)
     lines.append("params:".ljust(40) + "  # numerical parameters (SPEC.md): these decide the output")
-    for key, value in cfg["params"].items():
-        emit(key, value, PARAM_HELP.get(key, ""), 2)
+    for key, value in settings.params.to_dict().items():
+        emit(key, value, param_help[key], 2)
     lines.append("audioprep:".ljust(40) + "  # runtime and cluster settings (dask.config namespace 'audioprep')")
 
     def walk(d, prefix, indent):
         for key, value in d.items():
             dotted = f"{prefix}.{key}"
-            if emit(key, value, comments.get(dotted, ""), indent):
+            if emit(key, value, notes.get(dotted, ""), indent):
                 walk(value, dotted, indent + 2)
 
-    walk(cfg.get("audioprep", {}), "audioprep", 2)
+    walk(settings.effective_runtime(), "audioprep", 2)
     return "\n".join(lines) + "\n"
-
-
-def make_run_config(params, *, input=None, outdir=None, skip_bad=False, runtime: dict | None = None) -> dict:
-    cfg = {}
-    if input is not None:
-        cfg["input"] = str(Path(input).resolve())
-    if outdir is not None:
-        cfg["outdir"] = str(outdir)
-    cfg["skip-bad"] = bool(skip_bad)
-    cfg["params"] = params.to_dict()
-    runtime = dict(dask.config.get("audioprep")) if runtime is None else runtime
-    cfg["audioprep"] = runtime
-    return cfg
 
 
 def load_run_config(path) -> dict:
     """Read a run configuration file; raise ParameterError naming what is wrong."""
-    from .exceptions import ParameterError
-
     try:
         with open(path) as f:
             cfg = yaml.safe_load(f) or {}
@@ -134,27 +189,8 @@ def load_run_config(path) -> dict:
         raise ParameterError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(cfg, dict):
         raise ParameterError(f"--config {path}: must be a mapping of keys to values, as 'audioprep config' prints")
-    unknown = sorted(set(cfg) - {"input", "outdir", "skip-bad", "params", "audioprep"})
+    known = (*RUN_HELP, "params", "audioprep")
+    unknown = sorted(set(cfg) - set(known))
     if unknown:
-        raise ParameterError(f"--config {path}: unknown key(s) {', '.join(unknown)}; "
-                             "known: input, outdir, skip-bad, params, audioprep")
+        raise ParameterError(f"--config {path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
     return cfg
-
-
-def runtime_overrides(cfg: dict) -> dict:
-    """A run configuration's ``audioprep`` section as dotted keys for ``dask.config.set``.
-
-    Dotted keys merge into the defaults; a nested dict would replace the whole
-    ``audioprep`` namespace and lose the keys the file leaves out.
-    """
-    out = {}
-
-    def walk(d, prefix):
-        for key, value in d.items():
-            if isinstance(value, dict):
-                walk(value, f"{prefix}.{key}")
-            else:
-                out[f"{prefix}.{key}"] = value
-
-    walk(cfg.get("audioprep") or {}, "audioprep")
-    return out

@@ -13,7 +13,7 @@ import re
 from . import kernels
 from .dataset import ClipRef, load_clip
 from .params import Params
-from .store import write_clip
+from .output.zarr_store import write_clip
 
 STAGES = ("load", "frame", "cqt", "lcn", "write")
 
@@ -73,7 +73,7 @@ def clip_token(ref: ClipRef, labels) -> str:
 def build_graph(clips, params: Params, store: str, labels, token: str = "") -> dict:
     """Build (do not run) the chains for ``clips``.
 
-    ``token`` identifies this creation of the store (:func:`pipeline.store.store_token`).
+    ``token`` identifies this creation of the store (:func:`pipeline.output.layout.store_token`).
 
     Returns
     -------

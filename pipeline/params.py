@@ -41,54 +41,51 @@ def parse_fmin(value) -> float:
         ) from None
 
 
+def _param(default, help: str, *, doc: str, option: str | None = None, shown: str | None = None,
+           ingest: bool = False, cli_type=None):
+    """A field of :class:`Params` with everything written about it in one place.
+
+    ``help`` is the one-line help of the command-line option and of the
+    commented YAML; ``doc`` the numpydoc type spec of the docstring; ``option``
+    the option's name where it is not ``--<name>``; ``shown`` the default as
+    ``--help`` shows it; ``ingest`` whether ``audioprep ingest`` takes it too;
+    ``cli_type`` the option's type where it is not the field's.
+    """
+    meta = {"help": help, "doc": doc, "option": option, "shown": shown, "ingest": ingest, "cli_type": cli_type}
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class Params:
     """Numerical parameters; defaults are those of SPEC.md (GTZAN).
 
-    Parameters
-    ----------
-    sr : int > 0
-        Sample rate in Hz every clip must have (or is resampled to).
-    nsamples : int > 0
-        Samples kept per clip; longer clips are truncated, shorter are bad input.
-    na : int > 0, even
-        Samples per frame; the overlapped stream starts ``na // 2`` later.
-        Also the CQT hop length.
-    ns : int > 0
-        Number of CQT bins.
-    n_octaves : int > 0
-        Octaves the ``ns`` bins span (``ns % n_octaves == 0``).
-    fmin : float > 0
-        Frequency of the lowest CQT bin in Hz (C2 = 65.406 Hz).
-    lcn_size : int > 0, odd
-        Taps of the LCN's Gaussian window, in time and in frequency.
-    lcn_sigma : float > 0
-        Standard deviation of the LCN window in taps.
-    lcn_log : bool
-        Apply ``log(1 + S)`` before the LCN.
-    datasets : tuple of str
-        Which of ``Xa``, ``Xs``, ``Xn`` to write.
-    resample : bool
-        Resample clips at another rate to ``sr`` instead of rejecting them.
-    mono : bool
-        Down-mix multi-channel clips instead of rejecting them.
+    Everything that changes the numbers written to the output is a field here,
+    and only here: the command-line options, the commented YAML of ``audioprep
+    config`` and the output's attributes are derived from the fields.
     """
 
-    sr: int = 22050
-    nsamples: int = 660000
-    na: int = 1024
-    ns: int = 96
-    n_octaves: int = 4
-    fmin: float = C2_HZ
-    lcn_size: int = 9
-    lcn_sigma: float = 2.0
-    lcn_log: bool = False
-    datasets: tuple = field(default=DATASETS)
-    resample: bool = False
-    mono: bool = False
+    sr: int = _param(22050, "sample rate in Hz every clip must have (or is resampled to)",
+                     doc="int > 0", ingest=True)
+    nsamples: int = _param(660000, "samples kept per clip; longer clips are truncated, shorter are bad input",
+                           doc="int > 0", ingest=True)
+    na: int = _param(1024, "samples per frame, also the CQT hop; even, a multiple of 2**(n_octaves-1)",
+                     doc="int > 0, even")
+    ns: int = _param(96, "CQT bins", doc="int > 0, a multiple of n_octaves")
+    n_octaves: int = _param(4, "octaves the CQT bins span (ns // n_octaves bins per octave)", doc="int > 0",
+                            option="--octaves")
+    fmin: float = _param(C2_HZ, "lowest CQT bin in Hz, or a note name (C2 = 65.406 Hz)", doc="float > 0",
+                         shown="C2 = 65.406 Hz", cli_type=str)
+    lcn_size: int = _param(9, "LCN Gaussian window taps, time and frequency (odd)", doc="int > 0, odd")
+    lcn_sigma: float = _param(2.0, "LCN window standard deviation in taps", doc="float > 0")
+    lcn_log: bool = _param(False, "normalize log(1 + S) instead of S", doc="bool")
+    datasets: tuple = _param(DATASETS, "arrays to write, comma-separated: any of Xa, Xs, Xn", doc="tuple of str",
+                             shown="Xa,Xs,Xn", cli_type=str)
+    resample: bool = _param(False, "resample clips at another rate to sr instead of rejecting them", doc="bool",
+                            ingest=True)
+    mono: bool = _param(False, "down-mix multi-channel clips instead of rejecting them", doc="bool", ingest=True)
 
     def __post_init__(self):
-        # Normalise types so that equal parameters compare and hash equal.
+        # Normalize types so that equal parameters compare and hash equal.
         object.__setattr__(self, "fmin", parse_fmin(self.fmin))
         ds = self.datasets
         if isinstance(ds, str):
@@ -201,3 +198,14 @@ class Params:
 
     def replace(self, **changes) -> "Params":
         return dataclasses.replace(self, **changes)
+
+
+def _parameters_section() -> str:
+    lines = ["", "    Parameters", "    ----------"]
+    for f in dataclasses.fields(Params):
+        text = f.metadata["help"]
+        lines += [f"    {f.name} : {f.metadata['doc']}", f"        {text[0].upper()}{text[1:]}."]
+    return "\n".join(lines) + "\n"
+
+
+Params.__doc__ += _parameters_section()

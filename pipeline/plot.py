@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .exceptions import PipelineError
-from .io import _Source
+from .output import OutputReader
 
 
 def _pyplot():
@@ -36,7 +36,11 @@ def _octave_ticks(attrs):
 def show_clip(path, *, genre: str, clip: int, stream: int = 0, seconds: float = 2.0, out=None):
     """Figure of one clip: a stretch of waveform (``Xa``), the CQT in dB (``Xs``), the LCN (``Xn``)."""
     plt = _pyplot()
-    src = _Source(path)
+    with OutputReader(path) as src:
+        return _finish(_clip_figure(plt, src, path, genre, clip, stream, seconds), out)
+
+
+def _clip_figure(plt, src, path, genre, clip, stream, seconds):
     a = src.attrs
     labels = list(a["labels"])
     if genre not in labels:
@@ -88,13 +92,17 @@ def show_clip(path, *, genre: str, clip: int, stream: int = 0, seconds: float = 
         if ax.get_xlabel() == "":
             ax.set_xlabel("time (s)")
     fig.tight_layout()
-    return _finish(fig, out)
+    return fig
 
 
 def show_summary(path, *, out=None):
     """Each genre's mean CQT spectrum (valid clips, all frames and streams), side by side."""
     plt = _pyplot()
-    src = _Source(path)
+    with OutputReader(path) as src:
+        return _finish(_summary_figure(plt, src, path), out)
+
+
+def _summary_figure(plt, src, path):
     a = src.attrs
     if "Xs" not in src.names:
         raise PipelineError(f"{path} holds no Xs; the summary plots the mean CQT spectrum")
@@ -123,7 +131,7 @@ def show_summary(path, *, out=None):
     ax.set_ylabel("pitch")
     ax.set_title("mean CQT spectrum per genre")
     fig.tight_layout()
-    return _finish(fig, out)
+    return fig
 
 
 def _finish(fig, out):

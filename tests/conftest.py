@@ -56,6 +56,16 @@ def client(tmp_path_factory):
     cluster.close()
 
 
+@pytest.fixture(scope="session")
+def tiny_output(tiny_dataset, small_params, client, tmp_path_factory):
+    """The output folder of one run on the tiny dataset (read, never written, by the tests that use it)."""
+    from pipeline.run import run
+
+    out = tmp_path_factory.mktemp("tiny-output")
+    run(tiny_dataset, out, small_params, client=client)
+    return out
+
+
 def copy_tree(src, dst):
     import shutil
 

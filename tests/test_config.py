@@ -1,5 +1,7 @@
 """Configuration: dask.config defaults, 'audioprep config', run --config reproduces a run."""
 
+from pathlib import Path
+
 import dask
 import pytest
 import yaml
@@ -8,7 +10,7 @@ from helpers import assert_same_output
 from test_cli import audioprep
 
 from pipeline import config
-from pipeline.config import dump_run_config, load_run_config, make_run_config
+from pipeline.config import dump_run_config, load_run_config, resolve_settings
 from pipeline.params import Params
 
 
@@ -19,17 +21,39 @@ def test_packaged_yaml_has_a_comment_on_every_key():
 
 
 def test_environment_overrides_packaged_default(monkeypatch):
-    assert config.get("threads-per-worker") == 1
+    assert config.setting("threads-per-worker") == 1
     with dask.config.set({"audioprep.threads-per-worker": 3}):
-        assert config.get("threads-per-worker") == 3
-        assert config.get("threads-per-worker", 5) == 5  # explicit argument wins
+        assert config.setting("threads-per-worker") == 3
+        assert config.setting("threads-per-worker", 5) == 5  # explicit argument wins
 
 
-def test_run_config_round_trips():
-    cfg = make_run_config(Params(lcn_sigma=1.5, datasets="Xs"), input=".", outdir="o", skip_bad=True)
-    back = yaml.safe_load(dump_run_config(cfg))
-    assert back == cfg
-    assert Params.from_dict(back["params"]) == Params(lcn_sigma=1.5, datasets="Xs")
+def test_run_config_round_trips(tmp_path):
+    settings = resolve_settings({"lcn_sigma": 1.5, "datasets": "Xs", "input": ".", "outdir": "o", "skip_bad": True,
+                                 "workers": 3, "cores": 4})
+    back = yaml.safe_load(dump_run_config(settings))
+    assert back["params"] == Params(lcn_sigma=1.5, datasets="Xs").to_dict()
+    assert back["input"] == str(Path(".").resolve()) and back["outdir"] == str(Path("o").resolve())
+    assert back["skip-bad"] is True
+    assert back["audioprep"]["workers"] == 3 and back["audioprep"]["jobqueue"]["cores"] == 4
+    assert back["audioprep"]["threads-per-worker"] == 1  # the keys no option gave are there too
+    again = resolve_settings({}, back)
+    assert again.params == settings.params and again.input == settings.input and again.outdir == settings.outdir
+    assert again.skip_bad and again.jobqueue["cores"] == 4
+    assert yaml.safe_load(dump_run_config(again)) == back
+
+
+def test_precedence_option_over_file_over_dask_config_over_default():
+    file = {"params": {"lcn_size": 7, "ns": 48, "n_octaves": 2},
+            "audioprep": {"workers": 5, "jobs": 4, "jobqueue": {"memory": "3GiB", "queue": "q1"}}}
+    with dask.config.set({"audioprep.workers": 9, "audioprep.jobs": 8, "audioprep.adapt-max": 6}):
+        s = resolve_settings({"ns": 24, "n_octaves": 1, "workers": 2, "queue": "q2"}, file)
+        with dask.config.set(s.runtime):
+            assert config.setting("workers") == 2          # option over file
+            assert config.setting("jobs") == 4             # file over dask config
+            assert config.setting("adapt-max") == 6        # dask config over default
+            assert config.setting("threads-per-worker") == 1  # default
+    assert s.params.ns == 24 and s.params.lcn_size == 7 and s.params.na == 1024
+    assert s.jobqueue == {"memory": "3GiB", "queue": "q2"}
 
 
 def test_bad_config_files_are_clear(tmp_path):

@@ -1,4 +1,4 @@
-"""open_dataset, to_matrix and describe on both stores, against direct h5py / zarr reads."""
+"""pipeline.output.reader: open_dataset, to_matrix and describe on both stores, against direct h5py / zarr reads."""
 
 import h5py
 import numpy as np
@@ -6,15 +6,12 @@ import pytest
 import zarr
 
 from pipeline import PipelineError
-from pipeline.io import describe, open_dataset, to_matrix
-from pipeline.run import run
+from pipeline.output import describe, open_dataset, to_matrix
 
 
-@pytest.fixture(scope="module")
-def output(tiny_dataset, small_params, client, tmp_path_factory):
-    out = tmp_path_factory.mktemp("io")
-    run(tiny_dataset, out, small_params, client=client)
-    return out
+@pytest.fixture
+def output(tiny_output):
+    return tiny_output
 
 
 def direct(out, kind, name):

@@ -1,4 +1,4 @@
-"""The Zarr store, consolidation into HDF5, and the output lock."""
+"""pipeline.output: the Zarr store, consolidation into HDF5, the folder's files and lock."""
 
 import subprocess
 import sys
@@ -10,8 +10,13 @@ import zarr
 
 from pipeline import StoreError
 from pipeline.dataset import open_index
-from pipeline.store import (OutputLock, consolidate, create_store, hdf5_chunks, make_attrs, read_attrs,
-                            store_mismatch, write_clip)
+from pipeline.output.files import OutputLock
+from pipeline.output.hdf5 import chunks as hdf5_chunks
+from pipeline.output.hdf5 import consolidate, read_attrs
+from pipeline.output.layout import make_attrs
+from pipeline.output.layout import mismatch as store_mismatch
+from pipeline.output.zarr_store import attrs as zarr_attrs
+from pipeline.output.zarr_store import create_store, write_clip
 
 
 @pytest.fixture
@@ -45,7 +50,7 @@ def test_write_clip_marks_done_and_consolidates(store, small_params, tmp_path):
     assert root["done"][...].sum() == 1 and root["done"][2, 1]
     out = tmp_path / "audio.hdf5"
     consolidate(path, out)
-    assert not (tmp_path / ".audio.hdf5.partial").exists()
+    assert not list(tmp_path.glob(".audio.hdf5*"))  # no temporary file left
     with h5py.File(out) as f:
         for k, a in arrays.items():
             assert np.array_equal(f[k][2, 1], a)
@@ -53,7 +58,7 @@ def test_write_clip_marks_done_and_consolidates(store, small_params, tmp_path):
         assert f["Xa"].chunks == hdf5_chunks(f["Xa"].shape)
         assert f["Xa"].compression is None  # plain h5py, no filter plugins
         assert f.attrs["labels"].dtype == np.dtype("S9")
-    assert read_attrs(out) == read_attrs(path) == attrs
+    assert read_attrs(out) == zarr_attrs(path) == attrs
 
 
 def test_hdf5_chunks_cover_one_clip_and_stay_small():
@@ -71,7 +76,7 @@ def test_mismatch_names_the_changed_parameter(store, small_params, tiny_dataset)
 
 
 def test_lock_stops_a_second_holder_and_names_it(tmp_path):
-    code = ("import sys,time; from pipeline.store import OutputLock; "
+    code = ("import sys,time; from pipeline.output.files import OutputLock; "
             f"l=OutputLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(30)")
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:

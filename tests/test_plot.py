@@ -7,14 +7,11 @@ pytest.importorskip("matplotlib")
 
 from pipeline import PipelineError  # noqa: E402
 from pipeline.plot import show_clip, show_summary  # noqa: E402
-from pipeline.run import run  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def output(tiny_dataset, small_params, client, tmp_path_factory):
-    out = tmp_path_factory.mktemp("plot")
-    run(tiny_dataset, out, small_params, client=client)
-    return out
+@pytest.fixture
+def output(tiny_output):
+    return tiny_output
 
 
 @pytest.mark.parametrize("kind", ["hdf5", "zarr"])

@@ -1,0 +1,150 @@
+"""Files in the output folder: the lock, the write probe, the space check, atomic writes.
+
+Every file audioprep writes appears under its final name only when complete:
+it is written under a fresh, unpredictable temporary name in the same folder
+(created with ``O_EXCL``, so a planted link cannot redirect it) and renamed
+into place.  :func:`atomic_path` is that rule; everything else uses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import StoreError
+from . import layout
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def partial_glob(path) -> str:
+    """The pattern of the temporary names :func:`atomic_path` gives ``path``."""
+    return f".{Path(path).name}.*.partial"
+
+
+def new_partial(path, *, directory: bool = False) -> Path:
+    """A fresh temporary file (or folder) beside ``path``, to be :func:`commit`-ted or :func:`discard`-ed.
+
+    It is created exclusively, with a random name, so it cannot be a link
+    someone planted, and only its owner can read it until it is committed.
+    """
+    path = Path(path)
+    prefix, suffix = f".{path.name}.", ".partial"
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=path.parent))
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def commit(tmp, path) -> None:
+    """Give ``tmp`` the permissions a plain ``open`` would (the umask) and rename it to ``path``."""
+    tmp = Path(tmp)
+    os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~_UMASK)
+    os.replace(tmp, path)
+
+
+def discard(tmp) -> None:
+    """Remove a temporary file or folder; never raises (it must not mask the error being handled)."""
+    tmp = Path(tmp)
+    with contextlib.suppress(OSError):
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_path(path, *, directory: bool = False):
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds, else remove it."""
+    tmp = new_partial(path, directory=directory)
+    try:
+        yield tmp
+        commit(tmp, path)
+    except BaseException:
+        discard(tmp)
+        raise
+
+
+def atomic_write(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def remove_partials(folder, name: str) -> None:
+    """Remove temporary files or folders a killed run left for ``folder/name``."""
+    for p in Path(folder).glob(partial_glob(name)):
+        discard(p)
+
+
+def check_writable(folder) -> None:
+    """Create ``folder`` if needed and prove a file can be written there."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # An anonymous, exclusively created file: no planted link can be followed.
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise StoreError(f"cannot write to the output folder {folder} ({e.strerror}); "
+                         "choose another with -o or fix its permissions") from None
+
+
+def check_space(folder, params, ngenres: int, nclips: int) -> None:
+    """Refuse before any work when the disk cannot hold audio.hdf5 (plus 10 %)."""
+    need = 1.1 * sum(4 * int(np.prod(params.shape(n, ngenres, nclips))) for n in params.datasets)
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise StoreError(f"{folder} has {free / 1e6:.1f} MB free but audio.hdf5 needs about {need / 1e6:.1f} MB "
+                         "(plus the Zarr store); free space or choose a larger disk with -o")
+
+
+class OutputLock:
+    """An exclusive lock on an output folder, held by one run at a time.
+
+    Uses ``flock``, which the kernel releases when the process dies, even on
+    SIGKILL, so a crashed run never leaves a stale lock behind.
+    """
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self._fd: int | None = None
+
+    def acquire(self) -> "OutputLock":
+        path = self.folder / layout.LOCK_NAME
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            raise StoreError(f"cannot create the lock file {path} ({e.strerror}); remove it if it is a link, "
+                             "or choose another -o") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise StoreError(f"{self.folder} is in use by another audioprep run ({holder}); "
+                             "wait for it to finish or choose another -o") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()

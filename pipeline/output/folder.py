@@ -1,0 +1,86 @@
+"""The output folder of a run: what it holds and the rules for using it.
+
+:class:`OutputFolder` is the one object a run talks to: it checks that the
+folder is writable, locks it, decides whether an existing output is up to
+date, reusable or foreign, opens or creates the Zarr store, starts the HDF5
+writer, and writes the run's configuration and summary atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from ..exceptions import StoreError
+from . import files, hdf5, layout, zarr_store
+
+
+class OutputFolder:
+    """The files of one output folder (``audio.zarr``, ``audio.hdf5``, summary, config, logs)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.zarr_path = self.path / layout.ZARR_NAME
+        self.hdf5_path = self.path / layout.HDF5_NAME
+        self.summary_path = self.path / layout.SUMMARY_NAME
+        self.config_path = self.path / layout.CONFIG_NAME
+        self.log_dir = self.path / layout.LOG_DIR
+
+    @contextlib.contextmanager
+    def open(self):
+        """Check the folder is writable, hold its lock, and clear what killed runs left."""
+        files.check_writable(self.path)
+        with files.OutputLock(self.path):
+            for name in (layout.HDF5_NAME, layout.ZARR_NAME, layout.SUMMARY_NAME, layout.CONFIG_NAME):
+                files.remove_partials(self.path, name)
+            yield self
+
+    def up_to_date(self, expected: dict, *, overwrite: bool) -> bool:
+        """True if ``audio.hdf5`` exists and was made from the same input and parameters.
+
+        Raises :class:`StoreError` if it exists for another run (unless ``overwrite``)
+        or cannot be read.
+        """
+        if overwrite or not self.hdf5_path.exists():
+            return False
+        try:
+            attrs = hdf5.read_attrs(self.hdf5_path)
+        except OSError as e:
+            raise StoreError(f"{self.hdf5_path} exists but cannot be read ({hdf5.describe_error(e)}; is another "
+                             "program writing it?); close that program, or use --overwrite to replace it") from None
+        why = layout.mismatch(attrs, expected)
+        if why is None:
+            return True
+        raise StoreError(f"{self.hdf5_path} exists and {why}; use --overwrite to replace it, or -o another folder")
+
+    def check_space(self, params, index) -> None:
+        files.check_space(self.path, params, index.ngenres, index.nclips)
+
+    def store(self, index, params, expected: dict, *, overwrite: bool):
+        """The Zarr store for this run: the existing one if it matches, else a new one."""
+        if self.zarr_path.exists() and not overwrite:
+            try:
+                root = zarr_store.open_store(self.zarr_path, mode="r+")
+                attrs = dict(root.attrs)
+            except StoreError:
+                attrs = {}
+            why = layout.mismatch(attrs, expected)
+            if why is not None:
+                raise StoreError(f"{self.zarr_path} exists and {why}; use --overwrite to start it again, "
+                                 "or -o another folder")
+            return root
+        try:
+            return zarr_store.create_store(self.zarr_path, index, params, expected)
+        except OSError as e:
+            raise StoreError(f"cannot create {self.zarr_path} ({e.strerror or e})") from None
+
+    def hdf5_writer(self) -> hdf5.HDF5Writer:
+        """The single writer of ``audio.hdf5`` (a process of its own)."""
+        return hdf5.HDF5Writer(self.zarr_path, self.hdf5_path)
+
+    def write_config(self, text: str) -> None:
+        files.atomic_write(self.config_path, text)
+
+    def write_summary(self, data: dict) -> None:
+        files.atomic_write(self.summary_path, json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,268 @@
+"""``audio.hdf5``: consolidation of the Zarr store by a single writer process.
+
+The writer copies each clip as soon as the driver reports it finished, so
+consolidation overlaps the computation; at the end it copies whatever is left,
+writes ``valid`` and the attributes as they are in the store *then*, and
+renames the temporary file into place (a reader never sees a half-written
+``audio.hdf5``).  A failed write (a full disk) comes back as a
+:class:`StoreError`; HDF5 can crash at exit after such a failure, and being a
+process of its own the writer cannot take the run down with it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import StoreError
+from ..params import DATASETS
+from . import zarr_store
+from .files import commit, discard, new_partial, remove_partials
+
+
+def chunks(shape: tuple) -> tuple:
+    """One clip per chunk, cut along frames to at most about 1 MiB.
+
+    Reading one clip, or ``X[:G', :C', :F', ...]``, touches only the chunks it needs.
+    """
+    per_frame = int(np.prod(shape[3:])) * 4
+    frames = max(1, min(shape[2], (1 << 20) // per_frame))
+    return (1, 1, frames) + tuple(shape[3:])
+
+
+def encode_attr(key, value):
+    """An attribute as HDF5 stores it: ``labels`` as fixed-length ASCII bytes, the rest as is."""
+    if key == "labels":
+        width = max([len(s) for s in value] + [1])
+        return np.array([s.encode("ascii") for s in value], dtype=f"S{width}")
+    return value
+
+
+def decode_attr(key, value):
+    """The inverse of :func:`encode_attr`, in plain Python types."""
+    if key == "labels":
+        return [s.decode("ascii") for s in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
+
+
+def read_attrs(path) -> dict:
+    """The attributes of an ``audio.hdf5``, in plain Python types."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return {k: decode_attr(k, v) for k, v in f.attrs.items()}
+
+
+class _Copier:
+    """Copies clips from the Zarr store into the temporary HDF5 file (runs in the writer process)."""
+
+    def __init__(self, zarr_path, hdf5_path):
+        import h5py
+
+        self.zarr_path = zarr_path
+        self.path = Path(hdf5_path)
+        root = zarr_store.open_store(zarr_path)
+        self.arrays = {n: root[n] for n in DATASETS if n in root}
+        self.tmp = new_partial(self.path)
+        self.file = h5py.File(self.tmp, "w")
+        # Unwritten chunks read as the fill value 0, which is what a bad clip holds.
+        self.dsets = {n: self.file.create_dataset(n, shape=a.shape, dtype="float32", chunks=chunks(a.shape),
+                                                  fillvalue=0.0)
+                      for n, a in self.arrays.items()}
+        self.copied: set = set()
+
+    def copy_clip(self, g: int, c: int) -> None:
+        for n, a in self.arrays.items():
+            self.dsets[n][g, c] = a[g, c]
+        self.copied.add((g, c))
+
+    def finish(self) -> int:
+        # Read the store afresh: the driver marked bad clips (attributes) after this process started.
+        root = zarr_store.open_store(self.zarr_path)
+        done = zarr_store.done_mask(root)
+        valid = np.asarray(root["valid"][...], dtype=bool)
+        for g, c in zip(*np.nonzero(done & valid)):
+            if (int(g), int(c)) not in self.copied:
+                self.copy_clip(int(g), int(c))
+        self.file.create_dataset("valid", data=valid)
+        for k, v in dict(root.attrs).items():
+            self.file.attrs[k] = encode_attr(k, v)
+        self.file.flush()
+        os.fsync(self.file.id.get_vfd_handle())
+        self.file.close()
+        commit(self.tmp, self.path)
+        return self.path.stat().st_size
+
+
+def _writer_main(zarr_path, hdf5_path, conn) -> None:
+    """The writer process: copy clips as asked, then finish or abort; report, then leave.
+
+    After a failed write (a full disk) it leaves with ``os._exit``: the HDF5
+    library would crash at interpreter exit, flushing the file again.
+    """
+    code, copier, error, busy = 0, None, None, 0.0
+    try:
+        copier = _Copier(zarr_path, hdf5_path)
+    except Exception as e:
+        error = e
+    while True:
+        msg = conn.recv()
+        t0 = time.perf_counter()
+        if msg[0] == "copy":
+            if error is None:
+                try:
+                    copier.copy_clip(msg[1], msg[2])
+                except Exception as e:
+                    error = e
+            busy += time.perf_counter() - t0
+            conn.send(("copied", msg[1], None if error is None else describe_error(error), busy))
+            continue
+        if msg[0] == "finish" and error is None:
+            try:
+                size = copier.finish()
+                conn.send(("finished", size, None, busy + time.perf_counter() - t0))
+                break
+            except Exception as e:
+                error = e
+        if copier is not None:
+            discard(copier.tmp)
+        conn.send(("failed", None, describe_error(error) if error else "aborted", busy))
+        code = 1
+        break
+    conn.close()
+    if error is not None:
+        os._exit(code)  # skip HDF5's exit handlers, which crash on a file whose writes failed
+    sys.exit(code)
+
+
+def describe_error(e: BaseException) -> str:
+    """The reason of a failed write in a few words (HDF5 wraps the OS's in a long text)."""
+    found = re.search(r"error message = '([^']+)'", str(e))
+    if found:
+        return found.group(1)
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
+class HDF5Writer:
+    """The single writer of ``audio.hdf5``, in a process of its own.
+
+    :meth:`copy_clip` queues a finished clip to be copied from the Zarr store;
+    :meth:`finish` copies the rest, writes ``valid`` and the attributes and
+    renames the temporary file into place; :meth:`abort` drops the temporary
+    file.  A failed write is raised as :class:`StoreError`.
+    """
+
+    def __init__(self, zarr_path, hdf5_path):
+        self.path = Path(hdf5_path)
+        self.zarr_path = Path(zarr_path)
+        self._closed = False
+        self.busy_seconds = 0.0  # time the writer process spent copying and finishing
+        self._start()
+
+    def _start(self) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        # A pipe, not queues: sends are synchronous and it needs no semaphores.
+        self._conn, child = ctx.Pipe(duplex=True)
+        self._proc = ctx.Process(target=_writer_main, args=(str(self.zarr_path), str(self.path), child),
+                                 daemon=True, name="audioprep-hdf5")
+        self._proc.start()
+        child.close()
+        self._pending = 0
+        self._lost = False  # the process died (killed, out of memory): start afresh in finish()
+
+    def copy_clip(self, g: int, c: int) -> None:
+        if self._lost:
+            return  # finish() copies every finished clip from the store anyway
+        try:
+            self._pending += 1
+            self._conn.send(("copy", int(g), int(c)))
+            while self._pending and self._conn.poll(0):  # read the replies that are there
+                self._reply(self._conn.recv())
+        except (OSError, EOFError):
+            self._lost = True
+
+    def _reply(self, msg) -> None:
+        self._pending -= 1
+        if msg[2] is not None:
+            self._fail(msg[2])
+
+    def _fail(self, why: str):
+        self.abort()
+        raise StoreError(f"writing {self.path} failed ({why}); the finished clips are kept in {self.zarr_path}: "
+                         "free space and run again to resume")
+
+    def finish(self) -> int:
+        """Complete ``audio.hdf5``; return its size in bytes."""
+        for attempt in (1, 2):
+            try:
+                msg = self._finish_once()
+                break
+            except (OSError, EOFError):
+                if attempt == 2:
+                    raise
+                # The writer died: a new one consolidates the whole store.
+                self._proc.kill()
+                self._proc.join()
+                self._conn.close()
+                self._start()
+        self._proc.join(timeout=60)
+        self._closed = True
+        self.busy_seconds += msg[3]
+        if msg[0] != "finished":
+            self._fail(msg[2])
+        self._conn.close()
+        return msg[1]
+
+    def _finish_once(self):
+        if self._lost or not self._proc.is_alive():
+            raise EOFError("the HDF5 writer process is gone")
+        self._conn.send(("finish",))
+        while True:
+            if not self._conn.poll(3600):
+                self._fail("the HDF5 writer did not answer for an hour")
+            msg = self._conn.recv()
+            if msg[0] != "copied":
+                return msg
+            self._pending -= 1
+
+    def abort(self) -> None:
+        """Stop the writer and drop its temporary file (nothing if :meth:`finish` completed)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._proc.is_alive():
+            try:
+                self._conn.send(("abort",))
+            except OSError:
+                pass
+            self._proc.join(timeout=30)
+            if self._proc.is_alive():
+                self._proc.kill()
+        self._conn.close()
+        remove_partials(self.path.parent, self.path.name)  # what a killed writer left
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.abort()
+
+
+def consolidate(zarr_path, hdf5_path) -> int:
+    """Copy a complete Zarr store into ``hdf5_path`` atomically; return its size in bytes."""
+    with HDF5Writer(zarr_path, hdf5_path) as writer:
+        return writer.finish()

@@ -1,0 +1,95 @@
+"""What an output folder holds: file names, dimension names, attributes and provenance.
+
+Both stores, ``audio.zarr`` and ``audio.hdf5``, carry the same attributes
+(:func:`make_attrs`); :func:`mismatch` says why an existing output cannot be
+resumed or reused for a run.  Nothing here touches a file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+from ..params import DATASETS, Params
+
+ZARR_NAME = "audio.zarr"
+HDF5_NAME = "audio.hdf5"
+SUMMARY_NAME = "audio.summary.json"
+CONFIG_NAME = "audio.config.yaml"
+LOCK_NAME = ".audioprep.lock"
+LOG_DIR = "logs"
+
+#: Written into both stores; an output of another format is never resumed.
+FORMAT = "audioprep-1"
+
+#: The per-clip arrays besides the datasets: ``valid`` in both stores, ``done`` in Zarr only.
+FLAGS = ("valid", "done")
+
+
+def dims(name: str) -> tuple:
+    """Dimension names of array ``name`` (a dataset or a per-clip flag)."""
+    if name in FLAGS:
+        return ("genre", "clip")
+    if name not in DATASETS:
+        raise KeyError(name)
+    return ("genre", "clip", "frame", "overlap", "sample" if name == "Xa" else "bin")
+
+
+def software_versions() -> dict:
+    import dask
+    import h5py
+    import librosa
+    import zarr
+
+    from .. import __version__
+
+    return {"python": sys.version.split()[0], "numpy": np.__version__, "librosa": librosa.__version__,
+            "dask": dask.__version__, "zarr": zarr.__version__, "h5py": h5py.__version__,
+            "audioprep": __version__}
+
+
+def make_attrs(index, params: Params, *, created: str) -> dict:
+    """The attributes both stores carry: sample rate, labels and provenance.
+
+    Every value is a scalar (int, float, bool, str) or, for ``labels``, a list
+    of str, so the same dict fits Zarr's JSON and HDF5's attributes.
+    """
+    attrs = {"format": FORMAT, "sr": params.sr, "labels": list(index.labels),
+             "Ngenres": index.ngenres, "Nclips": index.nclips, "Nframes": params.nframes,
+             "Nsamples": params.nsamples, "hop_length": params.hop_length,
+             "bins_per_octave": params.bins_per_octave}
+    for k, v in params.to_dict().items():
+        attrs[k] = ",".join(v) if k == "datasets" else v
+    attrs.update({"params": json.dumps(params.to_dict(), sort_keys=True),
+                  "input_path": index.path, "input_kind": index.kind,
+                  "input_fingerprint": index.fingerprint(),
+                  "versions": json.dumps(software_versions(), sort_keys=True),
+                  "bad_clips": "[]", "created": created})
+    return attrs
+
+
+def mismatch(attrs: dict, expected: dict) -> str | None:
+    """Why an output with ``attrs`` cannot be resumed or reused for ``expected``; None if it can."""
+    if attrs.get("format") != FORMAT:
+        return f"it was not written by this version of audioprep (format={attrs.get('format')!r})"
+    if attrs.get("params") != expected["params"]:
+        old, new = json.loads(attrs.get("params", "{}")), json.loads(expected["params"])
+        diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+                         if old.get(k) != new.get(k))
+        return f"it was made with other parameters ({diff})"
+    if attrs.get("input_path") != expected["input_path"]:
+        return f"it was made from other input ({attrs.get('input_path')})"
+    if attrs.get("input_fingerprint") != expected["input_fingerprint"]:
+        return (f"it was made from the same input folder ({attrs.get('input_path')}) when its files were "
+                "different (files added, removed or changed since)")
+    return None
+
+
+def store_token(attrs: dict) -> str:
+    """Identifies one creation of a store, so a worker never writes through stale metadata."""
+    import hashlib
+
+    key = json.dumps([attrs.get("created"), attrs.get("input_fingerprint"), attrs.get("params")])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]

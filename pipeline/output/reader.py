@@ -1,0 +1,263 @@
+"""Reading outputs: ``open_dataset`` (xarray, lazy), ``to_matrix`` (training matrix), ``describe``.
+
+Both ``audio.hdf5`` and ``audio.zarr`` are read the same way; nothing is
+loaded until asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import PipelineError, StoreError
+from ..params import DATASETS
+from . import hdf5, layout, zarr_store
+
+
+class OutputReader:
+    """Read access to the arrays and attributes of an ``audio.hdf5`` or ``audio.zarr``, the same way.
+
+    Use it as a context manager, or call :meth:`close`: it holds the HDF5 file open.
+
+    >>> with OutputReader("data/audio.hdf5") as r:
+    ...     first = r.array("Xs")[0, 0]
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: no such file or folder; give an audio.hdf5 or audio.zarr")
+        self.kind = "zarr" if self.path.is_dir() else "hdf5"
+        if self.kind == "zarr":
+            self._root = zarr_store.open_store(self.path)
+            self.attrs = dict(self._root.attrs)
+        else:
+            import h5py
+
+            try:
+                self._root = h5py.File(self.path, "r")
+            except OSError as e:
+                raise StoreError(f"{self.path}: not a readable HDF5 file ({e})") from None
+            self.attrs = {k: hdf5.decode_attr(k, v) for k, v in self._root.attrs.items()}
+        self.names = [n for n in (*DATASETS, "valid") if n in self._root]
+        if "labels" not in self.attrs or not any(n in self.names for n in DATASETS):
+            self.close()
+            raise StoreError(f"{self.path}: not an audioprep output (no labels or no Xa/Xs/Xn); "
+                             "for a gtzan.hdf5 use 'audioprep info'")
+
+    def array(self, name):
+        """The stored array ``name`` (h5py or zarr; indexing reads only what it selects)."""
+        if name not in self.names and not (self.kind == "zarr" and name == "done"):
+            raise PipelineError(f"{self.path} holds no dataset {name!r}; it holds {', '.join(self.names)}")
+        return self._root[name]
+
+    def dask_array(self, name):
+        import dask.array as da
+
+        a = self.array(name)
+        chunks = a.chunks if a.chunks else a.shape
+        return da.from_array(a, chunks=chunks, name=f"{name}-{self.path.name}-{abs(hash(str(self.path)))}",
+                             lock=self.kind == "hdf5")
+
+    def close(self) -> None:
+        if self.kind == "hdf5":
+            self._root.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_dataset(path):
+    """Open ``audio.hdf5`` or ``audio.zarr`` as an :class:`xarray.Dataset`, lazily (dask-backed).
+
+    Dimensions ``genre, clip, frame, overlap`` and ``sample`` (``Xa``) or
+    ``bin`` (``Xs``, ``Xn``). Coordinates: ``genre`` (labels), ``clip``,
+    ``frame``, ``time`` (frame start in seconds, per frame and overlap),
+    ``overlap`` (0 aligned, 1 shifted by ``na // 2``), ``frequency`` (bin centres
+    in Hz) and ``note`` (bin note names), ``sample``.  ``valid`` flags the clips.
+
+    Examples
+    --------
+    >>> ds = open_dataset("data/audio.hdf5")
+    >>> ds.Xs.sel(genre="jazz").isel(clip=0, overlap=0).mean("frame").compute()
+    """
+    try:
+        import xarray as xr
+    except ImportError:
+        raise PipelineError("open_dataset needs xarray; install it with: pip install 'audioprep[xarray]'") from None
+    import librosa
+
+    src = OutputReader(path)  # stays open while the dataset lives: ds.close() closes it
+    a = src.attrs
+    labels = list(a["labels"])
+    na, sr, ns = int(a["na"]), int(a["sr"]), int(a["ns"])
+    nframes, nclips = int(a["Nframes"]), int(a["Nclips"])
+    freqs = librosa.cqt_frequencies(ns, fmin=float(a["fmin"]), bins_per_octave=int(a["bins_per_octave"]))
+    frame_start = np.arange(nframes) * na / sr
+    coords = {
+        "genre": labels,
+        "clip": np.arange(nclips),
+        "frame": np.arange(nframes),
+        "overlap": [0, 1],
+        "time": (("frame", "overlap"), frame_start[:, None] + np.array([0.0, na / 2 / sr])[None, :]),
+        "bin": np.arange(ns),
+        "frequency": ("bin", freqs),
+        # quarter-tone bins: the nearest note and the offset in cents, e.g. C2+50
+        "note": ("bin", [n.replace("+0", "") for n in librosa.hz_to_note(freqs, cents=True, unicode=False)]),
+        "sample": np.arange(na),
+    }
+    data = {}
+    for name in src.names:
+        data[name] = (layout.dims(name), src.dask_array(name))
+    used = {d for dims, _ in data.values() for d in dims}
+
+    def dims_of(key, v):
+        if isinstance(v, tuple):
+            return {v[0]} if isinstance(v[0], str) else set(v[0])
+        return {key}
+
+    coords = {k: v for k, v in coords.items() if dims_of(k, v) <= used}
+    ds = xr.Dataset(data, coords=coords, attrs={k: v for k, v in a.items() if k != "labels"})
+    for coord, units in (("time", "s"), ("frequency", "Hz")):
+        if coord in ds.coords:
+            ds[coord].attrs["units"] = units
+    ds.set_close(src.close)
+    return ds
+
+
+def _select(n_or_sel, size, names=None, what="genres"):
+    """An index selection from a count, a sequence of indices or (genres) names."""
+    if n_or_sel is None:
+        return slice(0, size)
+    if isinstance(n_or_sel, (int, np.integer)):
+        if not 0 < n_or_sel <= size:
+            raise PipelineError(f"{what}={n_or_sel} must be between 1 and {size}")
+        return slice(0, int(n_or_sel))
+    out = []
+    for v in n_or_sel:
+        if isinstance(v, str):
+            if names is None or v not in names:
+                raise PipelineError(f"{what}: unknown name {v!r}; known: {', '.join(names or [])}")
+            out.append(names.index(v))
+        else:
+            if not 0 <= int(v) < size:
+                raise PipelineError(f"{what}: index {v} out of range 0..{size - 1}")
+            out.append(int(v))
+    return sorted(set(out))
+
+
+def to_matrix(path, name: str = "Xs", genres=None, clips=None, frames=None) -> np.ndarray:
+    """The ``(N, n)`` float32 training matrix of ``X[:G, :C, :F, ...]``, rows in C order.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``audio.hdf5`` or ``audio.zarr``.
+    name : {"Xa", "Xs", "Xn"}
+    genres, clips, frames : int, sequence or None
+        A count (the first G genres, C clips, F frames), a list of indices
+        (genres also by name) or None for all.
+
+    Returns
+    -------
+    np.ndarray [shape=(G * C * F * 2, n)], float32
+        Only the selected part of the file is read.
+    """
+    with OutputReader(path) as src:
+        arr = src.array(name)
+        G, C, F = arr.shape[:3]
+        sel = (_select(genres, G, list(src.attrs["labels"]), "genres"), _select(clips, C, None, "clips"),
+               _select(frames, F, None, "frames"))
+        if all(isinstance(s, slice) for s in sel):
+            x = arr[sel[0], sel[1], sel[2]]
+        else:
+            # read clip by clip so only the selected chunks are touched
+            gi = range(G)[sel[0]] if isinstance(sel[0], slice) else sel[0]
+            ci = range(C)[sel[1]] if isinstance(sel[1], slice) else sel[1]
+            x = np.stack([np.stack([np.asarray(arr[g, c])[sel[2]] for c in ci]) for g in gi])
+        x = np.asarray(x, dtype=np.float32)
+    return x.reshape(-1, x.shape[-1])
+
+
+def _disk_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def describe(path) -> str:
+    """A human-readable description of an ``audio.hdf5``, ``audio.zarr`` or ``gtzan.hdf5``."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: no such file or folder")
+    lines = [f"{path}  ({_disk_size(path) / 1e6:.1f} MB on disk)"]
+    if path.is_file():
+        import h5py
+
+        try:
+            f = h5py.File(path, "r")
+        except OSError as e:
+            raise StoreError(f"{path}: not a readable HDF5 file ({e})") from None
+        with f:
+            if "Ngenres" in f.attrs and "labels" not in f.attrs:
+                return _describe_gtzan(f, lines)
+    with OutputReader(path) as src:
+        _describe_output(src, lines)
+    return "\n".join(lines)
+
+
+def _describe_output(src, lines) -> None:
+    a = src.attrs
+    lines.append(f"kind: {'Zarr store' if src.kind == 'zarr' else 'HDF5 file'} ({a.get('format', '?')})")
+    lines.append("arrays:")
+    for name in src.names:
+        arr = src.array(name)
+        chunking = tuple(arr.chunks) if arr.chunks else "contiguous"
+        lines.append(f"  {name:<6} {str(tuple(arr.shape)):<28} {str(arr.dtype):<8} chunks {chunking}  "
+                     f"codec {_codec_name(src, arr)}")
+    lines.append(f"labels: {', '.join(a['labels'])}")
+    lines.append(f"sr: {a['sr']} Hz")
+    valid = np.asarray(src.array("valid")[...]) if "valid" in src.names else None
+    if valid is not None:
+        lines.append(f"clips: {valid.size} slots, {int(valid.sum())} valid, {int((~valid).sum())} invalid or missing")
+    if src.kind == "zarr":
+        done = np.asarray(src.array("done")[...])
+        lines.append(f"progress: {int(done.sum())} of {done.size} clips finished")
+    bad = json.loads(a.get("bad_clips", "[]"))
+    for b in bad:
+        lines.append(f"  bad: {b['path']}: {b['reason']}")
+    lines.append("provenance:")
+    params = json.loads(a.get("params", "{}"))
+    lines.append("  parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(params.items())))
+    lines.append(f"  input: {a.get('input_path')} ({a.get('input_kind')}, fingerprint {a.get('input_fingerprint')})")
+    versions = json.loads(a.get("versions", "{}"))
+    lines.append("  software: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    lines.append(f"  created: {a.get('created')}")
+
+
+def _codec_name(src, arr) -> str:
+    if src.kind == "hdf5":
+        return arr.compression or "none"
+    names = []
+    for c in getattr(arr, "compressors", ()):
+        parts = [f"{k}={getattr(getattr(c, k), 'value', getattr(c, k))}"
+                 for k in ("cname", "clevel", "shuffle", "level") if hasattr(c, k)]
+        names.append(f"{type(c).__name__.replace('Codec', '').lower()}({', '.join(parts)})")
+    return ", ".join(names) or "none"
+
+
+def _describe_gtzan(f, lines) -> str:
+    lines.append("kind: gtzan.hdf5 (input layout: one (Nsamples, Nclips) dataset per genre)")
+    for k in ("Ngenres", "Nclips", "sr", "Nsamples"):
+        lines.append(f"{k}: {f.attrs[k]}")
+    lines.append("datasets:")
+    for name in sorted(f.keys()):
+        d = f[name]
+        lines.append(f"  {name:<12} {str(d.shape):<16} {d.dtype}  chunks {d.chunks}  codec {d.compression or 'none'}")
+    lines.append(f"labels: {', '.join(sorted(f.keys()))}")
+    return "\n".join(lines)
