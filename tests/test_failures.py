@@ -188,3 +188,26 @@ def test_resample_and_mono_make_bad_clips_good(bad_folder, small_params):
     refs = {r.source: r for r in open_index(root).clips}
     y = load_clip(refs[str(bad["rate"])], params)
     assert y.shape == (params.nsamples,) and y.dtype == np.float32
+
+
+@pytest.mark.slow
+def test_clip_failing_mid_run_is_listed_in_both_stores(tmp_path, client, small_params):
+    """bad_clips of audio.hdf5 is the store's final list, not the one the HDF5 writer saw when it started."""
+    import zarr
+
+    from pipeline.run import run
+
+    root = synth_dataset(tmp_path / "in", genres=2, clips=2, seed=7, seconds=SMALL_SECONDS)
+    target = root / "classical" / "classical.00000.au"
+    y, _ = sf.read(target, dtype="float32")
+    target.unlink()
+    y[1000] = np.nan  # a float WAV holding NaN: the header is fine, the computation is not
+    sf.write(root / "classical" / "classical.00000.wav", y, SR, subtype="FLOAT")
+    res = run(root, tmp_path / "out", small_params, client=client, skip_bad=True)
+    assert len(res.bad) == 1 and "classical.00000.wav" in res.bad[0]
+    with h5py.File(tmp_path / "out" / "audio.hdf5") as f:
+        in_hdf5 = json.loads(f.attrs["bad_clips"])
+        assert f["valid"][...].tolist() == [[True, True], [False, True]]
+    in_zarr = json.loads(zarr.open_group(str(tmp_path / "out" / "audio.zarr"), mode="r").attrs["bad_clips"])
+    assert in_hdf5 == in_zarr and [(b["genre"], b["clip"]) for b in in_hdf5] == [(1, 0)]
+    assert in_hdf5[0]["path"].endswith("classical.00000.wav")
