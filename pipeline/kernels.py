@@ -6,6 +6,8 @@ arrays, so each can be tested on a two-second sine without a cluster.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage
 
@@ -44,23 +46,131 @@ def frame_streams(y: np.ndarray, *, na: int, nframes: int) -> np.ndarray:
     return out
 
 
+class CQTPlan:
+    """``librosa.cqt`` with its filter bases built once, for many signals of one dtype.
+
+    ``librosa.cqt`` (a VQT with ``gamma=0``) rebuilds the FFT of every
+    octave's filter basis at each call, about 60 % of a call on a 30 s clip.
+    This plan builds them once, from librosa's public pieces
+    (``interval_frequencies``, ``filters.wavelet``, ``filters.wavelet_lengths``,
+    ``util.sparsify_rows``, ``stft``, ``resample``), and then follows
+    librosa's algorithm step by step (librosa 0.10 to 0.11, ``core/constantq.py``:
+    ``vqt``, ``__vqt_filter_fft``, ``__cqt_response``, ``__early_downsample``,
+    ``__trim_stack``), with its defaults: ``tuning=0``, ``filter_scale=1``,
+    ``norm=1``, ``sparsity=0.01``, a Hann window, ``scale=True``,
+    ``pad_mode="constant"``, ``res_type="soxr_hq"``.  The same operations in
+    the same order give the same bits: the tests compare it with
+    ``librosa.cqt`` bit for bit, so a change in a future librosa is caught.
+
+    Parameters
+    ----------
+    sr : int > 0
+    hop_length : int > 0, a multiple of ``2**(n_octaves - 1)``
+    fmin : float > 0
+    n_bins : int > 1
+    bins_per_octave : int > 0
+    dtype : np.dtype
+        The real dtype of the signals (float32 here): it fixes the complex dtype.
+    """
+
+    def __init__(self, *, sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_octave: int,
+                 dtype=np.float32):
+        import librosa
+        from librosa import filters
+
+        self.dtype = np.dtype(dtype)
+        self.cdtype = librosa.util.dtype_r2c(self.dtype)
+        self.n_bins = n_bins
+        n_octaves = int(np.ceil(float(n_bins) / bins_per_octave))
+        n_filters = min(bins_per_octave, n_bins)
+        freqs = librosa.interval_frequencies(n_bins=n_bins, fmin=fmin, intervals="equal",
+                                             bins_per_octave=bins_per_octave, sort=True)
+        alpha = filters._relative_bandwidth(freqs=freqs)
+        _, cutoff = filters.wavelet_lengths(freqs=freqs, sr=sr, window="hann", filter_scale=1, gamma=0,
+                                            alpha=alpha)
+        nyquist = sr / 2.0
+        if cutoff > nyquist:
+            raise ValueError(f"CQT filters reach {cutoff:.1f} Hz, above the Nyquist frequency {nyquist:g} Hz")
+        # Early downsampling: as many halvings as both the filters' cut-off and the hop allow.
+        twos = (hop_length & -hop_length).bit_length() - 1
+        count = min(max(0, int(np.ceil(np.log2(nyquist / cutoff)) - 1) - 1), max(0, twos - n_octaves + 1))
+        self.early_factor = 2 ** count if count > 0 else 1
+        sr_used, hop = (sr / float(self.early_factor), hop_length // self.early_factor) \
+            if count > 0 else (sr, hop_length)
+        self.octaves = []  # (fft_basis, n_fft, hop, halve_after)
+        my_sr, my_hop = sr_used, hop
+        fft = librosa.get_fftlib()
+        for i in range(n_octaves):
+            sl = slice(-n_filters, None) if i == 0 else slice(-n_filters * (i + 1), -n_filters * i)
+            basis, lengths = filters.wavelet(freqs=freqs[sl], sr=my_sr, filter_scale=1, norm=1, pad_fft=True,
+                                             window="hann", gamma=0, alpha=alpha[sl])
+            n_fft = basis.shape[1]
+            basis *= lengths[:, np.newaxis] / float(n_fft)
+            fft_basis = fft.fft(basis, n=n_fft, axis=1)[:, : (n_fft // 2) + 1]
+            fft_basis = librosa.util.sparsify_rows(fft_basis, quantile=0.01, dtype=self.cdtype)
+            fft_basis[:] *= np.sqrt(sr_used / my_sr)  # compensates the downsampling, as librosa does
+            halve = my_hop % 2 == 0
+            self.octaves.append((fft_basis, n_fft, my_hop, halve))
+            if halve:
+                my_hop //= 2
+                my_sr /= 2.0
+        lengths, _ = filters.wavelet_lengths(freqs=freqs, sr=sr_used, window="hann", filter_scale=1, gamma=0,
+                                             alpha=alpha)
+        self.sqrt_lengths = np.sqrt(lengths)[:, np.newaxis]
+
+    def __call__(self, y: np.ndarray) -> np.ndarray:
+        """The complex CQT of ``y`` [shape=(n,)], exactly as ``librosa.cqt`` returns it [shape=(n_bins, t)]."""
+        import librosa
+
+        if y.dtype != self.dtype:
+            raise ValueError(f"this plan is for {self.dtype} signals, not {y.dtype}")
+        if self.early_factor > 1:
+            y = librosa.resample(y, orig_sr=self.early_factor, target_sr=1, res_type="soxr_hq", scale=True)
+        responses = []
+        for fft_basis, n_fft, hop, halve in self.octaves:
+            D = librosa.stft(y, n_fft=n_fft, hop_length=hop, window="ones", pad_mode="constant", dtype=self.cdtype)
+            responses.append(fft_basis.dot(D))
+            if halve:
+                y = librosa.resample(y, orig_sr=2, target_sr=1, res_type="soxr_hq", scale=True)
+        # Stack the octaves, lowest bins first, trimmed to the shortest response.
+        cols = min(r.shape[-1] for r in responses)
+        out = np.empty((self.n_bins, cols), dtype=self.cdtype, order="F")
+        end = self.n_bins
+        for r in responses:
+            n_oct = r.shape[-2]
+            if end < n_oct:
+                out[:end, :] = r[-end:, :cols]
+            else:
+                out[end - n_oct: end, :] = r[:, :cols]
+            end -= n_oct
+        out /= self.sqrt_lengths
+        return out
+
+
+@functools.lru_cache(maxsize=8)
+def cqt_plan(*, sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_octave: int,
+             dtype: str = "float32") -> CQTPlan:
+    """The :class:`CQTPlan` of these parameters, built once per process."""
+    return CQTPlan(sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins, bins_per_octave=bins_per_octave,
+                   dtype=np.dtype(dtype))
+
+
 def cqt_magnitude(
     y: np.ndarray, *, sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_octave: int, nframes: int
 ) -> np.ndarray:
     """``|librosa.cqt(y)|`` as (frames x bins), keeping the first ``nframes`` frames.
 
     With centred frames librosa returns ``1 + len(y) // hop_length`` frames; the
-    last, mostly padded, one is dropped (SPEC section 3).
+    last, mostly padded, one is dropped (SPEC section 3).  Computed with the
+    process's cached :class:`CQTPlan`: the same bits as ``librosa.cqt``.
 
     Returns
     -------
     S : np.ndarray [shape=(nframes, n_bins)], float32
     """
-    import librosa
-
-    C = librosa.cqt(
-        y, sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins, bins_per_octave=bins_per_octave
-    )
+    plan = cqt_plan(sr=sr, hop_length=hop_length, fmin=float(fmin), n_bins=n_bins,
+                    bins_per_octave=bins_per_octave, dtype=y.dtype.name)
+    C = plan(y)
     if C.shape[-1] < nframes + 1:
         raise ValueError(f"CQT gave {C.shape[-1]} frames, needs at least nframes+1={nframes + 1}")
     return np.abs(C[..., :nframes]).T.astype(np.float32, copy=False)
