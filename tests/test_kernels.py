@@ -148,3 +148,13 @@ def test_lcn_streams_normalizes_each_stream_separately():
     out = kernels.lcn_streams(Xs)
     for s in range(2):
         assert np.allclose(out[:, s], reference_lcn(Xs[:, s]), atol=1e-5)
+
+
+@pytest.mark.parametrize("length,n_fft,hop", [(66150, 1024, 256), (16537, 2048, 64), (5000, 512, 512), (777, 256, 8)])
+def test_stft_of_the_plan_is_librosa_stft_bit_for_bit(length, n_fft, hop):
+    import librosa
+
+    y = (0.1 * np.random.default_rng(length).standard_normal(length)).astype(np.float32)
+    want = librosa.stft(y, n_fft=n_fft, hop_length=hop, window="ones", pad_mode="constant", dtype=np.complex64)
+    got = kernels._stft_ones(y, n_fft=n_fft, hop_length=hop, dtype=np.complex64)
+    assert got.shape == want.shape and np.array_equal(got, want)

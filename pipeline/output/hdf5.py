@@ -70,8 +70,8 @@ class _Copier:
 
         self.zarr_path = zarr_path
         self.path = Path(hdf5_path)
-        root = zarr_store.open_store(zarr_path)
-        self.arrays = {n: root[n] for n in DATASETS if n in root}
+        self.chunks = zarr_store.ClipChunks(zarr_path)
+        self.arrays = {n: a for n, a in self.chunks.arrays.items() if n in DATASETS}
         self.tmp = new_partial(self.path)
         self.file = h5py.File(self.tmp, "w")
         # Unwritten chunks read as the fill value 0, which is what a bad clip holds.
@@ -81,8 +81,8 @@ class _Copier:
         self.copied: set = set()
 
     def copy_clip(self, g: int, c: int) -> None:
-        for n, a in self.arrays.items():
-            self.dsets[n][g, c] = a[g, c]
+        for n in self.arrays:
+            self.dsets[n][g, c] = self.chunks.read(n, g, c)
         self.copied.add((g, c))
 
     def finish(self) -> int:
