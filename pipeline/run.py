@@ -13,6 +13,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
+import numpy as np
+
 from .cluster import ClusterSpec, Connection
 from .config import setting
 from .dataset import open_index, preflight
@@ -184,27 +186,42 @@ def _compute(todo, index, params, zarr_path, spec, client, progress, echo, write
             echo(f"dashboard: {cl.dashboard_link}")
             conn.wait_for_workers(echo)
             token = store_token(zarr_store.attrs(zarr_path))
-            writes = build_graph(todo, params, str(zarr_path), index.labels, token)
-            refs = {(ref.g, ref.c): ref for ref in todo}
-            futures = cl.compute(list(writes.values()))
-            slot = {f.key: gc for f, gc in zip(futures, writes)}
+            clip_bytes = sum(4 * int(np.prod(params.shape(n, 1, 1))) for n in params.datasets)
+            # A bounded window of clips is in the scheduler at any time, so the driver's and the
+            # scheduler's memory stay flat however many clips the dataset holds.
+            window = max(1, int(setting("clips-in-flight")))
+            pending = iter(todo)
+            slot, futures = {}, set()
+
+            def submit(n: int) -> list:
+                refs = [ref for _, ref in zip(range(n), pending)]
+                writes = build_graph(refs, params, str(zarr_path), index.labels, token)
+                new = cl.compute(list(writes.values()))
+                slot.update({f.key: ref for f, ref in zip(new, refs)})
+                futures.update(new)
+                return new
+
+            done_iter = as_completed(submit(window))
             storage_error = None
             with tqdm(total=len(todo), unit="clip", desc="clips", disable=not progress, smoothing=0.1) as bar:
-                for fut in as_completed(futures):
-                    g, c = slot[fut.key]
+                for fut in done_iter:
+                    ref = slot.pop(fut.key)
+                    futures.discard(fut)
                     if fut.status == "finished":
-                        got.bytes_written += fut.result()
+                        # Not fut.result(): fetching each clip's count from its worker costs a round trip.
+                        got.bytes_written += clip_bytes
                         got.computed += 1
-                        writer.copy_clip(g, c)  # queued to the writer process
+                        writer.copy_clip(ref.g, ref.c)  # queued to the writer process
                     else:
                         exc = fut.exception()
                         if _is_storage_error(exc):
                             storage_error = exc
-                            cl.cancel(futures)
+                            cl.cancel(list(futures))
                             break
-                        got.failures.append((refs[g, c], _reason(exc)))
+                        got.failures.append((ref, _reason(exc)))
                     bar.update()
                     fut.release()
+                    done_iter.update(submit(1))
             got.workers = sorted({str(w.get("name")) for w in cl.scheduler_info()["workers"].values()})
             if storage_error is not None:
                 raise StoreError(f"writing to {zarr_path} failed ({storage_error.strerror}); the finished clips "

@@ -79,3 +79,14 @@ def test_hdf5_input_at_another_rate_is_resampled_then_truncated(small_params, cl
     assert np.array_equal(arrays["Xa"][0, 0], xa)
     assert np.abs(arrays["Xs"][0, 0] - xs).max() <= 1e-5 * np.abs(xs).max()
     assert np.abs(arrays["Xn"][0, 0] - xn).max() <= 1e-4
+
+
+def test_a_window_of_one_clip_in_flight_gives_the_same_output(tiny_dataset, small_params, reference, client,
+                                                               tmp_path):
+    """Clips are submitted in a bounded window (audioprep.clips-in-flight); the smallest window still works."""
+    import dask
+
+    with dask.config.set({"audioprep.clips-in-flight": 1}):
+        res = run(tiny_dataset, tmp_path, small_params, client=client)
+    assert res.computed == 6 and not res.bad
+    assert_matches_reference(tmp_path / "audio.hdf5", reference)
