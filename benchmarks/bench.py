@@ -1,17 +1,23 @@
 #!/usr/bin/env python
-"""Time audioprep against the serial original and the compute floor, in one run, on the same files.
+"""Time audioprep against the serial original and the script a user would write, in one run, on the same files.
 
 For each N (clips, 30 s each, 10 genres) it measures:
-  a. the serial reference: the original loop (convert the folder to gtzan.hdf5,
+  a. the serial original: the notebook's loop (convert the folder to gtzan.hdf5,
      then per clip two librosa.cqt calls and HDF5 writes), with the SPEC's LCN
      added so that it writes the same three arrays;
+  e. the peer: the short script a user would write instead: joblib.Parallel
+     over the clips (decode, two librosa.cqt calls, the separable LCN), the
+     parent writing each result into one HDF5 file as it arrives;
   b. 'audioprep run' from the folder to audio.hdf5 with 1 worker;
   c. the same with one worker per core;
-  d. the compute floor: the pure kernels (decode, frame, CQT, LCN) over all
+  d. the compute floor: audioprep's kernels (decode, frame, CQT, LCN) over all
      clips in this process, divided by the number of cores.
-and prints a Markdown table (also appended to --out with the machine and command).
+It checks that a, c and e wrote the same arrays (every clip), and prints a
+Markdown table (appended to --out with the machine and the command).
+--scale-sizes runs audioprep on 1-s clips to show whether the per-clip
+overhead or the driver's memory grows with N.
 
-    python benchmarks/bench.py --sizes 100 300 1000 --out benchmarks/RESULTS.md
+    python benchmarks/bench.py --sizes 300 1000 --scale-sizes 1000 20000 --out benchmarks/RESULTS.md
 """
 
 from __future__ import annotations
@@ -108,11 +114,65 @@ def serial_reference(root: Path, out: Path) -> dict:
 
 
 # ----------------------------------------------------------------------------
+# e. the peer: the short script a user would write instead (joblib over the clips)
+
+
+def peer_clip(path: str):
+    """One clip as a user's script computes it: decode, frame, two librosa.cqt calls, separable LCN."""
+    y1, _ = sf.read(path, dtype="float32")
+    y1 = y1[:NSAMPLES]
+    y2 = y1[NA // 2:]
+    F = min(NSAMPLES // NA, int(np.floor(NSAMPLES / NA - 0.5)))
+    xa = np.stack([y1[: NA * F].reshape(F, NA), y2[: NA * F].reshape(F, NA)], axis=1)
+    xs = np.stack([np.abs(librosa.cqt(y, sr=SR, hop_length=NA, fmin=FMIN, n_bins=NS, bins_per_octave=NS // NO))
+                   [:, :-1].T for y in (y1, y2)], axis=1)
+    r = np.arange(9) - 4
+    g = np.exp(-r ** 2 / 8.0)
+    g /= g.sum()
+
+    def smooth(x):
+        return ndimage.correlate1d(ndimage.correlate1d(x, g, axis=0, mode="constant"), g, axis=1, mode="constant")
+
+    xn = np.empty_like(xs)
+    for s in range(2):
+        S = xs[:, s].astype(np.float64)
+        ones = smooth(np.ones_like(S))
+        v = S - smooth(S) / ones
+        sd = np.sqrt(smooth(v * v) / ones)
+        c = sd.mean()
+        xn[:, s] = 0 if c <= 1e-6 * np.abs(S).max() else v / np.maximum(sd, c)
+    return xa, xs, xn
+
+
+def peer(root: Path, out: Path, cores: int) -> dict:
+    """joblib.Parallel over the clips; the parent writes each result into one HDF5 file as it arrives."""
+    from joblib import Parallel, delayed
+
+    t0 = time.perf_counter()
+    genres = sorted(d.name for d in root.iterdir())
+    files = [(g, c, str(f)) for g, genre in enumerate(genres)
+             for c, f in enumerate(sorted((root / genre).iterdir()))]
+    nclips = max(c for _, c, _ in files) + 1
+    F = min(NSAMPLES // NA, int(np.floor(NSAMPLES / NA - 0.5)))
+    with h5py.File(out / "audio.hdf5", "w") as f:
+        d = {name: f.create_dataset(name, (len(genres), nclips, F, 2, n), dtype="float32", chunks=(1, 1, F, 2, n))
+             for name, n in (("Xa", NA), ("Xs", NS), ("Xn", NS))}
+        results = Parallel(n_jobs=cores, return_as="generator")(delayed(peer_clip)(p) for _, _, p in files)
+        for (g, c, _), arrays in zip(files, results):
+            for name, a in zip(("Xa", "Xs", "Xn"), arrays):
+                d[name][g, c] = a
+        f.attrs["labels"] = np.array([s.encode() for s in genres])
+    return {"seconds": time.perf_counter() - t0}
+
+
+# ----------------------------------------------------------------------------
 # b, c. audioprep run, watched for memory
 
 
 def watch(proc: subprocess.Popen, stop: threading.Event, peaks: dict) -> None:
+    """Sample the resident memory of the driver (which holds the scheduler), the workers and the HDF5 writer."""
     main = psutil.Process(proc.pid)
+    writers: set = set()
     while not stop.is_set():
         try:
             procs = [main] + main.children(recursive=True)
@@ -121,20 +181,26 @@ def watch(proc: subprocess.Popen, stop: threading.Event, peaks: dict) -> None:
         for p in procs:
             try:
                 rss = p.memory_info().rss
-                kind = "worker" if "spawn_main" in " ".join(p.cmdline()) else (
-                    "scheduler" if p.pid == main.pid else None)
+                if p.pid == main.pid:
+                    kind = "scheduler"
+                elif p.pid in writers or any(f.path.endswith(".partial") for f in p.open_files()):
+                    writers.add(p.pid)
+                    kind = "writer"
+                elif "spawn_main" in " ".join(p.cmdline()):
+                    kind = "worker"
+                else:
+                    continue
             except psutil.Error:
                 continue
-            if kind:
-                peaks[(kind, p.pid)] = max(peaks.get((kind, p.pid), 0), rss)
+            peaks[(kind, p.pid)] = max(peaks.get((kind, p.pid), 0), rss)
         time.sleep(0.1)
 
 
-def pipeline_run(root: Path, out: Path, workers: int) -> dict:
+def pipeline_run(root: Path, out: Path, workers: int, extra=()) -> dict:
     env = {**os.environ, "DASK_TEMPORARY_DIRECTORY": str(out)}
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(root), "-o", str(out), "--workers",
-                             str(workers), "-q", "--overwrite", "--dashboard-address", "127.0.0.1:0"],
+                             str(workers), "-q", "--overwrite", "--dashboard-address", "127.0.0.1:0", *extra],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stop, peaks = threading.Event(), {}
     th = threading.Thread(target=watch, args=(proc, stop, peaks), daemon=True)
@@ -182,82 +248,123 @@ def floor(root: Path, cores: int) -> dict:
     return {"seconds": total / cores, "serial": total, "stages": stages}
 
 
-def check_same(a: Path, c: Path) -> float:
-    """Largest |Xs difference| / clip max between the serial and the pipeline output (first clips)."""
-    with h5py.File(a) as fa, h5py.File(c) as fc:
-        worst = 0.0
-        for g in range(min(3, fa["Xs"].shape[0])):
-            x, y = fa["Xs"][g, 0], fc["Xs"][g, 0]
-            worst = max(worst, float(np.abs(x - y).max() / max(np.abs(fa["Xa"][g, 0]).max(), 1e-12)))
-            assert np.array_equal(fa["Xa"][g, 0], fc["Xa"][g, 0])
-        return worst
+def check_same(a: Path, c: Path, e: Path) -> str:
+    """Compare the serial (a) and the peer (e) outputs with audioprep's (c): every clip, every array."""
+    out = []
+    with h5py.File(a) as fa, h5py.File(c) as fc, h5py.File(e) as fe:
+        for name in ("Xa", "Xs", "Xn"):
+            G, C = fc[name].shape[:2]
+            worst_a = worst_e = 0.0
+            for g in range(G):
+                for k in range(C):
+                    x = fc[name][g, k]
+                    worst_a = max(worst_a, float(np.abs(fa[name][g, k] - x).max()))
+                    worst_e = max(worst_e, float(np.abs(fe[name][g, k] - x).max()))
+            out.append(f"{name} {'=' if worst_a == 0 else f'{worst_a:.1e}'}/{'=' if worst_e == 0 else f'{worst_e:.1e}'}")
+    return ", ".join(out)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000], help="numbers of clips N")
-    ap.add_argument("--data", type=Path, default=HERE / "data", help="where datasets and outputs go")
-    ap.add_argument("--cores", type=int, default=os.cpu_count(), help="workers for run c and the floor")
-    ap.add_argument("--out", type=Path, help="append the results (Markdown) to this file")
-    args = ap.parse_args()
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    import dask
+    import zarr
 
+    from pipeline import __version__
+
+    return (f"Machine: {cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+            f"{platform.system()} {platform.release()}; Python {platform.python_version()}, librosa "
+            f"{librosa.__version__}, dask {dask.__version__}, zarr {zarr.__version__}, audioprep {__version__}.")
+
+
+def full(args) -> str:
     rows, details = [], []
     for n in args.sizes:
         root = dataset(args.data, n)
         work = args.data / f"out{n}"
         shutil.rmtree(work, ignore_errors=True)
-        for sub in ("a", "b", "c"):
+        for sub in ("a", "b", "c", "e"):
             (work / sub).mkdir(parents=True)
-        print(f"N={n}: serial reference ...", file=sys.stderr)
+        print(f"N={n}: a, the serial original ...", file=sys.stderr)
         a = serial_reference(root, work / "a")
-        print(f"N={n}: audioprep, 1 worker ...", file=sys.stderr)
+        print(f"N={n}: e, the joblib script ...", file=sys.stderr)
+        e = peer(root, work / "e", args.cores)
+        print(f"N={n}: b, audioprep with 1 worker ...", file=sys.stderr)
         b = pipeline_run(root, work / "b", 1)
         shutil.rmtree(work / "b")  # keep the disk use bounded
-        print(f"N={n}: audioprep, {args.cores} workers ...", file=sys.stderr)
+        print(f"N={n}: c, audioprep with {args.cores} workers ...", file=sys.stderr)
         c = pipeline_run(root, work / "c", args.cores)
-        diff = check_same(work / "a" / "audio.hdf5", work / "c" / "audio.hdf5")
-        print(f"N={n}: compute floor ...", file=sys.stderr)
+        same = check_same(work / "a" / "audio.hdf5", work / "c" / "audio.hdf5", work / "e" / "audio.hdf5")
+        print(f"N={n}: d, the compute floor ...", file=sys.stderr)
         d = floor(root, args.cores)
         shutil.rmtree(work)
         s = c["summary"]
-        cons_mbs = s["hdf5_bytes"] / 1e6 / s["consolidate_seconds"] if s["consolidate_seconds"] else 0
         rows.append(
-            f"| {n} | {a['seconds']:.1f} | {b['seconds']:.1f} | {c['seconds']:.1f} | {d['seconds']:.1f} "
-            f"| {n / c['seconds']:.2f} | {b['seconds'] / c['seconds']:.2f} | {a['seconds'] / c['seconds']:.2f} "
+            f"| {n} | {a['seconds']:.1f} | {e['seconds']:.1f} | {b['seconds']:.1f} | {c['seconds']:.1f} "
+            f"| {d['seconds']:.1f} | {n / c['seconds']:.1f} | **{a['seconds'] / c['seconds']:.2f}** "
+            f"| **{e['seconds'] / c['seconds']:.2f}** | **{b['seconds'] / c['seconds']:.2f}** "
             f"| {c['seconds'] / d['seconds']:.2f} | {max(b['worker_mb']):.0f} / {max(c['worker_mb']):.0f} "
-            f"| {c['scheduler_mb']:.0f} | {s['hdf5_bytes'] / 1e9:.2f} | {cons_mbs:.0f} |")
+            f"| {c['scheduler_mb']:.0f} |")
         st = d["stages"]
         details.append(
-            f"| {n} | {a['convert']:.1f} | " + " | ".join(f"{1e3 * v / n:.1f}" for v in st.values())
-            + f" | {1e3 * (b['seconds']) / n:.1f} | {s['consolidate_seconds']:.1f} | {diff:.1e} |")
+            f"| {n} | " + " | ".join(f"{1e3 * v / n:.1f}" for v in st.values())
+            + f" | {1e3 * c['seconds'] / n:.1f} | {s['consolidate_seconds']:.1f} | {same} |")
         print(rows[-1], file=sys.stderr)
-
-    head = ("| N | a serial (s) | b 1 worker (s) | c all cores (s) | d floor (s) | clips/s (c) | b/c | a/c | c/d "
-            "| worker peak MB (b / c) | scheduler peak MB | audio.hdf5 GB | consolidation MB/s |\n"
+    head = ("| N | a serial (s) | e joblib script (s) | b audioprep 1 worker (s) | c audioprep (s) | d floor (s) "
+            "| clips/s (c) | a/c | e/c | b/c | c/d | worker peak MB (b / c) | driver peak MB (c) |\n"
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-        
-    dhead = ("| N | a: convert (s) | decode ms/clip | frame ms/clip | CQT ms/clip | LCN ms/clip | b ms/clip "
-             "| c: driver time writing HDF5 (s) | max Xs diff a vs c |\n|---|---|---|---|---|---|---|---|---|")
-    table = head + "\n" + "\n".join(rows) + "\n\nBreakdown (floor per stage, one process):\n\n" + dhead + "\n" + \
-        "\n".join(details) + "\n"
-    print(table)
+    dhead = ("| N | decode ms/clip | frame ms/clip | CQT ms/clip | LCN ms/clip | c: wall ms/clip "
+             "| c: HDF5 writer busy (s) | max diff of a / e from c (= bit-identical) |\n"
+             "|---|---|---|---|---|---|---|---|")
+    return (head + "\n" + "\n".join(rows) + "\n\nBreakdown (the floor's stages in one process, per clip):\n\n"
+            + dhead + "\n" + "\n".join(details) + "\n")
+
+
+def scale(args) -> str:
+    """Short clips (1 s, --nsamples 22050): does the per-clip overhead or the driver's memory grow with N?"""
+    rows = []
+    for n in args.scale_sizes:
+        pool = args.data / f"scale{n}"
+        from pipeline.synth import synth_dataset
+
+        root = synth_dataset(pool, genres=10, clips=n // 10, seconds=1.0, seed=1, progress=sys.stderr.isatty())
+        out = args.data / f"scale-out{n}"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        print(f"scale N={n}: audioprep on 1-s clips ...", file=sys.stderr)
+        c = pipeline_run(root, out, args.cores, extra=["--nsamples", "22050"])
+        shutil.rmtree(out)
+        rows.append(f"| {n} | {c['seconds']:.1f} | {1e3 * c['seconds'] / n:.1f} | {c['scheduler_mb']:.0f} "
+                    f"| {max(c['worker_mb']):.0f} |")
+        print(rows[-1], file=sys.stderr)
+    return ("| N (1-s clips) | c audioprep (s) | wall ms/clip | driver peak MB | worker peak MB |\n"
+            "|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="*", default=[300, 1000], help="numbers of 30-s clips N")
+    ap.add_argument("--scale-sizes", type=int, nargs="*", default=[],
+                    help="numbers of 1-s clips for the scale benchmark, e.g. 1000 20000")
+    ap.add_argument("--data", type=Path, default=HERE / "data", help="where datasets and outputs go")
+    ap.add_argument("--cores", type=int, default=os.cpu_count(), help="workers for c, e and the floor")
+    ap.add_argument("--out", type=Path, help="append the results (Markdown) to this file")
+    args = ap.parse_args()
+    args.data = args.data.resolve()
+
+    text = ""
+    if args.sizes:
+        text += full(args)
+    if args.scale_sizes:
+        text += "\nScale (short clips):\n\n" + scale(args)
+    print(text)
     if args.out:
-        cpu = platform.processor() or platform.machine()
-        try:
-            cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line)
-        except (OSError, StopIteration):
-            pass
-        import dask
-        import zarr
-
-        from pipeline import __version__
-
         with open(args.out, "a") as f:
-            f.write(f"\n## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
-                    f"Machine: {cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-                    f"{platform.system()} {platform.release()}; Python {platform.python_version()}, librosa "
-                    f"{librosa.__version__}, dask {dask.__version__}, zarr {zarr.__version__}, audioprep {__version__}.\n"
-                    f"Command: `python benchmarks/bench.py {' '.join(sys.argv[1:])}`\n\n{table}")
+            f.write(f"\n## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n{machine()}\n"
+                    f"Command: `python benchmarks/bench.py {' '.join(sys.argv[1:])}`\n\n{text}")
 
 
 if __name__ == "__main__":

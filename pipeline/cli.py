@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from . import __version__, config
 from .cluster import ClusterSpec
 from .cluster import job_script as make_job_script
 from .config import JOBQUEUE_KEYS
-from .exceptions import BadInputError, PipelineError
+from .exceptions import BadInputError, PipelineError, Terminated
 from .ingest import ingest as ingest_folder
 from .output import describe
+from .output.files import is_storage_error
 from .params import Params
 from .plot import show_clip, show_summary
 from .run import run as run_pipeline
@@ -33,28 +35,51 @@ def _fail(exc: BaseException) -> None:
     sys.exit(3 if isinstance(exc, BadInputError) else 1)
 
 
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def handle_errors(fn):
-    """Turn the project's errors into one line each and a non-zero exit, never a traceback."""
+    """Turn the project's errors into one line each and a non-zero exit, never a traceback.
+
+    SIGTERM is raised as :class:`Terminated` in the main thread, so that a run
+    stops as cleanly on ``kill`` (or a batch system's notice) as on Ctrl-C.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             return fn(*args, **kwargs)
         except PipelineError as e:
             _fail(e)
-        except KeyboardInterrupt:
-            click.echo("interrupted: finished clips are kept; run the same command again to resume", err=True)
-            sys.exit(130)
+        except (KeyboardInterrupt, Terminated) as e:
+            finished = getattr(e, "finished", None)
+            kept = f"{finished} clips finished and kept" if finished is not None else "finished clips are kept"
+            click.echo(f"interrupted: {kept}; run the same command again to resume", err=True)
+            sys.exit(143 if isinstance(e, Terminated) else 130)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except OSError as e:
+            if not is_storage_error(e):
+                _bug(e)
+            click.echo(f"error: {e.filename or 'the output'}: {e.strerror}; free space or fix permissions, then run "
+                       "the same command again", err=True)
+            sys.exit(1)
         except Exception as e:
-            if os.environ.get("AUDIOPREP_DEBUG") == "1":
-                raise
-            click.echo(f"error: unexpected {type(e).__name__}: {e}; this is a bug in audioprep: please report it "
-                       "with the traceback that AUDIOPREP_DEBUG=1 shows", err=True)
-            sys.exit(70)
+            _bug(e)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+def _bug(e: Exception):
+    if os.environ.get("AUDIOPREP_DEBUG") == "1":
+        raise e
+    click.echo(f"error: unexpected {type(e).__name__}: {e}; this is a bug in audioprep: please report it "
+               "with the traceback that AUDIOPREP_DEBUG=1 shows", err=True)
+    sys.exit(70)
 
 
 def _shown(value) -> str:
@@ -103,14 +128,24 @@ def jobqueue_options(fn):
 
 
 def _setup_logging(verbose: int) -> None:
-    """audioprep's own messages at INFO; Dask's only with -v (workers inherit the setting)."""
+    """audioprep's own messages at INFO; Dask's logging and Python's warnings only with -v.
+
+    The spawned worker processes inherit the environment variables set here.
+    """
     dask_level = ["error", "info", "debug"][min(verbose, 2)]
-    # Set before distributed is imported so the spawned worker processes inherit it.
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", dask_level)
+    os.environ["AUDIOPREP_VERBOSE"] = str(verbose)
     dask.config.set({"logging.distributed": dask_level})
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("distributed").setLevel(level if verbose else logging.ERROR)
+    # Warnings (a busy dashboard port, ...) go to logging, shown with -v.
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.WARNING if verbose else logging.ERROR)
+    if not verbose:
+        # multiprocessing's resource tracker (its own process) counts the semaphores of worker
+        # processes a signal ended; it cleans them up, and need not say so.
+        os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
 
 
 def _progress_enabled(quiet: bool) -> bool:
@@ -128,6 +163,7 @@ def main():
     then consolidated into audio.hdf5.  Start with 'audioprep run' (no
     arguments): it synthesizes a small dataset under data/ and processes it.
     """
+    _setup_logging(0)  # 'run' sets it again from its -v
 
 
 @main.command()

@@ -142,7 +142,8 @@ def make_cluster(spec: ClusterSpec):
                 return cls(n_workers=int(workers), threads_per_worker=int(setting("threads-per-worker")),
                            processes=True, memory_limit=setting("memory-limit"),
                            dashboard_address=setting("dashboard-address", spec.dashboard_address),
-                           host="127.0.0.1", local_directory=spec.local_directory)
+                           host="127.0.0.1", local_directory=spec.local_directory,
+                           preload=["pipeline.worker_setup"])
         except Exception as e:
             raise ClusterError(f"could not start a local cluster of {workers} workers ({e})") from None
     kwargs = spec.jobqueue_kwargs(kind)

@@ -25,6 +25,13 @@ class ClusterError(PipelineError):
     """A cluster cannot be created or reached."""
 
 
+class Terminated(BaseException):
+    """SIGTERM turned into an exception in the main thread, so a run cleans up as it does for Ctrl-C.
+
+    Like :class:`KeyboardInterrupt`, not an :class:`Exception`: nothing catches it by accident.
+    """
+
+
 @dataclass(frozen=True)
 class Problem:
     """One bad clip (or bad part of the input): where it is and what is wrong."""

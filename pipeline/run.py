@@ -7,7 +7,6 @@ tasks from :mod:`pipeline.graph`, the files from :mod:`pipeline.output`.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,16 +17,14 @@ import numpy as np
 from .cluster import ClusterSpec, Connection
 from .config import setting
 from .dataset import open_index, preflight
-from .exceptions import BadInputError, PipelineError, Problem, StoreError
+from .exceptions import BadInputError, PipelineError, Problem, StoreError, Terminated
 from .graph import build_graph
 from .output import OutputFolder, zarr_store
+from .output.files import is_storage_error
 from .output.layout import make_attrs, store_token
 from .params import Params
 
 log = logging.getLogger("audioprep")
-
-_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
-
 
 @dataclass
 class RunResult:
@@ -92,48 +89,57 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
                                       "clips, or run with --skip-bad to go on without them")
     result.clips = index.ngenres * index.nclips
 
-    with out.open():
-        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        expected = make_attrs(index, params, created=created)
-        if out.up_to_date(expected, overwrite=overwrite):
-            result.up_to_date, result.resumed = True, result.clips
+    try:
+        with out.open():
+            created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            expected = make_attrs(index, params, created=created)
+            if out.up_to_date(expected, overwrite=overwrite):
+                result.up_to_date, result.resumed = True, result.clips
+                result.seconds = time.perf_counter() - t0
+                return result
+            out.check_space(params, index)
+            root = out.store(index, params, expected, overwrite=overwrite)
+            if config_text is not None:
+                out.write_config(config_text)
+            done = zarr_store.done_mask(root)
+            result.resumed = int(done.sum())
+            if result.resumed:
+                echo(f"resuming: {result.resumed} of {result.clips} clips already in {out.zarr_path}, skipping them")
+
+            result.bad.extend(str(p) for p in problems)
+            todo = _plan(index, problems, root, done)
+
+            # The single HDF5 writer copies each clip as soon as it is finished, so
+            # consolidation overlaps the computation; the file appears only at the end.
+            with out.hdf5_writer() as writer:
+                spec = spec or ClusterSpec()
+                if spec.log_directory is None:
+                    spec = dataclasses.replace(spec, log_directory=str(out.log_dir))  # batch jobs' stdout / stderr
+                got = _compute(todo, index, params, out.zarr_path, spec, client, progress, echo, writer)
+                result.computed, result.bytes_written = got.computed, got.bytes_written
+                result.dashboard, result.workers = got.dashboard, got.workers
+                for ref, reason in got.failures:
+                    result.bad.append(f"{ref.name}: {reason}")
+                    if skip_bad:
+                        zarr_store.mark_bad(root, ref.g, ref.c, ref.name, reason)
+                if got.failures and not skip_bad:
+                    raise BadInputError([Problem(r.name, why) for r, why in got.failures],
+                                        f"{len(got.failures)} clip(s) failed; the other clips are saved in "
+                                        f"{out.zarr_path}: fix the bad clips and run again, or add --skip-bad")
+                echo(f"consolidating {out.zarr_path} -> {out.hdf5_path}")
+                result.hdf5_bytes = writer.finish()
+                result.consolidate_seconds = writer.busy_seconds
             result.seconds = time.perf_counter() - t0
+            out.write_summary(result.to_json())
             return result
-        out.check_space(params, index)
-        root = out.store(index, params, expected, overwrite=overwrite)
-        if config_text is not None:
-            out.write_config(config_text)
-        done = zarr_store.done_mask(root)
-        result.resumed = int(done.sum())
-        if result.resumed:
-            echo(f"resuming: {result.resumed} of {result.clips} clips already in {out.zarr_path}, skipping them")
-
-        result.bad.extend(str(p) for p in problems)
-        todo = _plan(index, problems, root, done)
-
-        # The single HDF5 writer copies each clip as soon as it is finished, so
-        # consolidation overlaps the computation; the file appears only at the end.
-        with out.hdf5_writer() as writer:
-            spec = spec or ClusterSpec()
-            if spec.log_directory is None:
-                spec = dataclasses.replace(spec, log_directory=str(out.log_dir))  # batch jobs' stdout / stderr
-            got = _compute(todo, index, params, out.zarr_path, spec, client, progress, echo, writer)
-            result.computed, result.bytes_written = got.computed, got.bytes_written
-            result.dashboard, result.workers = got.dashboard, got.workers
-            for ref, reason in got.failures:
-                result.bad.append(f"{ref.name}: {reason}")
-                if skip_bad:
-                    zarr_store.mark_bad(root, ref.g, ref.c, ref.name, reason)
-            if got.failures and not skip_bad:
-                raise BadInputError([Problem(r.name, why) for r, why in got.failures],
-                                    f"{len(got.failures)} clip(s) failed; the other clips are saved in "
-                                    f"{out.zarr_path}: fix the bad clips and run again, or add --skip-bad")
-            echo(f"consolidating {out.zarr_path} -> {out.hdf5_path}")
-            result.hdf5_bytes = writer.finish()
-            result.consolidate_seconds = writer.busy_seconds
-        result.seconds = time.perf_counter() - t0
-        out.write_summary(result.to_json())
-        return result
+    except (KeyboardInterrupt, Terminated) as e:
+        e.finished = out.finished_clips()  # for the one line the command prints
+        raise
+    except OSError as e:
+        if not is_storage_error(e):
+            raise
+        raise StoreError(f"writing {e.filename or out.path} failed ({e.strerror}); the finished clips are kept in "
+                         f"{out.zarr_path}: free space or fix permissions and run again to resume") from None
 
 
 def _plan(index, problems, root, done) -> list:
@@ -164,10 +170,6 @@ def _reason(exc: BaseException) -> str:
     if name == "KilledWorker":
         return "killed its worker process on every attempt (crash or out of memory); not retried further"
     return f"{name}: {exc}".strip()
-
-
-def _is_storage_error(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and getattr(exc, "errno", None) in _STORAGE_ERRNOS
 
 
 def _compute(todo, index, params, zarr_path, spec, client, progress, echo, writer) -> _Computed:
@@ -214,8 +216,8 @@ def _compute(todo, index, params, zarr_path, spec, client, progress, echo, write
                         writer.copy_clip(ref.g, ref.c)  # queued to the writer process
                     else:
                         exc = fut.exception()
-                        if _is_storage_error(exc):
-                            storage_error = exc
+                        if isinstance(exc, StoreError) or is_storage_error(exc):
+                            storage_error = getattr(exc, "strerror", None) or str(exc)
                             cl.cancel(list(futures))
                             break
                         got.failures.append((ref, _reason(exc)))
@@ -224,7 +226,7 @@ def _compute(todo, index, params, zarr_path, spec, client, progress, echo, write
                     done_iter.update(submit(1))
             got.workers = sorted({str(w.get("name")) for w in cl.scheduler_info()["workers"].values()})
             if storage_error is not None:
-                raise StoreError(f"writing to {zarr_path} failed ({storage_error.strerror}); the finished clips "
+                raise StoreError(f"writing to {zarr_path} failed ({storage_error}); the finished clips "
                                  "are kept: free space or fix permissions and run again to resume")
     return got
 

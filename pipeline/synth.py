@@ -8,11 +8,12 @@ clip draws its key, tempo jitter and length from a generator seeded by
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .output.files import atomic_path
 
 GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop",
                 "jazz", "metal", "pop", "reggae", "rock")
@@ -128,7 +129,6 @@ def synth_dataset(out_dir, *, genres: int = 10, clips: int = 100, seconds: float
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         y = synth_clip(genre, g, c, seed=seed, sr=sr, nsamples=nsamples)
-        tmp = path.with_name("." + path.name + ".partial")
-        sf.write(tmp, y, sr, format="AU", subtype="PCM_16")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            sf.write(tmp, y, sr, format="AU", subtype="PCM_16")
     return root

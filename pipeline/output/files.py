@@ -9,6 +9,7 @@ into place.  :func:`atomic_path` is that rule; everything else uses it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
@@ -23,6 +24,13 @@ from . import layout
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+#: OS errors that mean "the storage cannot take this": full, over quota, read-only, not permitted.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def is_storage_error(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno in STORAGE_ERRNOS
 
 
 def partial_glob(path) -> str:
@@ -75,9 +83,12 @@ def atomic_path(path, *, directory: bool = False):
 
 
 def atomic_write(path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_path`); :class:`StoreError` if the disk refuses."""
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+    except OSError as e:
+        raise StoreError(f"writing {path} failed ({e.strerror}); free space or fix the folder's permissions") from None
 
 
 def remove_partials(folder, name: str) -> None:

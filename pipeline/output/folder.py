@@ -75,6 +75,13 @@ class OutputFolder:
         except OSError as e:
             raise StoreError(f"cannot create {self.zarr_path} ({e.strerror or e})") from None
 
+    def finished_clips(self) -> int:
+        """Clips whose results are complete in the store (0 if there is none)."""
+        try:
+            return int(zarr_store.done_mask(zarr_store.open_store(self.zarr_path)).sum())
+        except Exception:
+            return 0
+
     def hdf5_writer(self) -> hdf5.HDF5Writer:
         """The single writer of ``audio.hdf5`` (a process of its own)."""
         return hdf5.HDF5Writer(self.zarr_path, self.hdf5_path)

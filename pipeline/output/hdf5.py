@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -109,13 +110,22 @@ def _writer_main(zarr_path, hdf5_path, conn) -> None:
     After a failed write (a full disk) it leaves with ``os._exit``: the HDF5
     library would crash at interpreter exit, flushing the file again.
     """
+    # The driver alone ends the run (it sends "abort"); a Ctrl-C or kill of the process group is not ours.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # After a failed write h5py's finalizers complain on stderr; the failure is reported over the pipe.
+    sys.unraisablehook = lambda unraisable: None
     code, copier, error, busy = 0, None, None, 0.0
     try:
         copier = _Copier(zarr_path, hdf5_path)
     except Exception as e:
         error = e
     while True:
-        msg = conn.recv()
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            msg = ("abort",)  # the driver is gone: leave nothing behind
+            error = error or EOFError("the driver is gone")
         t0 = time.perf_counter()
         if msg[0] == "copy":
             if error is None:
@@ -135,7 +145,10 @@ def _writer_main(zarr_path, hdf5_path, conn) -> None:
                 error = e
         if copier is not None:
             discard(copier.tmp)
-        conn.send(("failed", None, describe_error(error) if error else "aborted", busy))
+        try:
+            conn.send(("failed", None, describe_error(error) if error else "aborted", busy))
+        except OSError:
+            pass
         code = 1
         break
     conn.close()

@@ -21,7 +21,7 @@ import numpy as np
 from ..exceptions import StoreError
 from ..params import DATASETS, Params
 from . import layout
-from .files import atomic_path
+from .files import atomic_path, is_storage_error
 
 
 #: The chunk codec of the datasets.  Samples come from 16-bit PCM, so their
@@ -156,11 +156,16 @@ def write_clip(path, g: int, c: int, arrays: dict, token: str = "") -> int:
     """
     store = _chunks(str(path), token)
     nbytes = 0
-    for name, a in arrays.items():
-        store.write(name, g, c, a)
-        nbytes += a.nbytes
-    store.write("valid", g, c, np.True_)
-    store.write("done", g, c, np.True_)  # last: the clip counts as finished only now
+    try:
+        for name, a in arrays.items():
+            store.write(name, g, c, a)
+            nbytes += a.nbytes
+        store.write("valid", g, c, np.True_)
+        store.write("done", g, c, np.True_)  # last: the clip counts as finished only now
+    except OSError as e:
+        if is_storage_error(e):
+            raise StoreError(e.strerror) from None  # the driver says it once, for the whole run
+        raise
     return nbytes
 
 

@@ -1,0 +1,39 @@
+"""Set-up of the worker processes of a local cluster (a Dask preload: ``dask_setup`` runs as each starts).
+
+- The driver alone decides when the run ends: a Ctrl-C or a ``kill`` sent to
+  the whole process group is ignored here, and the driver closes the cluster.
+- A clip that fails for a reason audioprep knows (bad audio, a full disk) is
+  reported once, in one line, by the driver; the worker does not log its
+  "Compute Failed" traceback too (``-v`` shows it: ``AUDIOPREP_VERBOSE``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+from .exceptions import PipelineError
+
+
+def _family(cls) -> set:
+    return {cls.__name__}.union(*(_family(sub) for sub in cls.__subclasses__()))
+
+
+class _KnownFailures(logging.Filter):
+    """Drop distributed's "Compute Failed" record of a task that raised one of audioprep's errors."""
+
+    names = tuple(f"{name}(" for name in _family(PipelineError))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Compute Failed"):
+            return True
+        texts = [a for a in (record.args if isinstance(record.args, tuple) else ()) if isinstance(a, str)]
+        return not any(t.startswith(self.names) for t in texts)
+
+
+def dask_setup(worker) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.environ.get("AUDIOPREP_VERBOSE", "0") == "0":
+        logging.getLogger("distributed.worker").addFilter(_KnownFailures())
