@@ -21,6 +21,14 @@ class StoreError(PipelineError):
     """An output store cannot be used: other parameters, locked, exists, unwritable."""
 
 
+class StorageError(StoreError):
+    """The storage refused a write (full, over quota, read-only); ``reason`` is the system's word for it."""
+
+    def __init__(self, reason: str, where: str = ""):
+        self.reason, self.where = reason, where
+        super().__init__(f"{where}: {reason}" if where else reason)
+
+
 class ClusterError(PipelineError):
     """A cluster cannot be created or reached."""
 

@@ -17,7 +17,7 @@ import numpy as np
 from .cluster import ClusterSpec, Connection
 from .config import setting
 from .dataset import open_index, preflight
-from .exceptions import BadInputError, PipelineError, Problem, StoreError, Terminated
+from .exceptions import BadInputError, PipelineError, Problem, StorageError, StoreError, Terminated
 from .graph import build_graph
 from .output import OutputFolder, zarr_store
 from .output.files import is_storage_error
@@ -135,11 +135,18 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
     except (KeyboardInterrupt, Terminated) as e:
         e.finished = out.finished_clips()  # for the one line the command prints
         raise
+    except StorageError as e:
+        raise _cannot_write(out, e.reason) from None
     except OSError as e:
         if not is_storage_error(e):
             raise
-        raise StoreError(f"writing {e.filename or out.path} failed ({e.strerror}); the finished clips are kept in "
-                         f"{out.zarr_path}: free space or fix permissions and run again to resume") from None
+        raise _cannot_write(out, e.strerror) from None
+
+
+def _cannot_write(out, reason: str) -> StoreError:
+    """The one line for a storage failure, whichever process met it (a worker, the HDF5 writer, the driver)."""
+    return StoreError(f"cannot write to {out.path} ({reason}); the finished clips are kept in {out.zarr_path}: "
+                      "free space or fix permissions, then run the same command again to resume")
 
 
 def _plan(index, problems, root, done) -> list:
@@ -216,8 +223,8 @@ def _compute(todo, index, params, zarr_path, spec, client, progress, echo, write
                         writer.copy_clip(ref.g, ref.c)  # queued to the writer process
                     else:
                         exc = fut.exception()
-                        if isinstance(exc, StoreError) or is_storage_error(exc):
-                            storage_error = getattr(exc, "strerror", None) or str(exc)
+                        if isinstance(exc, StorageError) or is_storage_error(exc):
+                            storage_error = getattr(exc, "reason", None) or exc.strerror
                             cl.cancel(list(futures))
                             break
                         got.failures.append((ref, _reason(exc)))
@@ -226,8 +233,7 @@ def _compute(todo, index, params, zarr_path, spec, client, progress, echo, write
                     done_iter.update(submit(1))
             got.workers = sorted({str(w.get("name")) for w in cl.scheduler_info()["workers"].values()})
             if storage_error is not None:
-                raise StoreError(f"writing to {zarr_path} failed ({storage_error}); the finished clips "
-                                 "are kept: free space or fix permissions and run again to resume")
+                raise StorageError(storage_error, str(zarr_path))
     return got
 
 

@@ -66,6 +66,26 @@ def tiny_output(tiny_dataset, small_params, client, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def full_clips(tmp_path_factory):
+    """2 genres x 4 GTZAN-length clips: long enough to interrupt a run in mid-flight."""
+    from pipeline.synth import synth_dataset
+
+    return synth_dataset(tmp_path_factory.mktemp("full"), genres=2, clips=4, seed=4)
+
+
+@pytest.fixture(scope="session")
+def undisturbed(full_clips, tmp_path_factory):
+    """audio.hdf5 of an uninterrupted CLI run on ``full_clips``."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("undisturbed")
+    p = subprocess.run([sys.executable, "-m", "pipeline", "run", str(full_clips), "-o", str(out), "--workers", "2"],
+                       capture_output=True, text=True, cwd=out)
+    assert p.returncode == 0, p.stderr
+    return out / "audio.hdf5"
+
+
 def copy_tree(src, dst):
     import shutil
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import StoreError
+from ..exceptions import StorageError, StoreError
 from . import layout
 
 _UMASK = os.umask(0)
@@ -88,7 +88,7 @@ def atomic_write(path, text: str) -> None:
         with atomic_path(path) as tmp:
             tmp.write_text(text)
     except OSError as e:
-        raise StoreError(f"writing {path} failed ({e.strerror}); free space or fix the folder's permissions") from None
+        raise StorageError(e.strerror or str(e), str(path)) from None
 
 
 def remove_partials(folder, name: str) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import StoreError
+from ..exceptions import StorageError
 from ..params import DATASETS
 from . import zarr_store
 from .files import commit, discard, new_partial, remove_partials
@@ -215,8 +215,7 @@ class HDF5Writer:
 
     def _fail(self, why: str):
         self.abort()
-        raise StoreError(f"writing {self.path} failed ({why}); the finished clips are kept in {self.zarr_path}: "
-                         "free space and run again to resume")
+        raise StorageError(why, str(self.path))
 
     def finish(self) -> int:
         """Complete ``audio.hdf5``; return its size in bytes."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import StoreError
+from ..exceptions import StorageError, StoreError
 from ..params import DATASETS, Params
 from . import layout
 from .files import atomic_path, is_storage_error
@@ -164,7 +164,7 @@ def write_clip(path, g: int, c: int, arrays: dict, token: str = "") -> int:
         store.write("done", g, c, np.True_)  # last: the clip counts as finished only now
     except OSError as e:
         if is_storage_error(e):
-            raise StoreError(e.strerror) from None  # the driver says it once, for the whole run
+            raise StorageError(e.strerror, str(path)) from None  # the driver says it once, for the whole run
         raise
     return nbytes
 

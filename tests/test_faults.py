@@ -1,0 +1,243 @@
+"""Every failure is one line, with the right exit code, no traceback from any process, and nothing lost.
+
+Each case runs the real command line in its own process group, the way a
+terminal or a batch system runs it, and reads everything the run's processes
+print.  After a failure, the same command again must give the output of an
+uninterrupted run, attributes included (``created`` aside).
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import SMALL, SMALL_SECONDS
+from helpers import assert_same_output
+
+from pipeline.synth import synth_dataset
+
+pytestmark = pytest.mark.slow
+
+SR = 22050
+SMALL_ARGS = ["--nsamples", str(SMALL["nsamples"])]
+
+
+def start(args, cwd, env=None):
+    return subprocess.Popen([sys.executable, "-m", "pipeline", "run", *map(str, args)], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            env={**os.environ, **(env or {})})
+
+
+def audioprep(*args, cwd, env=None):
+    p = subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], cwd=cwd, capture_output=True,
+                       text=True, env={**os.environ, **(env or {})}, timeout=600)
+    return p.returncode, p.stdout + p.stderr
+
+
+def finished(out: Path) -> int:
+    d = out / "audio.zarr" / "done" / "c"
+    return sum(len(files) for _, _, files in os.walk(d)) if d.exists() else 0
+
+
+def wait_until(cond, proc, timeout=240):
+    t0 = time.time()
+    while not cond():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() - t0 < timeout, "the run never reached the point to interrupt it"
+        time.sleep(0.02)
+
+
+def lines(text: str) -> list:
+    return [ln for ln in text.splitlines() if ln.strip()]
+
+
+def assert_clean(text: str):
+    assert "Traceback" not in text, text
+    assert "leaked" not in text and "Warning" not in text, text
+
+
+@pytest.mark.parametrize("sig,group,code", [(signal.SIGINT, True, 130), (signal.SIGTERM, True, 143),
+                                            (signal.SIGTERM, False, 143), (signal.SIGINT, False, 130)],
+                         ids=["ctrl-c", "kill-group", "kill-driver", "sigint-driver"])
+def test_signal_gives_one_line_and_the_run_resumes(full_clips, undisturbed, tmp_path, sig, group, code):
+    out = tmp_path / "out"
+    proc = start([full_clips, "-o", out, "--workers", "2", "-q"], tmp_path)
+    wait_until(lambda: finished(out) >= 2, proc)
+    (os.killpg if group else os.kill)(proc.pid, sig)
+    text, _ = proc.communicate(timeout=180)
+    assert proc.returncode == code, text
+    kept = finished(out)
+    assert lines(text) == [f"interrupted: {kept} clips finished and kept; run the same command again to resume"]
+    assert_clean(text)
+    assert not list(out.glob(".*.partial")) and not (out / "audio.hdf5").exists()
+    deadline = time.time() + 15  # the resource tracker leaves a moment after the driver
+    while _children_alive(proc.pid) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _children_alive(proc.pid), "a process of the run outlived it"
+    code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", cwd=tmp_path)
+    assert code == 0 and f"resuming: {kept} of 8 clips" in text
+    assert_same_output(out / "audio.hdf5", undisturbed)
+
+
+def _children_alive(pgid: int) -> list:
+    import psutil
+
+    alive = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p.pid)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return alive
+
+
+@pytest.fixture
+def bad_mid_run(tmp_path):
+    """3 genres x 2 clips; one a float WAV holding NaN: its header is fine, its computation is not."""
+    root = synth_dataset(tmp_path / "in", genres=3, clips=2, seconds=SMALL_SECONDS, seed=11)
+    target = root / "country" / "country.00001.au"
+    y, _ = sf.read(target, dtype="float32")
+    target.unlink()
+    y[500] = np.nan
+    sf.write(root / "country" / "country.00001.wav", y, SR, subtype="FLOAT")
+    return root, root / "country" / "country.00001.wav"
+
+
+def test_bad_clip_mid_run_is_one_line_without_worker_traceback(bad_mid_run, tmp_path):
+    root, bad = bad_mid_run
+    code, text = audioprep("run", root, "-o", tmp_path / "o", "-q", *SMALL_ARGS, cwd=tmp_path)
+    assert code == 3
+    assert_clean(text)
+    assert "Compute Failed" not in text
+    assert lines(text)[0].startswith(f"error: {bad}: ") and len(lines(text)) == 2
+    assert lines(text)[1].startswith("error: 1 clip(s) failed; the other clips are saved in ")
+
+
+def test_skip_bad_lists_the_clip_in_both_stores_and_equals_a_resumed_run(bad_mid_run, tmp_path):
+    root, bad = bad_mid_run
+    code, text = audioprep("run", root, "-o", tmp_path / "a", "--skip-bad", *SMALL_ARGS, cwd=tmp_path)
+    assert code == 0
+    assert_clean(text)
+    found = lines(text)
+    i = found.index("1 bad clip(s), zero-filled and flagged invalid:")
+    assert found[i + 1].startswith(f"  {bad}: ")
+    with h5py.File(tmp_path / "a" / "audio.hdf5") as f:
+        in_hdf5 = json.loads(f.attrs["bad_clips"])
+    import zarr
+
+    in_zarr = json.loads(zarr.open_group(str(tmp_path / "a" / "audio.zarr"), mode="r").attrs["bad_clips"])
+    assert in_hdf5 == in_zarr and [b["path"] for b in in_hdf5] == [str(bad)]
+    # the same input, first refused (no --skip-bad), then resumed with --skip-bad: the same file
+    audioprep("run", root, "-o", tmp_path / "b", *SMALL_ARGS, cwd=tmp_path)
+    code, _ = audioprep("run", root, "-o", tmp_path / "b", "--skip-bad", *SMALL_ARGS, cwd=tmp_path)
+    assert code == 0
+    assert_same_output(tmp_path / "b" / "audio.hdf5", tmp_path / "a" / "audio.hdf5")
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode().strip()})")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)])
+
+
+def remount(mnt, opts):
+    subprocess.run(["mount", "-o", f"remount,{opts}", str(mnt)], check=True)
+
+
+def test_disk_full_while_workers_write_is_one_line(full_clips, undisturbed, tmp_path, tmpfs):
+    """The disk fills while the workers write their Zarr chunks (audio.hdf5 would fit: the check passes)."""
+    out = tmpfs / "out"
+    proc = start([full_clips, "-o", out, "--workers", "2", "-q"], tmp_path)
+    wait_until(lambda: finished(out) >= 1, proc)
+    # what is there now, plus about one clip: the next writes fail, whichever process makes them
+    used = int(subprocess.run(["df", "-k", "--output=used", str(tmpfs)], capture_output=True, text=True)
+               .stdout.split()[-1])
+    remount(tmpfs, f"size={used + 3000}k")
+    text, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 1, text
+    assert lines(text) == [f"error: cannot write to {out} (No space left on device); the finished clips are kept in "
+                           f"{out / 'audio.zarr'}: free space or fix permissions, then run the same command again "
+                           "to resume"]
+    assert_clean(text)
+    remount(tmpfs, "size=256m")
+    code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", cwd=tmp_path)
+    assert code == 0, text
+    assert_same_output(out / "audio.hdf5", undisturbed)
+
+
+def test_output_made_read_only_during_a_run_is_one_line(full_clips, undisturbed, tmp_path):
+    """The output folder stops taking writes mid-run (chattr +i: even root cannot write there)."""
+    out = tmp_path / "out"
+    proc = start([full_clips, "-o", out, "--workers", "2", "-q"], tmp_path)
+    wait_until(lambda: finished(out) >= 2, proc)
+    r = subprocess.run(["chattr", "-R", "+i", str(out)], capture_output=True, text=True)
+    if r.returncode != 0:
+        proc.kill()
+        proc.wait()
+        pytest.skip(f"chattr does not work here ({r.stderr.strip()})")
+    try:
+        text, _ = proc.communicate(timeout=180)
+    finally:
+        subprocess.run(["chattr", "-R", "-i", str(out)], capture_output=True)
+    assert proc.returncode == 1, text
+    assert lines(text) == [f"error: cannot write to {out} (Operation not permitted); the finished clips are kept in "
+                           f"{out / 'audio.zarr'}: free space or fix permissions, then run the same command again "
+                           "to resume"]
+    assert_clean(text)
+    code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", cwd=tmp_path)
+    assert code == 0, text
+    assert_same_output(out / "audio.hdf5", undisturbed)
+
+
+def test_quiet_means_quiet_and_a_refused_run_keeps_the_saved_config(tiny_dataset, tmp_path):
+    with socket.socket() as busy:
+        try:
+            busy.bind(("127.0.0.1", 8787))
+        except OSError:
+            pytest.skip("port 8787 is in use by something else")
+        busy.listen()
+        code, text = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "-q", "--workers", "2", *SMALL_ARGS,
+                               cwd=tmp_path)
+        assert code == 0 and text == "", text  # no "Port 8787 is already in use", no semaphore warnings
+        code, text = audioprep("cluster", "job-script", "--cluster", "slurm", cwd=tmp_path)
+        assert code == 0 and text.startswith("#!/usr/bin/env bash") and "Warning" not in text, text
+    saved = (tmp_path / "o" / "audio.config.yaml").read_text()
+    code, text = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "-q", "--lcn-log", *SMALL_ARGS, cwd=tmp_path)
+    assert code == 1 and lines(text) == [
+        f"error: {tmp_path / 'o' / 'audio.hdf5'} exists and it was made with other parameters "
+        "(lcn_log: False -> True); use --overwrite to replace it, or -o another folder"]
+    assert (tmp_path / "o" / "audio.config.yaml").read_text() == saved
+
+
+def test_hdf5_held_open_for_writing_says_so(tiny_dataset, tmp_path):
+    code, _ = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "-q", *SMALL_ARGS, cwd=tmp_path)
+    assert code == 0
+    path = tmp_path / "o" / "audio.hdf5"
+    holder = subprocess.Popen([sys.executable, "-c", f"import h5py, sys, time; f = h5py.File({str(path)!r}, 'a'); "
+                               "print('open', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        code, text = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "-q", *SMALL_ARGS, cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 1
+    assert_clean(text)
+    (line,) = lines(text)
+    assert line.startswith(f"error: {path} exists but cannot be read (")
+    assert line.endswith("; is another program writing it?); close that program, or use --overwrite to replace it")
+    assert "format=None" not in line
