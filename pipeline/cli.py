@@ -117,8 +117,10 @@ def _setting_option(key: str, type=str, *, name: str | None = None, dest: str | 
     help = config.comments().get(f"audioprep.{key}", "")
     default = _shown(dask.config.get(f"audioprep.{key}", None))
     leaf = key.rsplit(".", 1)[-1]
-    return click.option(name or f"--{leaf}", dest or leaf.replace("-", "_"), type=type,
-                        help=f"{help[0].upper()}{help[1:]}  [default: {default}]")
+    text = f"{help[0].upper()}{help[1:]}  [default: {default}]"
+    if type is bool:
+        return click.option(f"--{leaf}/--no-{leaf}", leaf.replace("-", "_"), default=None, help=text)
+    return click.option(name or f"--{leaf}", dest or leaf.replace("-", "_"), type=type, help=text)
 
 
 def jobqueue_options(fn):
@@ -173,6 +175,7 @@ def main():
 @param_options
 @_setting_option("cluster")
 @_setting_option("workers", click.IntRange(min=1))
+@_setting_option("tls", bool)
 @_setting_option("dashboard-address")
 @jobqueue_options
 @_setting_option("jobs", click.IntRange(min=1))

@@ -7,8 +7,14 @@ connects to a running scheduler instead.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import importlib
 import os
+import shutil
+import socket
+import tempfile
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +22,7 @@ import dask.config
 
 from .config import JOBQUEUE_KEYS, setting
 from .exceptions import ClusterError
+from .output.layout import CREDENTIALS_PREFIX
 
 #: kind -> "module:Class" of the cluster class (imported only when used).
 CLUSTERS = {
@@ -69,6 +76,7 @@ class ClusterSpec:
     jobqueue: dict = field(default_factory=dict)  # CLI overrides: cores, memory, ...
     local_directory: str | None = None
     log_directory: str | None = None
+    shared_directory: str | None = None  # on a file system the compute nodes share (the output folder)
 
     def resolved_kind(self) -> str:
         return setting("cluster", self.kind)
@@ -131,27 +139,53 @@ def _jobqueue_packaged_defaults() -> dict:
         return {}
 
 
-def make_cluster(spec: ClusterSpec):
-    """Create the cluster of ``spec`` (not for scheduler addresses)."""
+def run_security(echo_warning=None):
+    """TLS with fresh credentials for one run (``distributed.security.Security.temporary``), or None if turned off.
+
+    The certificate authority, certificates and keys exist for this run only,
+    in memory; only processes given them (this run's scheduler, workers and
+    client) can connect.  ``audioprep.tls: false`` turns TLS off, with a
+    warning on every run.
+    """
+    if not setting("tls"):
+        import logging
+
+        logging.getLogger("audioprep").warning(
+            "TLS is off (audioprep.tls: false): any user who can reach the scheduler's port can connect to it "
+            "and run code as you; turn it off only where your site requires it")
+        return None
+    from distributed.security import Security
+
+    return Security.temporary()
+
+
+def make_cluster(spec: ClusterSpec, *, security=None):
+    """Create the cluster of ``spec`` (not for scheduler addresses), with ``security`` (TLS) if given."""
     kind = spec.resolved_kind()
     cls = cluster_class(kind)
     if kind == "local":
         workers = setting("workers", spec.workers) or os.cpu_count() or 1
         try:
-            with dask.config.set(WORKER_CONFIG):  # read by the nannies as they are created
+            # Read by the scheduler and the nannies as they are created; the workers inherit it.
+            scratch = {"temporary-directory": spec.local_directory} if spec.local_directory else {}
+            with dask.config.set({**WORKER_CONFIG, **scratch}):
                 return cls(n_workers=int(workers), threads_per_worker=int(setting("threads-per-worker")),
                            processes=True, memory_limit=setting("memory-limit"),
                            dashboard_address=setting("dashboard-address", spec.dashboard_address),
                            host="127.0.0.1", local_directory=spec.local_directory,
-                           preload=["pipeline.worker_setup"])
+                           preload=["pipeline.worker_setup"], security=security)
         except Exception as e:
             raise ClusterError(f"could not start a local cluster of {workers} workers ({e})") from None
     kwargs = spec.jobqueue_kwargs(kind)
+    if security is not None:
+        # The job scripts read the workers' credentials from files (0600) in this folder.
+        kwargs.update(security=security, shared_temp_directory=spec.shared_directory)
     try:
         cluster = cls(**kwargs)
     except Exception as e:
+        shown = {k: v for k, v in kwargs.items() if k != "security"}
         raise ClusterError(f"could not create the {kind} cluster: {e}; the call was "
-                           f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})") from None
+                           f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})") from None
     lo, hi = setting("adapt-min", spec.adapt_min), setting("adapt-max", spec.adapt_max)
     if not hi:
         lo = hi = int(setting("jobs", spec.jobs))
@@ -163,40 +197,100 @@ def make_cluster(spec: ClusterSpec):
 
 def job_script(spec: ClusterSpec) -> str:
     """The batch script a jobqueue cluster of ``spec`` would submit (nothing is submitted)."""
+    import tempfile
+
     kind = spec.resolved_kind()
     if kind == "local" or is_address(kind):
         raise ClusterError(f"--cluster {kind} submits no batch jobs; choose one of "
                            f"{', '.join(k for k in CLUSTERS if k != 'local')}")
     cls = cluster_class(kind)
-    cluster = cls(**spec.jobqueue_kwargs(kind))
-    try:
-        return cluster.job_script()
-    finally:
-        cluster.close()
+    kwargs = spec.jobqueue_kwargs(kind)
+    kwargs["scheduler_options"] = {**kwargs["scheduler_options"], "dashboard_address": "127.0.0.1:0"}
+    security = run_security()
+    with tempfile.TemporaryDirectory(prefix="audioprep-credentials-") as shared:
+        if security is not None:
+            kwargs.update(security=security, shared_temp_directory=spec.shared_directory or shared)
+        cluster = cls(**kwargs)
+        try:
+            return cluster.job_script()
+        finally:
+            cluster.close()
+            _release_credential_files(cluster)
+
+
+def _release_credential_files(cluster) -> None:
+    """Close (and so delete) the credential files dask-jobqueue wrote for the job scripts, now, not at GC time."""
+    for value in list(vars(cluster).values()):
+        if isinstance(value, tempfile._TemporaryFileWrapper):
+            value.close()
 
 
 class Connection:
-    """A client on the cluster of ``spec`` (``with Connection(spec) as conn: conn.client``); closes what it created."""
+    """A client on the cluster of ``spec`` (``with Connection(spec) as conn: conn.client``); closes what it created.
+
+    A cluster it creates gets TLS with this run's own credentials
+    (:func:`run_security`) and a scratch folder of its own (mode 0700, not a
+    fixed path in /tmp); both are removed when the connection closes.
+    """
 
     def __init__(self, spec: ClusterSpec, client=None):
         self.spec, self.client, self.cluster = spec, client, None
-        self._own_client = client is None
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self):
-        from distributed import Client
 
         if self.client is not None:
             return self
         kind = self.spec.resolved_kind()
-        if is_address(kind):
-            try:
-                self.client = Client(kind, timeout=setting("connect-timeout"))
-            except Exception as e:
-                raise ClusterError(f"could not reach the scheduler at {kind} ({e}); is it running?") from None
-        else:
-            self.cluster = make_cluster(self.spec)
-            self.client = Client(self.cluster)
+        try:
+            if is_address(kind):
+                self._connect(kind)
+            else:
+                self._start(kind)
+        except BaseException:
+            self._stack.close()
+            raise
         return self
+
+    def _connect(self, address: str) -> None:
+        from distributed import Client
+
+        # A tls:// address uses the user's own certificates from the dask config (distributed.comm.tls.*).
+        try:
+            self.client = Client(address, timeout=setting("connect-timeout"))
+        except Exception as e:
+            raise ClusterError(f"could not reach the scheduler at {address} ({e}); is it running?") from None
+        self._stack.callback(self.client.close)
+
+    def _start(self, kind: str) -> None:
+        from distributed import Client
+
+        spec = self.spec
+        if kind == "local" and spec.local_directory is None:
+            scratch = tempfile.mkdtemp(prefix="audioprep-dask-")
+            self._stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+            spec = dataclasses.replace(spec, local_directory=scratch)
+        if kind != "local":
+            where = spec.shared_directory or os.getcwd()
+            shared = tempfile.mkdtemp(prefix=CREDENTIALS_PREFIX, dir=where)
+            self._stack.callback(shutil.rmtree, shared, ignore_errors=True)
+            spec = dataclasses.replace(spec, shared_directory=shared)
+        self.spec = spec
+        self.cluster = make_cluster(spec, security=run_security())
+        self._stack.callback(_release_credential_files, self.cluster)
+        self._stack.callback(self.cluster.close)
+        self.client = Client(self.cluster)
+        self._stack.callback(self.client.close)
+
+    @property
+    def dashboard_link(self) -> str:
+        """Where the dashboard is, as the user can open it (the scheduler's own link names its network address)."""
+        link = self.client.dashboard_link
+        if self.cluster is None or self.spec.resolved_kind() == "local":
+            return link
+        port = urllib.parse.urlsplit(link).port
+        return f"http://127.0.0.1:{port}/status (on {socket.gethostname()}; from elsewhere: ssh -N -L " \
+               f"{port}:127.0.0.1:{port} {socket.gethostname()}, then open http://localhost:{port}/status)"
 
     def wait_for_workers(self, echo) -> None:
         """Wait for the first worker of a batch-job cluster; fail clearly if none comes."""
@@ -216,7 +310,4 @@ class Connection:
                 f"{self.spec.resolved_kind()}'; raise audioprep.worker-timeout for busy queues") from None
 
     def __exit__(self, *exc):
-        if self._own_client and self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        self._stack.close()  # client, then cluster, then credentials and scratch folders

@@ -32,7 +32,7 @@ dask.config.update_defaults(DEFAULTS)
 JOBQUEUE_KEYS = {"cores": int, "processes": int, "memory": str, "walltime": str, "queue": str, "account": str,
                  "interface": str}
 #: Run options that are runtime settings (keys of the ``audioprep`` namespace).
-RUN_SETTINGS = ("cluster", "workers", "dashboard-address", "jobs", "adapt-min", "adapt-max")
+RUN_SETTINGS = ("cluster", "workers", "tls", "dashboard-address", "jobs", "adapt-min", "adapt-max")
 #: The top-level keys of a run configuration file, with their comments.
 RUN_HELP = {
     "input": "a genres folder ROOT/<genre>/<file> or a gtzan.hdf5",

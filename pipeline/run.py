@@ -115,6 +115,8 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
                 spec = spec or ClusterSpec()
                 if spec.log_directory is None:
                     spec = dataclasses.replace(spec, log_directory=str(out.log_dir))  # batch jobs' stdout / stderr
+                if spec.shared_directory is None:
+                    spec = dataclasses.replace(spec, shared_directory=str(out.path))  # batch jobs' credentials
                 got = _compute(todo, index, params, out.zarr_path, spec, client, progress, echo, writer)
                 result.computed, result.bytes_written = got.computed, got.bytes_written
                 result.dashboard, result.workers = got.dashboard, got.workers
@@ -191,8 +193,8 @@ def _compute(todo, index, params, zarr_path, spec, client, progress, echo, write
     with dask.config.set({"distributed.scheduler.allowed-failures": int(setting("allowed-failures"))}):
         with Connection(spec, client) as conn:
             cl = conn.client
-            got.dashboard = cl.dashboard_link
-            echo(f"dashboard: {cl.dashboard_link}")
+            got.dashboard = conn.dashboard_link
+            echo(f"dashboard: {conn.dashboard_link}")
             conn.wait_for_workers(echo)
             token = store_token(zarr_store.attrs(zarr_path))
             clip_bytes = sum(4 * int(np.prod(params.shape(n, 1, 1))) for n in params.datasets)

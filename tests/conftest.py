@@ -86,6 +86,14 @@ def undisturbed(full_clips, tmp_path_factory):
     return out / "audio.hdf5"
 
 
+@pytest.fixture(scope="session")
+def many_clips(tmp_path_factory):
+    """10 genres x 10 GTZAN-length clips: a run that lasts while a test probes it."""
+    from pipeline.synth import synth_dataset
+
+    return synth_dataset(tmp_path_factory.mktemp("many"), genres=10, clips=10, seed=9)
+
+
 def copy_tree(src, dst):
     import shutil
 

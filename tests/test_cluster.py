@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import psutil
 import pytest
 from helpers import assert_same_output
 from test_cli import SMALL_ARGS, audioprep
@@ -111,6 +112,30 @@ def test_pipeline_on_real_slurm_equals_local(tiny_dataset, local_output, tmp_pat
     assert summary["workers"] and all(w.startswith("SLURMCluster-") for w in summary["workers"])
     # two batch jobs were submitted, each with its own log
     assert len(list((out / "logs").glob("*.err"))) == 2
+
+
+@pytest.mark.slurm
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
+def test_an_outsider_cannot_connect_to_a_run_on_slurm(many_clips, tmp_path):
+    """The scheduler (in the driver, on the login node) and the workers (in batch jobs) all refuse an outsider."""
+    from distributed.security import Security
+    from test_faults import start
+    from test_security import batch_worker_pids, probe_run
+
+    need(slurm_running(), "a one-node SLURM", "bash cluster/slurm-up.sh")
+    out = tmp_path / "out"
+    proc = start([many_clips, "-o", out, "--cluster", "slurm", "--jobs", "2", "--cores", "1", "--memory", "1GiB",
+                  "--walltime", "00:10:00", "--interface", "lo", "--queue", "debug"], tmp_path,
+                 env={"SLURM_CONF": SLURM_CONF})
+    try:
+        reached = probe_run(proc, out, Security.temporary(), batch=True)
+        workers = [" ".join(psutil.Process(pid).cmdline()) for pid in batch_worker_pids()]
+    finally:
+        text, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, text
+    assert not any(reached.values()), [k for k, v in reached.items() if v]
+    assert workers and all("tls://" in w and "--tls-key" in w for w in workers), workers
+    assert not list(out.glob(".audioprep-credentials-*"))  # the workers' credentials are gone with the run
 
 
 @pytest.mark.sge

@@ -34,6 +34,8 @@ class OutputFolder:
         with files.OutputLock(self.path):
             for name in (layout.HDF5_NAME, layout.ZARR_NAME, layout.SUMMARY_NAME, layout.CONFIG_NAME):
                 files.remove_partials(self.path, name)
+            for stale in self.path.glob(layout.CREDENTIALS_PREFIX + "*"):  # of a run that was killed
+                files.discard(stale)
             yield self
 
     def up_to_date(self, expected: dict, *, overwrite: bool) -> bool:

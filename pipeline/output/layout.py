@@ -20,6 +20,8 @@ SUMMARY_NAME = "audio.summary.json"
 CONFIG_NAME = "audio.config.yaml"
 LOCK_NAME = ".audioprep.lock"
 LOG_DIR = "logs"
+#: A batch cluster's per-run credentials: a 0700 folder of 0600 files, removed when the run ends.
+CREDENTIALS_PREFIX = ".audioprep-credentials-"
 
 #: Written into both stores; an output of another format is never resumed.
 FORMAT = "audioprep-1"
