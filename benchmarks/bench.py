@@ -286,7 +286,7 @@ def full(args) -> str:
         root = dataset(args.data, n)
         work = args.data / f"out{n}"
         shutil.rmtree(work, ignore_errors=True)
-        for sub in ("a", "b", "c", "e"):
+        for sub in ("a", "b", "c", "e", "plain"):
             (work / sub).mkdir(parents=True)
         print(f"N={n}: a, the serial original ...", file=sys.stderr)
         a = serial_reference(root, work / "a")
@@ -297,6 +297,9 @@ def full(args) -> str:
         shutil.rmtree(work / "b")  # keep the disk use bounded
         print(f"N={n}: c, audioprep with {args.cores} workers ...", file=sys.stderr)
         c = pipeline_run(root, work / "c", args.cores)
+        print(f"N={n}: c without TLS ...", file=sys.stderr)
+        plain = pipeline_run(root, work / "plain", args.cores, extra=["--no-tls"])
+        shutil.rmtree(work / "plain")
         same = check_same(work / "a" / "audio.hdf5", work / "c" / "audio.hdf5", work / "e" / "audio.hdf5")
         print(f"N={n}: d, the compute floor ...", file=sys.stderr)
         d = floor(root, args.cores)
@@ -307,15 +310,16 @@ def full(args) -> str:
             f"| {d['seconds']:.1f} | {n / c['seconds']:.1f} | **{a['seconds'] / c['seconds']:.2f}** "
             f"| **{e['seconds'] / c['seconds']:.2f}** | **{b['seconds'] / c['seconds']:.2f}** "
             f"| {c['seconds'] / d['seconds']:.2f} | {max(b['worker_mb']):.0f} / {max(c['worker_mb']):.0f} "
-            f"| {c['scheduler_mb']:.0f} |")
+            f"| {c['scheduler_mb']:.0f} | {plain['seconds']:.1f} ({100 * (c['seconds'] / plain['seconds'] - 1):+.0f} %) |")
         st = d["stages"]
         details.append(
             f"| {n} | " + " | ".join(f"{1e3 * v / n:.1f}" for v in st.values())
             + f" | {1e3 * c['seconds'] / n:.1f} | {s['consolidate_seconds']:.1f} | {same} |")
         print(rows[-1], file=sys.stderr)
     head = ("| N | a serial (s) | e joblib script (s) | b audioprep 1 worker (s) | c audioprep (s) | d floor (s) "
-            "| clips/s (c) | a/c | e/c | b/c | c/d | worker peak MB (b / c) | driver peak MB (c) |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            "| clips/s (c) | a/c | e/c | b/c | c/d | worker peak MB (b / c) | driver peak MB (c) "
+            "| c without TLS (s) (TLS cost) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     dhead = ("| N | decode ms/clip | frame ms/clip | CQT ms/clip | LCN ms/clip | c: wall ms/clip "
              "| c: HDF5 writer busy (s) | max diff of a / e from c (= bit-identical) |\n"
              "|---|---|---|---|---|---|---|---|")
