@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 from .exceptions import BadInputError, ClusterError, ParameterError, PipelineError, StoreError  # noqa: E402
 from .params import Params  # noqa: E402
-from .output import OutputReader, describe, open_dataset, to_matrix  # noqa: E402
+from .output import FrameBlocks, OutputReader, describe, open_dataset, to_matrix  # noqa: E402
 
 __all__ = ["Params", "PipelineError", "ParameterError", "BadInputError", "StoreError", "ClusterError",
-           "OutputReader", "open_dataset", "to_matrix", "describe", "__version__"]
+           "OutputReader", "FrameBlocks", "open_dataset", "to_matrix", "describe", "__version__"]

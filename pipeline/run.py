@@ -128,6 +128,7 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
                     raise BadInputError([Problem(r.name, why) for r, why in got.failures],
                                         f"{len(got.failures)} clip(s) failed; the other clips are saved in "
                                         f"{out.zarr_path}: fix the bad clips and run again, or add --skip-bad")
+                zarr_store.consolidate(out.zarr_path)
                 echo(f"consolidating {out.zarr_path} -> {out.hdf5_path}")
                 result.hdf5_bytes = writer.finish()
                 result.consolidate_seconds = writer.busy_seconds

@@ -7,10 +7,11 @@ Modules, one concern each:
 - :mod:`~pipeline.output.zarr_store`: the store the workers write, one chunk per clip;
 - :mod:`~pipeline.output.hdf5`: the writer process that consolidates it into ``audio.hdf5``;
 - :mod:`~pipeline.output.folder`: :class:`OutputFolder`, what a run uses;
-- :mod:`~pipeline.output.reader`: :class:`OutputReader`, ``open_dataset``, ``to_matrix``, ``describe``.
+- :mod:`~pipeline.output.reader`: :class:`OutputReader`, ``open_dataset``, ``to_matrix``, :class:`FrameBlocks`,
+  ``describe``.
 """
 
 from .folder import OutputFolder
-from .reader import OutputReader, describe, open_dataset, to_matrix
+from .reader import FrameBlocks, OutputReader, describe, open_dataset, to_matrix
 
-__all__ = ["OutputFolder", "OutputReader", "open_dataset", "to_matrix", "describe"]
+__all__ = ["OutputFolder", "OutputReader", "FrameBlocks", "open_dataset", "to_matrix", "describe"]

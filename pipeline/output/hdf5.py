@@ -22,7 +22,7 @@ import numpy as np
 
 from ..exceptions import StorageError
 from ..params import DATASETS
-from . import zarr_store
+from . import layout, zarr_store
 from .files import commit, discard, new_partial, remove_partials
 
 
@@ -55,6 +55,41 @@ def decode_attr(key, value):
     return value
 
 
+def write_coordinates(f, coords: dict) -> dict:
+    """The coordinates (:func:`layout.coordinates`) as datasets, the dimension ones as scales.
+
+    With them netCDF readers (xarray's h5netcdf engine, ncdump) and HDF5 tools
+    see named dimensions (``genre``, ``clip``, ``frame``, ``overlap``,
+    ``sample``/``bin``) with their labels instead of anonymous ``phony_dim_*``.
+    Returns the dimension scales by name.
+    """
+    import h5py
+
+    scales = {}
+    for name, (dims, values, extra) in coords.items():
+        if values.dtype == object:
+            d = f.create_dataset(name, data=values.astype(str).tolist(), dtype=h5py.string_dtype("utf-8"))
+        else:
+            d = f.create_dataset(name, data=values)
+        d.attrs.update(extra)
+        if dims == (name,):
+            d.make_scale(name)
+            scales[name] = d
+    for name, (dims, _, _) in coords.items():
+        if dims != (name,):
+            for i, dim in enumerate(dims):
+                f[name].dims[i].attach_scale(scales[dim])
+    return scales
+
+
+def label(dset, name: str, scales: dict, coords: dict) -> None:
+    """Attach the dimension scales of array ``name``, and name its other coordinates (the CF convention)."""
+    for i, dim in enumerate(layout.dims(name)):
+        dset.dims[i].attach_scale(scales[dim])
+    if layout.auxiliary(name, coords):
+        dset.attrs["coordinates"] = layout.auxiliary(name, coords)
+
+
 def read_attrs(path) -> dict:
     """The attributes of an ``audio.hdf5``, in plain Python types."""
     import h5py
@@ -79,6 +114,10 @@ class _Copier:
         self.dsets = {n: self.file.create_dataset(n, shape=a.shape, dtype="float32", chunks=chunks(a.shape),
                                                   fillvalue=0.0)
                       for n, a in self.arrays.items()}
+        self.coords = layout.coordinates(zarr_store.attrs(zarr_path), [*self.dsets, "valid"])
+        self.scales = write_coordinates(self.file, self.coords)
+        for n, d in self.dsets.items():
+            label(d, n, self.scales, self.coords)
         self.copied: set = set()
 
     def copy_clip(self, g: int, c: int) -> None:
@@ -94,7 +133,7 @@ class _Copier:
         for g, c in zip(*np.nonzero(done & valid)):
             if (int(g), int(c)) not in self.copied:
                 self.copy_clip(int(g), int(c))
-        self.file.create_dataset("valid", data=valid)
+        label(self.file.create_dataset("valid", data=valid), "valid", self.scales, self.coords)
         for k, v in dict(root.attrs).items():
             self.file.attrs[k] = encode_attr(k, v)
         self.file.flush()

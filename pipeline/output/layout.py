@@ -39,6 +39,45 @@ def dims(name: str) -> tuple:
     return ("genre", "clip", "frame", "overlap", "sample" if name == "Xa" else "bin")
 
 
+def coordinates(attrs: dict, names) -> dict:
+    """The labelled coordinates of the arrays ``names``, from an output's attributes.
+
+    Returns ``{name: (dims, values, attrs)}``: the dimension coordinates
+    ``genre`` (labels), ``clip``, ``frame``, ``overlap`` (0 aligned, 1 shifted by
+    ``na // 2``), ``sample``, ``bin``, and ``time`` (frame start in seconds, per
+    frame and overlap), ``frequency`` (bin centres in Hz) and ``note`` (the
+    nearest note and offset in cents, e.g. ``C2+50``).  Both stores carry them
+    (HDF5 as dimension scales) and :func:`~pipeline.output.reader.open_dataset`
+    labels its dataset with them, so every reader sees the same names.
+    """
+    import librosa
+
+    na, sr, ns = int(attrs["na"]), int(attrs["sr"]), int(attrs["ns"])
+    nframes, nclips = int(attrs["Nframes"]), int(attrs["Nclips"])
+    freqs = librosa.cqt_frequencies(ns, fmin=float(attrs["fmin"]), bins_per_octave=int(attrs["bins_per_octave"]))
+    start = np.arange(nframes) * na / sr
+    coords = {
+        "genre": (("genre",), np.array(list(attrs["labels"]), dtype=object), {}),
+        "clip": (("clip",), np.arange(nclips), {}),
+        "frame": (("frame",), np.arange(nframes), {}),
+        "overlap": (("overlap",), np.array([0, 1]), {}),
+        "time": (("frame", "overlap"), start[:, None] + np.array([0.0, na / 2 / sr])[None, :], {"units": "s"}),
+        "sample": (("sample",), np.arange(na), {}),
+        "bin": (("bin",), np.arange(ns), {}),
+        "frequency": (("bin",), freqs, {"units": "Hz"}),
+        "note": (("bin",), np.array([n.replace("+0", "") for n in librosa.hz_to_note(freqs, cents=True,
+                                                                                    unicode=False)], dtype=object),
+                 {}),
+    }
+    used = {d for name in names for d in dims(name)}
+    return {k: v for k, v in coords.items() if set(v[0]) <= used}
+
+
+def auxiliary(name: str, coords: dict) -> str:
+    """The non-dimension coordinates of array ``name``, as the CF ``coordinates`` attribute names them."""
+    return " ".join(k for k, (d, _, _) in coords.items() if d != (k,) and set(d) <= set(dims(name)))
+
+
 def software_versions() -> dict:
     import dask
     import h5py

@@ -7,6 +7,7 @@ loaded until asked for.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -90,44 +91,62 @@ def open_dataset(path):
         import xarray as xr
     except ImportError:
         raise PipelineError("open_dataset needs xarray; install it with: pip install 'audioprep[xarray]'") from None
-    import librosa
-
     src = OutputReader(path)  # stays open while the dataset lives: ds.close() closes it
     a = src.attrs
-    labels = list(a["labels"])
-    na, sr, ns = int(a["na"]), int(a["sr"]), int(a["ns"])
-    nframes, nclips = int(a["Nframes"]), int(a["Nclips"])
-    freqs = librosa.cqt_frequencies(ns, fmin=float(a["fmin"]), bins_per_octave=int(a["bins_per_octave"]))
-    frame_start = np.arange(nframes) * na / sr
-    coords = {
-        "genre": labels,
-        "clip": np.arange(nclips),
-        "frame": np.arange(nframes),
-        "overlap": [0, 1],
-        "time": (("frame", "overlap"), frame_start[:, None] + np.array([0.0, na / 2 / sr])[None, :]),
-        "bin": np.arange(ns),
-        "frequency": ("bin", freqs),
-        # quarter-tone bins: the nearest note and the offset in cents, e.g. C2+50
-        "note": ("bin", [n.replace("+0", "") for n in librosa.hz_to_note(freqs, cents=True, unicode=False)]),
-        "sample": np.arange(na),
-    }
-    data = {}
-    for name in src.names:
-        data[name] = (layout.dims(name), src.dask_array(name))
-    used = {d for dims, _ in data.values() for d in dims}
-
-    def dims_of(key, v):
-        if isinstance(v, tuple):
-            return {v[0]} if isinstance(v[0], str) else set(v[0])
-        return {key}
-
-    coords = {k: v for k, v in coords.items() if dims_of(k, v) <= used}
+    data = {name: (layout.dims(name), src.dask_array(name)) for name in src.names}
+    coords = {k: xr.Variable(d, v, attrs=at) for k, (d, v, at) in layout.coordinates(a, src.names).items()}
     ds = xr.Dataset(data, coords=coords, attrs={k: v for k, v in a.items() if k != "labels"})
-    for coord, units in (("time", "s"), ("frequency", "Hz")):
-        if coord in ds.coords:
-            ds[coord].attrs["units"] = units
     ds.set_close(src.close)
     return ds
+
+
+class FrameBlocks:
+    """``(block, genre)`` training pairs of one array, read block by block, never the whole file.
+
+    Item ``i`` is ``(X[g, c, f:f + frames], g)``: a float32 block of shape
+    ``(frames, 2, n)`` of a valid clip and the index of its genre (``labels[g]``
+    names it).  Blocks do not overlap; a clip's last frames that do not fill
+    a block are left out.  It has a length and an index, so a
+    ``torch.utils.data.DataLoader`` wraps it as it is (with ``shuffle=True``,
+    ``num_workers=...``), and it iterates in file order; torch is not needed.
+
+    >>> blocks = FrameBlocks("data/audio.hdf5", "Xn", frames=64)
+    >>> loader = torch.utils.data.DataLoader(blocks, batch_size=32, shuffle=True)  # doctest: +SKIP
+    """
+
+    def __init__(self, path, name: str = "Xn", *, frames: int = 64):
+        self.path, self.name, self.frames = Path(path), name, int(frames)
+        with OutputReader(path) as r:
+            shape = r.array(name).shape
+            valid = np.asarray(r.array("valid")[...], dtype=bool) if "valid" in r.names else \
+                np.ones(shape[:2], dtype=bool)
+            self.labels = list(r.attrs["labels"])
+        if not 0 < self.frames <= shape[2]:
+            raise PipelineError(f"frames={frames} must be between 1 and the {shape[2]} frames of a clip")
+        starts = range(0, shape[2] - self.frames + 1, self.frames)
+        self.index = [(int(g), int(c), f) for g, c in zip(*np.nonzero(valid)) for f in starts]
+        self._reader, self._pid = None, None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int):
+        if self._reader is None or self._pid != os.getpid():  # one open file per process (DataLoader workers)
+            self._reader, self._pid = OutputReader(self.path), os.getpid()
+        g, c, f = self.index[i]
+        block = np.asarray(self._reader.array(self.name)[g, c, f:f + self.frames], dtype=np.float32)
+        return block, g
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __getstate__(self):
+        return {**self.__dict__, "_reader": None, "_pid": None}
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
 
 def _select(n_or_sel, size, names=None, what="genres"):

@@ -56,6 +56,15 @@ def create_store(path, index, params: Params, attrs: dict):
         for name in layout.FLAGS:
             root.create_array(name, shape=(G, C), chunks=(1, 1), dtype="bool", fill_value=False,
                               compressors=None, dimension_names=layout.dims(name))
+        coords = layout.coordinates(attrs, [*params.datasets, "valid"])
+        for name, (dims, values, extra) in coords.items():
+            a = root.create_array(name, shape=values.shape, dtype=str if values.dtype == object else values.dtype,
+                                  dimension_names=dims)
+            a[...] = values.astype(str) if values.dtype == object else values
+            a.attrs.update(extra)
+        for name in params.datasets:
+            if layout.auxiliary(name, coords):
+                root[name].attrs["coordinates"] = layout.auxiliary(name, coords)
         root.attrs.update(attrs)
     return zarr.open_group(str(path), mode="r+")
 
@@ -180,6 +189,13 @@ def mark_bad(root, g: int, c: int, path: str, reason: str) -> None:
     bad.sort(key=lambda b: (b["genre"], b["clip"]))
     root.attrs["bad_clips"] = json.dumps(bad)
     root["done"][g, c] = True
+
+
+def consolidate(path) -> None:
+    """Write the store's consolidated metadata (once, at the end of a run), so readers open it in one read."""
+    import zarr
+
+    zarr.consolidate_metadata(str(path))
 
 
 def done_mask(root) -> np.ndarray:
