@@ -94,6 +94,20 @@ def many_clips(tmp_path_factory):
     return synth_dataset(tmp_path_factory.mktemp("many"), genres=10, clips=10, seed=9)
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs (remount it to resize it), to fill a disk for real."""
+    import subprocess
+
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here to fill a disk ({r.stderr.decode().strip()})")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)])
+
+
 def copy_tree(src, dst):
     import shutil
 
