@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import logging
 import os
 import shutil
 import socket
@@ -139,7 +140,7 @@ def _jobqueue_packaged_defaults() -> dict:
         return {}
 
 
-def run_security(echo_warning=None):
+def run_security():
     """TLS with fresh credentials for one run (``distributed.security.Security.temporary``), or None if turned off.
 
     The certificate authority, certificates and keys exist for this run only,
@@ -148,8 +149,6 @@ def run_security(echo_warning=None):
     warning on every run.
     """
     if not setting("tls"):
-        import logging
-
         logging.getLogger("audioprep").warning(
             "TLS is off (audioprep.tls: false): any user who can reach the scheduler's port can connect to it "
             "and run code as you; turn it off only where your site requires it")
@@ -176,10 +175,7 @@ def make_cluster(spec: ClusterSpec, *, security=None):
                            preload=["pipeline.worker_setup"], security=security)
         except Exception as e:
             raise ClusterError(f"could not start a local cluster of {workers} workers ({e})") from None
-    kwargs = spec.jobqueue_kwargs(kind)
-    if security is not None:
-        # The job scripts read the workers' credentials from files (0600) in this folder.
-        kwargs.update(security=security, shared_temp_directory=spec.shared_directory)
+    kwargs = _with_security(spec.jobqueue_kwargs(kind), security, spec.shared_directory)
     try:
         cluster = cls(**kwargs)
     except Exception as e:
@@ -197,8 +193,6 @@ def make_cluster(spec: ClusterSpec, *, security=None):
 
 def job_script(spec: ClusterSpec) -> str:
     """The batch script a jobqueue cluster of ``spec`` would submit (nothing is submitted)."""
-    import tempfile
-
     kind = spec.resolved_kind()
     if kind == "local" or is_address(kind):
         raise ClusterError(f"--cluster {kind} submits no batch jobs; choose one of "
@@ -206,16 +200,21 @@ def job_script(spec: ClusterSpec) -> str:
     cls = cluster_class(kind)
     kwargs = spec.jobqueue_kwargs(kind)
     kwargs["scheduler_options"] = {**kwargs["scheduler_options"], "dashboard_address": "127.0.0.1:0"}
-    security = run_security()
-    with tempfile.TemporaryDirectory(prefix="audioprep-credentials-") as shared:
-        if security is not None:
-            kwargs.update(security=security, shared_temp_directory=spec.shared_directory or shared)
-        cluster = cls(**kwargs)
+    with tempfile.TemporaryDirectory(prefix=CREDENTIALS_PREFIX) as shared:
+        cluster = cls(**_with_security(kwargs, run_security(), spec.shared_directory or shared))
         try:
             return cluster.job_script()
         finally:
             cluster.close()
             _release_credential_files(cluster)
+
+
+def _with_security(kwargs: dict, security, shared_directory) -> dict:
+    """A jobqueue cluster's keywords with TLS: the job scripts read the workers' credentials (0600 files)
+    from ``shared_directory``, which the compute nodes must see."""
+    if security is None:
+        return kwargs
+    return {**kwargs, "security": security, "shared_temp_directory": shared_directory}
 
 
 def _release_credential_files(cluster) -> None:
