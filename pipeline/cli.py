@@ -20,6 +20,7 @@ from .config import JOBQUEUE_KEYS
 from .exceptions import BadInputError, PipelineError, Terminated
 from .ingest import ingest as ingest_folder
 from .output import describe
+from .output.reader import slot_ranges
 from .output.files import is_storage_error
 from .params import Params
 from .plot import show_clip, show_summary
@@ -183,6 +184,13 @@ def main():
 @_setting_option("adapt-max", click.IntRange(min=1))
 @click.option("--skip-bad", is_flag=True, default=None,
               help="Go on without bad clips: zero them, flag them invalid, list them")
+@click.option("--pad", is_flag=True, default=None,
+              help="Allow genres with different numbers of clips: the shorter genres' last slots are missing "
+                   "(zero, flagged invalid, listed)")
+@click.option("--path-column", help="A manifest's column of clip paths, relative to the manifest's folder  "
+                                    "[default: the first of path, filepath, filename, file, ...]")
+@click.option("--label-column", help="A manifest's column of labels  [default: the first of label, genre, "
+                                     "genre_top, class, category]")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs made from other parameters or input")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Run configuration file (as 'audioprep config' prints, or OUTDIR/audio.config.yaml of an "
@@ -191,7 +199,12 @@ def main():
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug)")
 @handle_errors
 def run(quiet, verbose, config_file, overwrite, **options):
-    """Process INPUT (a genres folder or a gtzan.hdf5) into OUTDIR/audio.hdf5.
+    """Process INPUT (a genres folder, a gtzan.hdf5 or a manifest .csv) into OUTDIR/audio.hdf5.
+
+    A genres folder is INPUT/<genre>/<file>: files with an audio extension are
+    the clips (sorted by name), anything else is ignored and named.  A
+    manifest .csv has a header row and one row per clip: its path (relative to
+    the manifest's folder) and its label.
 
     With no INPUT, a synthetic 10 genres x 10 clips dataset is written to
     data/genres (once) and processed.  A run interrupted at any point resumes
@@ -212,6 +225,7 @@ def run(quiet, verbose, config_file, overwrite, **options):
     with dask.config.set(settings.runtime):  # the --config file and the options, for this run only
         spec = ClusterSpec(jobqueue=settings.jobqueue)
         res = run_pipeline(settings.input, settings.outdir, settings.params, spec=spec, skip_bad=settings.skip_bad,
+                           pad=settings.pad, path_column=settings.path_column, label_column=settings.label_column,
                            overwrite=overwrite, progress=progress, echo=say,
                            config_text=config.dump_run_config(settings))
     _print_summary(res, quiet)
@@ -225,12 +239,15 @@ def _print_summary(res, quiet: bool) -> None:
         click.echo(f"{len(res.bad)} bad clip(s), zero-filled and flagged invalid:", err=True)
         for line in res.bad:
             click.echo(f"  {line}", err=True)
+    if res.missing and not quiet:
+        click.echo(f"{len(res.missing)} missing slot(s) of genres with fewer clips (--pad), zero-filled and "
+                   f"flagged invalid: {slot_ranges(res.missing)}", err=True)
     if quiet:
         return
     mb = res.bytes_written / 1e6
-    click.echo(f"{res.computed} clips computed ({res.resumed} resumed, {len(res.bad)} bad) of {res.clips} "
-               f"in {res.seconds:.1f} s ({res.clips_per_second:.2f} clips/s); {mb:.1f} MB of arrays written; "
-               f"{res.hdf5_path}: {res.hdf5_bytes / 1e6:.1f} MB")
+    click.echo(f"{res.computed} clips computed ({res.resumed} resumed, {len(res.bad)} bad, {len(res.missing)} "
+               f"missing) of {res.clips} in {res.seconds:.1f} s ({res.clips_per_second:.2f} clips/s); "
+               f"{mb:.1f} MB of arrays written; {res.hdf5_path}: {res.hdf5_bytes / 1e6:.1f} MB")
 
 
 @main.command()

@@ -35,10 +35,15 @@ JOBQUEUE_KEYS = {"cores": int, "processes": int, "memory": str, "walltime": str,
 RUN_SETTINGS = ("cluster", "workers", "tls", "dashboard-address", "jobs", "adapt-min", "adapt-max")
 #: The top-level keys of a run configuration file, with their comments.
 RUN_HELP = {
-    "input": "a genres folder ROOT/<genre>/<file> or a gtzan.hdf5",
+    "input": "a genres folder ROOT/<genre>/<file>, a gtzan.hdf5 or a manifest .csv",
     "outdir": "folder of audio.zarr, audio.hdf5 and the run summary",
     "skip-bad": "go on without bad clips (zero-filled, flagged invalid)",
+    "pad": "allow genres of different sizes (the missing slots are flagged invalid)",
+    "path-column": "a manifest's column of clip paths (null = path, filename, file, ...)",
+    "label-column": "a manifest's column of labels (null = label, genre, ...)",
 }
+#: The run options that are top-level keys of a run configuration (RunSettings fields).
+RUN_KEYS = ("input", "outdir", "skip-bad", "pad", "path-column", "label-column")
 
 
 def setting(key: str, given=None):
@@ -79,6 +84,9 @@ class RunSettings:
     input: str | None = None
     outdir: str | None = None
     skip_bad: bool = False
+    pad: bool = False
+    path_column: str | None = None
+    label_column: str | None = None
     runtime: dict = field(default_factory=dict)   # dotted audioprep.* keys for dask.config.set
     jobqueue: dict = field(default_factory=dict)  # explicit per-job settings (over jobqueue.<kind>.*)
 
@@ -124,6 +132,9 @@ def resolve_settings(options: dict | None = None, file: dict | None = None) -> R
         input=str(Path(given).resolve()) if given is not None else file.get("input"),
         outdir=str(Path(options["outdir"]).resolve()) if options.get("outdir") is not None else file.get("outdir"),
         skip_bad=bool(options.get("skip_bad") or file.get("skip-bad", False)),
+        pad=bool(options.get("pad") or file.get("pad", False)),
+        path_column=options.get("path_column") or file.get("path-column"),
+        label_column=options.get("label_column") or file.get("label-column"),
         runtime=runtime, jobqueue={k: v for k, v in jobqueue.items() if k in JOBQUEUE_KEYS})
 
 
@@ -161,8 +172,8 @@ def dump_run_config(settings: RunSettings) -> str:
         lines.append(text.ljust(40) + (f"  # {comment}" if comment else ""))
         return isinstance(value, dict)
 
-    for key, value in (("input", settings.input), ("outdir", settings.outdir), ("skip-bad", settings.skip_bad)):
-        emit(key, value, RUN_HELP[key], 0)
+    for key in RUN_KEYS:
+        emit(key, getattr(settings, key.replace("-", "_")), RUN_HELP[key], 0)
     lines.append("params:".ljust(40) + "  # numerical parameters (SPEC.md): these decide the output")
     for key, value in settings.params.to_dict().items():
         emit(key, value, param_help[key], 2)

@@ -1,17 +1,27 @@
 """The dataset index and clip loading (SPEC section 1).
 
-An input is either a GTZAN-style folder ``ROOT/<genre>/<file>`` or a
-``gtzan.hdf5`` (one float32 dataset per genre, shape ``(Nsamples, Nclips)``).
-:func:`open_index` turns either into a :class:`DatasetIndex`; :func:`preflight`
-checks every clip cheaply (headers, not full decodes); :func:`load_clip` reads
-one clip as float32 of exactly ``Nsamples`` samples.
+An input is a GTZAN-style folder ``ROOT/<genre>/<file>``, a ``gtzan.hdf5``
+(one float32 dataset per genre, shape ``(Nsamples, Nclips)``) or a manifest
+CSV (one row per clip: a path column and a label column).
+:func:`open_index` turns any of them into a :class:`DatasetIndex`;
+:func:`preflight` checks every clip cheaply (headers, not full decodes);
+:func:`load_clip` reads one clip as float32 of exactly ``Nsamples`` samples.
+
+Order, the same for every kind of input: genres (labels) sorted by name
+(code-point order); in a folder, a genre's clips sorted by file name, so
+``blues.00054.wav`` fills clip slot 54 of ``blues`` when the files are
+numbered from 0; in a manifest, a label's clips in the order of their rows.
 """
 
 from __future__ import annotations
 
+import csv
+import errno
+import functools
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +31,46 @@ from .exceptions import BadInputError, Problem
 from .params import Params
 
 GTZAN_ATTRS = ("Ngenres", "Nclips", "sr", "Nsamples")
+
+#: File extensions of the libsndfile formats, where they are not the format's name in lower case.
+_EXTENSIONS = {"AIFF": ("aif", "aiff", "aifc"), "AU": ("au", "snd"), "IRCAM": ("sf", "ircam"),
+               "NIST": ("nist", "sph"), "OGG": ("ogg", "oga", "opus"), "SVX": ("svx", "iff", "8svx"),
+               "WAVEX": ("wav",), "MPC2K": ("mpc2k",)}
+#: libsndfile formats that are not taken as clips: headerless bytes, and MATLAB/Octave data files
+#: (a collection's .mat feature files are not recordings).
+_NOT_CLIPS = ("RAW", "MAT4", "MAT5")
+
+#: Column names a manifest's path and label columns are looked for under (case-insensitive), in order.
+PATH_COLUMNS = ("path", "filepath", "file_path", "filename", "file", "audio", "audio_path")
+LABEL_COLUMNS = ("label", "genre", "genre_top", "class", "category")
+
+#: Input samples decoded beyond what the kept span needs when a clip is resampled: soxr's
+#: filter and block processing (librosa's default 'soxr_hq') need at most 7,000 extra samples
+#: at 192 kHz and 0.12 s at 8 kHz in measurements; one second plus 16,384 samples is kept.
+RESAMPLE_MARGIN_SECONDS = 1.0
+RESAMPLE_MARGIN_SAMPLES = 16384
+
+
+@functools.lru_cache(maxsize=1)
+def audio_extensions() -> frozenset:
+    """The file extensions (lower case, no dot) of the audio formats the installed libsndfile reads."""
+    import soundfile as sf
+
+    exts = set()
+    for fmt in sf.available_formats():
+        if fmt not in _NOT_CLIPS:
+            exts.update(_EXTENSIONS.get(fmt, (fmt.lower(),)))
+    return frozenset(exts)
+
+
+def is_audio_name(name: str) -> bool:
+    """True for a visible file name with an audio extension (case-insensitive)."""
+    return not name.startswith(".") and Path(name).suffix[1:].lower() in audio_extensions()
+
+
+def shown(path) -> str:
+    """A path as a message shows it, whatever bytes its name holds."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -32,6 +82,7 @@ class ClipRef:
     genre: str
     source: str  # the audio file, or the gtzan.hdf5 file
     column: int | None = None  # the column in gtzan.hdf5, None for audio files
+    rel: str = ""  # the slot's ``source`` entry: the path relative to the input, or ``<genre>[:, <column>]``
 
     @property
     def name(self) -> str:
@@ -46,75 +97,246 @@ class DatasetIndex:
     """Every clip of an input, ordered by genre then clip."""
 
     path: str
-    kind: str  # "folder" or "hdf5"
+    kind: str  # "folder", "hdf5" or "manifest"
     labels: tuple
     nclips: int
     clips: list = field(default_factory=list)
     problems: list = field(default_factory=list)  # found while scanning
+    ignored: list = field(default_factory=list)  # entries of a folder that are not clips, relative to it
 
     @property
     def ngenres(self) -> int:
         return len(self.labels)
 
+    def sources(self) -> np.ndarray:
+        """Each slot's ``source`` entry [shape=(genres, clips)], ``""`` for a missing slot."""
+        out = np.full((self.ngenres, self.nclips), "", dtype=object)
+        for ref in self.clips:
+            out[ref.g, ref.c] = ref.rel
+        return out
+
+    def missing(self) -> list:
+        """The slots no clip fills (genres with fewer clips, allowed by ``--pad``), as ``(g, c)``."""
+        present = {(r.g, r.c) for r in self.clips}
+        return [(g, c) for g in range(self.ngenres) for c in range(self.nclips) if (g, c) not in present]
+
     def fingerprint(self) -> str:
-        """Digest of what the input is: its path, kind and each clip's file identity."""
+        """Digest of what the input is: its path, kind, and each slot's file identity."""
         h = hashlib.sha256()
         h.update(json.dumps([self.path, self.kind, list(self.labels), self.nclips]).encode())
         seen = set()
         for ref in self.clips:
-            if ref.source in seen:
+            if ref.source in seen:  # a gtzan.hdf5: one file for every slot
+                h.update(json.dumps([ref.g, ref.c, ref.rel]).encode())
                 continue
             seen.add(ref.source)
             try:
                 st = os.stat(ref.source)
-                ident = [os.path.relpath(ref.source, self.path) if self.kind == "folder" else ref.source,
-                         st.st_size, st.st_mtime_ns]
+                ident = [ref.g, ref.c, ref.rel, st.st_size, st.st_mtime_ns]
             except OSError:
-                ident = [ref.source, None, None]
+                ident = [ref.g, ref.c, ref.rel, None, None]
             h.update(json.dumps(ident).encode())
         return h.hexdigest()[:32]
 
 
-def open_index(path, *, allow_unequal: bool = False) -> DatasetIndex:
-    """Index a genres folder or a ``gtzan.hdf5``.
+def open_index(path, *, pad: bool = False, path_column: str | None = None,
+               label_column: str | None = None) -> DatasetIndex:
+    """Index a genres folder, a ``gtzan.hdf5`` or a manifest CSV.
 
-    Raises :class:`BadInputError` for a missing path or a layout that cannot be
-    read at all; per-clip problems are checked by :func:`preflight`.
+    ``pad`` allows genres of different sizes (the shorter ones' last slots are
+    missing); without it they are a problem.  ``path_column`` and
+    ``label_column`` name a manifest's columns (default: the first of
+    :data:`PATH_COLUMNS` and :data:`LABEL_COLUMNS` it has).
+
+    Raises :class:`BadInputError` for a missing path, a layout that cannot be
+    read at all, or an input holding no clip; per-clip problems are checked by
+    :func:`preflight`.
     """
     p = Path(path)
     if not p.exists():
         raise BadInputError([Problem(str(p), "no such file or folder")],
-                            "give a GTZAN-style folder ROOT/<genre>/<file> or a gtzan.hdf5")
+                            "give a GTZAN-style folder ROOT/<genre>/<file>, a gtzan.hdf5 or a manifest .csv")
     if p.is_dir():
-        return _index_folder(p, allow_unequal=allow_unequal)
-    return _index_hdf5(p)
+        index = _index_folder(p)
+    elif p.suffix.lower() == ".csv":
+        index = _index_manifest(p, path_column, label_column)
+    else:
+        index = _index_hdf5(p)
+    _check_sizes(index, pad)
+    _check_names(index)
+    return index
 
 
-def _index_folder(root: Path, *, allow_unequal: bool) -> DatasetIndex:
-    genres = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not genres:
-        hint = "expected ROOT/<genre>/<file>"
-        if (root / "genres").is_dir():
-            hint += f"; did you mean {root / 'genres'}?"
-        raise BadInputError([Problem(str(root), "holds no genre sub-folders")], hint)
-    problems, files = [], {}
+def _scan(folder: Path) -> tuple:
+    """The audio files and the other entries of ``folder``, each sorted by name; OSError if it cannot be read."""
+    clips, other = [], []
+    with os.scandir(folder) as it:
+        for entry in it:
+            (clips if is_audio_name(entry.name) else other).append(entry.name)
+    return sorted(clips), sorted(other)
+
+
+def _index_folder(root: Path) -> DatasetIndex:
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as e:
+        raise BadInputError([Problem(shown(root), f"cannot be read ({e.strerror})")],
+                            "give a folder you can read") from None
+    genres, ignored, problems, files = [], [], [], {}
+    for entry in entries:
+        if not entry.name.startswith(".") and _is_dir(entry):
+            genres.append(entry.name)
+        else:
+            ignored.append(entry.name + ("/" if _is_dir(entry) else ""))
     for genre in genres:
-        names = sorted(f.name for f in (root / genre).iterdir() if f.is_file() and not f.name.startswith("."))
-        files[genre] = names
-        if not names:
-            problems.append(Problem(str(root / genre), "empty genre folder: holds no clips"))
-    counts = {g: len(n) for g, n in files.items() if n}
-    nclips = max(counts.values(), default=0)
-    if len(set(counts.values())) > 1:
-        detail = ", ".join(f"{g}={n}" for g, n in counts.items())
-        problems.append(Problem(str(root), f"genres hold unequal numbers of clips ({detail}); "
-                                           "use --skip-bad to go on with the missing slots marked invalid"))
-    clips = [ClipRef(g, c, genre, str(root / genre / name))
+        try:
+            files[genre], other = _scan(root / genre)
+        except OSError as e:
+            files[genre], other = [], []
+            problems.append(Problem(shown(root / genre), f"cannot be read ({e.strerror})"))
+        ignored.extend(f"{genre}/{name}" for name in other)
+    if not any(files.values()):
+        raise BadInputError([Problem(shown(root), _no_clips(root, genres))], _did_you_mean(root, genres))
+    unreadable = {p.path for p in problems}
+    for genre in genres:
+        if not files[genre] and shown(root / genre) not in unreadable:
+            problems.append(Problem(shown(root / genre), "empty genre folder: holds no audio files"))
+    nclips = max(len(n) for n in files.values())
+    clips = [ClipRef(g, c, genre, str(root / genre / name), rel=f"{genre}/{name}")
              for g, genre in enumerate(genres) for c, name in enumerate(files[genre])]
-    if allow_unequal:
-        # With --skip-bad the missing slots are only marked invalid, not errors.
-        problems = [p for p in problems if "unequal" not in p.reason]
-    return DatasetIndex(str(root.resolve()), "folder", tuple(genres), nclips, clips, problems)
+    return DatasetIndex(str(root.resolve()), "folder", tuple(genres), nclips, clips, problems, ignored)
+
+
+def _is_dir(entry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _no_clips(root: Path, genres: list) -> str:
+    if not genres:
+        audio = [n for n in os.listdir(root) if is_audio_name(n)]
+        if audio:
+            return f"holds {len(audio)} audio file(s) but no genre sub-folders"
+        return "holds no genre sub-folders"
+    return f"holds no audio files in its sub-folder(s) {', '.join(genres[:5])}{', ...' if len(genres) > 5 else ''}"
+
+
+def _holds_genres(folder: Path) -> bool:
+    """True if some sub-folder of ``folder`` holds an audio file."""
+    try:
+        subs = [e for e in os.scandir(folder) if not e.name.startswith(".") and _is_dir(e)]
+        return any(any(is_audio_name(n) for n in os.listdir(s.path)) for s in subs)
+    except OSError:
+        return False
+
+
+def _did_you_mean(root: Path, genres: list) -> str:
+    """The hint for an input folder with no clip: the layouts users have."""
+    layout = "expected ROOT/<genre>/<file>"
+    preferred = ("genres_original", "genres")
+    candidates = [root / g for g in sorted(genres, key=lambda g: (g not in preferred, g))
+                  if _holds_genres(root / g)]
+    if not candidates:  # one level deeper, e.g. a download's Data/genres_original under the folder given
+        candidates = [root / g / s for g in genres for s in preferred if _holds_genres(root / g / s)]
+    if candidates:
+        return f"{layout}; did you mean {shown(candidates[0])}?"
+    if not genres and any(is_audio_name(n) for n in os.listdir(root)):
+        return (f"{layout}: put each genre's files in a folder of its own, or list the files with their "
+                "labels in a manifest .csv (a path column and a label column) and run that")
+    return layout
+
+
+def _index_manifest(path: Path, path_column: str | None, label_column: str | None) -> DatasetIndex:
+    """A CSV with a header row, one row per clip: a path (relative to the CSV's folder) and a label."""
+    hint = "fix the manifest: a header row, then one row per clip with its path and its label"
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as e:
+        raise BadInputError([Problem(str(path), f"not UTF-8 text ({e.reason} at byte {e.start})")], hint) from None
+    except (OSError, csv.Error) as e:
+        raise BadInputError([Problem(str(path), f"cannot be read as CSV ({getattr(e, 'strerror', None) or e})")],
+                            hint) from None
+    if not rows:
+        raise BadInputError([Problem(str(path), "is empty")], hint)
+    header = [h.strip() for h in rows[0]]
+    cols = []
+    for given, names, option in ((path_column, PATH_COLUMNS, "--path-column"),
+                                 (label_column, LABEL_COLUMNS, "--label-column")):
+        wanted = [given] if given else list(names)
+        found = [i for w in wanted for i, h in enumerate(header) if h.lower() == w.lower()]
+        if not found:
+            what = f"no column {given!r}" if given else f"no column named {' or '.join(names)}"
+            raise BadInputError([Problem(str(path), f"has {what} (its columns: {', '.join(header)})")],
+                                f"name the column with {option}")
+        cols.append(found[0])
+    problems, by_label, rows_of = [], {}, {}
+    base = path.parent
+    for n, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # a blank line
+        cells = [row[i].strip() if i < len(row) else "" for i in cols]
+        if not all(cells):
+            problems.append(Problem(f"{path}:{n}", f"empty {'path' if not cells[0] else 'label'}"))
+            continue
+        rel, label = cells
+        full = os.path.normpath(base / rel)
+        if full in rows_of:
+            problems.append(Problem(f"{path}:{n}", f"{rel} is listed twice (rows {rows_of[full]} and {n})"))
+            continue
+        rows_of[full] = n
+        by_label.setdefault(label, []).append((full, rel))
+    if problems:
+        raise BadInputError(problems, hint)
+    if not by_label:
+        raise BadInputError([Problem(str(path), "lists no clip")], hint)
+    labels = tuple(sorted(by_label))
+    clips = [ClipRef(g, c, label, full, rel=rel)
+             for g, label in enumerate(labels) for c, (full, rel) in enumerate(by_label[label])]
+    return DatasetIndex(str(path.resolve()), "manifest", labels, max(len(v) for v in by_label.values()), clips)
+
+
+def _check_sizes(index: DatasetIndex, pad: bool) -> None:
+    """Genres of different sizes are a problem, unless ``pad`` allows them."""
+    counts = {}
+    for ref in index.clips:
+        counts[ref.genre] = counts.get(ref.genre, 0) + 1
+    if pad:
+        index.problems = [p for p in index.problems if not p.reason.startswith("empty genre folder")]
+        return
+    sizes = {counts.get(g, 0) for g in index.labels}
+    if len(sizes) > 1:
+        detail = ", ".join(f"{g}={counts.get(g, 0)}" for g in index.labels)
+        index.problems.append(Problem(shown(index.path), f"genres hold unequal numbers of clips ({detail}); use "
+                                                         "--pad to allow it (the missing slots are flagged invalid)"))
+
+
+def _check_names(index: DatasetIndex) -> None:
+    """Every label and source entry must be storable: UTF-8 text (both stores), no NUL (HDF5)."""
+    why = _unstorable(index.path)
+    if why:
+        index.problems.append(Problem(shown(index.path), f"the input's path {why}; rename or move it"))
+    for label in index.labels:
+        why = _unstorable(label)
+        if why:
+            index.problems.append(Problem(shown(Path(index.path) / label) if index.kind == "folder" else shown(label),
+                                          f"genre name {why}; rename it"))
+    for ref in index.clips:
+        why = _unstorable(ref.rel)
+        if why and ref.column is None:
+            index.problems.append(Problem(shown(ref.source), f"file name {why}; rename it"))
+
+
+def _unstorable(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 text, which the outputs store names as"
+    if "\x00" in text:
+        return "holds a NUL character"
+    return None
 
 
 def _index_hdf5(path: Path) -> DatasetIndex:
@@ -123,8 +345,9 @@ def _index_hdf5(path: Path) -> DatasetIndex:
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise BadInputError([Problem(str(path), f"not a folder and not a readable HDF5 file ({e})")],
-                            "give a GTZAN-style folder or a gtzan.hdf5 written by 'audioprep ingest'") from None
+        raise BadInputError([Problem(str(path), f"not a folder, a manifest .csv or a readable HDF5 file ({e})")],
+                            "give a GTZAN-style folder, a manifest .csv or a gtzan.hdf5 written by "
+                            "'audioprep ingest'") from None
     with f:
         missing = [a for a in GTZAN_ATTRS if a not in f.attrs]
         if missing:
@@ -143,9 +366,12 @@ def _index_hdf5(path: Path) -> DatasetIndex:
                                                             f"(Nsamples, Nclips)=({ns}, {nc}) of the attributes"))
             elif not np.issubdtype(d.dtype, np.floating):
                 problems.append(Problem(f"{path}[{genre}]", f"dtype {d.dtype} is not floating point"))
+        if not problems and (not genres or nc == 0):
+            problems.append(Problem(str(path), "holds no clip (no genre dataset, or Nclips=0)"))
         if problems:
             raise BadInputError(problems, "re-create it with 'audioprep ingest GENRES_DIR -o gtzan.hdf5'")
-    clips = [ClipRef(g, c, genre, str(path.resolve()), c) for g, genre in enumerate(genres) for c in range(nc)]
+    clips = [ClipRef(g, c, genre, str(path.resolve()), c, rel=f"{genre}[:, {c}]")
+             for g, genre in enumerate(genres) for c in range(nc)]
     return DatasetIndex(str(path.resolve()), "hdf5", tuple(genres), nc, clips)
 
 
@@ -159,11 +385,10 @@ def check_clip(ref: ClipRef, params: Params) -> str | None:
         return _check_hdf5_clip(ref, params)
     import soundfile as sf
 
-    try:
-        size = os.path.getsize(ref.source)
-    except OSError as e:
-        return f"cannot be read ({e.strerror})"
-    if size == 0:
+    why = _not_a_file(ref.source)
+    if why:
+        return why
+    if os.path.getsize(ref.source) == 0:
         return "empty file (0 bytes)"
     try:
         info = sf.info(ref.source)
@@ -174,20 +399,58 @@ def check_clip(ref: ClipRef, params: Params) -> str | None:
     return _check_format(info.samplerate, info.channels, info.frames, params)
 
 
+def _not_a_file(path: str) -> str | None:
+    """Why ``path`` cannot be opened as a clip (a folder, a FIFO, a broken link, ...); None for a regular file.
+
+    Checked before any open: opening a FIFO would wait for a writer forever.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if os.path.islink(path) and not os.path.exists(path) and e.errno != errno.ELOOP:
+            return f"broken symbolic link (to {shown(os.readlink(path))})"
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop (a link that leads back to itself)"
+        return f"cannot be read ({e.strerror})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder, not an audio file"
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device"
+        return f"is {kind}, not a regular file"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (Permission denied)"
+    return None
+
+
 # libsndfile reads any headerless file ending in .au as raw 8 kHz u-law, so
 # garbage would pass as audio; a usable clip always has a header.
 _NO_HEADER = "not a decodable audio file (no audio header found)"
 
 
 def _check_format(rate: int, channels: int, frames: int, params: Params) -> str | None:
+    """Every way a clip's format breaks the rules, in one line, with the options that fix it."""
+    found, needs, fixes = [], [], []
     if channels != 1 and not params.mono:
-        return f"{channels} channels, needs mono (use --mono to down-mix)"
+        found.append(f"{channels} channels")
+        needs.append("mono")
+        fixes.append("--mono")
     if rate != params.sr and not params.resample:
-        return f"sample rate {rate} Hz, needs sr={params.sr} (use --resample to convert)"
-    usable = int(frames * params.sr / rate) if rate else 0
-    if usable < params.nsamples:
-        return f"{usable} samples, needs at least Nsamples={params.nsamples}"
-    return None
+        found.append(f"sample rate {rate} Hz")
+        needs.append(f"sr={params.sr}")
+        fixes.append("--resample")
+    seconds = frames / rate if rate else 0.0
+    if (int(frames * params.sr / rate) if rate else 0) < params.nsamples:
+        found.append(f"{seconds:.2f} s long ({frames} samples at {rate} Hz)")
+        needs.append(f"at least Nsamples={params.nsamples} samples at {params.sr} Hz "
+                     f"({params.nsamples / params.sr:.2f} s)")
+    if not found:
+        return None
+    text = f"{_and(found)}; needs {_and(needs)}"
+    return text + (f" (use {' '.join(fixes)})" if fixes else "")
+
+
+def _and(items: list) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _check_hdf5_clip(ref: ClipRef, params: Params) -> str | None:
@@ -213,10 +476,13 @@ def preflight(index: DatasetIndex, params: Params, *, progress: bool = False) ->
         if reason:
             problems.append(Problem(index.path, reason))
         return problems
+    known = {p.path for p in problems}
     for ref in tqdm(index.clips, desc="checking", unit="clip", disable=not progress, leave=False):
+        if shown(ref.source) in known:
+            continue
         reason = check_clip(ref, params)
         if reason:
-            problems.append(Problem(ref.source, reason))
+            problems.append(Problem(shown(ref.source), reason))
     return problems
 
 
@@ -227,30 +493,49 @@ def preflight(index: DatasetIndex, params: Params, *, progress: bool = False) ->
 def load_clip(ref: ClipRef, params: Params) -> np.ndarray:
     """Read one clip as float32 of exactly ``params.nsamples`` samples.
 
-    Samples are as the decoder returns them (16-bit PCM / 32768), never rescaled.
-    Raises :class:`BadInputError` naming the file when it cannot be used.
+    Samples are as the decoder returns them (16-bit PCM / 32768), never
+    rescaled.  Only the kept span is decoded: ``Nsamples`` samples, or when
+    resampling the input samples they come from plus the resampler's margin
+    (:func:`decode_frames`), which gives the same bits as decoding the whole
+    file.  Raises :class:`BadInputError` naming the file when it cannot be
+    used, non-finite samples (NaN, Inf) included.
     """
     if ref.column is not None:
         return _load_hdf5(ref, params)
     import soundfile as sf
 
+    why = _not_a_file(ref.source)
+    if why:
+        raise BadInputError([Problem(shown(ref.source), why)])
     try:
         with sf.SoundFile(ref.source) as f:
             rate, channels = f.samplerate, f.channels
             reason = _NO_HEADER if f.format == "RAW" else _check_format(rate, channels, f.frames, params)
             if reason:
-                raise BadInputError([Problem(ref.source, reason)])
-            # Without resampling only the first Nsamples samples are decoded.
-            frames = params.nsamples if rate == params.sr else -1
-            y = f.read(frames=frames, dtype="float32", always_2d=True)
+                raise BadInputError([Problem(shown(ref.source), reason)])
+            y = f.read(frames=decode_frames(rate, params), dtype="float32", always_2d=True)
     except BadInputError:
         raise
     except Exception as e:
-        raise BadInputError([Problem(ref.source, f"decoding failed ({_short(e)})")]) from None
+        raise BadInputError([Problem(shown(ref.source), f"decoding failed ({_short(e)})")]) from None
     y = y.T  # (channels, samples)
     if channels > 1:
         y = y.mean(axis=0, keepdims=True)
-    return _to_nsamples(y[0], rate, params, ref.source, "(the file is truncated or corrupt)")
+    return _to_nsamples(y[0], rate, params, shown(ref.source), "(the file is truncated or corrupt)")
+
+
+def decode_frames(rate: int, params: Params) -> int:
+    """How many samples at ``rate`` to decode for a clip of ``Nsamples`` samples at ``sr``.
+
+    ``Nsamples`` at the target rate; when resampling, the input span those
+    samples come from plus :data:`RESAMPLE_MARGIN_SECONDS` and
+    :data:`RESAMPLE_MARGIN_SAMPLES`, beyond which the resampler's output
+    over the kept span no longer changes (tested bit for bit).
+    """
+    if rate == params.sr:
+        return params.nsamples
+    span = -(-params.nsamples * rate // params.sr)  # ceil
+    return span + int(RESAMPLE_MARGIN_SECONDS * rate) + RESAMPLE_MARGIN_SAMPLES
 
 
 def _load_hdf5(ref: ClipRef, params: Params) -> np.ndarray:
@@ -259,9 +544,7 @@ def _load_hdf5(ref: ClipRef, params: Params) -> np.ndarray:
     try:
         with h5py.File(ref.source, "r") as f:
             rate = int(f.attrs["sr"])
-            # Only the first Nsamples rows are read unless the clip is resampled.
-            rows = params.nsamples if rate == params.sr else None
-            y = f[ref.genre][:rows, ref.column]
+            y = f[ref.genre][:decode_frames(rate, params), ref.column]
     except Exception as e:
         raise BadInputError([Problem(ref.name, f"reading failed ({_short(e)})")]) from None
     return _to_nsamples(y, rate, params, ref.name)
@@ -270,6 +553,11 @@ def _load_hdf5(ref: ClipRef, params: Params) -> np.ndarray:
 def _to_nsamples(y: np.ndarray, rate: int, params: Params, name: str, why: str = "") -> np.ndarray:
     """Resample a mono clip decoded at ``rate`` to ``params.sr`` if needed, then keep ``Nsamples`` samples."""
     y = np.asarray(y, dtype=np.float32)
+    finite = np.isfinite(y[: decode_frames(rate, params)])
+    if not finite.all():
+        first = int(np.argmin(finite))
+        raise BadInputError([Problem(name, f"holds {int((~finite).sum())} non-finite sample(s) (NaN or Inf), "
+                                           f"the first at {first / rate:.3f} s; fix or remove the file")])
     if rate != params.sr:
         import librosa
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .dataset import load_clip, open_index, preflight
 from .exceptions import BadInputError, StoreError
+from .output.files import commit, discard, new_partial
 from .params import Params
 
 
@@ -28,13 +28,14 @@ def ingest(genres_dir, out_path, params: Params | None = None, *, overwrite: boo
     if out.exists() and not overwrite:
         raise StoreError(f"{out} exists; use --overwrite to replace it")
     index = open_index(genres_dir)
-    if index.kind != "folder":
-        raise BadInputError([], f"{genres_dir} is not a folder; ingest reads ROOT/<genre>/<file>")
+    if index.kind == "hdf5":
+        raise BadInputError([], f"{genres_dir} is already a gtzan.hdf5; ingest reads ROOT/<genre>/<file> or a "
+                                "manifest .csv")
     problems = preflight(index, params, progress=progress)
     if problems:
         raise BadInputError(problems, f"{len(problems)} problem(s); fix or remove the bad clips before ingesting")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name("." + out.name + ".partial")
+    tmp = new_partial(out)
     n, C = params.nsamples, index.nclips
     try:
         with h5py.File(tmp, "w") as f:
@@ -46,8 +47,8 @@ def ingest(genres_dir, out_path, params: Params | None = None, *, overwrite: boo
             f.attrs["Nclips"] = np.int64(C)
             f.attrs["sr"] = np.int64(params.sr)
             f.attrs["Nsamples"] = np.int64(n)
-        os.replace(tmp, out)
+        commit(tmp, out)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise
     return out

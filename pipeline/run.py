@@ -7,17 +7,19 @@ tasks from :mod:`pipeline.graph`, the files from :mod:`pipeline.output`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 
 from .cluster import ClusterSpec, Connection
 from .config import setting
-from .dataset import open_index, preflight
-from .exceptions import BadInputError, PipelineError, Problem, StorageError, StoreError, Terminated
+from .dataset import open_index, preflight, shown
+from .exceptions import BadInputError, ParameterError, PipelineError, Problem, StorageError, StoreError, Terminated
 from .graph import build_graph
 from .output import OutputFolder, zarr_store
 from .output.files import is_storage_error
@@ -32,10 +34,12 @@ class RunResult:
 
     zarr_path: str
     hdf5_path: str
-    clips: int = 0          # slots in the output (genres x clips)
+    clips: int = 0          # slots in the output (genres x clips) = computed + resumed + bad + missing
     computed: int = 0       # clips computed by this run
-    resumed: int = 0        # clips found finished in the store and skipped
-    bad: list = field(default_factory=list)  # "path: reason" per bad clip
+    resumed: int = 0        # valid clips found finished in the store (earlier runs) and skipped
+    bad: list = field(default_factory=list)  # "path: reason" per bad clip (zero-filled, invalid)
+    missing: list = field(default_factory=list)  # "genre[clip]" per slot no clip fills (--pad)
+    ignored: list = field(default_factory=list)  # input entries that are not clips, relative to the input
     seconds: float = 0.0
     bytes_written: int = 0  # array bytes this run's tasks wrote
     hdf5_bytes: int = 0
@@ -68,22 +72,33 @@ class _Computed:
 
 
 def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, client=None,
-        skip_bad: bool = False, overwrite: bool = False, progress: bool = False,
+        skip_bad: bool = False, pad: bool = False, path_column: str | None = None,
+        label_column: str | None = None, overwrite: bool = False, progress: bool = False,
         echo=None, config_text: str | None = None) -> RunResult:
     """Run the pipeline; return a :class:`RunResult`.
 
-    Raises :class:`BadInputError` for bad clips (unless ``skip_bad``), with the
-    finished clips kept in the store, and :class:`StoreError` when the outputs
-    cannot be written or belong to another run.  ``config_text`` is saved as
-    the folder's ``audio.config.yaml`` once the run is accepted.
+    Raises :class:`BadInputError` for bad clips (unless ``skip_bad``) and for
+    problems of the input as a whole (genres of different sizes unless
+    ``pad``, names that cannot be stored, no clip at all), with the finished
+    clips kept in the store, and :class:`StoreError` when the outputs cannot
+    be written or belong to another run.  Nothing is created before the input
+    passes.  ``config_text`` is saved as the folder's ``audio.config.yaml``
+    once the run is accepted.
     """
     echo = echo or (lambda msg: log.info(msg))
     t0 = time.perf_counter()
+    _check_outdir(input_path, outdir)
     out = OutputFolder(outdir)
     result = RunResult(str(out.zarr_path), str(out.hdf5_path), params=params.to_dict())
 
-    index = open_index(input_path, allow_unequal=skip_bad)
+    index = open_index(input_path, pad=pad, path_column=path_column, label_column=label_column)
+    result.ignored = list(index.ignored)
+    if index.ignored:
+        echo(ignored_line(index.ignored))
     problems = preflight(index, params, progress=progress)
+    if index.problems:
+        raise BadInputError(problems, f"{len(problems)} problem(s) in {index.path}; fix the input and run again"
+                                      + (" (--skip-bad covers bad clips only)" if skip_bad else ""))
     if problems and not skip_bad:
         raise BadInputError(problems, f"{len(problems)} problem(s) in {index.path}; fix or remove the bad "
                                       "clips, or run with --skip-bad to go on without them")
@@ -94,7 +109,8 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
             created = datetime.now(timezone.utc).isoformat(timespec="seconds")
             expected = make_attrs(index, params, created=created)
             if out.up_to_date(expected, overwrite=overwrite):
-                result.up_to_date, result.resumed = True, result.clips
+                result.up_to_date = True
+                _account(result, out.hdf5_attrs(), resumed=None)
                 result.seconds = time.perf_counter() - t0
                 return result
             out.check_space(params, index)
@@ -102,11 +118,9 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
             if config_text is not None:
                 out.write_config(config_text)
             done = zarr_store.done_mask(root)
-            result.resumed = int(done.sum())
-            if result.resumed:
-                echo(f"resuming: {result.resumed} of {result.clips} clips already in {out.zarr_path}, skipping them")
-
-            result.bad.extend(str(p) for p in problems)
+            resumed = int((done & np.asarray(root["valid"][...], dtype=bool)).sum())
+            if done.any():
+                echo(f"resuming: {int(done.sum())} of {result.clips} clips already in {out.zarr_path}, skipping them")
             todo = _plan(index, problems, root, done)
 
             # The single HDF5 writer copies each clip as soon as it is finished, so
@@ -120,18 +134,16 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
                 got = _compute(todo, index, params, out.zarr_path, spec, client, progress, echo, writer)
                 result.computed, result.bytes_written = got.computed, got.bytes_written
                 result.dashboard, result.workers = got.dashboard, got.workers
-                for ref, reason in got.failures:
-                    result.bad.append(f"{ref.name}: {reason}")
-                    if skip_bad:
-                        zarr_store.mark_bad(root, ref.g, ref.c, ref.name, reason)
                 if got.failures and not skip_bad:
                     raise BadInputError([Problem(r.name, why) for r, why in got.failures],
                                         f"{len(got.failures)} clip(s) failed; the other clips are saved in "
                                         f"{out.zarr_path}: fix the bad clips and run again, or add --skip-bad")
+                zarr_store.mark_bad(root, [_bad(ref.g, ref.c, ref.name, why) for ref, why in got.failures])
                 zarr_store.consolidate(out.zarr_path)
                 echo(f"consolidating {out.zarr_path} -> {out.hdf5_path}")
                 result.hdf5_bytes = writer.finish()
                 result.consolidate_seconds = writer.busy_seconds
+            _account(result, zarr_store.attrs(out.zarr_path), resumed=resumed)
             result.seconds = time.perf_counter() - t0
             out.write_summary(result.to_json())
             return result
@@ -146,6 +158,37 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
         raise _cannot_write(out, e.strerror) from None
 
 
+def _check_outdir(input_path, outdir) -> None:
+    """Refuse an output folder inside an input folder: the next run would index it as a genre."""
+    inp = Path(input_path).resolve()
+    out = Path(outdir).resolve()
+    if inp.is_dir() and (out == inp or inp in out.parents):
+        raise ParameterError(f"-o {outdir} is inside the input folder {inp}, where the next run would read "
+                             f"it as a genre; choose an output folder outside {inp} (e.g. -o {inp.parent / 'out'})")
+
+
+def ignored_line(ignored: list, shown: int = 10) -> str:
+    """The one line naming the entries of the input that are not clips."""
+    more = f", and {len(ignored) - shown} more (listed in the run summary)" if len(ignored) > shown else ""
+    return f"ignored {len(ignored)} non-audio file(s): {', '.join(ignored[:shown])}{more}"
+
+
+def _bad(g: int, c: int, path: str, reason: str, missing: bool = False) -> dict:
+    """One entry of the stores' ``bad_clips`` list."""
+    entry = {"genre": int(g), "clip": int(c), "path": path, "reason": reason}
+    if missing:
+        entry["missing"] = True
+    return entry
+
+
+def _account(result: RunResult, attrs: dict, *, resumed: int | None) -> None:
+    """Fill the bad and missing slots from the store's ``bad_clips``; the rest are computed or resumed."""
+    entries = json.loads(attrs.get("bad_clips", "[]"))
+    labels = list(attrs.get("labels", []))
+    result.bad = [f"{b['path']}: {b['reason']}" for b in entries if not b.get("missing")]
+    result.missing = [f"{labels[b['genre']]}[{b['clip']}]" for b in entries if b.get("missing")]
+    invalid = len(result.bad) + len(result.missing)
+    result.resumed = result.clips - invalid - result.computed if resumed is None else resumed
 def _cannot_write(out, reason: str) -> StoreError:
     """The one line for a storage failure, whichever process met it (a worker, the HDF5 writer, the driver)."""
     return StoreError(f"cannot write to {out.path} ({reason}); the finished clips are kept in {out.zarr_path}: "
@@ -155,21 +198,23 @@ def _cannot_write(out, reason: str) -> StoreError:
 def _plan(index, problems, root, done) -> list:
     """Mark the clips pre-flight found bad, and the missing slots, invalid; return the clips to compute."""
     bad_paths = {p.path: p.reason for p in problems}
-    todo = []
+    todo, marks = [], []
     for ref in index.clips:
         if done[ref.g, ref.c]:
             continue
-        if ref.column is None and ref.source in bad_paths:
-            zarr_store.mark_bad(root, ref.g, ref.c, ref.source, bad_paths[ref.source])
-        elif ref.column is not None and index.path in bad_paths:  # a gtzan.hdf5 unusable as a whole
-            zarr_store.mark_bad(root, ref.g, ref.c, ref.name, bad_paths[index.path])
+        where = shown(ref.source) if ref.column is None else index.path  # a gtzan.hdf5 is good or bad as a whole
+        if where in bad_paths:
+            marks.append(_bad(ref.g, ref.c, ref.name, bad_paths[where]))
         else:
             todo.append(ref)
-    present = {(r.g, r.c) for r in index.clips}
-    for g, genre in enumerate(index.labels):
-        for c in range(index.nclips):
-            if (g, c) not in present and not done[g, c]:
-                zarr_store.mark_bad(root, g, c, f"{genre}[{c}]", "missing: the genre holds fewer clips")
+    sizes = {}
+    for ref in index.clips:
+        sizes[ref.g] = sizes.get(ref.g, 0) + 1
+    for g, c in index.missing():
+        if not done[g, c]:
+            marks.append(_bad(g, c, "", f"missing: {index.labels[g]} holds {sizes.get(g, 0)} clip(s)",
+                              missing=True))
+    zarr_store.mark_bad(root, marks)
     return todo
 
 

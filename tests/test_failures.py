@@ -39,9 +39,10 @@ def bad_folder(tmp_path_factory):
 
 REASONS = {
     "corrupt": r"not a decodable audio file",
-    "rate": r"sample rate 44100 Hz, needs sr=22050 \(use --resample to convert\)",
-    "short": rf"22050 samples, needs at least Nsamples={SMALL['nsamples']}",
-    "stereo": r"2 channels, needs mono \(use --mono to down-mix\)",
+    "rate": r"^sample rate 44100 Hz; needs sr=22050 \(use --resample\)$",
+    "short": rf"^1.00 s long \(22050 samples at 22050 Hz\); needs at least Nsamples={SMALL['nsamples']} samples "
+             rf"at 22050 Hz \(3.00 s\)$",
+    "stereo": r"^2 channels; needs mono \(use --mono\)$",
 }
 
 
@@ -120,8 +121,8 @@ def test_clip_failing_only_in_full_decode_does_not_end_the_run(tmp_path, client,
 
 
 @pytest.mark.parametrize("setup,pattern", [
-    ("empty_genre", r"empty genre folder: holds no clips"),
-    ("unequal", r"genres hold unequal numbers of clips \(blues=2, classical=1\)"),
+    ("empty_genre", r"empty genre folder: holds no audio files"),
+    ("unequal", r"genres hold unequal numbers of clips \(blues=2, classical=1\); use --pad"),
     ("empty_file", r"empty file \(0 bytes\)"),
     ("text_file", r"not a decodable audio file"),
     ("no_genres", r"holds no genre sub-folders"),
@@ -157,7 +158,7 @@ def test_folder_layout_problems(tmp_path, setup, pattern):
     ("drop_attr", r"lacks the attribute\(s\) Nsamples"),
     ("wrong_ngenres", r"attribute Ngenres=5 but the file holds 2 datasets"),
     ("wrong_shape", r"shape \(100, 2\) differs from \(Nsamples, Nclips\)"),
-    ("not_hdf5", r"not a folder and not a readable HDF5 file"),
+    ("not_hdf5", r"not a folder, a manifest .csv or a readable HDF5 file"),
 ])
 def test_bad_gtzan_hdf5(tmp_path, damage, pattern):
     path = tmp_path / "gtzan.hdf5"

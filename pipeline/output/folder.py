@@ -56,6 +56,10 @@ class OutputFolder:
             return True
         raise StoreError(f"{self.hdf5_path} exists and {why}; use --overwrite to replace it, or -o another folder")
 
+    def hdf5_attrs(self) -> dict:
+        """The attributes of the existing ``audio.hdf5``."""
+        return hdf5.read_attrs(self.hdf5_path)
+
     def check_space(self, params, index) -> None:
         files.check_space(self.path, params, index.ngenres, index.nclips)
 

@@ -36,18 +36,29 @@ def chunks(shape: tuple) -> tuple:
     return (1, 1, frames) + tuple(shape[3:])
 
 
-def encode_attr(key, value):
-    """An attribute as HDF5 stores it: ``labels`` as fixed-length ASCII bytes, the rest as is."""
+def write_attr(attrs, key, value) -> None:
+    """Write one attribute as ``audio.hdf5`` stores it.
+
+    ``labels`` is a fixed-length byte string per genre (``S<longest>``, the
+    SPEC's type) holding UTF-8, and typed as UTF-8 in the file, so HDF5 tools
+    show ``musique électronique`` as it is: ``[s.decode() for s in
+    f.attrs["labels"]]`` reads it with plain h5py.  Other strings are
+    variable-length UTF-8; numbers and booleans are stored as they are.
+    """
+    import h5py
+
     if key == "labels":
-        width = max([len(s) for s in value] + [1])
-        return np.array([s.encode("ascii") for s in value], dtype=f"S{width}")
-    return value
+        data = [s.encode("utf-8") for s in value]
+        width = max([len(b) for b in data] + [1])
+        attrs.create(key, np.array(data, dtype=f"S{width}"), dtype=h5py.string_dtype("utf-8", width))
+    else:
+        attrs[key] = value
 
 
 def decode_attr(key, value):
-    """The inverse of :func:`encode_attr`, in plain Python types."""
+    """An attribute as :func:`write_attr` stored it, in plain Python types."""
     if key == "labels":
-        return [s.decode("ascii") for s in value]
+        return [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in value]
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, bytes):
@@ -86,8 +97,7 @@ def label(dset, name: str, scales: dict, coords: dict) -> None:
     """Attach the dimension scales of array ``name``, and name its other coordinates (the CF convention)."""
     for i, dim in enumerate(layout.dims(name)):
         dset.dims[i].attach_scale(scales[dim])
-    if layout.auxiliary(name, coords):
-        dset.attrs["coordinates"] = layout.auxiliary(name, coords)
+    dset.attrs["coordinates"] = layout.auxiliary(name, coords)
 
 
 def read_attrs(path) -> dict:
@@ -116,6 +126,11 @@ class _Copier:
                       for n, a in self.arrays.items()}
         self.coords = layout.coordinates(zarr_store.attrs(zarr_path), [*self.dsets, "valid"])
         self.scales = write_coordinates(self.file, self.coords)
+        sources = np.asarray(zarr_store.open_store(zarr_path)[layout.SOURCE][...]).astype(object)
+        src = self.file.create_dataset(layout.SOURCE, data=sources.astype(object), dtype=h5py.string_dtype("utf-8"))
+        src.attrs["long_name"] = layout.SOURCE_DOC
+        for i, dim in enumerate(layout.dims(layout.SOURCE)):
+            src.dims[i].attach_scale(self.scales[dim])
         for n, d in self.dsets.items():
             label(d, n, self.scales, self.coords)
         self.copied: set = set()
@@ -135,7 +150,7 @@ class _Copier:
                 self.copy_clip(int(g), int(c))
         label(self.file.create_dataset("valid", data=valid), "valid", self.scales, self.coords)
         for k, v in dict(root.attrs).items():
-            self.file.attrs[k] = encode_attr(k, v)
+            write_attr(self.file.attrs, k, v)
         self.file.flush()
         os.fsync(self.file.id.get_vfd_handle())
         self.file.close()
@@ -173,19 +188,19 @@ def _writer_main(zarr_path, hdf5_path, conn) -> None:
                 except Exception as e:
                     error = e
             busy += time.perf_counter() - t0
-            conn.send(("copied", msg[1], None if error is None else describe_error(error), busy))
+            conn.send(("copied", msg[1], None if error is None else describe_error(error), busy, _storage(error)))
             continue
         if msg[0] == "finish" and error is None:
             try:
                 size = copier.finish()
-                conn.send(("finished", size, None, busy + time.perf_counter() - t0))
+                conn.send(("finished", size, None, busy + time.perf_counter() - t0, True))
                 break
             except Exception as e:
                 error = e
         if copier is not None:
             discard(copier.tmp)
         try:
-            conn.send(("failed", None, describe_error(error) if error else "aborted", busy))
+            conn.send(("failed", None, describe_error(error) if error else "aborted", busy, _storage(error)))
         except OSError:
             pass
         code = 1
@@ -194,6 +209,11 @@ def _writer_main(zarr_path, hdf5_path, conn) -> None:
     if error is not None:
         os._exit(code)  # skip HDF5's exit handlers, which crash on a file whose writes failed
     sys.exit(code)
+
+
+def _storage(error) -> bool:
+    """Whether a writer's error is the storage's doing (h5py raises OSError for failed writes)."""
+    return error is None or isinstance(error, (OSError, EOFError))
 
 
 def describe_error(e: BaseException) -> str:
@@ -250,10 +270,12 @@ class HDF5Writer:
     def _reply(self, msg) -> None:
         self._pending -= 1
         if msg[2] is not None:
-            self._fail(msg[2])
+            self._fail(msg[2], msg[4])
 
-    def _fail(self, why: str):
+    def _fail(self, why: str, storage: bool = True):
         self.abort()
+        if not storage:
+            raise RuntimeError(f"the HDF5 writer failed: {why}")  # not the disk's fault: a bug, said as one
         raise StorageError(why, str(self.path))
 
     def finish(self) -> int:
@@ -274,7 +296,7 @@ class HDF5Writer:
         self._closed = True
         self.busy_seconds += msg[3]
         if msg[0] != "finished":
-            self._fail(msg[2])
+            self._fail(msg[2], msg[4])
         self._conn.close()
         return msg[1]
 

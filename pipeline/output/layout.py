@@ -24,15 +24,18 @@ LOG_DIR = "logs"
 CREDENTIALS_PREFIX = ".audioprep-credentials-"
 
 #: Written into both stores; an output of another format is never resumed.
-FORMAT = "audioprep-1"
+FORMAT = "audioprep-2"  # 2: per-slot source array, UTF-8 labels
 
 #: The per-clip arrays besides the datasets: ``valid`` in both stores, ``done`` in Zarr only.
 FLAGS = ("valid", "done")
+#: The per-slot provenance array: each slot's file relative to the input (``""`` for a missing slot).
+SOURCE = "source"
+SOURCE_DOC = "the clip's file relative to the input, or its gtzan.hdf5 column; empty for a missing slot"
 
 
 def dims(name: str) -> tuple:
     """Dimension names of array ``name`` (a dataset or a per-clip flag)."""
-    if name in FLAGS:
+    if name in FLAGS or name == SOURCE:
         return ("genre", "clip")
     if name not in DATASETS:
         raise KeyError(name)
@@ -74,8 +77,12 @@ def coordinates(attrs: dict, names) -> dict:
 
 
 def auxiliary(name: str, coords: dict) -> str:
-    """The non-dimension coordinates of array ``name``, as the CF ``coordinates`` attribute names them."""
-    return " ".join(k for k, (d, _, _) in coords.items() if d != (k,) and set(d) <= set(dims(name)))
+    """The non-dimension coordinates of array ``name``, as the CF ``coordinates`` attribute names them.
+
+    :data:`SOURCE` is one of them: xarray and netCDF readers show each slot's file beside its arrays.
+    """
+    names = [k for k, (d, _, _) in coords.items() if d != (k,) and set(d) <= set(dims(name))]
+    return " ".join([*names, SOURCE])
 
 
 def software_versions() -> dict:

@@ -54,6 +54,14 @@ class OutputReader:
             raise PipelineError(f"{self.path} holds no dataset {name!r}; it holds {', '.join(self.names)}")
         return self._root[name]
 
+    def sources(self) -> np.ndarray:
+        """Each slot's file relative to the input (``source``) as str [shape=(genres, clips)]."""
+        if layout.SOURCE not in self._root:
+            return np.full(self.array(self.names[0]).shape[:2], "", dtype=object)
+        a = self._root[layout.SOURCE]
+        values = a.asstr()[...] if self.kind == "hdf5" else a[...]
+        return np.asarray(values, dtype=object)
+
     def dask_array(self, name):
         import dask.array as da
 
@@ -80,7 +88,9 @@ def open_dataset(path):
     ``bin`` (``Xs``, ``Xn``). Coordinates: ``genre`` (labels), ``clip``,
     ``frame``, ``time`` (frame start in seconds, per frame and overlap),
     ``overlap`` (0 aligned, 1 shifted by ``na // 2``), ``frequency`` (bin centres
-    in Hz) and ``note`` (bin note names), ``sample``.  ``valid`` flags the clips.
+    in Hz) and ``note`` (bin note names), ``sample``, and ``source`` (each
+    slot's file relative to the input, ``""`` for a missing slot).  ``valid``
+    flags the clips.
 
     Examples
     --------
@@ -95,6 +105,7 @@ def open_dataset(path):
     a = src.attrs
     data = {name: (layout.dims(name), src.dask_array(name)) for name in src.names}
     coords = {k: xr.Variable(d, v, attrs=at) for k, (d, v, at) in layout.coordinates(a, src.names).items()}
+    coords[layout.SOURCE] = xr.Variable(layout.dims(layout.SOURCE), src.sources())
     ds = xr.Dataset(data, coords=coords, attrs={k: v for k, v in a.items() if k != "labels"})
     ds.set_close(src.close)
     return ds
@@ -247,9 +258,16 @@ def _describe_output(src, lines) -> None:
     if src.kind == "zarr":
         done = np.asarray(src.array("done")[...])
         lines.append(f"progress: {int(done.sum())} of {done.size} clips finished")
+    sources = [s for s in src.sources().ravel() if s]
+    if sources:
+        lines.append(f"source: {sources[0]} ... {sources[-1]} (each slot's file, in the 'source' array)")
     bad = json.loads(a.get("bad_clips", "[]"))
     for b in bad:
-        lines.append(f"  bad: {b['path']}: {b['reason']}")
+        if not b.get("missing"):
+            lines.append(f"  bad: {b['path']}: {b['reason']}")
+    missing = [f"{a['labels'][b['genre']]}[{b['clip']}]" for b in bad if b.get("missing")]
+    if missing:
+        lines.append(f"  missing (genres with fewer clips): {slot_ranges(missing)}")
     lines.append("provenance:")
     params = json.loads(a.get("params", "{}"))
     lines.append("  parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(params.items())))
@@ -257,6 +275,18 @@ def _describe_output(src, lines) -> None:
     versions = json.loads(a.get("versions", "{}"))
     lines.append("  software: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     lines.append(f"  created: {a.get('created')}")
+
+
+def slot_ranges(slots: list) -> str:
+    """``["jazz[7]", "jazz[8]", "rock[9]"]`` as ``jazz[7..8], rock[9]``."""
+    runs = []  # [genre, first, last]
+    for slot in slots:
+        genre, c = slot[:-1].rsplit("[", 1)
+        if runs and runs[-1][0] == genre and runs[-1][2] == int(c) - 1:
+            runs[-1][2] = int(c)
+        else:
+            runs.append([genre, int(c), int(c)])
+    return ", ".join(f"{g}[{a}]" if a == b else f"{g}[{a}..{b}]" for g, a, b in runs)
 
 
 def _codec_name(src, arr) -> str:

@@ -56,15 +56,18 @@ def create_store(path, index, params: Params, attrs: dict):
         for name in layout.FLAGS:
             root.create_array(name, shape=(G, C), chunks=(1, 1), dtype="bool", fill_value=False,
                               compressors=None, dimension_names=layout.dims(name))
+        src = root.create_array(layout.SOURCE, shape=(G, C), dtype=str, chunks=(G, C),
+                                dimension_names=layout.dims(layout.SOURCE))
+        src[...] = index.sources()
+        src.attrs["long_name"] = layout.SOURCE_DOC
         coords = layout.coordinates(attrs, [*params.datasets, "valid"])
         for name, (dims, values, extra) in coords.items():
             a = root.create_array(name, shape=values.shape, dtype=str if values.dtype == object else values.dtype,
                                   dimension_names=dims)
             a[...] = values.astype(str) if values.dtype == object else values
             a.attrs.update(extra)
-        for name in params.datasets:
-            if layout.auxiliary(name, coords):
-                root[name].attrs["coordinates"] = layout.auxiliary(name, coords)
+        for name in (*params.datasets, "valid"):
+            root[name].attrs["coordinates"] = layout.auxiliary(name, coords)
         root.attrs.update(attrs)
     return zarr.open_group(str(path), mode="r+")
 
@@ -178,17 +181,30 @@ def write_clip(path, g: int, c: int, arrays: dict, token: str = "") -> int:
     return nbytes
 
 
-def mark_bad(root, g: int, c: int, path: str, reason: str) -> None:
-    """Zero a clip's slots, flag it invalid and record why (driver only)."""
-    for name in DATASETS:
-        if name in root:
-            root[name][g, c] = 0.0  # also clears chunks a killed attempt left
-    root["valid"][g, c] = False
-    bad = [b for b in json.loads(root.attrs.get("bad_clips", "[]")) if (b["genre"], b["clip"]) != (g, c)]
-    bad.append({"genre": g, "clip": c, "path": path, "reason": reason})
+def mark_bad(root, entries) -> None:
+    """Zero clips' slots, flag them invalid and record why (driver only).
+
+    ``entries``: dicts with ``genre``, ``clip`` (the slot), ``path`` and
+    ``reason``, and ``missing: True`` for a slot no clip fills (``--pad``).
+    They are recorded in the ``bad_clips`` attribute (JSON), one rewrite for
+    all of them.
+    """
+    entries = list(entries)
+    if not entries:
+        return
+    for e in entries:
+        g, c = e["genre"], e["clip"]
+        for name in DATASETS:
+            if name in root:
+                root[name][g, c] = 0.0  # also clears chunks a killed attempt left
+        root["valid"][g, c] = False
+    slots = {(e["genre"], e["clip"]) for e in entries}
+    bad = [b for b in json.loads(root.attrs.get("bad_clips", "[]")) if (b["genre"], b["clip"]) not in slots]
+    bad.extend(entries)
     bad.sort(key=lambda b: (b["genre"], b["clip"]))
-    root.attrs["bad_clips"] = json.dumps(bad)
-    root["done"][g, c] = True
+    root.attrs["bad_clips"] = json.dumps(bad, ensure_ascii=False)
+    for e in entries:
+        root["done"][e["genre"], e["clip"]] = True
 
 
 def consolidate(path) -> None:
