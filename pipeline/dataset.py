@@ -172,7 +172,10 @@ def _scan(folder: Path) -> tuple:
     clips, other = [], []
     with os.scandir(folder) as it:
         for entry in it:
-            (clips if is_audio_name(entry.name) else other).append(entry.name)
+            if is_audio_name(entry.name):
+                clips.append(entry.name)  # whatever it is: pre-flight names a folder, FIFO or broken link
+            else:
+                other.append(entry.name + ("/" if _is_dir(entry) else ""))
     return sorted(clips), sorted(other)
 
 
@@ -263,14 +266,13 @@ def _index_manifest(path: Path, path_column: str | None, label_column: str | Non
         raise BadInputError([Problem(str(path), "is empty")], hint)
     header = [h.strip() for h in rows[0]]
     cols = []
-    for given, names, option in ((path_column, PATH_COLUMNS, "--path-column"),
-                                 (label_column, LABEL_COLUMNS, "--label-column")):
+    for given, names, kind in ((path_column, PATH_COLUMNS, "path"), (label_column, LABEL_COLUMNS, "label")):
         wanted = [given] if given else list(names)
         found = [i for w in wanted for i, h in enumerate(header) if h.lower() == w.lower()]
         if not found:
-            what = f"no column {given!r}" if given else f"no column named {' or '.join(names)}"
-            raise BadInputError([Problem(str(path), f"has {what} (its columns: {', '.join(header)})")],
-                                f"name the column with {option}")
+            what = f"no column {given!r}" if given else f"no {kind} column (looked for {', '.join(names)})"
+            raise BadInputError([Problem(str(path), f"has {what}; its columns: {', '.join(header)}")],
+                                f"name the {kind} column with --{kind}-column")
         cols.append(found[0])
     problems, by_label, rows_of = [], {}, {}
     base = path.parent

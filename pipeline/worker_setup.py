@@ -4,7 +4,8 @@
   the whole process group is ignored here, and the driver closes the cluster.
 - A clip that fails for a reason audioprep knows (bad audio, a full disk) is
   reported once, in one line, by the driver; the worker does not log its
-  "Compute Failed" traceback too (``-v`` shows it: ``AUDIOPREP_VERBOSE``).
+  "Compute Failed" traceback too, nor a heartbeat that found the driver's
+  scheduler already closed (``-v`` shows both: ``AUDIOPREP_VERBOSE``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class _KnownFailures(logging.Filter):
     names = tuple(f"{name}(" for name in _family(PipelineError))
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Failed to communicate with scheduler during heartbeat"):
+            # The scheduler lives in the driver: it is gone only when the run is ending (a failed or
+            # interrupted run closing its cluster), and the driver says why in its own line.
+            return False
         if not str(record.msg).startswith("Compute Failed"):
             return True
         texts = [a for a in (record.args if isinstance(record.args, tuple) else ()) if isinstance(a, str)]
