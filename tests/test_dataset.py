@@ -7,6 +7,7 @@ import soundfile as sf
 
 from pipeline.dataset import load_clip, open_index, preflight
 from pipeline.ingest import ingest
+from pipeline.params import Params
 from pipeline.synth import GTZAN_GENRES, synth_clip
 
 
@@ -104,3 +105,54 @@ def test_hdf5_clip_at_another_rate_is_resampled_then_truncated(tmp_path, small_p
     y = load_clip(open_index(path).clips[0], params)
     expected = librosa.resample(y44, orig_sr=44100, target_sr=22050)[: params.nsamples]
     assert y.shape == (params.nsamples,) and np.array_equal(y, expected)
+
+
+@pytest.mark.parametrize("rate", [44100, 48000, 8000, 96000])
+def test_resampling_decodes_only_the_kept_span_with_the_same_bits(tmp_path, rate):
+    """load_clip decodes Nsamples' worth of input plus a margin; the clip equals resampling the whole file."""
+    import librosa
+
+    from pipeline.dataset import decode_frames
+
+    params = Params(nsamples=22050 * 3, resample=True, mono=True)
+    rng = np.random.default_rng(rate)
+    n = rate * 30
+    y = (0.3 * np.sin(np.arange(n) * 2 * np.pi * 220 / rate) + 0.1 * rng.standard_normal(n)).astype(np.float32)
+    stereo = np.stack([y, y[::-1]], axis=1)
+    for fmt, subtype in (("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS")):
+        if rate > 48000 and fmt == "OGG":
+            continue
+        path = tmp_path / f"x{rate}.{fmt.lower()}"
+        sf.write(path, stereo, rate, format=fmt, subtype=subtype)
+        whole, _ = sf.read(path, dtype="float32", always_2d=True)
+        expected = librosa.resample(whole.T.mean(axis=0), orig_sr=rate, target_sr=22050)[: params.nsamples]
+        got = load_clip(open_index_one(path), params)
+        assert np.array_equal(got, expected), (rate, fmt)
+    assert decode_frames(rate, params) < n / 3  # a third of the file is decoded, not all of it
+
+
+def open_index_one(path):
+    from pipeline.dataset import ClipRef
+
+    return ClipRef(0, 0, "g", str(path))
+
+
+def test_a_long_file_is_not_decoded_whole(tmp_path):
+    """A 10-minute 44.1 kHz file: loading its 30-s clip allocates a few MB, not the file's 100 MB of float32."""
+    import tracemalloc
+
+    rate, seconds = 44100, 600
+    path = tmp_path / "long.wav"
+    with sf.SoundFile(path, "w", rate, 1, subtype="PCM_16") as f:
+        block = (0.1 * np.sin(np.arange(rate * 10) * 0.01)).astype(np.float32)
+        for _ in range(seconds // 10):
+            f.write(block)
+    params = Params(resample=True)  # Nsamples = 660000 at 22050 Hz: 30 s
+    load_clip(open_index_one(path), params)  # warm-up: imports, resampler set-up
+    tracemalloc.start()
+    y = load_clip(open_index_one(path), params)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert y.shape == (660000,)
+    whole = rate * seconds * 4
+    assert peak < 40e6 < whole, f"peak {peak / 1e6:.1f} MB"

@@ -173,21 +173,24 @@ def test_full_disk_is_a_clear_error_and_the_store_resumes(tiny_dataset, small_pa
 
 
 def test_clip_that_keeps_killing_workers_is_reported_bad_not_retried_forever(tmp_path):
-    """A 40-minute 44.1 kHz file, which --resample must decode whole, exceeds the
-    workers' memory limit: the nanny kills each worker that takes it."""
+    """A 1024-channel WAV (libsndfile's most), which --mono must decode to down-mix: its clip's 540 MB
+    of samples exceed the workers' memory limit (400 MiB), and the nanny kills each worker that takes it.
+
+    (A long file no longer does: --resample decodes only the span a clip keeps.)"""
     import numpy as np
     import soundfile as sf
 
-    root = synth_dataset(tmp_path / "in", genres=1, clips=3, seconds=3.0, seed=5)
+    root = synth_dataset(tmp_path / "in", genres=1, clips=3, seconds=6.0, seed=5)
     (root / "blues" / "blues.00001.au").unlink()
     bomb = root / "blues" / "blues.00001.wav"
-    with sf.SoundFile(str(bomb), "w", 44100, 1, "PCM_16") as f:
-        block = (0.1 * np.sin(np.arange(44100 * 60) / 7)).astype(np.float32)
-        for _ in range(40):
+    nsamples = 132300
+    with sf.SoundFile(str(bomb), "w", 22050, 1024, "PCM_16") as f:
+        block = np.tile((0.1 * np.sin(np.arange(22050) / 7)).astype(np.float32)[:, None], (1, 1024))
+        for _ in range(nsamples // 22050 + 1):
             f.write(block)
-    env = {**os.environ, "DASK_AUDIOPREP__MEMORY_LIMIT": "600MiB", "DASK_AUDIOPREP__ALLOWED_FAILURES": "1"}
+    env = {**os.environ, "DASK_AUDIOPREP__MEMORY_LIMIT": "400MiB", "DASK_AUDIOPREP__ALLOWED_FAILURES": "1"}
     p = subprocess.run([sys.executable, "-m", "pipeline", "run", str(root), "-o", str(tmp_path / "out"),
-                        "--resample", "--nsamples", "66136", "--skip-bad", "--workers", "2"],
+                        "--mono", "--nsamples", str(nsamples), "--skip-bad", "--workers", "2"],
                        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert p.returncode == 0, p.stderr
     assert f"{bomb}: killed its worker process on every attempt" in p.stderr

@@ -23,7 +23,7 @@ import numpy as np
 from ..exceptions import StorageError
 from ..params import DATASETS
 from . import layout, zarr_store
-from .files import commit, discard, new_partial, remove_partials
+from .files import STORAGE_ERRNOS, commit, discard, new_partial, remove_partials
 
 
 def chunks(shape: tuple) -> tuple:
@@ -212,8 +212,14 @@ def _writer_main(zarr_path, hdf5_path, conn) -> None:
 
 
 def _storage(error) -> bool:
-    """Whether a writer's error is the storage's doing (h5py raises OSError for failed writes)."""
-    return error is None or isinstance(error, (OSError, EOFError))
+    """Whether a writer's error is the storage's doing, not a bug.
+
+    h5py raises OSError for most failed writes, but some (a full disk met while
+    flushing chunks) come as other types carrying the system's words.
+    """
+    if error is None or isinstance(error, (OSError, EOFError)):
+        return True
+    return any(os.strerror(code) in str(error) for code in STORAGE_ERRNOS)
 
 
 def describe_error(e: BaseException) -> str:
