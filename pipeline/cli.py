@@ -172,7 +172,8 @@ def main():
 @main.command()
 @click.argument("input", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--outdir", type=click.Path(file_okay=False, path_type=Path),
-              help=f"Folder for audio.zarr, audio.hdf5 and the run summary  [default: {DEFAULT_DATA}]")
+              help=f"Folder for audio.zarr, audio.hdf5 and the run summary; not inside INPUT  "
+                   f"[default: {DEFAULT_DATA}]")
 @param_options
 @_setting_option("cluster")
 @_setting_option("workers", click.IntRange(min=1))

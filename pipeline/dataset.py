@@ -181,7 +181,8 @@ def _scan(folder: Path) -> tuple:
 
 def _index_folder(root: Path) -> DatasetIndex:
     try:
-        entries = sorted(os.scandir(root), key=lambda e: e.name)
+        with os.scandir(root) as it:
+            entries = sorted(it, key=lambda e: e.name)
     except OSError as e:
         raise BadInputError([Problem(shown(root), f"cannot be read ({e.strerror})")],
                             "give a folder you can read") from None
@@ -294,10 +295,26 @@ def _index_manifest(path: Path, path_column: str | None, label_column: str | Non
         raise BadInputError(problems, hint)
     if not by_label:
         raise BadInputError([Problem(str(path), "lists no clip")], hint)
+    listed = [item for items in by_label.values() for item in items]
+    if not any(os.path.lexists(full) for full, _ in listed):
+        raise BadInputError([Problem(str(path), f"none of the {len(listed)} paths it lists exists relative to its "
+                                                f"folder {base} (e.g. {listed[0][1]})")], _where_are_they(base, listed))
     labels = tuple(sorted(by_label))
     clips = [ClipRef(g, c, label, full, rel=rel)
              for g, label in enumerate(labels) for c, (full, rel) in enumerate(by_label[label])]
     return DatasetIndex(str(path.resolve()), "manifest", labels, max(len(v) for v in by_label.values()), clips)
+
+
+def _where_are_they(base: Path, listed: list) -> str:
+    """The hint for a manifest whose paths all miss: where its first file is, if it is under the manifest's folder."""
+    name = os.path.basename(listed[0][1])
+    for pattern in ("*/", "*/*/", "*/*/*/"):
+        found = sorted(base.glob(pattern + name))
+        if found:
+            example = found[0].relative_to(base).as_posix()
+            return (f"paths are read relative to the manifest's folder; {listed[0][1]} is at {example}: write the "
+                    f"paths that way (or move the manifest)")
+    return "paths are read relative to the manifest's folder (or give absolute paths)"
 
 
 def _check_sizes(index: DatasetIndex, pad: bool) -> None:

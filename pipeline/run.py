@@ -97,8 +97,9 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
         echo(ignored_line(index.ignored))
     problems = preflight(index, params, progress=progress)
     if index.problems:
-        raise BadInputError(problems, f"{len(problems)} problem(s) in {index.path}; fix the input and run again"
-                                      + (" (--skip-bad covers bad clips only)" if skip_bad else ""))
+        raise BadInputError(problems, f"{len(problems)} problem(s) in {index.path}: fix them, or give the options "
+                                      "they name, and run again" + (" (--skip-bad covers bad clips only)"
+                                                                    if skip_bad else ""))
     if problems and not skip_bad:
         raise BadInputError(problems, f"{len(problems)} problem(s) in {index.path}; fix or remove the bad "
                                       "clips, or run with --skip-bad to go on without them")
@@ -167,10 +168,10 @@ def _check_outdir(input_path, outdir) -> None:
                              f"it as a genre; choose an output folder outside {inp} (e.g. -o {inp.parent / 'out'})")
 
 
-def ignored_line(ignored: list, shown: int = 10) -> str:
-    """The one line naming the entries of the input that are not clips."""
-    more = f", and {len(ignored) - shown} more (listed in the run summary)" if len(ignored) > shown else ""
-    return f"ignored {len(ignored)} non-audio file(s): {', '.join(ignored[:shown])}{more}"
+def ignored_line(ignored: list, first: int = 10) -> str:
+    """The one line naming the entries of the input that are not clips (the first ``first`` of them)."""
+    more = f", and {len(ignored) - first} more (listed in the run summary)" if len(ignored) > first else ""
+    return f"ignored {len(ignored)} non-audio file(s): {', '.join(ignored[:first])}{more}"
 
 
 def _bad(g: int, c: int, path: str, reason: str, missing: bool = False) -> dict:

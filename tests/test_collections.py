@@ -235,6 +235,42 @@ def test_stereo_44k_vorbis_flac_unequal_genres_match_librosa_load_and_cqt(own_co
     assert json.loads((out / "audio.summary.json").read_text())["missing"] == ["ambient[2]"]
 
 
+def test_a_resumed_run_accounts_for_every_slot(tmp_path, client):
+    """computed + resumed + bad + missing = clips, in the result and the summary, after a resume too."""
+    import shutil
+
+    import zarr
+
+    from pipeline.params import Params
+    from pipeline.run import run
+
+    root = tmp_path / "g"
+    for genre, n in (("blues", 4), ("jazz", 2)):
+        (root / genre).mkdir(parents=True)
+        for c in range(n):
+            sf.write(root / genre / f"{genre}.{c:05d}.wav", _tone(c, 1.1), SR, subtype="PCM_16")
+    (root / "blues" / "blues.00002.wav").write_bytes(b"RIFF junk")
+    params = Params(nsamples=SR, datasets=("Xa",))
+    out = tmp_path / "o"
+    first = run(root, out, params, client=client, skip_bad=True, pad=True)
+    assert (first.clips, first.computed, first.resumed, len(first.bad), first.missing) == (8, 5, 0, 1, ["jazz[2]",
+                                                                                                       "jazz[3]"])
+    # Undo two finished clips, as a run killed before finishing them would have left the store.
+    done = zarr.open_group(str(out / "audio.zarr"), mode="r+")["done"]
+    done[0, 0] = done[1, 1] = False
+    (out / "audio.hdf5").unlink()
+    shutil.rmtree(out / "audio.zarr" / "Xa" / "c" / "0" / "0")
+    again = run(root, out, params, client=client, skip_bad=True, pad=True)
+    assert (again.computed, again.resumed, len(again.bad), len(again.missing)) == (2, 3, 1, 2)
+    summary = json.loads((out / "audio.summary.json").read_text())
+    assert summary["computed"] + summary["resumed"] + len(summary["bad"]) + len(summary["missing"]) == 8
+    assert summary["bad"][0].startswith(f"{root}/blues/blues.00002.wav: not a decodable audio file")
+    with h5py.File(out / "audio.hdf5") as f:
+        assert f["valid"][...].tolist() == [[True, True, False, True], [True, True, False, False]]
+        y, _ = sf.read(root / "blues" / "blues.00000.wav", dtype="float32")
+        assert np.array_equal(f["Xa"][0, 0, :, 0], _frames(y[:SR]))
+
+
 def test_a_name_that_cannot_be_stored_is_refused_before_any_work(tmp_path):
     root = tmp_path / "g"
     for name in (b"caf\xe9", b"rock"):  # a Latin-1 folder name: not UTF-8
@@ -302,6 +338,17 @@ def test_manifest_problems_are_one_line_each(tiny_dataset, tmp_path):
     p = audioprep("run", m3, "-o", tmp_path / "o3", "--nsamples", "2048", check=False, cwd=tmp_path)
     assert p.returncode == 3
     assert f"error: {tmp_path / 'nowhere.wav'}: cannot be read (No such file or directory)" in _errors(p)
+
+
+def test_kaggle_features_csv_as_a_manifest_says_where_the_files_are(kaggle, tmp_path):
+    csv = kaggle / "features_30_sec.csv"  # its filename column names files two folders down
+    p = audioprep("run", csv, "-o", tmp_path / "o", check=False, cwd=tmp_path)
+    assert p.returncode == 3
+    assert _errors(p) == [f"error: {csv}: none of the 1 paths it lists exists relative to its folder {kaggle} "
+                          "(e.g. blues.00000.wav)",
+                          "error: paths are read relative to the manifest's folder; blues.00000.wav is at "
+                          "genres_original/blues/blues.00000.wav: write the paths that way (or move the manifest)"]
+    assert not (tmp_path / "o").exists()
 
 
 # ---------------------------------------------------------------------------
