@@ -325,9 +325,10 @@ def _check_sizes(index: DatasetIndex, pad: bool) -> None:
     if pad:
         index.problems = [p for p in index.problems if not p.reason.startswith("empty genre folder")]
         return
-    sizes = {counts.get(g, 0) for g in index.labels}
-    if len(sizes) > 1:
-        detail = ", ".join(f"{g}={counts.get(g, 0)}" for g in index.labels)
+    broken = {p.path for p in index.problems}  # an unreadable genre folder is said once, as such
+    sized = [g for g in index.labels if shown(Path(index.path) / g) not in broken]
+    if len({counts.get(g, 0) for g in sized}) > 1:
+        detail = ", ".join(f"{g}={counts.get(g, 0)}" for g in sized)
         index.problems.append(Problem(shown(index.path), f"genres hold unequal numbers of clips ({detail}); use "
                                                          "--pad to allow it (the missing slots are flagged invalid)"))
 

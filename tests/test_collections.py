@@ -6,6 +6,8 @@ and its exit code, checked here on data the tests make.
 import json
 import os
 import re
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -376,6 +378,30 @@ def test_entries_that_are_not_files_are_named_not_hung_on(tmp_path):
                      f"{root}/classical/classical.00003.au: symbolic link loop (a link that leads back to itself)"):
         assert f"error: {expected}" in lines
     assert len(lines) == 5
+
+
+def test_unreadable_genre_folder_and_file_are_named(tmp_path):
+    """Permissions as a user meets them: run without root's power to read anything (setpriv drops it)."""
+    import shutil
+
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to drop the capability of reading everything")
+    root = tmp_path / "g"
+    for genre in ("blues", "jazz", "rock"):
+        (root / genre).mkdir(parents=True)
+        sf.write(root / genre / f"{genre}.00000.wav", _tone(1, 1.1), SR, subtype="PCM_16")
+    (root / "jazz").chmod(0)
+    (root / "rock" / "rock.00000.wav").chmod(0)
+    try:
+        p = subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-m",
+                            "pipeline", "run", str(root), "-o", str(tmp_path / "o"), *ONE_S],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    finally:
+        (root / "jazz").chmod(0o755)
+    assert p.returncode == 3 and "Traceback" not in p.stderr
+    assert _errors(p) == [f"error: {root}/jazz: cannot be read (Permission denied)",
+                          f"error: {root}/rock/rock.00000.wav: cannot be read (Permission denied)",
+                          f"error: 2 problem(s) in {root}: fix them, or give the options they name, and run again"]
 
 
 @pytest.mark.slow
