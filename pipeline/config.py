@@ -43,7 +43,7 @@ RUN_HELP = {
     "label-column": "a manifest's column of labels (null = label, genre, ...)",
 }
 #: The run options that are top-level keys of a run configuration (RunSettings fields).
-RUN_KEYS = ("input", "outdir", "skip-bad", "pad", "path-column", "label-column")
+RUN_KEYS = tuple(RUN_HELP)
 
 
 def setting(key: str, given=None):

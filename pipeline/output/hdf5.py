@@ -127,7 +127,7 @@ class _Copier:
         self.coords = layout.coordinates(zarr_store.attrs(zarr_path), [*self.dsets, "valid"])
         self.scales = write_coordinates(self.file, self.coords)
         sources = np.asarray(zarr_store.open_store(zarr_path)[layout.SOURCE][...]).astype(object)
-        src = self.file.create_dataset(layout.SOURCE, data=sources.astype(object), dtype=h5py.string_dtype("utf-8"))
+        src = self.file.create_dataset(layout.SOURCE, data=sources, dtype=h5py.string_dtype("utf-8"))
         src.attrs["long_name"] = layout.SOURCE_DOC
         for i, dim in enumerate(layout.dims(layout.SOURCE)):
             src.dims[i].attach_scale(self.scales[dim])
