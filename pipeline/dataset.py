@@ -200,11 +200,8 @@ def _index_folder(root: Path) -> DatasetIndex:
             problems.append(Problem(shown(root / genre), f"cannot be read ({e.strerror})"))
         ignored.extend(f"{genre}/{name}" for name in other)
     if not any(files.values()):
-        raise BadInputError([Problem(shown(root), _no_clips(root, genres))], _did_you_mean(root, genres))
-    unreadable = {p.path for p in problems}
-    for genre in genres:
-        if not files[genre] and shown(root / genre) not in unreadable:
-            problems.append(Problem(shown(root / genre), "empty genre folder: holds no audio files"))
+        loose = sum(is_audio_name(e.name) and not _is_dir(e) for e in entries)  # audio files beside the genres
+        raise BadInputError([Problem(shown(root), _no_clips(genres, loose))], _did_you_mean(root, genres, loose))
     nclips = max(len(n) for n in files.values())
     clips = [ClipRef(g, c, genre, str(root / genre / name), rel=f"{genre}/{name}")
              for g, genre in enumerate(genres) for c, name in enumerate(files[genre])]
@@ -218,11 +215,10 @@ def _is_dir(entry) -> bool:
         return False
 
 
-def _no_clips(root: Path, genres: list) -> str:
+def _no_clips(genres: list, loose: int) -> str:
     if not genres:
-        audio = [n for n in os.listdir(root) if is_audio_name(n)]
-        if audio:
-            return f"holds {len(audio)} audio file(s) but no genre sub-folders"
+        if loose:
+            return f"holds {loose} audio file(s) but no genre sub-folders"
         return "holds no genre sub-folders"
     return f"holds no audio files in its sub-folder(s) {', '.join(genres[:5])}{', ...' if len(genres) > 5 else ''}"
 
@@ -230,13 +226,14 @@ def _no_clips(root: Path, genres: list) -> str:
 def _holds_genres(folder: Path) -> bool:
     """True if some sub-folder of ``folder`` holds an audio file."""
     try:
-        subs = [e for e in os.scandir(folder) if not e.name.startswith(".") and _is_dir(e)]
+        with os.scandir(folder) as it:
+            subs = [e for e in it if not e.name.startswith(".") and _is_dir(e)]
         return any(any(is_audio_name(n) for n in os.listdir(s.path)) for s in subs)
     except OSError:
         return False
 
 
-def _did_you_mean(root: Path, genres: list) -> str:
+def _did_you_mean(root: Path, genres: list, loose: int) -> str:
     """The hint for an input folder with no clip: the layouts users have."""
     layout = "expected ROOT/<genre>/<file>"
     preferred = ("genres_original", "genres")
@@ -246,7 +243,7 @@ def _did_you_mean(root: Path, genres: list) -> str:
         candidates = [root / g / s for g in genres for s in preferred if _holds_genres(root / g / s)]
     if candidates:
         return f"{layout}; did you mean {shown(candidates[0])}?"
-    if not genres and any(is_audio_name(n) for n in os.listdir(root)):
+    if not genres and loose:
         return (f"{layout}: put each genre's files in a folder of its own, or list the files with their "
                 "labels in a manifest .csv (a path column and a label column) and run that")
     return layout
@@ -318,15 +315,17 @@ def _where_are_they(base: Path, listed: list) -> str:
 
 
 def _check_sizes(index: DatasetIndex, pad: bool) -> None:
-    """Genres of different sizes are a problem, unless ``pad`` allows them."""
+    """Genres of different sizes (an empty genre folder among them) are a problem, unless ``pad`` allows them."""
+    if pad:
+        return
     counts = {}
     for ref in index.clips:
         counts[ref.genre] = counts.get(ref.genre, 0) + 1
-    if pad:
-        index.problems = [p for p in index.problems if not p.reason.startswith("empty genre folder")]
-        return
     broken = {p.path for p in index.problems}  # an unreadable genre folder is said once, as such
     sized = [g for g in index.labels if shown(Path(index.path) / g) not in broken]
+    for genre in sized:
+        if not counts.get(genre):  # only a folder can hold a genre without clips
+            index.problems.append(Problem(shown(Path(index.path) / genre), "empty genre folder: holds no audio files"))
     if len({counts.get(g, 0) for g in sized}) > 1:
         detail = ", ".join(f"{g}={counts.get(g, 0)}" for g in sized)
         index.problems.append(Problem(shown(index.path), f"genres hold unequal numbers of clips ({detail}); use "
