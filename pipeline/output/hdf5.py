@@ -167,8 +167,14 @@ def _writer_main(zarr_path, hdf5_path, conn) -> None:
     # The driver alone ends the run (it sends "abort"); a Ctrl-C or kill of the process group is not ours.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # After a failed write h5py's finalizers complain on stderr; the failure is reported over the pipe.
-    sys.unraisablehook = lambda unraisable: None
+    # Every failure goes back over the pipe, said once by the driver.  After a failed write h5py's
+    # finalizers print tracebacks of their own (some through sys.excepthook, some as unraisable
+    # exceptions, depending on which object is freed first), so without -v this process's stderr
+    # is closed off as a whole rather than one hook at a time.
+    if os.environ.get("AUDIOPREP_VERBOSE", "0") == "0":
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
     code, copier, error, busy = 0, None, None, 0.0
     try:
         copier = _Copier(zarr_path, hdf5_path)
