@@ -310,3 +310,83 @@ class Connection:
 
     def __exit__(self, *exc):
         self._stack.close()  # client, then cluster, then credentials and scratch folders
+
+
+class Starter:
+    """Starts a run's cluster, for a local cluster in a background thread while the driver checks the input.
+
+    The workers' imports and CQT plan (:class:`~pipeline.worker_setup.Warmup`)
+    are readied on the way, so the first clips do not wait for them.
+    :meth:`wait` joins the thread (a progress line shows the workers
+    starting) and raises what the start raised; :meth:`connection` gives the
+    :class:`Connection`, starting it then if it was not started early (batch
+    clusters, which need the output folder for their logs and credentials).
+    """
+
+    def __init__(self, spec: ClusterSpec, client, params, *, early: bool):
+        import threading
+
+        self.spec, self.client, self.params = spec, client, params
+        self._conn: Connection | None = None
+        self._error: BaseException | None = None
+        self._thread = None
+        if early:
+            self._thread = threading.Thread(target=self._start, name="audioprep-cluster-start", daemon=True)
+            self._thread.start()
+
+    def _start(self) -> None:
+        import distributed  # noqa: F401  (its config defaults first: the set below must not insert them)
+
+        conn = Connection(self.spec, self.client)
+        try:
+            # Read by the scheduler as it is created (dask.config is one for the whole process).
+            with dask.config.set({"distributed.scheduler.allowed-failures": int(setting("allowed-failures"))}):
+                conn.__enter__()
+        except BaseException as e:
+            self._error = e
+            return
+        self._conn = conn
+        try:
+            from .worker_setup import Warmup
+
+            conn.client.register_plugin(Warmup(self.params))
+        except BaseException as e:
+            self._error = ClusterError(f"the workers could not get ready ({type(e).__name__}: {e})")
+
+    def wait(self, progress: bool = False) -> None:
+        """Wait for an early start to finish; raise what it raised."""
+        if self._thread is not None:
+            from tqdm.auto import tqdm
+
+            with tqdm(desc="starting workers (imports, CQT plan)", bar_format="{desc}: {elapsed}",
+                      disable=not progress, leave=False) as bar:
+                while self._thread.is_alive():
+                    self._thread.join(0.25)
+                    bar.refresh()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+
+    def connection(self, spec: ClusterSpec | None = None, progress: bool = False) -> Connection:
+        """The run's connection, started now with ``spec`` if it was not started early."""
+        self.wait(progress)
+        if self._conn is None:
+            self.spec = spec or self.spec
+            self._start()
+            self.wait()
+        return self._conn
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._conn is not None:
+            self._conn.__exit__(None, None, None)
+            self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+

@@ -1,49 +1,78 @@
-"""The task graph: one chain load -> frame -> cqt -> lcn -> write per clip.
+"""The task graph: one task per clip, or per small batch of clips of one genre.
 
-Each stage wraps one pure kernel.  Items travel between stages as a dict of
-arrays, and every key names its stage and its clip (``cqt-blues.00003``), so
-the Dask dashboard groups tasks by stage.  :func:`build_graph` only builds
-the graph; the caller hands it to a client.
+Inside a task each clip goes load -> frame -> CQT -> LCN -> write, each stage
+a call of one pure kernel timed through distributed's fine performance
+metrics (``context_meter``), so the dashboard's "Fine Performance Metrics"
+page shows where the time goes per stage while the scheduler sees one task
+for several clips.  The write stage fills the clip's Zarr chunks and its
+byte ranges of the temporary ``audio.hdf5``.  Task keys name their clips
+(``clips-blues.00003-00010``).
+
+:func:`plan_tasks` only describes the tasks and :func:`build_graph` only
+builds delayed objects; the caller hands them to a client.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from . import kernels
 from .dataset import ClipRef, load_clip
+from .exceptions import BadInputError
+from .output import zarr_store
+from .output.hdf5 import Slots
 from .params import Params
-from .output.zarr_store import write_clip
 
 STAGES = ("load", "frame", "cqt", "lcn", "write")
 
 
-def load(ref: ClipRef, params: Params) -> dict:
-    """Stage 1: decode the clip (float32, ``Nsamples`` samples)."""
-    return {"y": load_clip(ref, params)}
+@dataclass(frozen=True)
+class Target:
+    """Where a task writes: the Zarr store (and its creation token) and the temporary ``audio.hdf5``'s slots."""
+
+    zarr: str
+    token: str = ""
+    slots: Slots | None = None
 
 
-def frame(item: dict, params: Params) -> dict:
-    """Stage 2: add ``Xa`` [shape=(Nframes, 2, na)]."""
-    return {**item, "Xa": kernels.frame_streams(item["y"], na=params.na, nframes=params.nframes)}
+@dataclass(frozen=True)
+class ClipTask:
+    """One task: ``kind`` "clips" computes ``refs``; "copy" copies them, finished by an earlier run, from
+    the Zarr store into ``audio.hdf5``."""
+
+    key: str
+    kind: str
+    refs: tuple
 
 
-def cqt(item: dict, params: Params) -> dict:
-    """Stage 3: add ``Xs`` [shape=(Nframes, 2, ns)]."""
-    Xs = kernels.cqt_streams(item["y"], sr=params.sr, na=params.na, fmin=params.fmin, ns=params.ns,
-                             n_octaves=params.n_octaves, nframes=params.nframes)
-    return {**item, "Xs": Xs}
+# -- the stages: one pure kernel each ------------------------------------------------
 
 
-def lcn(item: dict, params: Params) -> dict:
-    """Stage 4: add ``Xn`` [shape=(Nframes, 2, ns)]."""
-    Xn = kernels.lcn_streams(item["Xs"], size=params.lcn_size, sigma=params.lcn_sigma, log=params.lcn_log)
-    return {**item, "Xn": Xn}
+def load(ref: ClipRef, params: Params):
+    """Decode the clip (float32, ``Nsamples`` samples)."""
+    return load_clip(ref, params)
 
 
-def write(item: dict, params: Params, store: str, token: str, g: int, c: int) -> int:
-    """Stage 5: write the requested arrays into the clip's chunks; return the bytes written."""
-    return write_clip(store, g, c, {name: item[name] for name in params.datasets}, token)
+def frame(y, params: Params):
+    """``Xa`` [shape=(Nframes, 2, na)]."""
+    return kernels.frame_streams(y, na=params.na, nframes=params.nframes)
+
+
+def cqt(y, params: Params):
+    """``Xs`` [shape=(Nframes, 2, ns)]."""
+    return kernels.cqt_streams(y, sr=params.sr, na=params.na, fmin=params.fmin, ns=params.ns,
+                               n_octaves=params.n_octaves, nframes=params.nframes)
+
+
+def lcn(Xs, params: Params):
+    """``Xn`` [shape=(Nframes, 2, ns)]."""
+    return kernels.lcn_streams(Xs, size=params.lcn_size, sigma=params.lcn_sigma, log=params.lcn_log)
+
+
+def write(ref: ClipRef, arrays: dict, target: Target) -> int:
+    """Write the clip's arrays into its Zarr chunks and its ``audio.hdf5`` slots, then mark it done."""
+    return zarr_store.write_clip(target.zarr, ref.g, ref.c, arrays, target.token, target.slots)
 
 
 def stages_for(params: Params) -> list:
@@ -58,39 +87,107 @@ def stages_for(params: Params) -> list:
     return [s for s in STAGES if s in need]
 
 
+def process_clip(ref: ClipRef, params: Params, target: Target) -> None:
+    """All stages of one clip, each timed on the dashboard; raises :class:`BadInputError` for a bad clip."""
+    from distributed.metrics import context_meter
+
+    stages = stages_for(params)
+    with context_meter.meter("load"):
+        y = load(ref, params)
+    arrays = {}
+    if "frame" in stages:
+        with context_meter.meter("frame"):
+            arrays["Xa"] = frame(y, params)
+    if "cqt" in stages:
+        with context_meter.meter("cqt"):
+            arrays["Xs"] = cqt(y, params)
+    if "lcn" in stages:
+        with context_meter.meter("lcn"):
+            arrays["Xn"] = lcn(arrays["Xs"], params)
+    with context_meter.meter("write"):
+        write(ref, {n: arrays[n] for n in params.datasets}, target)
+
+
+def copy_clip(ref: ClipRef, params: Params, target: Target) -> None:
+    """Copy a clip an earlier run finished from the Zarr store into its ``audio.hdf5`` slots."""
+    from distributed.metrics import context_meter
+
+    with context_meter.meter("copy"):
+        arrays = zarr_store.read_clip(target.zarr, ref.g, ref.c, params.datasets, target.token)
+        target.slots.write(ref.g, ref.c, arrays)
+
+
+def run_task(task: ClipTask, params: Params, target: Target) -> list:
+    """Run one task on a worker; return ``[(g, c, reason)]`` for its bad clips (the others are written).
+
+    A bad clip is reported, not raised, so it never costs the other clips of
+    its task; anything else (a full disk, a bug) fails the task.
+    """
+    failures = []
+    for ref in task.refs:
+        if task.kind == "copy":
+            copy_clip(ref, params, target)
+            continue
+        try:
+            process_clip(ref, params, target)
+        except BadInputError as e:
+            failures.append((ref.g, ref.c, e.problems[0].reason if e.problems else str(e)))
+    return failures
+
+
+# -- planning -------------------------------------------------------------------------
+
+
+def _safe(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", label)
+
+
 def clip_token(ref: ClipRef, labels) -> str:
     """The clip part of a task key, e.g. ``blues.00003``.
 
     Only letters, digits and ``_`` stand before the dot, so Dask's key_split
-    takes everything up to the first ``-`` as the group (the stage name).
+    takes everything up to the first ``-`` as the group (the task's kind).
     """
-    genre = re.sub(r"[^A-Za-z0-9_]", "_", ref.genre)
-    if sum(re.sub(r"[^A-Za-z0-9_]", "_", lb) == genre for lb in labels) > 1:
+    genre = _safe(ref.genre)
+    if sum(_safe(lb) == genre for lb in labels) > 1:
         genre = f"{genre}_{ref.g}"  # two labels that differ only in punctuation
     return f"{genre}.{ref.c:05d}"
 
 
-def build_graph(clips, params: Params, store: str, labels, token: str = "") -> dict:
-    """Build (do not run) the chains for ``clips``.
+def task_key(kind: str, refs, labels) -> str:
+    """``clips-blues.00003`` for one clip, ``clips-blues.00003-00010`` for a batch (first and last clip)."""
+    first = clip_token(refs[0], labels)
+    return f"{kind}-{first}" if len(refs) == 1 else f"{kind}-{first}-{refs[-1].c:05d}"
 
-    ``token`` identifies this creation of the store (:func:`pipeline.output.layout.store_token`).
+
+def plan_tasks(refs, labels, *, per_task: int, kind: str = "clips"):
+    """Group ``refs`` (ordered by genre, then clip) into tasks of at most ``per_task`` clips of one genre.
+
+    A generator: a run takes tasks from it as its window has room, so nothing
+    is held per clip beyond the index.
+    """
+    batch = []
+    for ref in refs:
+        if batch and (len(batch) == per_task or ref.g != batch[0].g):
+            yield ClipTask(task_key(kind, batch, labels), kind, tuple(batch))
+            batch = []
+        batch.append(ref)
+    if batch:
+        yield ClipTask(task_key(kind, batch, labels), kind, tuple(batch))
+
+
+def build_graph(clips, params: Params, target: Target | str, labels, *, per_task: int = 1) -> dict:
+    """Build (do not run) the tasks for ``clips``, as ``dask.delayed`` objects a client computes.
 
     Returns
     -------
     dict
-        ``(g, c) -> dask.delayed`` of the clip's write task, whose value is the
-        bytes written.
+        task key -> ``dask.delayed`` of :func:`run_task`, whose value is the
+        list of the task's bad clips.
     """
     import dask
 
-    fns = {"load": load, "frame": frame, "cqt": cqt, "lcn": lcn}
-    stages = stages_for(params)
-    out = {}
-    for ref in clips:
-        clip = clip_token(ref, labels)
-        node = dask.delayed(load, pure=True)(ref, params, dask_key_name=f"load-{clip}")
-        for stage in stages[1:-1]:
-            node = dask.delayed(fns[stage], pure=True)(node, params, dask_key_name=f"{stage}-{clip}")
-        out[(ref.g, ref.c)] = dask.delayed(write, pure=True)(
-            node, params, store, token, ref.g, ref.c, dask_key_name=f"write-{clip}")
-    return out
+    if isinstance(target, str):
+        target = Target(target)
+    return {t.key: dask.delayed(run_task, pure=True)(t, params, target, dask_key_name=t.key)
+            for t in plan_tasks(clips, labels, per_task=per_task)}

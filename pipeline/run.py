@@ -6,7 +6,10 @@ tasks from :mod:`pipeline.graph`, the files from :mod:`pipeline.output`.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
+import itertools
 import json
 import logging
 import time
@@ -16,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .cluster import ClusterSpec, Connection
+from .cluster import ClusterSpec, Starter
 from .config import setting
 from .dataset import open_index, preflight, shown
 from .exceptions import BadInputError, ParameterError, PipelineError, Problem, StorageError, StoreError, Terminated
-from .graph import build_graph
+from .graph import ClipTask, Target, plan_tasks, run_task, task_key
 from .output import OutputFolder, zarr_store
 from .output.files import is_storage_error
 from .output.layout import make_attrs, store_token
@@ -43,7 +46,7 @@ class RunResult:
     seconds: float = 0.0
     bytes_written: int = 0  # array bytes this run's tasks wrote
     hdf5_bytes: int = 0
-    consolidate_seconds: float = 0.0  # time the HDF5 writer process spent copying
+    consolidate_seconds: float = 0.0  # the driver's final step: valid, coordinates, attributes, fsync, rename
     up_to_date: bool = False
     dashboard: str | None = None
     workers: list = field(default_factory=list)  # names of the workers that were connected
@@ -95,16 +98,32 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
     result.ignored = list(index.ignored)
     if index.ignored:
         echo(ignored_line(index.ignored))
-    problems = preflight(index, params, progress=progress)
-    if index.problems:
-        raise BadInputError(problems, f"{len(problems)} problem(s) in {index.path}: fix them, or give the options "
-                                      "they name, and run again" + (" (--skip-bad covers bad clips only)"
-                                                                    if skip_bad else ""))
-    if problems and not skip_bad:
-        raise BadInputError(problems, f"{len(problems)} problem(s) in {index.path}; fix or remove the bad "
-                                      "clips, or run with --skip-bad to go on without them")
-    result.clips = index.ngenres * index.nclips
+    spec = spec or ClusterSpec()
+    if spec.log_directory is None:
+        spec = dataclasses.replace(spec, log_directory=str(out.log_dir))  # batch jobs' stdout / stderr
+    if spec.shared_directory is None:
+        spec = dataclasses.replace(spec, shared_directory=str(out.path))  # batch jobs' credentials
+    # A local cluster starts (and its workers warm up) while the input is checked; a batch cluster
+    # needs the output folder, so it starts once the run is accepted.
+    early = client is None and spec.resolved_kind() == "local" and not out.hdf5_path.exists()
+    with Starter(spec, client, params, early=early) as starter:
+        problems = preflight(index, params, progress=progress)
+        if index.problems:
+            raise BadInputError(problems, f"{len(problems)} problem(s) in {index.path}: fix them, or give the "
+                                          "options they name, and run again"
+                                          + (" (--skip-bad covers bad clips only)" if skip_bad else ""))
+        if problems and not skip_bad:
+            raise BadInputError(problems, f"{len(problems)} problem(s) in {index.path}; fix or remove the bad "
+                                          "clips, or run with --skip-bad to go on without them")
+        result.clips = index.ngenres * index.nclips
+        starter.wait(progress)  # a cluster that cannot start fails here, before anything is created
+        return _accepted(index, problems, params, out, starter, result, skip_bad=skip_bad, overwrite=overwrite,
+                         progress=progress, echo=echo, config_text=config_text, t0=t0)
 
+
+def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwrite, progress, echo,
+              config_text, t0) -> RunResult:
+    """The run once its input and settings passed: open the folder, compute, consolidate, summarize."""
     try:
         with out.open():
             created = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -119,20 +138,24 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
             if config_text is not None:
                 out.write_config(config_text)
             done = zarr_store.done_mask(root)
-            resumed = int((done & np.asarray(root["valid"][...], dtype=bool)).sum())
+            finished = zarr_store.valid_mask(root)  # done and not bad: copied into audio.hdf5 by tasks
+            resumed = int(finished.sum())
             if done.any():
-                echo(f"resuming: {int(done.sum())} of {result.clips} clips already in {out.zarr_path}, skipping them")
+                echo(f"resuming: {resumed} of {result.clips} clips already in {out.zarr_path}, skipping them")
             todo = _plan(index, problems, root, done)
+            copies = [ref for ref in index.clips if finished[ref.g, ref.c]]
 
-            # The single HDF5 writer copies each clip as soon as it is finished, so
-            # consolidation overlaps the computation; the file appears only at the end.
-            with out.hdf5_writer() as writer:
-                spec = spec or ClusterSpec()
-                if spec.log_directory is None:
-                    spec = dataclasses.replace(spec, log_directory=str(out.log_dir))  # batch jobs' stdout / stderr
-                if spec.shared_directory is None:
-                    spec = dataclasses.replace(spec, shared_directory=str(out.path))  # batch jobs' credentials
-                got = _compute(todo, index, params, out.zarr_path, spec, client, progress, echo, writer)
+            # audio.hdf5 is laid out now; the workers write each clip's bytes into it as they finish it
+            # (and copy the clips of earlier runs), so no process but the workers touches array bytes.
+            shapes = {n: params.shape(n, index.ngenres, index.nclips) for n in params.datasets}
+            with out.hdf5_slots(shapes) as slots:
+                target = Target(str(out.zarr_path), store_token(zarr_store.attrs(out.zarr_path)), slots)
+                try:
+                    got = _compute(todo, copies, index, params, target, starter, progress, echo)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        zarr_store.write_valid(root)  # the store says what it holds, also when interrupted
+                    raise
                 result.computed, result.bytes_written = got.computed, got.bytes_written
                 result.dashboard, result.workers = got.dashboard, got.workers
                 if got.failures and not skip_bad:
@@ -140,10 +163,14 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
                                         f"{len(got.failures)} clip(s) failed; the other clips are saved in "
                                         f"{out.zarr_path}: fix the bad clips and run again, or add --skip-bad")
                 zarr_store.mark_bad(root, [_bad(ref.g, ref.c, ref.name, why) for ref, why in got.failures])
-                zarr_store.consolidate(out.zarr_path)
+                for ref, _ in got.failures:
+                    slots.zero(ref.g, ref.c)  # a failed attempt may have written part of its slot
+                zarr_store.write_valid(root)
+                zarr_store.consolidate_metadata(out.zarr_path)
                 echo(f"consolidating {out.zarr_path} -> {out.hdf5_path}")
-                result.hdf5_bytes = writer.finish()
-                result.consolidate_seconds = writer.busy_seconds
+                t1 = time.perf_counter()
+                result.hdf5_bytes = out.finish_hdf5(slots)
+                result.consolidate_seconds = time.perf_counter() - t1
             _account(result, zarr_store.attrs(out.zarr_path), resumed=resumed)
             result.seconds = time.perf_counter() - t0
             out.write_summary(result.to_json())
@@ -228,61 +255,78 @@ def _reason(exc: BaseException) -> str:
     return f"{name}: {exc}".strip()
 
 
-def _compute(todo, index, params, zarr_path, spec, client, progress, echo, writer) -> _Computed:
-    """Compute ``todo`` clips into the store, queueing each finished clip to ``writer``."""
+def _compute(todo, copies, index, params, target, starter, progress, echo) -> _Computed:
+    """Compute the ``todo`` clips and copy the finished ``copies`` into the temporary ``audio.hdf5``.
+
+    Tasks go to the scheduler in a bounded window (``audioprep.clips-in-flight``
+    clips), refilled many at a time as tasks finish, so the driver's and the
+    scheduler's memory stay flat however many clips the dataset holds.  A task
+    of several clips that fails as a whole (a worker killed, a bug), or a copy
+    that fails, is retried as one task a clip that computes it, so only the
+    clip at fault is reported.
+    """
     got = _Computed()
-    if not todo:
+    if not todo and not copies:
         return got
-    import dask.config
     from distributed import as_completed
     from tqdm.auto import tqdm
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": int(setting("allowed-failures"))}):
-        with Connection(spec, client) as conn:
-            cl = conn.client
-            got.dashboard = conn.dashboard_link
-            echo(f"dashboard: {conn.dashboard_link}")
-            conn.wait_for_workers(echo)
-            token = store_token(zarr_store.attrs(zarr_path))
-            clip_bytes = sum(4 * int(np.prod(params.shape(n, 1, 1))) for n in params.datasets)
-            # A bounded window of clips is in the scheduler at any time, so the driver's and the
-            # scheduler's memory stay flat however many clips the dataset holds.
-            window = max(1, int(setting("clips-in-flight")))
-            pending = iter(todo)
-            slot, futures = {}, set()
+    per_task = max(1, int(setting("clips-per-task")))
+    clip_bytes = sum(4 * int(np.prod(params.shape(n, 1, 1))) for n in params.datasets)
+    conn = starter.connection(progress=progress)
+    cl = conn.client
+    got.dashboard = conn.dashboard_link
+    echo(f"dashboard: {conn.dashboard_link}")
+    conn.wait_for_workers(echo)
+    window = max(1, -(-int(setting("clips-in-flight")) // per_task))  # tasks in the scheduler at once
+    planned = itertools.chain(plan_tasks(copies, index.labels, per_task=per_task, kind="copy"),
+                              plan_tasks(todo, index.labels, per_task=per_task))
+    retry = collections.deque()  # one task a clip, after a failed task; submitted first
+    tasks = {}  # key -> ClipTask in flight
 
-            def submit(n: int) -> list:
-                refs = [ref for _, ref in zip(range(n), pending)]
-                writes = build_graph(refs, params, str(zarr_path), index.labels, token)
-                new = cl.compute(list(writes.values()))
-                slot.update({f.key: ref for f, ref in zip(new, refs)})
-                futures.update(new)
-                return new
+    def submit(n: int) -> list:
+        batch = [retry.popleft() for _ in range(min(n, len(retry)))]
+        batch += itertools.islice(planned, n - len(batch))
+        if not batch:
+            return []
+        tasks.update((t.key, t) for t in batch)
+        return cl.map(run_task, batch, key=[t.key for t in batch], params=params, target=target,
+                      pure=False)
 
-            done_iter = as_completed(submit(window))
-            storage_error = None
-            with tqdm(total=len(todo), unit="clip", desc="clips", disable=not progress, smoothing=0.1) as bar:
-                for fut in done_iter:
-                    ref = slot.pop(fut.key)
-                    futures.discard(fut)
-                    if fut.status == "finished":
-                        # Not fut.result(): fetching each clip's count from its worker costs a round trip.
-                        got.bytes_written += clip_bytes
-                        got.computed += 1
-                        writer.copy_clip(ref.g, ref.c)  # queued to the writer process
-                    else:
-                        exc = fut.exception()
-                        if isinstance(exc, StorageError) or is_storage_error(exc):
-                            storage_error = getattr(exc, "reason", None) or exc.strerror
-                            cl.cancel(list(futures))
-                            break
-                        got.failures.append((ref, _reason(exc)))
-                    bar.update()
-                    fut.release()
-                    done_iter.update(submit(1))
-            got.workers = sorted({str(w.get("name")) for w in cl.scheduler_info()["workers"].values()})
+    done_iter = as_completed(submit(window), with_results=True, raise_errors=False)
+    storage_error = None
+    with tqdm(total=len(todo) + len(copies), unit="clip", desc="clips", disable=not progress,
+              smoothing=0.1) as bar:
+        for finished in done_iter.batches():
+            for fut, value in finished:
+                task = tasks.pop(fut.key)
+                fut.release()
+                if fut.status == "finished":
+                    bad = {(g, c): why for g, c, why in value}
+                    for ref in task.refs:
+                        if (ref.g, ref.c) in bad:
+                            got.failures.append((ref, bad[ref.g, ref.c]))
+                        elif task.kind == "clips":
+                            got.computed += 1
+                            got.bytes_written += clip_bytes
+                    bar.update(len(task.refs))
+                    continue
+                value = value[1] if isinstance(value, tuple) else value  # (type, exception, traceback)
+                if isinstance(value, StorageError) or is_storage_error(value):
+                    storage_error = getattr(value, "reason", None) or value.strerror
+                elif len(task.refs) > 1 or task.kind == "copy":
+                    retry.extend(ClipTask(task_key("retry", [ref], index.labels), "clips", (ref,))
+                                 for ref in task.refs)
+                else:
+                    got.failures.append((task.refs[0], _reason(value)))
+                    bar.update(1)
             if storage_error is not None:
-                raise StorageError(storage_error, str(zarr_path))
+                cl.cancel(list(done_iter.futures))
+                break
+            done_iter.update(submit(window - len(tasks)))
+    got.workers = sorted({str(w.get("name")) for w in cl.scheduler_info()["workers"].values()})
+    if storage_error is not None:
+        raise StorageError(storage_error, str(target.zarr))
     return got
 
 

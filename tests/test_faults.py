@@ -43,8 +43,8 @@ def audioprep(*args, cwd, env=None):
 
 
 def finished(out: Path) -> int:
-    d = out / "audio.zarr" / "done" / "c"
-    return sum(len(files) for _, _, files in os.walk(d)) if d.exists() else 0
+    d = out / "audio.zarr" / "done"
+    return sum(1 for p in d.glob("c.*")) if d.exists() else 0
 
 
 def wait_until(cond, proc, timeout=240):

@@ -1,11 +1,14 @@
-"""The task graph: lazy, one chain per clip, keys named by stage and clip."""
+"""The task graph: lazy, one task per clip or per small batch of one genre, keys that name their clips."""
 
 import dask
+import numpy as np
 import pytest
 from dask.utils import key_split
 
-from pipeline.dataset import open_index
-from pipeline.graph import build_graph, clip_token, stages_for
+from pipeline.dataset import ClipRef, open_index
+from pipeline.graph import ClipTask, Target, build_graph, clip_token, plan_tasks, run_task, stages_for
+from pipeline.output.layout import make_attrs
+from pipeline.output.zarr_store import create_store, done_mask, read_clip
 
 
 class CountComputes:
@@ -23,22 +26,46 @@ def test_build_graph_is_lazy(tiny_dataset, small_params):
     idx = open_index(tiny_dataset)
     counter = CountComputes()
     with dask.config.set(scheduler=counter):
-        writes = build_graph(idx.clips, small_params, "/nonexistent/audio.zarr", idx.labels)
+        tasks = build_graph(idx.clips, small_params, "/nonexistent/audio.zarr", idx.labels)
     assert counter.n == 0
-    assert len(writes) == 6
+    assert len(tasks) == 6  # one task a clip by default
 
 
-def test_keys_name_stage_and_clip_and_group_by_stage(tiny_dataset, small_params):
+def test_one_task_a_clip_runs_every_stage_inside_it(tiny_dataset, small_params):
     idx = open_index(tiny_dataset)
-    writes = build_graph(idx.clips, small_params, "/x/audio.zarr", idx.labels)
-    graph = dict(writes[(1, 0)].__dask_graph__())
-    assert sorted(graph) == sorted(f"{s}-classical.00000" for s in ("load", "frame", "cqt", "lcn", "write"))
-    assert {key_split(k) for k in graph} == {"load", "frame", "cqt", "lcn", "write"}
-    # a chain: each stage depends on exactly the previous one
-    deps = {k: {d for d in dask.core.get_dependencies(graph, k)} for k in graph}
-    assert deps["write-classical.00000"] == {"lcn-classical.00000"}
-    assert deps["lcn-classical.00000"] == {"cqt-classical.00000"}
-    assert deps["frame-classical.00000"] == {"load-classical.00000"}
+    tasks = build_graph(idx.clips, small_params, "/x/audio.zarr", idx.labels)
+    graph = dict(tasks["clips-classical.00000"].__dask_graph__())
+    assert list(graph) == ["clips-classical.00000"]  # no task of its own per stage
+    assert key_split("clips-classical.00000") == "clips"
+
+
+def test_batches_hold_clips_of_one_genre_and_keys_name_them():
+    labels = ("blues", "jazz")
+    refs = [ClipRef(0, c, "blues", f"b{c}") for c in range(5)] + [ClipRef(1, c, "jazz", f"j{c}") for c in range(3)]
+    tasks = list(plan_tasks(refs, labels, per_task=2))
+    assert [t.key for t in tasks] == ["clips-blues.00000-00001", "clips-blues.00002-00003", "clips-blues.00004",
+                                      "clips-jazz.00000-00001", "clips-jazz.00002"]
+    assert [len({r.g for r in t.refs}) for t in tasks] == [1] * 5
+    assert [r for t in tasks for r in t.refs] == refs  # every clip once, in order
+    assert {key_split(t.key) for t in tasks} == {"clips"}
+    assert [t.key for t in plan_tasks(refs[:3], labels, per_task=8, kind="copy")] == ["copy-blues.00000-00002"]
+
+
+def test_a_bad_clip_is_reported_and_costs_its_batch_nothing(tiny_dataset, small_params, tmp_path):
+    idx = open_index(tiny_dataset)
+    store = tmp_path / "audio.zarr"
+    create_store(store, idx, small_params, make_attrs(idx, small_params, created="x"))
+    good = [r for r in idx.clips if r.g == 0]
+    broken = ClipRef(0, 1, "blues", str(tmp_path / "missing.au"))
+    failures = run_task(ClipTask("clips-blues.00000-00001", "clips", (good[0], broken)), small_params,
+                        Target(str(store)))
+    assert len(failures) == 1 and failures[0][:2] == (0, 1) and "cannot be read" in failures[0][2]
+    import zarr
+
+    done = done_mask(zarr.open_group(str(store), mode="r"))
+    assert done[0, 0] and not done[0, 1]
+    Xs = read_clip(store, 0, 0, ["Xs"])["Xs"]
+    assert Xs.shape == (small_params.nframes, 2, small_params.ns) and np.abs(Xs).max() > 0
 
 
 @pytest.mark.parametrize("datasets,stages", [
@@ -52,10 +79,8 @@ def test_only_needed_stages_run(small_params, datasets, stages):
 
 
 def test_clip_token_groups_well_for_awkward_genre_names():
-    from pipeline.dataset import ClipRef
-
     labels = ("hip-hop", "hip_hop", "r&b")
     tok = clip_token(ClipRef(0, 7, "hip-hop", "x"), labels)
-    assert key_split(f"cqt-{tok}") == "cqt"
+    assert key_split(f"clips-{tok}") == "clips"
     assert tok != clip_token(ClipRef(1, 7, "hip_hop", "y"), labels)
-    assert key_split(f"load-{clip_token(ClipRef(2, 0, 'r&b', 'z'), labels)}") == "load"
+    assert key_split(f"clips-{clip_token(ClipRef(2, 0, 'r&b', 'z'), labels)}-00003") == "clips"

@@ -71,7 +71,7 @@ def test_sigkill_of_a_worker_does_not_fail_the_run(full_clips, undisturbed, tmp_
     out = tmp_path / "out"
     proc = start([full_clips, "-o", out, "--workers", "2"], tmp_path)
     assert wait_for(lambda: done_count(out) >= 1, proc)
-    workers = [p for p in children(proc) if not holds_partial_hdf5(p)]
+    workers = children(proc)
     assert workers, "no worker process found"
     workers[0].send_signal(signal.SIGKILL)
     stdout, stderr = proc.communicate(timeout=300)
@@ -81,28 +81,35 @@ def test_sigkill_of_a_worker_does_not_fail_the_run(full_clips, undisturbed, tmp_
 
 
 def children(proc):
-    """The run's spawned processes: Dask workers and the HDF5 writer."""
+    """The run's spawned processes: the Dask workers."""
     return [p for p in psutil.Process(proc.pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
 
 
-def holds_partial_hdf5(p) -> bool:
-    try:
-        return any(Path(f.path).name.startswith(".audio.hdf5.") and f.path.endswith(".partial")
-                   for f in p.open_files())
-    except psutil.Error:
-        return False
+def hdf5_bytes_written(out: Path) -> int:
+    """Bytes the workers have written into the temporary audio.hdf5 so far (it is sparse until then)."""
+    total = 0
+    for p in out.glob(".audio.hdf5.*.partial"):
+        try:
+            total += p.stat().st_blocks * 512
+        except FileNotFoundError:
+            pass
+    return total
 
 
-def test_sigkill_of_the_hdf5_writer_does_not_fail_the_run(full_clips, undisturbed, tmp_path):
+def test_sigkill_during_the_per_clip_hdf5_writes_then_rerun_is_identical(full_clips, undisturbed, tmp_path):
+    """Workers write each clip's bytes into the temporary audio.hdf5: kill everything while they do."""
     out = tmp_path / "out"
     proc = start([full_clips, "-o", out, "--workers", "2"], tmp_path)
-    assert wait_for(lambda: done_count(out) >= 2, proc)
-    writers = [p for p in children(proc) if holds_partial_hdf5(p)]
-    assert len(writers) == 1, "no HDF5 writer process found"
-    writers[0].send_signal(signal.SIGKILL)
-    stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 0, stderr
-    assert "Traceback" not in stderr
+    reached = wait_for(lambda: hdf5_bytes_written(out) > 1 << 20 and done_count(out) < 8, proc)
+    assert reached, "the run ended before its workers wrote into audio.hdf5"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "audio.hdf5").exists()
+    rerun = subprocess.run([sys.executable, "-m", "pipeline", "run", str(full_clips), "-o", str(out),
+                            "--workers", "2"], capture_output=True, text=True, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "Traceback" not in rerun.stderr
+    assert not list(out.glob(".audio.hdf5.*.partial"))  # the killed run's temporary is gone
     assert_same_output(out / "audio.hdf5", undisturbed)
 
 

@@ -2,8 +2,8 @@
 
 :class:`OutputFolder` is the one object a run talks to: it checks that the
 folder is writable, locks it, decides whether an existing output is up to
-date, reusable or foreign, opens or creates the Zarr store, starts the HDF5
-writer, and writes the run's configuration and summary atomically.
+date, reusable or foreign, opens or creates the Zarr store, lays out the
+temporary ``audio.hdf5`` the workers fill, and writes the run's configuration and summary atomically.
 """
 
 from __future__ import annotations
@@ -82,15 +82,28 @@ class OutputFolder:
             raise StoreError(f"cannot create {self.zarr_path} ({e.strerror or e})") from None
 
     def finished_clips(self) -> int:
-        """Clips whose results are complete in the store (0 if there is none)."""
+        """Valid clips whose results are complete in the store (0 if there is none)."""
         try:
-            return int(zarr_store.done_mask(zarr_store.open_store(self.zarr_path)).sum())
+            return int(zarr_store.valid_mask(zarr_store.open_store(self.zarr_path)).sum())
         except Exception:
             return 0
 
-    def hdf5_writer(self) -> hdf5.HDF5Writer:
-        """The single writer of ``audio.hdf5`` (a process of its own)."""
-        return hdf5.HDF5Writer(self.zarr_path, self.hdf5_path)
+    @contextlib.contextmanager
+    def hdf5_slots(self, shapes: dict):
+        """The temporary ``audio.hdf5``, laid out for the workers to fill (:func:`hdf5.create`).
+
+        Yields its :class:`~pipeline.output.hdf5.Slots`; the file is removed
+        unless :meth:`finish_hdf5` renamed it into place.
+        """
+        slots = hdf5.create(self.hdf5_path, shapes)  # a storage error is said by the run, in one line
+        try:
+            yield slots
+        finally:
+            files.discard(slots.path)  # nothing left once committed
+
+    def finish_hdf5(self, slots) -> int:
+        """Complete the temporary ``audio.hdf5`` and rename it into place; return its size."""
+        return hdf5.finish(slots, self.zarr_path, self.hdf5_path)
 
     def write_config(self, text: str) -> None:
         files.atomic_write(self.config_path, text)

@@ -1,39 +1,33 @@
-"""``audio.hdf5``: consolidation of the Zarr store by a single writer process.
+"""``audio.hdf5``: laid out up front, filled by the workers, finished by the driver.
 
-The writer copies each clip as soon as the driver reports it finished, so
-consolidation overlaps the computation; at the end it copies whatever is left,
-writes ``valid`` and the attributes as they are in the store *then*, and
-renames the temporary file into place (a reader never sees a half-written
-``audio.hdf5``).  A failed write (a full disk) comes back as a
-:class:`StoreError`; HDF5 can crash at exit after such a failure, and being a
-process of its own the writer cannot take the run down with it.
+The driver creates the file under a temporary name before any clip is
+computed (:func:`create`): one **contiguous** dataset per array, allocated at
+once and never filled, so each clip's bytes have a fixed place,
+``offset + (g * Nclips + c) * clip_bytes``.  Each worker writes the clips it
+computes (or, for clips an earlier run finished, copies them from the Zarr
+store) straight into their places with ``os.pwrite`` (:class:`Slots`): no
+process but the workers touches array bytes, so consolidation grows with the
+cluster.  At the end the driver adds ``valid``, ``source``, the coordinates and
+the attributes, fsyncs and renames the file into place (:func:`finish`): a
+reader never sees a half-written ``audio.hdf5``.  Slots never written (bad
+clips, missing slots) read as zeros.
+
+Workers on several nodes write disjoint byte ranges of the one file, which
+Lustre, GPFS and local disks allow; see the README for NFS.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
-import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..exceptions import StorageError
-from ..params import DATASETS
 from . import layout, zarr_store
-from .files import STORAGE_ERRNOS, commit, discard, new_partial, remove_partials
-
-
-def chunks(shape: tuple) -> tuple:
-    """One clip per chunk, cut along frames to at most about 1 MiB.
-
-    Reading one clip, or ``X[:G', :C', :F', ...]``, touches only the chunks it needs.
-    """
-    per_frame = int(np.prod(shape[3:])) * 4
-    frames = max(1, min(shape[2], (1 << 20) // per_frame))
-    return (1, 1, frames) + tuple(shape[3:])
+from .files import commit, discard, is_storage_error, new_partial
 
 
 def write_attr(attrs, key, value) -> None:
@@ -108,123 +102,114 @@ def read_attrs(path) -> dict:
         return {k: decode_attr(k, v) for k, v in f.attrs.items()}
 
 
-class _Copier:
-    """Copies clips from the Zarr store into the temporary HDF5 file (runs in the writer process)."""
+@dataclass(frozen=True)
+class Slots:
+    """Where each clip's bytes go in a temporary ``audio.hdf5`` (small and picklable: it travels with the tasks).
 
-    def __init__(self, zarr_path, hdf5_path):
-        import h5py
-
-        self.zarr_path = zarr_path
-        self.path = Path(hdf5_path)
-        self.chunks = zarr_store.ClipChunks(zarr_path)
-        self.arrays = {n: a for n, a in self.chunks.arrays.items() if n in DATASETS}
-        self.tmp = new_partial(self.path)
-        self.file = h5py.File(self.tmp, "w")
-        # Unwritten chunks read as the fill value 0, which is what a bad clip holds.
-        self.dsets = {n: self.file.create_dataset(n, shape=a.shape, dtype="float32", chunks=chunks(a.shape),
-                                                  fillvalue=0.0)
-                      for n, a in self.arrays.items()}
-        self.coords = layout.coordinates(zarr_store.attrs(zarr_path), [*self.dsets, "valid"])
-        self.scales = write_coordinates(self.file, self.coords)
-        sources = np.asarray(zarr_store.open_store(zarr_path)[layout.SOURCE][...]).astype(object)
-        src = self.file.create_dataset(layout.SOURCE, data=sources, dtype=h5py.string_dtype("utf-8"))
-        src.attrs["long_name"] = layout.SOURCE_DOC
-        for i, dim in enumerate(layout.dims(layout.SOURCE)):
-            src.dims[i].attach_scale(self.scales[dim])
-        for n, d in self.dsets.items():
-            label(d, n, self.scales, self.coords)
-        self.copied: set = set()
-
-    def copy_clip(self, g: int, c: int) -> None:
-        for n in self.arrays:
-            self.dsets[n][g, c] = self.chunks.read(n, g, c)
-        self.copied.add((g, c))
-
-    def finish(self) -> int:
-        # Read the store afresh: the driver marked bad clips (attributes) after this process started.
-        root = zarr_store.open_store(self.zarr_path)
-        done = zarr_store.done_mask(root)
-        valid = np.asarray(root["valid"][...], dtype=bool)
-        for g, c in zip(*np.nonzero(done & valid)):
-            if (int(g), int(c)) not in self.copied:
-                self.copy_clip(int(g), int(c))
-        label(self.file.create_dataset("valid", data=valid), "valid", self.scales, self.coords)
-        for k, v in dict(root.attrs).items():
-            write_attr(self.file.attrs, k, v)
-        self.file.flush()
-        os.fsync(self.file.id.get_vfd_handle())
-        self.file.close()
-        commit(self.tmp, self.path)
-        return self.path.stat().st_size
-
-
-def _writer_main(zarr_path, hdf5_path, conn) -> None:
-    """The writer process: copy clips as asked, then finish or abort; report, then leave.
-
-    After a failed write (a full disk) it leaves with ``os._exit``: the HDF5
-    library would crash at interpreter exit, flushing the file again.
+    ``offsets`` and ``clip_shapes`` map each array to its contiguous dataset's
+    byte offset in the file and to the shape of one clip (frames, 2, n).
     """
-    # The driver alone ends the run (it sends "abort"); a Ctrl-C or kill of the process group is not ours.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # Every failure goes back over the pipe, said once by the driver.  After a failed write h5py's
-    # finalizers print tracebacks of their own (some through sys.excepthook, some as unraisable
-    # exceptions, depending on which object is freed first), so without -v this process's stderr
-    # is closed off as a whole rather than one hook at a time.
-    if os.environ.get("AUDIOPREP_VERBOSE", "0") == "0":
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-    code, copier, error, busy = 0, None, None, 0.0
+
+    path: str
+    nclips: int
+    offsets: dict
+    clip_shapes: dict
+
+    def position(self, name: str, g: int, c: int) -> int:
+        """The byte offset of clip ``(g, c)`` of array ``name``."""
+        return self.offsets[name] + (g * self.nclips + c) * 4 * int(np.prod(self.clip_shapes[name]))
+
+    def write(self, g: int, c: int, arrays: dict) -> None:
+        """Write clip ``(g, c)`` of each array in ``arrays`` into its place (float32, little-endian)."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # never created here: no planted link
+        try:
+            for name in self.offsets:
+                a = np.ascontiguousarray(arrays[name], dtype="<f4")
+                if a.shape != tuple(self.clip_shapes[name]):
+                    raise ValueError(f"{name}[{g}, {c}] must have shape {self.clip_shapes[name]}, not {a.shape}")
+                _pwrite_all(fd, memoryview(a).cast("B"), self.position(name, g, c))
+        finally:
+            os.close(fd)  # on NFS, close is what sends the bytes to the server
+
+    def zero(self, g: int, c: int) -> None:
+        """Zero clip ``(g, c)`` (a slot a failed attempt may have written)."""
+        self.write(g, c, {n: np.zeros(s, dtype="<f4") for n, s in self.clip_shapes.items()})
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    while len(data):
+        n = os.pwrite(fd, data, offset)
+        data, offset = data[n:], offset + n
+
+
+def create(hdf5_path, shapes: dict) -> Slots:
+    """Create the temporary ``audio.hdf5`` beside ``hdf5_path`` with a contiguous dataset per array (driver).
+
+    ``shapes`` maps array names to their 5-D shapes.  The datasets are
+    allocated at creation (``ALLOC_TIME_EARLY``) and never filled
+    (``FILL_TIME_NEVER``): the file is sparse until the workers write, and a
+    slot nobody writes reads as zeros.
+    """
+    import h5py
+
+    tmp = new_partial(hdf5_path)
+    offsets, clip_shapes, nclips = {}, {}, 0
     try:
-        copier = _Copier(zarr_path, hdf5_path)
-    except Exception as e:
-        error = e
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            msg = ("abort",)  # the driver is gone: leave nothing behind
-            error = error or EOFError("the driver is gone")
-        t0 = time.perf_counter()
-        if msg[0] == "copy":
-            if error is None:
-                try:
-                    copier.copy_clip(msg[1], msg[2])
-                except Exception as e:
-                    error = e
-            busy += time.perf_counter() - t0
-            conn.send(("copied", msg[1], None if error is None else describe_error(error), busy, _storage(error)))
-            continue
-        if msg[0] == "finish" and error is None:
-            try:
-                size = copier.finish()
-                conn.send(("finished", size, None, busy + time.perf_counter() - t0, True))
-                break
-            except Exception as e:
-                error = e
-        if copier is not None:
-            discard(copier.tmp)
-        try:
-            conn.send(("failed", None, describe_error(error) if error else "aborted", busy, _storage(error)))
-        except OSError:
-            pass
-        code = 1
-        break
-    conn.close()
-    if error is not None:
-        os._exit(code)  # skip HDF5's exit handlers, which crash on a file whose writes failed
-    sys.exit(code)
+        with h5py.File(tmp, "w") as f:
+            for name, shape in shapes.items():
+                dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+                dcpl.set_layout(h5py.h5d.CONTIGUOUS)
+                dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+                dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+                dset = h5py.h5d.create(f.id, name.encode(), h5py.h5t.IEEE_F32LE,
+                                       h5py.h5s.create_simple(tuple(shape)), dcpl=dcpl)
+                offsets[name] = int(dset.get_offset())
+                clip_shapes[name] = tuple(int(n) for n in shape[2:])
+                nclips = int(shape[1])
+    except BaseException:
+        discard(tmp)
+        raise
+    return Slots(str(tmp), nclips, offsets, clip_shapes)
+
+
+def finish(slots: Slots, zarr_path, hdf5_path) -> int:
+    """Add ``valid``, ``source``, the coordinates and the attributes as the store holds them, fsync, and
+    rename the file into place (driver); return its size in bytes.  Array bytes are not touched."""
+    import h5py
+
+    root = zarr_store.open_store(zarr_path)
+    attrs = dict(root.attrs)
+    valid = np.asarray(root["valid"][...], dtype=bool)
+    sources = np.asarray(root[layout.SOURCE][...]).astype(object)
+    try:
+        with h5py.File(slots.path, "r+") as f:
+            names = [n for n in slots.offsets]
+            coords = layout.coordinates(attrs, [*names, "valid"])
+            scales = write_coordinates(f, coords)
+            src = f.create_dataset(layout.SOURCE, data=sources, dtype=h5py.string_dtype("utf-8"))
+            src.attrs["long_name"] = layout.SOURCE_DOC
+            for i, dim in enumerate(layout.dims(layout.SOURCE)):
+                src.dims[i].attach_scale(scales[dim])
+            for n in names:
+                label(f[n], n, scales, coords)
+            label(f.create_dataset("valid", data=valid), "valid", scales, coords)
+            for k, v in attrs.items():
+                write_attr(f.attrs, k, v)
+            f.flush()
+            os.fsync(f.id.get_vfd_handle())
+        commit(slots.path, hdf5_path)
+    except OSError as e:
+        discard(slots.path)
+        if is_storage_error(e) or _storage(e):
+            raise StorageError(describe_error(e), str(hdf5_path)) from None
+        raise
+    return Path(hdf5_path).stat().st_size
 
 
 def _storage(error) -> bool:
-    """Whether a writer's error is the storage's doing, not a bug.
+    """Whether an HDF5 error is the storage's doing (h5py wraps the system's words in its own text)."""
+    from .files import STORAGE_ERRNOS
 
-    h5py raises OSError for most failed writes, but some (a full disk met while
-    flushing chunks) come as other types carrying the system's words.
-    """
-    if error is None or isinstance(error, (OSError, EOFError)):
-        return True
     return any(os.strerror(code) in str(error) for code in STORAGE_ERRNOS)
 
 
@@ -239,115 +224,19 @@ def describe_error(e: BaseException) -> str:
     return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
-class HDF5Writer:
-    """The single writer of ``audio.hdf5``, in a process of its own.
-
-    :meth:`copy_clip` queues a finished clip to be copied from the Zarr store;
-    :meth:`finish` copies the rest, writes ``valid`` and the attributes and
-    renames the temporary file into place; :meth:`abort` drops the temporary
-    file.  A failed write is raised as :class:`StoreError`.
-    """
-
-    def __init__(self, zarr_path, hdf5_path):
-        self.path = Path(hdf5_path)
-        self.zarr_path = Path(zarr_path)
-        self._closed = False
-        self.busy_seconds = 0.0  # time the writer process spent copying and finishing
-        self._start()
-
-    def _start(self) -> None:
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("spawn")
-        # A pipe, not queues: sends are synchronous and it needs no semaphores.
-        self._conn, child = ctx.Pipe(duplex=True)
-        self._proc = ctx.Process(target=_writer_main, args=(str(self.zarr_path), str(self.path), child),
-                                 daemon=True, name="audioprep-hdf5")
-        self._proc.start()
-        child.close()
-        self._pending = 0
-        self._lost = False  # the process died (killed, out of memory): start afresh in finish()
-
-    def copy_clip(self, g: int, c: int) -> None:
-        if self._lost:
-            return  # finish() copies every finished clip from the store anyway
-        try:
-            self._pending += 1
-            self._conn.send(("copy", int(g), int(c)))
-            while self._pending and self._conn.poll(0):  # read the replies that are there
-                self._reply(self._conn.recv())
-        except (OSError, EOFError):
-            self._lost = True
-
-    def _reply(self, msg) -> None:
-        self._pending -= 1
-        if msg[2] is not None:
-            self._fail(msg[2], msg[4])
-
-    def _fail(self, why: str, storage: bool = True):
-        self.abort()
-        if not storage:
-            raise RuntimeError(f"the HDF5 writer failed: {why}")  # not the disk's fault: a bug, said as one
-        raise StorageError(why, str(self.path))
-
-    def finish(self) -> int:
-        """Complete ``audio.hdf5``; return its size in bytes."""
-        for attempt in (1, 2):
-            try:
-                msg = self._finish_once()
-                break
-            except (OSError, EOFError):
-                if attempt == 2:
-                    raise
-                # The writer died: a new one consolidates the whole store.
-                self._proc.kill()
-                self._proc.join()
-                self._conn.close()
-                self._start()
-        self._proc.join(timeout=60)
-        self._closed = True
-        self.busy_seconds += msg[3]
-        if msg[0] != "finished":
-            self._fail(msg[2], msg[4])
-        self._conn.close()
-        return msg[1]
-
-    def _finish_once(self):
-        if self._lost or not self._proc.is_alive():
-            raise EOFError("the HDF5 writer process is gone")
-        self._conn.send(("finish",))
-        while True:
-            if not self._conn.poll(3600):
-                self._fail("the HDF5 writer did not answer for an hour")
-            msg = self._conn.recv()
-            if msg[0] != "copied":
-                return msg
-            self._pending -= 1
-
-    def abort(self) -> None:
-        """Stop the writer and drop its temporary file (nothing if :meth:`finish` completed)."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._proc.is_alive():
-            try:
-                self._conn.send(("abort",))
-            except OSError:
-                pass
-            self._proc.join(timeout=30)
-            if self._proc.is_alive():
-                self._proc.kill()
-        self._conn.close()
-        remove_partials(self.path.parent, self.path.name)  # what a killed writer left
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.abort()
-
-
 def consolidate(zarr_path, hdf5_path) -> int:
-    """Copy a complete Zarr store into ``hdf5_path`` atomically; return its size in bytes."""
-    with HDF5Writer(zarr_path, hdf5_path) as writer:
-        return writer.finish()
+    """Write ``audio.hdf5`` from a finished Zarr store in this process; return its size in bytes.
+
+    A run spreads the same work over its workers; this is for a store on its own.
+    """
+    root = zarr_store.open_store(zarr_path)
+    names = [n for n in ("Xa", "Xs", "Xn") if n in root]
+    slots = create(hdf5_path, {n: root[n].shape for n in names})
+    try:
+        token = layout.store_token(dict(root.attrs))
+        for g, c in zip(*np.nonzero(zarr_store.valid_mask(root))):
+            slots.write(int(g), int(c), zarr_store.read_clip(zarr_path, int(g), int(c), names, token))
+    except BaseException:
+        discard(slots.path)
+        raise
+    return finish(slots, zarr_path, hdf5_path)

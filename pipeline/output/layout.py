@@ -24,9 +24,9 @@ LOG_DIR = "logs"
 CREDENTIALS_PREFIX = ".audioprep-credentials-"
 
 #: Written into both stores; an output of another format is never resumed.
-FORMAT = "audioprep-2"  # 2: per-slot source array, UTF-8 labels
+FORMAT = "audioprep-3"  # 2: per-slot source array, UTF-8 labels; 3: flat chunk keys, contiguous HDF5
 
-#: The per-clip arrays besides the datasets: ``valid`` in both stores, ``done`` in Zarr only.
+#: The per-clip arrays besides the datasets: ``valid`` in both stores, ``done`` in Zarr only (the resume record).
 FLAGS = ("valid", "done")
 #: The per-slot provenance array: each slot's file relative to the input (``""`` for a missing slot).
 SOURCE = "source"

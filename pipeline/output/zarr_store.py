@@ -1,10 +1,16 @@
 """``audio.zarr``: the store the workers write into, one whole chunk per clip and array.
 
 It holds ``Xa``, ``Xs``, ``Xn`` (5-D, one chunk per clip) and ``valid`` (genre x
-clip) like ``audio.hdf5``, plus ``done`` (genre x clip, one chunk per clip), the
-record that a clip's chunks are all written.  A clip's ``done`` chunk is written
-last, so after any crash a clip either is complete or is computed again; no two
-tasks write the same chunk, so no lock is needed.
+clip, one chunk) like ``audio.hdf5``, plus ``done`` (genre x clip, one chunk per
+clip), the record that a clip's chunks are all written.  A clip's ``done`` chunk
+is written last, so after any crash a clip either is complete or is computed
+again; no two tasks write the same chunk, so no lock is needed.
+
+Chunk keys are flat (``Xa/c.3.17.0.0.0``, Zarr v3's default encoding with the
+``.`` separator), so a clip costs four files and no folder: a store of
+FMA-large's 106,574 clips stays within the inode quotas of HPC scratch file
+systems.  ``valid`` (``done`` and not a bad clip) is written by the driver at
+the end of every run, in one chunk.
 
 Attributes are written only by the driver process, never by a task.
 """
@@ -46,24 +52,26 @@ def create_store(path, index, params: Params, attrs: dict):
     if path.exists():
         shutil.rmtree(path)
     G, C = index.ngenres, index.nclips
+    flat = {"name": "default", "separator": "."}
     # The store appears under its final name only once its metadata is complete.
     with atomic_path(path, directory=True) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         for name in params.datasets:
             shape = params.shape(name, G, C)
             root.create_array(name, shape=shape, chunks=(1, 1) + shape[2:], dtype="float32",
-                              fill_value=0.0, compressors=[_codec()], dimension_names=layout.dims(name))
-        for name in layout.FLAGS:
-            root.create_array(name, shape=(G, C), chunks=(1, 1), dtype="bool", fill_value=False,
-                              compressors=None, dimension_names=layout.dims(name))
+                              fill_value=0.0, compressors=[_codec()], dimension_names=layout.dims(name),
+                              chunk_key_encoding=flat)
+        for name, chunks in (("done", (1, 1)), ("valid", (G, C))):
+            root.create_array(name, shape=(G, C), chunks=chunks, dtype="bool", fill_value=False,
+                              compressors=None, dimension_names=layout.dims(name), chunk_key_encoding=flat)
         src = root.create_array(layout.SOURCE, shape=(G, C), dtype=str, chunks=(G, C),
-                                dimension_names=layout.dims(layout.SOURCE))
+                                dimension_names=layout.dims(layout.SOURCE), chunk_key_encoding=flat)
         src[...] = index.sources()
         src.attrs["long_name"] = layout.SOURCE_DOC
         coords = layout.coordinates(attrs, [*params.datasets, "valid"])
         for name, (dims, values, extra) in coords.items():
             a = root.create_array(name, shape=values.shape, dtype=str if values.dtype == object else values.dtype,
-                                  dimension_names=dims)
+                                  chunks=values.shape, dimension_names=dims, chunk_key_encoding=flat)
             a[...] = values.astype(str) if values.dtype == object else values
             a.attrs.update(extra)
         for name in (*params.datasets, "valid"):
@@ -90,13 +98,13 @@ def attrs(path) -> dict:
 class ClipChunks:
     """Whole-clip chunks of one store, written and read as files, without zarr-python's per-call work.
 
-    Every array of the store is chunked one chunk per clip (``(1, 1, ...)``),
-    so a clip's chunk is one file, ``<array>/c/<g>/<c>/0/0/0`` in Zarr v3's
-    default key encoding, holding the array's bytes (little-endian) through
-    Blosc for the datasets and raw for the flags.  Encoding and writing that
-    file directly takes 4 ms a clip where zarr-python's indexing takes 16 ms
-    (its asyncio machinery and thread hand-offs, for five writes a clip); the
-    files are the same standard Zarr that any reader opens.
+    The datasets and ``done`` are chunked one chunk per clip (``(1, 1, ...)``),
+    so a clip's chunk is one file, ``<array>/c.<g>.<c>.0.0.0`` (flat keys),
+    holding the array's bytes (little-endian) through Blosc for the datasets
+    and raw for ``done``.  Encoding and writing that file directly takes 4 ms
+    a clip where zarr-python's indexing takes 16 ms (its asyncio machinery and
+    thread hand-offs); the files are the same standard Zarr that any reader
+    opens.
 
     The direct path is used only when the store's metadata is exactly the
     layout :func:`create_store` writes; anything else goes through zarr-python.
@@ -105,7 +113,7 @@ class ClipChunks:
     def __init__(self, path):
         self.path = Path(path)
         root = open_store(path, mode="r+")
-        self.arrays = {name: root[name] for name in (*DATASETS, *layout.FLAGS) if name in root}
+        self.arrays = {name: root[name] for name in (*DATASETS, "done") if name in root}
         self.direct = all(self._is_ours(a) for a in self.arrays.values())
 
     @staticmethod
@@ -114,12 +122,12 @@ class ClipChunks:
         codecs = [c["name"] for c in md.get("codecs", ())]
         expected = ["bytes", "blosc"] if a.dtype == np.float32 else ["bytes"]
         return (md.get("zarr_format") == 3 and tuple(a.chunks) == (1, 1) + tuple(a.shape[2:])
-                and md["chunk_key_encoding"] == {"name": "default", "configuration": {"separator": "/"}}
+                and md["chunk_key_encoding"] == {"name": "default", "configuration": {"separator": "."}}
                 and codecs == expected
                 and all(c.get("configuration", {}).get("endian", "little") == "little" for c in md["codecs"]))
 
     def _file(self, name: str, g: int, c: int) -> Path:
-        return self.path.joinpath(name, "c", str(g), str(c), *["0"] * (self.arrays[name].ndim - 2))
+        return self.path / name / ".".join(["c", str(g), str(c), *["0"] * (self.arrays[name].ndim - 2)])
 
     def write(self, name: str, g: int, c: int, value) -> None:
         """Write the clip ``(g, c)`` of array ``name`` (its whole chunk)."""
@@ -133,9 +141,7 @@ class ClipChunks:
             raise ValueError(f"{name}[{g}, {c}] must have shape {self.arrays[name].shape[2:]}, not {a.shape}")
         data = blosc.compress(a, CODEC["cname"].encode(), CODEC["clevel"], blosc.BITSHUFFLE, typesize=4) \
             if a.dtype == np.float32 else a.tobytes()
-        f = self._file(name, g, c)
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_bytes(data)
+        self._file(name, g, c).write_bytes(data)
 
     def read(self, name: str, g: int, c: int) -> np.ndarray:
         """The clip ``(g, c)`` of array ``name`` (the fill value where nothing was written)."""
@@ -153,26 +159,31 @@ class ClipChunks:
 
 
 @functools.lru_cache(maxsize=4)
-def _chunks(path: str, token: str) -> ClipChunks:
-    # Opening the store reads its metadata; a worker does it once per store,
-    # not once per clip.  ``token`` tells a store made again under the same path.
+def clip_chunks(path: str, token: str) -> ClipChunks:
+    """The :class:`ClipChunks` of a store, opened once per process (opening reads its metadata).
+
+    ``token`` (:func:`layout.store_token`) names the store's creation, so a
+    store made again under the same path is opened afresh.
+    """
     return ClipChunks(path)
 
 
-def write_clip(path, g: int, c: int, arrays: dict, token: str = "") -> int:
-    """Write one clip's arrays into their chunks, then mark the clip done.
+def write_clip(path, g: int, c: int, arrays: dict, token: str = "", slots=None) -> int:
+    """Write one clip's arrays into their chunks (and ``slots``, the HDF5 file's), then mark the clip done.
 
-    Runs on a worker.  ``token`` (:func:`layout.store_token`) names the store's
-    creation, so a store made again under the same path is opened afresh.
+    Runs on a worker.  ``slots`` (:class:`~pipeline.output.hdf5.Slots`) are the
+    clip's byte ranges in the temporary ``audio.hdf5``, written after the Zarr
+    chunks and before ``done``: a clip marked done is complete in both.
     Returns the bytes of array data written.
     """
-    store = _chunks(str(path), token)
+    store = clip_chunks(str(path), token)
     nbytes = 0
     try:
         for name, a in arrays.items():
             store.write(name, g, c, a)
             nbytes += a.nbytes
-        store.write("valid", g, c, np.True_)
+        if slots is not None:
+            slots.write(g, c, arrays)
         store.write("done", g, c, np.True_)  # last: the clip counts as finished only now
     except OSError as e:
         if is_storage_error(e):
@@ -181,13 +192,24 @@ def write_clip(path, g: int, c: int, arrays: dict, token: str = "") -> int:
     return nbytes
 
 
+def read_clip(path, g: int, c: int, names, token: str = "") -> dict:
+    """One finished clip's arrays, as :func:`write_clip` stored them (runs on a worker)."""
+    store = clip_chunks(str(path), token)
+    return {name: store.read(name, g, c) for name in names}
+
+
+def bad_entries(attrs: dict) -> list:
+    """The ``bad_clips`` attribute as a list of dicts (``genre``, ``clip``, ``path``, ``reason``, ``missing``)."""
+    return json.loads(attrs.get("bad_clips", "[]"))
+
+
 def mark_bad(root, entries) -> None:
-    """Zero clips' slots, flag them invalid and record why (driver only).
+    """Zero clips' slots, record them as bad and why, and mark them done (driver only).
 
     ``entries``: dicts with ``genre``, ``clip`` (the slot), ``path`` and
     ``reason``, and ``missing: True`` for a slot no clip fills (``--pad``).
     They are recorded in the ``bad_clips`` attribute (JSON), one rewrite for
-    all of them.
+    all of them; ``valid`` follows from it (:func:`write_valid`).
     """
     entries = list(entries)
     if not entries:
@@ -197,9 +219,8 @@ def mark_bad(root, entries) -> None:
         for name in DATASETS:
             if name in root:
                 root[name][g, c] = 0.0  # also clears chunks a killed attempt left
-        root["valid"][g, c] = False
     slots = {(e["genre"], e["clip"]) for e in entries}
-    bad = [b for b in json.loads(root.attrs.get("bad_clips", "[]")) if (b["genre"], b["clip"]) not in slots]
+    bad = [b for b in bad_entries(root.attrs) if (b["genre"], b["clip"]) not in slots]
     bad.extend(entries)
     bad.sort(key=lambda b: (b["genre"], b["clip"]))
     root.attrs["bad_clips"] = json.dumps(bad, ensure_ascii=False)
@@ -207,7 +228,22 @@ def mark_bad(root, entries) -> None:
         root["done"][e["genre"], e["clip"]] = True
 
 
-def consolidate(path) -> None:
+def valid_mask(root) -> np.ndarray:
+    """Clips finished and not bad [shape=(genres, clips)], from ``done`` and ``bad_clips`` as they are now."""
+    valid = done_mask(root)
+    for b in bad_entries(attrs(root.store.root)):  # from disk: a group caches the attributes it opened with
+        valid[b["genre"], b["clip"]] = False
+    return valid
+
+
+def write_valid(root) -> np.ndarray:
+    """Write ``valid`` (one chunk) from ``done`` and ``bad_clips``; return it (driver only)."""
+    valid = valid_mask(root)
+    root["valid"][...] = valid
+    return valid
+
+
+def consolidate_metadata(path) -> None:
     """Write the store's consolidated metadata (once, at the end of a run), so readers open it in one read."""
     import zarr
 
