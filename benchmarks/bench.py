@@ -10,14 +10,17 @@ For each N (clips, 30 s each, 10 genres) it measures:
      parent writing each result into one HDF5 file as it arrives;
   b. 'audioprep run' from the folder to audio.hdf5 with 1 worker;
   c. the same with one worker per core;
-  d. the compute floor: audioprep's kernels (decode, frame, CQT, LCN) over all
-     clips in this process, divided by the number of cores.
+  d. the floor: audioprep's stages (decode, frame, CQT, LCN and the writes a
+     worker does) over all clips in this process, CPU divided by the number of cores.
 It checks that a, c and e wrote the same arrays (every clip), and prints a
 Markdown table (appended to --out with the machine and the command).
---scale-sizes runs audioprep on 1-s clips to show whether the per-clip
-overhead or the driver's memory grows with N.
+It reads the CPU time of every process of each audioprep run from /proc (the
+driver, which holds the scheduler and the client; each worker; any other).
+--scale-sizes runs audioprep on 1-s clips and reports each process's CPU per
+clip as the slope between sizes, the driver's ceiling in clips/s that this
+implies, memory, and the store's files per clip.
 
-    python benchmarks/bench.py --sizes 300 1000 --scale-sizes 1000 20000 --out benchmarks/RESULTS.md
+    python benchmarks/bench.py --sizes 300 1000 --scale-sizes 500 2000 20000 --out benchmarks/RESULTS.md
 """
 
 from __future__ import annotations
@@ -169,10 +172,19 @@ def peer(root: Path, out: Path, cores: int) -> dict:
 # b, c. audioprep run, watched for memory
 
 
-def watch(proc: subprocess.Popen, stop: threading.Event, peaks: dict) -> None:
-    """Sample the resident memory of the driver (which holds the scheduler), the workers and the HDF5 writer."""
+def classify(p, main_pid: int) -> str:
+    """driver (it holds the scheduler and the client), worker (a Dask worker process) or other."""
+    if p.pid == main_pid:
+        return "driver"
+    if "spawn_main" in " ".join(p.cmdline()):
+        return "worker"
+    return "other"
+
+
+def watch(proc: subprocess.Popen, stop: threading.Event, peaks: dict, cpu: dict) -> None:
+    """Sample the resident memory and the CPU time (user + system) of every process of the run."""
     main = psutil.Process(proc.pid)
-    writers: set = set()
+    kinds: dict = {}
     while not stop.is_set():
         try:
             procs = [main] + main.children(recursive=True)
@@ -180,20 +192,15 @@ def watch(proc: subprocess.Popen, stop: threading.Event, peaks: dict) -> None:
             break
         for p in procs:
             try:
-                rss = p.memory_info().rss
-                if p.pid == main.pid:
-                    kind = "scheduler"
-                elif p.pid in writers or any(f.path.endswith(".partial") for f in p.open_files()):
-                    writers.add(p.pid)
-                    kind = "writer"
-                elif "spawn_main" in " ".join(p.cmdline()):
-                    kind = "worker"
-                else:
-                    continue
+                kind = kinds.setdefault(p.pid, classify(p, main.pid))
+                with p.oneshot():
+                    rss = p.memory_info().rss
+                    t = p.cpu_times()
+                peaks[(kind, p.pid)] = max(peaks.get((kind, p.pid), 0), rss)
+                cpu[(kind, p.pid)] = t.user + t.system  # the last reading before the process ends
             except psutil.Error:
                 continue
-            peaks[(kind, p.pid)] = max(peaks.get((kind, p.pid), 0), rss)
-        time.sleep(0.1)
+        time.sleep(0.05)
 
 
 def pipeline_run(root: Path, out: Path, workers: int, extra=()) -> dict:
@@ -202,8 +209,8 @@ def pipeline_run(root: Path, out: Path, workers: int, extra=()) -> dict:
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(root), "-o", str(out), "--workers",
                              str(workers), "-q", "--overwrite", "--dashboard-address", "127.0.0.1:0", *extra],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stop, peaks = threading.Event(), {}
-    th = threading.Thread(target=watch, args=(proc, stop, peaks), daemon=True)
+    stop, peaks, cpu = threading.Event(), {}, {}
+    th = threading.Thread(target=watch, args=(proc, stop, peaks, cpu), daemon=True)
     th.start()
     _, err = proc.communicate()
     wall = time.perf_counter() - t0
@@ -213,39 +220,67 @@ def pipeline_run(root: Path, out: Path, workers: int, extra=()) -> dict:
         raise SystemExit(f"audioprep run failed:\n{err}")
     summary = json.loads((out / "audio.summary.json").read_text())
     workers_mb = [v / 2**20 for (k, _), v in peaks.items() if k == "worker"]
+    zarr = out / "audio.zarr"
     return {"seconds": wall, "summary": summary, "worker_mb": workers_mb,
-            "scheduler_mb": max([v / 2**20 for (k, _), v in peaks.items() if k == "scheduler"], default=0)}
+            "scheduler_mb": max([v / 2**20 for (k, _), v in peaks.items() if k == "driver"], default=0),
+            "cpu": {kind: sum(v for (k, _), v in cpu.items() if k == kind) for kind in ("driver", "worker", "other")},
+            "store_entries": sum(1 for _ in zarr.rglob("*")) if zarr.exists() else 0,
+            "array_bytes": summary["bytes_written"]}
+
+
+def hdf5_extra(out: Path, summary: dict) -> float:
+    """How much audio.hdf5 holds beyond its arrays, in % of the arrays' bytes."""
+    with h5py.File(out / "audio.hdf5") as f:
+        arrays = sum(f[n].size * 4 for n in ("Xa", "Xs", "Xn") if n in f)
+    return 100.0 * (summary["hdf5_bytes"] - arrays) / arrays
 
 
 # ----------------------------------------------------------------------------
 # d. the compute floor
 
 
-def floor(root: Path, cores: int) -> dict:
-    from pipeline import kernels
-    from pipeline.dataset import load_clip, open_index
+def floor(root: Path, cores: int, params=None, limit: int | None = None, scratch: Path | None = None) -> dict:
+    """audioprep's stages over the clips in this process: decode, frame, CQT, LCN, and (with ``scratch``)
+    the writes a worker does, into a Zarr store and a temporary audio.hdf5.  CPU seconds per stage."""
+    from pipeline import graph
+    from pipeline.dataset import open_index
+    from pipeline.output import hdf5, zarr_store
+    from pipeline.output.layout import make_attrs
     from pipeline.params import Params
 
-    p = Params()
+    p = params or Params()
     idx = open_index(root)
+    clips = idx.clips[:limit] if limit else idx.clips
     stages = {"decode": 0.0, "frame": 0.0, "cqt": 0.0, "lcn": 0.0}
-    kernels.cqt_streams(load_clip(idx.clips[0], p), sr=p.sr, na=p.na, fmin=p.fmin, ns=p.ns,
-                        n_octaves=p.n_octaves, nframes=p.nframes)  # warm librosa's caches and numba
-    for ref in idx.clips:
-        t = time.perf_counter()
-        y = load_clip(ref, p)
-        t2 = time.perf_counter()
-        kernels.frame_streams(y, na=p.na, nframes=p.nframes)
-        t3 = time.perf_counter()
-        Xs = kernels.cqt_streams(y, sr=p.sr, na=p.na, fmin=p.fmin, ns=p.ns, n_octaves=p.n_octaves,
-                                 nframes=p.nframes)
-        t4 = time.perf_counter()
-        kernels.lcn_streams(Xs, size=p.lcn_size, sigma=p.lcn_sigma, log=p.lcn_log)
-        t5 = time.perf_counter()
+    target = None
+    if scratch is not None:
+        stages["write"] = 0.0
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        zarr_store.create_store(scratch / "audio.zarr", idx, p, make_attrs(idx, p, created="floor"))
+        slots = hdf5.create(scratch / "audio.hdf5", {n: p.shape(n, idx.ngenres, idx.nclips) for n in p.datasets})
+        target = graph.Target(str(scratch / "audio.zarr"), "floor", slots)
+    graph.cqt(graph.load(clips[0], p), p)  # warm librosa's caches and numba, as a worker's warm-up does
+    clock = time.process_time
+    for ref in clips:
+        t = clock()
+        y = graph.load(ref, p)
+        t2 = clock()
+        Xa = graph.frame(y, p)
+        t3 = clock()
+        Xs = graph.cqt(y, p)
+        t4 = clock()
+        Xn = graph.lcn(Xs, p)
+        t5 = clock()
         for k, dt in zip(stages, (t2 - t, t3 - t2, t4 - t3, t5 - t4)):
             stages[k] += dt
+        if target is not None:
+            graph.write(ref, {"Xa": Xa, "Xs": Xs, "Xn": Xn}, target)
+            stages["write"] += clock() - t5
+    if scratch is not None:
+        shutil.rmtree(scratch)
     total = sum(stages.values())
-    return {"seconds": total / cores, "serial": total, "stages": stages}
+    return {"seconds": total / cores, "serial": total, "stages": stages, "clips": len(clips)}
 
 
 def check_same(a: Path, c: Path, e: Path) -> str:
@@ -281,7 +316,7 @@ def machine() -> str:
 
 
 def full(args) -> str:
-    rows, details = [], []
+    rows, details, coord = [], [], []
     for n in args.sizes:
         root = dataset(args.data, n)
         work = args.data / f"out{n}"
@@ -301,8 +336,9 @@ def full(args) -> str:
         plain = pipeline_run(root, work / "plain", args.cores, extra=["--no-tls"])
         shutil.rmtree(work / "plain")
         same = check_same(work / "a" / "audio.hdf5", work / "c" / "audio.hdf5", work / "e" / "audio.hdf5")
-        print(f"N={n}: d, the compute floor ...", file=sys.stderr)
-        d = floor(root, args.cores)
+        extra = hdf5_extra(work / "c", c["summary"])
+        print(f"N={n}: d, the floor (kernels and writes in one process) ...", file=sys.stderr)
+        d = floor(root, args.cores, scratch=work / "floor")
         shutil.rmtree(work)
         s = c["summary"]
         rows.append(
@@ -314,38 +350,66 @@ def full(args) -> str:
         st = d["stages"]
         details.append(
             f"| {n} | " + " | ".join(f"{1e3 * v / n:.1f}" for v in st.values())
-            + f" | {1e3 * c['seconds'] / n:.1f} | {s['consolidate_seconds']:.1f} | {same} |")
+            + f" | {1e3 * c['seconds'] / n:.1f} | {s['consolidate_seconds']:.2f} | {same} |")
+        cpu = c["cpu"]
+        coord.append(f"| {n} | {cpu['driver']:.1f} | {cpu['worker']:.1f} | {cpu['other']:.1f} | {d['serial']:.1f} "
+                     f"| {1e3 * (cpu['worker'] - d['serial']) / n:.1f} | {extra:.3f} % "
+                     f"| {c['store_entries'] / n:.2f} |")
         print(rows[-1], file=sys.stderr)
     head = ("| N | a serial (s) | e joblib script (s) | b audioprep 1 worker (s) | c audioprep (s) | d floor (s) "
             "| clips/s (c) | a/c | e/c | b/c | c/d | worker peak MB (b / c) | driver peak MB (c) "
             "| c without TLS (s) (TLS cost) |\n"
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    dhead = ("| N | decode ms/clip | frame ms/clip | CQT ms/clip | LCN ms/clip | c: wall ms/clip "
-             "| c: HDF5 writer busy (s) | max diff of a / e from c (= bit-identical) |\n"
+    dhead = ("| N | decode ms/clip | frame ms/clip | CQT ms/clip | LCN ms/clip | writes ms/clip | c: wall ms/clip "
+             "| c: final step (s) | max diff of a / e from c (= bit-identical) |\n"
+             "|---|---|---|---|---|---|---|---|---|")
+    chead = ("| N | c: driver CPU (s) | c: workers CPU (s) | c: other processes CPU (s) | d: kernels + writes CPU (s) "
+             "| workers beyond d, ms/clip | audio.hdf5 beyond its arrays | store files+folders per clip |\n"
              "|---|---|---|---|---|---|---|---|")
-    return (head + "\n" + "\n".join(rows) + "\n\nBreakdown (the floor's stages in one process, per clip):\n\n"
-            + dhead + "\n" + "\n".join(details) + "\n")
+    return (head + "\n" + "\n".join(rows) + "\n\nBreakdown (d: audioprep's stages in one process, CPU per clip):\n\n"
+            + dhead + "\n" + "\n".join(details)
+            + "\n\nCPU of every process of c (read from /proc every 50 ms):\n\n" + chead + "\n" + "\n".join(coord)
+            + "\n")
 
 
 def scale(args) -> str:
-    """Short clips (1 s, --nsamples 22050): does the per-clip overhead or the driver's memory grow with N?"""
-    rows = []
+    """Short clips (1 s, --nsamples 22050): the CPU each process spends per clip, as slopes between sizes."""
+    from pipeline.params import Params
+    from pipeline.synth import synth_dataset
+
+    runs, rows = [], []
     for n in args.scale_sizes:
         pool = args.data / f"scale{n}"
-        from pipeline.synth import synth_dataset
-
         root = synth_dataset(pool, genres=10, clips=n // 10, seconds=1.0, seed=1, progress=sys.stderr.isatty())
         out = args.data / f"scale-out{n}"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         print(f"scale N={n}: audioprep on 1-s clips ...", file=sys.stderr)
         c = pipeline_run(root, out, args.cores, extra=["--nsamples", "22050"])
+        c["extra"] = hdf5_extra(out, c["summary"])
         shutil.rmtree(out)
-        rows.append(f"| {n} | {c['seconds']:.1f} | {1e3 * c['seconds'] / n:.1f} | {c['scheduler_mb']:.0f} "
-                    f"| {max(c['worker_mb']):.0f} |")
+        runs.append((n, c, root))
+        rows.append(f"| {n} | {c['seconds']:.1f} | {1e3 * c['seconds'] / n:.2f} | {c['cpu']['driver']:.2f} "
+                    f"| {c['cpu']['worker']:.2f} | {c['cpu']['other']:.2f} | {c['scheduler_mb']:.0f} "
+                    f"| {max(c['worker_mb']):.0f} | {c['store_entries'] / n:.2f} | {c['extra']:.2f} % |")
         print(rows[-1], file=sys.stderr)
-    return ("| N (1-s clips) | c audioprep (s) | wall ms/clip | driver peak MB | worker peak MB |\n"
-            "|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+    fl = floor(runs[0][2], 1, params=Params(nsamples=22050), limit=1000, scratch=args.data / "scale-floor")
+    per_clip_floor = 1e3 * fl["serial"] / fl["clips"]
+    slopes = []
+    for (n1, c1, _), (n2, c2, _) in zip(runs, runs[1:]):
+        ms = {k: 1e3 * (c2["cpu"][k] - c1["cpu"][k]) / (n2 - n1) for k in ("driver", "worker", "other")}
+        slopes.append(f"| {n1} -> {n2} | **{ms['driver']:.2f}** | {ms['worker']:.2f} | {ms['other']:.2f} "
+                      f"| **{ms['worker'] - per_clip_floor:.2f}** | {1e3 / max(ms['driver'], 1e-3):,.0f} "
+                      f"| {(c2['store_entries'] - c1['store_entries']) / (n2 - n1):.2f} |")
+    return ("| N (1-s clips) | c audioprep (s) | wall ms/clip | driver CPU (s) | workers CPU (s) | other CPU (s) "
+            "| driver peak MB | worker peak MB | store entries per clip | audio.hdf5 beyond arrays |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+            + f"\n\nCPU per clip as the slope between sizes (d for 1-s clips, kernels and writes in one process: "
+            f"{per_clip_floor:.2f} ms a clip; " + ", ".join(f"{k} {1e3 * v / fl['clips']:.2f}"
+                                                            for k, v in fl["stages"].items()) + "):\n\n"
+            "| sizes | driver ms/clip | workers ms/clip | other ms/clip | workers beyond d, ms/clip "
+            "| driver ceiling (clips/s) | store entries per added clip |\n|---|---|---|---|---|---|---|\n"
+            + "\n".join(slopes) + "\n")
 
 
 def main():

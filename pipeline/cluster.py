@@ -340,7 +340,10 @@ class Starter:
         conn = Connection(self.spec, self.client)
         try:
             # Read by the scheduler as it is created (dask.config is one for the whole process).
-            with dask.config.set({"distributed.scheduler.allowed-failures": int(setting("allowed-failures"))}):
+            # A worker runs one task at a time (saturation 1.0, no task queued on it beside the running one), so
+            # when a clip kills its worker, no other task is blamed for the death.
+            with dask.config.set({"distributed.scheduler.allowed-failures": int(setting("allowed-failures")),
+                                  "distributed.scheduler.worker-saturation": 1.0}):
                 conn.__enter__()
         except BaseException as e:
             self._error = e

@@ -116,7 +116,6 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
             raise BadInputError(problems, f"{len(problems)} problem(s) in {index.path}; fix or remove the bad "
                                           "clips, or run with --skip-bad to go on without them")
         result.clips = index.ngenres * index.nclips
-        starter.wait(progress)  # a cluster that cannot start fails here, before anything is created
         return _accepted(index, problems, params, out, starter, result, skip_bad=skip_bad, overwrite=overwrite,
                          progress=progress, echo=echo, config_text=config_text, t0=t0)
 
@@ -125,7 +124,8 @@ def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwr
               config_text, t0) -> RunResult:
     """The run once its input and settings passed: open the folder, compute, consolidate, summarize."""
     try:
-        with out.open():
+        with out.open():  # the lock first: a second run on this folder is told at once
+            starter.wait(progress)  # a cluster that cannot start fails here, before any file is written
             created = datetime.now(timezone.utc).isoformat(timespec="seconds")
             expected = make_attrs(index, params, created=created)
             if out.up_to_date(expected, overwrite=overwrite):
@@ -153,6 +153,7 @@ def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwr
                 try:
                     got = _compute(todo, copies, index, params, target, starter, progress, echo)
                 except BaseException:
+                    starter.close()  # the workers stop before their temporary audio.hdf5 is removed
                     with contextlib.suppress(Exception):
                         zarr_store.write_valid(root)  # the store says what it holds, also when interrupted
                     raise
@@ -295,35 +296,41 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
 
     done_iter = as_completed(submit(window), with_results=True, raise_errors=False)
     storage_error = None
-    with tqdm(total=len(todo) + len(copies), unit="clip", desc="clips", disable=not progress,
-              smoothing=0.1) as bar:
-        for finished in done_iter.batches():
-            for fut, value in finished:
-                task = tasks.pop(fut.key)
-                fut.release()
-                if fut.status == "finished":
-                    bad = {(g, c): why for g, c, why in value}
-                    for ref in task.refs:
-                        if (ref.g, ref.c) in bad:
-                            got.failures.append((ref, bad[ref.g, ref.c]))
-                        elif task.kind == "clips":
-                            got.computed += 1
-                            got.bytes_written += clip_bytes
-                    bar.update(len(task.refs))
-                    continue
-                value = value[1] if isinstance(value, tuple) else value  # (type, exception, traceback)
-                if isinstance(value, StorageError) or is_storage_error(value):
-                    storage_error = getattr(value, "reason", None) or value.strerror
-                elif len(task.refs) > 1 or task.kind == "copy":
-                    retry.extend(ClipTask(task_key("retry", [ref], index.labels), "clips", (ref,))
-                                 for ref in task.refs)
-                else:
-                    got.failures.append((task.refs[0], _reason(value)))
-                    bar.update(1)
-            if storage_error is not None:
-                cl.cancel(list(done_iter.futures))
-                break
-            done_iter.update(submit(window - len(tasks)))
+    try:
+        with tqdm(total=len(todo) + len(copies), unit="clip", desc="clips", disable=not progress,
+                  smoothing=0.1) as bar:
+            for finished in done_iter.batches():
+                for fut, value in finished:
+                    task = tasks.pop(fut.key)
+                    status = fut.status
+                    fut.release()
+                    if status == "finished":
+                        bad = {(g, c): why for g, c, why in value}
+                        for ref in task.refs:
+                            if (ref.g, ref.c) in bad:
+                                got.failures.append((ref, bad[ref.g, ref.c]))
+                            elif task.kind == "clips":
+                                got.computed += 1
+                                got.bytes_written += clip_bytes
+                        bar.update(len(task.refs))
+                        continue
+                    value = value[1] if isinstance(value, tuple) else value  # (type, exception, traceback)
+                    if isinstance(value, StorageError) or is_storage_error(value):
+                        storage_error = getattr(value, "reason", None) or value.strerror
+                    elif len(task.refs) > 1 or task.kind == "copy":
+                        retry.extend(ClipTask(task_key("retry", [ref], index.labels), "clips", (ref,))
+                                     for ref in task.refs)
+                    else:
+                        got.failures.append((task.refs[0], _reason(value)))
+                        bar.update(1)
+                if storage_error is not None:
+                    cl.cancel(list(done_iter.futures))
+                    break
+                done_iter.update(submit(window - len(tasks)))
+    except BaseException:
+        with contextlib.suppress(Exception):  # a client handed in outlives the run: leave it no work
+            cl.cancel(list(done_iter.futures))
+        raise
     got.workers = sorted({str(w.get("name")) for w in cl.scheduler_info()["workers"].values()})
     if storage_error is not None:
         raise StorageError(storage_error, str(target.zarr))

@@ -53,13 +53,16 @@ def test_to_matrix_is_the_original_reshape(output, kind, name):
     assert np.array_equal(by_name, full[[0, 2]][:, [1], :5].reshape(-1, n))
 
 
-def test_first_frames_of_one_clip_lie_in_one_chunk(output):
-    """The chunking to_matrix relies on: X[:1, :1, :10] lies in one chunk of many."""
+def test_one_clip_is_one_range_of_bytes(output):
+    """The layout to_matrix relies on: contiguous, C order, so clip (g, c) is one range at a known offset."""
     with h5py.File(output / "audio.hdf5") as f:
         d = f["Xa"]
-        chunks = [c for c in d.iter_chunks((slice(0, 1), slice(0, 1), slice(0, 10), slice(None), slice(None)))]
-        assert len(chunks) == 1
-        assert d.id.get_num_chunks() > 1
+        assert d.chunks is None and d.compression is None
+        offset, clip = d.id.get_offset(), d[1, 1]
+        G, C = d.shape[:2]
+    with open(output / "audio.hdf5", "rb") as raw:
+        raw.seek(offset + (1 * C + 1) * clip.nbytes)
+        assert np.array_equal(np.frombuffer(raw.read(clip.nbytes), dtype="<f4").reshape(clip.shape), clip)
 
 
 def test_to_matrix_errors_name_the_fix(output):
@@ -73,7 +76,7 @@ def test_to_matrix_errors_name_the_fix(output):
 
 def test_describe_shows_schema_labels_and_provenance(output, tmp_path, tiny_dataset, small_params):
     text = describe(output / "audio.hdf5")
-    assert "Xa     (3, 2, 64, 2, 1024)" in text and "float32" in text and "chunks (1, 1, 64, 2, 1024)" in text
+    assert "Xa     (3, 2, 64, 2, 1024)" in text and "float32" in text and "chunks contiguous" in text
     assert "labels: blues, classical, country" in text
     assert "sr: 22050 Hz" in text and "6 valid" in text
     assert "lcn_sigma=2.0" in text and "librosa 0." in text and str(tiny_dataset) in text

@@ -142,12 +142,12 @@ def test_unwritable_output_folder_is_a_clear_error(tiny_dataset, small_params, t
         run(tiny_dataset, blocker / "out", small_params)
 
 
-def test_second_run_on_same_output_exits_at_once_naming_the_holder(full_clips, tmp_path):
+def test_second_run_on_same_output_exits_at_once_naming_the_holder(many_clips, tmp_path):
     out = tmp_path / "out"
-    first = start([full_clips, "-o", out, "--workers", "1"], tmp_path)
+    first = start([many_clips, "-o", out, "--workers", "1"], tmp_path)
     try:
         assert wait_for(lambda: (out / "audio.zarr").exists(), first)
-        second = subprocess.run([sys.executable, "-m", "pipeline", "run", str(full_clips), "-o", str(out)],
+        second = subprocess.run([sys.executable, "-m", "pipeline", "run", str(many_clips), "-o", str(out)],
                                 capture_output=True, text=True, cwd=tmp_path, timeout=60)
         assert second.returncode == 1
         assert f"in use by another audioprep run (pid {first.pid} on host " in second.stderr
@@ -175,7 +175,7 @@ def test_full_disk_is_a_clear_error_and_the_store_resumes(tiny_dataset, small_pa
     # space freed: the same run resumes from the store and completes
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     res = run(tiny_dataset, small_disk, small_params, client=client)
-    assert res.resumed == 6 and res.computed == 0
+    assert res.resumed + res.computed == 6 and res.resumed > 0  # a clip counts as done once in both files
     assert_matches_reference(small_disk / "audio.hdf5", reference_folder(tiny_dataset, Nsamples=SMALL["nsamples"]))
 
 

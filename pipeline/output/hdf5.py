@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import StorageError
+from ..exceptions import StorageError, StoreError
 from . import layout, zarr_store
 from .files import commit, discard, is_storage_error, new_partial
 
@@ -121,7 +121,10 @@ class Slots:
 
     def write(self, g: int, c: int, arrays: dict) -> None:
         """Write clip ``(g, c)`` of each array in ``arrays`` into its place (float32, little-endian)."""
-        fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # never created here: no planted link
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # never created here
+        except FileNotFoundError:
+            raise StoreError(f"{self.path}: the run's temporary audio.hdf5 is gone (the run ended)") from None
         try:
             for name in self.offsets:
                 a = np.ascontiguousarray(arrays[name], dtype="<f4")
