@@ -192,7 +192,9 @@ def watch(proc: subprocess.Popen, stop: threading.Event, peaks: dict, cpu: dict)
             break
         for p in procs:
             try:
-                kind = kinds.setdefault(p.pid, classify(p, main.pid))
+                kind = kinds.get(p.pid) or classify(p, main.pid)
+                if kind != "other":  # a child is 'other' until its exec: look again next time
+                    kinds[p.pid] = kind
                 with p.oneshot():
                     rss = p.memory_info().rss
                     t = p.cpu_times()

@@ -69,6 +69,15 @@ def test_hdf5_tools_list_the_schema_and_dump_a_hyperslab(tiny_output):
     body = dump.split("DATA {", 1)[1].split("}", 1)[0]
     values = np.array([float(v) for v in re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", body)], dtype=np.float32)
     assert np.array_equal(values, h5(tiny_output, "Xs")[1, 0, 2:5, 1, 10:14].ravel())
+    # one whole clip of the contiguous layout: Xn[2, 1]
+    header = subprocess.run(["h5dump", "-H", "-p", "-d", "/Xn", path], capture_output=True, text=True,
+                            check=True).stdout
+    assert "CONTIGUOUS" in header, header
+    dump = subprocess.run(["h5dump", "-d", "/Xn", "-s", "2,1,0,0,0", "-c", "1,1,64,2,96", "-m", "%.9g", "-y", "-w",
+                           "0", path], capture_output=True, text=True, check=True).stdout
+    body = dump.split("DATA {", 1)[1].split("}", 1)[0]
+    values = np.array([float(v) for v in re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", body)], dtype=np.float32)
+    assert np.array_equal(values, h5(tiny_output, "Xn")[2, 1].ravel())
 
 
 def _same(a, b):
