@@ -374,11 +374,10 @@ class Starter:
         if self._error is not None:
             raise self._error
 
-    def connection(self, spec: ClusterSpec | None = None, progress: bool = False) -> Connection:
-        """The run's connection, started now with ``spec`` if it was not started early."""
+    def connection(self, progress: bool = False) -> Connection:
+        """The run's connection, started now if it was not started early."""
         self.wait(progress)
         if self._conn is None:
-            self.spec = spec or self.spec
             self._start()
             self.wait()
         return self._conn

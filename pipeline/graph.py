@@ -14,6 +14,7 @@ builds delayed objects; the caller hands them to a client.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
@@ -87,23 +88,29 @@ def stages_for(params: Params) -> list:
     return [s for s in STAGES if s in need]
 
 
-def process_clip(ref: ClipRef, params: Params, target: Target) -> None:
+def compute(y, params: Params, stages, meter=None) -> dict:
+    """The arrays of clip ``y`` the ``stages`` make (frame, cqt, lcn), each stage timed by ``meter(stage)``."""
+    meter = meter or (lambda stage: contextlib.nullcontext())
+    arrays = {}
+    if "frame" in stages:
+        with meter("frame"):
+            arrays["Xa"] = frame(y, params)
+    if "cqt" in stages:
+        with meter("cqt"):
+            arrays["Xs"] = cqt(y, params)
+    if "lcn" in stages:
+        with meter("lcn"):
+            arrays["Xn"] = lcn(arrays["Xs"], params)
+    return arrays
+
+
+def process_clip(ref: ClipRef, params: Params, target: Target, stages=None) -> None:
     """All stages of one clip, each timed on the dashboard; raises :class:`BadInputError` for a bad clip."""
     from distributed.metrics import context_meter
 
-    stages = stages_for(params)
     with context_meter.meter("load"):
         y = load(ref, params)
-    arrays = {}
-    if "frame" in stages:
-        with context_meter.meter("frame"):
-            arrays["Xa"] = frame(y, params)
-    if "cqt" in stages:
-        with context_meter.meter("cqt"):
-            arrays["Xs"] = cqt(y, params)
-    if "lcn" in stages:
-        with context_meter.meter("lcn"):
-            arrays["Xn"] = lcn(arrays["Xs"], params)
+    arrays = compute(y, params, stages or stages_for(params), context_meter.meter)
     with context_meter.meter("write"):
         write(ref, {n: arrays[n] for n in params.datasets}, target)
 
@@ -123,13 +130,13 @@ def run_task(task: ClipTask, params: Params, target: Target) -> list:
     A bad clip is reported, not raised, so it never costs the other clips of
     its task; anything else (a full disk, a bug) fails the task.
     """
-    failures = []
+    failures, stages = [], stages_for(params)
     for ref in task.refs:
         if task.kind == "copy":
             copy_clip(ref, params, target)
             continue
         try:
-            process_clip(ref, params, target)
+            process_clip(ref, params, target, stages)
         except BadInputError as e:
             failures.append((ref.g, ref.c, e.problems[0].reason if e.problems else str(e)))
     return failures

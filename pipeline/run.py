@@ -138,7 +138,7 @@ def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwr
             if config_text is not None:
                 out.write_config(config_text)
             done = zarr_store.done_mask(root)
-            finished = zarr_store.valid_mask(root)  # done and not bad: copied into audio.hdf5 by tasks
+            finished = zarr_store.valid_mask(root, done)  # done and not bad: copied into audio.hdf5 by tasks
             resumed = int(finished.sum())
             if done.any():
                 echo(f"resuming: {resumed} of {result.clips} clips already in {out.zarr_path}, skipping them")

@@ -66,11 +66,5 @@ class Warmup(WorkerPlugin):
 
         from . import graph
 
-        y = np.zeros(self.params.nsamples, dtype=np.float32)
-        stages = graph.stages_for(self.params)
-        if "frame" in stages:
-            graph.frame(y, self.params)
-        if "cqt" in stages:
-            Xs = graph.cqt(y, self.params)
-            if "lcn" in stages:
-                graph.lcn(Xs, self.params)
+        graph.compute(np.zeros(self.params.nsamples, dtype=np.float32), self.params,
+                      graph.stages_for(self.params))

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import StorageError, StoreError
+from ..params import DATASETS
 from . import layout, zarr_store
 from .files import commit, discard, is_storage_error, new_partial
 
@@ -233,7 +234,7 @@ def consolidate(zarr_path, hdf5_path) -> int:
     A run spreads the same work over its workers; this is for a store on its own.
     """
     root = zarr_store.open_store(zarr_path)
-    names = [n for n in ("Xa", "Xs", "Xn") if n in root]
+    names = [n for n in DATASETS if n in root]
     slots = create(hdf5_path, {n: root[n].shape for n in names})
     try:
         token = layout.store_token(dict(root.attrs))

@@ -229,9 +229,10 @@ def mark_bad(root, entries) -> None:
         root["done"][e["genre"], e["clip"]] = True
 
 
-def valid_mask(root) -> np.ndarray:
-    """Clips finished and not bad [shape=(genres, clips)], from ``done`` and ``bad_clips`` as they are now."""
-    valid = done_mask(root)
+def valid_mask(root, done=None) -> np.ndarray:
+    """Clips finished and not bad [shape=(genres, clips)], from ``done`` (read now unless given) and
+    ``bad_clips`` as they are now."""
+    valid = done_mask(root) if done is None else done.copy()
     for b in bad_entries(attrs(root.store.root)):  # from disk: a group caches the attributes it opened with
         valid[b["genre"], b["clip"]] = False
     return valid
