@@ -102,7 +102,9 @@ def _param_option(f):
     help = f"{meta['help'][0].upper()}{meta['help'][1:]}  [default: {meta['shown'] or _shown(f.default)}]"
     if isinstance(f.default, bool):
         return click.option(f"{name}/--no-{name[2:]}", f.name, default=None, help=help)
-    return click.option(name, f.name, type=meta["cli_type"] or type(f.default), help=help)
+    # Values are read as text and checked by Params itself, so an option and a config key are refused alike.
+    metavar = {int: "INTEGER", float: "FLOAT"}.get(type(f.default), "TEXT")
+    return click.option(name, f.name, type=str, metavar=metavar, help=help)
 
 
 def param_options(fn=None, *, ingest_only: bool = False):
@@ -114,7 +116,11 @@ def param_options(fn=None, *, ingest_only: bool = False):
 
 
 def _setting_option(key: str, type=str, *, name: str | None = None, dest: str | None = None):
-    """The option of runtime setting ``audioprep.<key>``: help and default from the packaged YAML."""
+    """The option of runtime setting ``audioprep.<key>``: help and default from the packaged YAML.
+
+    Its value is read as text and checked by :func:`config.check_runtime` with the config's and the
+    environment's values, so each is refused with the same line.
+    """
     help = config.comments().get(f"audioprep.{key}", "")
     default = _shown(dask.config.get(f"audioprep.{key}", None))
     leaf = key.rsplit(".", 1)[-1]
@@ -126,8 +132,7 @@ def _setting_option(key: str, type=str, *, name: str | None = None, dest: str | 
 
 def jobqueue_options(fn):
     """Per-job settings of batch-job clusters (override the user's jobqueue.<kind> config)."""
-    return _add(fn, [_setting_option(f"jobqueue.{key}", click.IntRange(min=1) if kind is int else kind)
-                     for key, kind in JOBQUEUE_KEYS.items()])
+    return _add(fn, [_setting_option(f"jobqueue.{key}") for key in JOBQUEUE_KEYS])
 
 
 def _setup_logging(verbose: int) -> None:
@@ -176,13 +181,13 @@ def main():
                    f"[default: {DEFAULT_DATA}]")
 @param_options
 @_setting_option("cluster")
-@_setting_option("workers", click.IntRange(min=1))
+@_setting_option("workers")
 @_setting_option("tls", bool)
 @_setting_option("dashboard-address")
 @jobqueue_options
-@_setting_option("jobs", click.IntRange(min=1))
-@_setting_option("adapt-min", click.IntRange(min=0))
-@_setting_option("adapt-max", click.IntRange(min=1))
+@_setting_option("jobs")
+@_setting_option("adapt-min")
+@_setting_option("adapt-max")
 @click.option("--skip-bad", is_flag=True, default=None,
               help="Go on without bad clips: zero them, flag them invalid, list them")
 @click.option("--pad", is_flag=True, default=None,
@@ -360,7 +365,10 @@ def cluster():
 @handle_errors
 def job_script(kind, **jobqueue):
     """Print the batch script a worker job would be submitted with (nothing is submitted)."""
-    click.echo(make_job_script(ClusterSpec(kind=kind, jobqueue=config.resolve_settings(jobqueue).jobqueue)))
+    settings = config.resolve_settings({**jobqueue, "cluster": kind})
+    with dask.config.set(settings.runtime):
+        script = make_job_script(ClusterSpec(jobqueue=settings.jobqueue))
+    click.echo(script)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ from pathlib import Path
 import dask.config
 import yaml
 
+from . import checks
 from .exceptions import ParameterError
 from .params import Params
 
@@ -33,6 +34,35 @@ JOBQUEUE_KEYS = {"cores": int, "processes": int, "memory": str, "walltime": str,
                  "interface": str}
 #: Run options that are runtime settings (keys of the ``audioprep`` namespace).
 RUN_SETTINGS = ("cluster", "workers", "tls", "dashboard-address", "jobs", "adapt-min", "adapt-max")
+#: The cluster kinds ``audioprep.cluster`` takes besides a scheduler address.
+CLUSTER_KINDS = ("local", "slurm", "pbs", "sge", "lsf", "htcondor")
+#: The rule of every runtime setting (keys of the ``audioprep`` namespace, jobqueue ones dotted).  Every
+#: value passes through its rule once, however it was given, before anything is created.
+RUNTIME_RULES = {
+    "cluster": checks.choice_or_address(CLUSTER_KINDS),
+    "workers": checks.whole(1, optional=True),
+    "threads-per-worker": checks.whole(1),
+    "memory-limit": checks.size(minimum=100 * 2**20, auto=True),
+    "tls": checks.flag(),
+    "dashboard-address": checks.host_port(),
+    "connect-timeout": checks.duration(),
+    "worker-timeout": checks.duration(),
+    "clips-in-flight": checks.whole(1),
+    "clips-per-task": checks.whole(1, 10000),
+    "allowed-failures": checks.whole(0, 1000),
+    "jobs": checks.whole(1),
+    "adapt-min": checks.whole(0, optional=True),
+    "adapt-max": checks.whole(1, optional=True),
+    "jobqueue.cores": checks.whole(1),
+    "jobqueue.processes": checks.whole(1),
+    "jobqueue.memory": checks.size(minimum=100 * 2**20),
+    "jobqueue.walltime": checks.walltime(),
+    "jobqueue.queue": checks.text(optional=True),
+    "jobqueue.account": checks.text(optional=True),
+    "jobqueue.interface": checks.text(optional=True),
+    "jobqueue.lifetime": checks.duration(optional=True),
+    "jobqueue.lifetime-stagger": checks.duration(optional=True),
+}
 #: The top-level keys of a run configuration file, with their comments.
 RUN_HELP = {
     "input": "a genres folder ROOT/<genre>/<file>, a gtzan.hdf5 or a manifest .csv",
@@ -44,6 +74,10 @@ RUN_HELP = {
 }
 #: The run options that are top-level keys of a run configuration (RunSettings fields).
 RUN_KEYS = tuple(RUN_HELP)
+#: The rules of the top-level keys of a run configuration.
+RUN_RULES = {"input": checks.text(optional=True), "outdir": checks.text(optional=True), "skip-bad": checks.flag(),
+             "pad": checks.flag(), "path-column": checks.text(optional=True),
+             "label-column": checks.text(optional=True)}
 
 
 def setting(key: str, given=None):
@@ -126,6 +160,7 @@ def resolve_settings(options: dict | None = None, file: dict | None = None) -> R
     for key in JOBQUEUE_KEYS:
         if options.get(key) is not None:
             jobqueue[key] = options[key]
+    runtime, jobqueue = check_runtime(runtime, jobqueue)
     given = options.get("input")
     return RunSettings(
         params=Params.from_dict(values),
@@ -136,6 +171,46 @@ def resolve_settings(options: dict | None = None, file: dict | None = None) -> R
         path_column=options.get("path_column") or file.get("path-column"),
         label_column=options.get("label_column") or file.get("label-column"),
         runtime=runtime, jobqueue={k: v for k, v in jobqueue.items() if k in JOBQUEUE_KEYS})
+
+
+def _where(key: str) -> str:
+    """How a runtime setting is given, for its messages: the option (if any) and the config key."""
+    leaf = key.rsplit(".", 1)[-1]
+    option = f"--{leaf} or " if leaf in RUN_SETTINGS or leaf in JOBQUEUE_KEYS else ""
+    return f"{option}audioprep.{key}"
+
+
+def check_runtime(runtime: dict, jobqueue: dict) -> tuple:
+    """Check every runtime setting as the run will see it (dask config, ``runtime`` over it, ``jobqueue``
+    over both); return ``(runtime, jobqueue)`` holding the normalized values.
+
+    Raises :class:`ParameterError` for an unknown key of the ``audioprep``
+    namespace (with the nearest known one) and for a value its rule refuses.
+    """
+    import difflib
+
+    with dask.config.set(runtime):
+        ns = copy.deepcopy(dict(dask.config.get("audioprep")))
+    nested = ns.pop("jobqueue", None) or {}
+    if not isinstance(nested, dict):
+        raise ParameterError(f"audioprep.jobqueue={nested!r} must be a mapping of per-job settings "
+                             f"({', '.join(JOBQUEUE_KEYS)}, ...)")
+    given = {k.replace("_", "-"): v for k, v in ns.items()}
+    given.update({f"jobqueue.{k.replace('_', '-')}": v for k, v in nested.items()})
+    given.update({f"jobqueue.{k}": v for k, v in jobqueue.items()})
+    for key in given:
+        if key not in RUNTIME_RULES:
+            near = difflib.get_close_matches(key, list(RUNTIME_RULES), n=1)
+            hint = f"did you mean audioprep.{near[0]}? " if near else ""
+            raise ParameterError(f"audioprep.{key} is not a setting; {hint}the settings are listed by "
+                                 "'audioprep config'")
+    checked = {key: rule(key.rsplit(".", 1)[-1], given.get(key), _where(key)) for key, rule in RUNTIME_RULES.items()}
+    lo, hi = checked["adapt-min"], checked["adapt-max"]
+    if lo is not None and hi is not None and lo > hi:
+        raise ParameterError(f"adapt-min={lo} must not exceed adapt-max={hi} (--adapt-min, --adapt-max)")
+    runtime = {f"audioprep.{key}": value for key, value in checked.items()}
+    jobqueue = {k: checked[f"jobqueue.{k}"] for k in jobqueue}
+    return runtime, jobqueue
 
 
 def _dotted(d: dict, prefix: str) -> dict:
@@ -204,4 +279,11 @@ def load_run_config(path) -> dict:
     unknown = sorted(set(cfg) - set(known))
     if unknown:
         raise ParameterError(f"--config {path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    for key in ("params", "audioprep"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], dict):
+            raise ParameterError(f"--config {path}: {key}={checks.shown(cfg[key])} must be a mapping of keys to values, "
+                                 "as 'audioprep config' prints")
+    for key, rule in RUN_RULES.items():
+        if key in cfg:
+            cfg[key] = rule(key, cfg[key], f"--{key}" if key != "input" else "INPUT")
     return cfg

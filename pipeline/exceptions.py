@@ -58,6 +58,8 @@ class BadInputError(PipelineError):
         self.problems = list(problems)
         self.hint = hint
         lines = [str(p) for p in self.problems]
-        if hint:
+        if hint and len(lines) == 1:
+            lines[0] += f"; {hint}"  # one problem: one line
+        elif hint:
             lines.append(hint)
         super().__init__("\n".join(lines))

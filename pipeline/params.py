@@ -23,8 +23,11 @@ C2_HZ = 440.0 * 2.0 ** ((-33) / 12.0)
 
 def parse_fmin(value) -> float:
     """Return ``value`` in Hz; accepts a number or a note name such as ``'C2'``."""
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if not isinstance(value, str):
+        raise ParameterError(f"fmin={value!r} is neither a frequency in Hz nor a note name; "
+                             "give e.g. --fmin 65.406 or --fmin C2")
     text = str(value).strip()
     try:
         return float(text)
@@ -85,11 +88,23 @@ class Params:
     mono: bool = _param(False, "down-mix multi-channel clips instead of rejecting them", doc="bool", ingest=True)
 
     def __post_init__(self):
-        # Normalize types so that equal parameters compare and hash equal.
+        # Every value passes its type's rule (a config file's "false" is False, "abc" is refused), and types are
+        # normalized so that equal parameters compare and hash equal.
+        from . import checks
+
+        rules = {int: checks.whole(1), float: checks.number(), bool: checks.flag()}
+        for f in dataclasses.fields(self):
+            rule = rules.get(type(f.default))
+            if rule is not None and f.name != "fmin":
+                option = f.metadata["option"] or "--" + f.name.replace("_", "-")
+                object.__setattr__(self, f.name, rule(f.name, getattr(self, f.name), f"{option} or params.{f.name}"))
         object.__setattr__(self, "fmin", parse_fmin(self.fmin))
         ds = self.datasets
         if isinstance(ds, str):
             ds = [d.strip() for d in ds.split(",") if d.strip()]
+        if not isinstance(ds, (list, tuple)) or not all(isinstance(d, str) for d in ds):
+            raise ParameterError(f"datasets={ds!r} must be a comma-separated list of {', '.join(DATASETS)}; "
+                                 "e.g. --datasets Xs,Xn")
         object.__setattr__(self, "datasets", tuple(ds))
         self.validate()
 
@@ -117,14 +132,6 @@ class Params:
     # -- validation -----------------------------------------------------
     def validate(self) -> None:
         """Raise :class:`ParameterError` naming the value, the rule and the fix."""
-
-        def positive_int(name):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ParameterError(f"{name}={v!r} must be a positive integer")
-
-        for name in ("sr", "nsamples", "na", "ns", "n_octaves", "lcn_size"):
-            positive_int(name)
         if self.na % 2:
             raise ParameterError(
                 f"na={self.na} must be even so that the overlapped stream starts at na // 2; "
@@ -144,8 +151,6 @@ class Params:
             )
         if not (math.isfinite(self.fmin) and self.fmin > 0):
             raise ParameterError(f"fmin={self.fmin!r} must be a positive frequency in Hz (C2 = 65.406)")
-        if not (math.isfinite(self.lcn_sigma) and self.lcn_sigma > 0):
-            raise ParameterError(f"lcn_sigma={self.lcn_sigma!r} must be a positive number of taps (default 2)")
         if self.lcn_size % 2 == 0:
             raise ParameterError(
                 f"lcn_size={self.lcn_size} must be odd so the window has a centre tap; "

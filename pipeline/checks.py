@@ -1,0 +1,200 @@
+"""Typed checks of setting values: one rule each, one message each, whatever the value's source.
+
+A value reaches audioprep as a command-line string, a YAML scalar from a
+``--config`` file or ``~/.config/dask``, or a ``DASK_AUDIOPREP__*``
+environment variable (which dask parses with ``ast.literal_eval``, so
+``false`` stays the string ``'false'``).  Each :class:`Rule` turns any of
+them into one normalized value or raises :class:`ParameterError` with the
+same line for the same value, so an option and a config key are refused
+alike.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .exceptions import ParameterError
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+class Invalid(ValueError):
+    """Raised by a rule's converter; the caller adds the setting's name and value."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How a setting's value is read: ``convert`` returns the normalized value or raises :class:`Invalid`."""
+
+    convert: Callable[[Any], Any]
+    text: str  # what the value must be, as a message says it
+    optional: bool = False  # None (YAML null) is allowed
+
+    def __call__(self, name: str, value, where: str = ""):
+        if value is None and self.optional:
+            return None
+        try:
+            if value is None:
+                raise Invalid
+            return self.convert(value)
+        except (Invalid, ValueError, TypeError, OverflowError):
+            rule = self.text + (" or null" if self.optional else "")
+            raise ParameterError(f"{name}={shown(value)} must be {rule}{f' ({where})' if where else ''}") from None
+
+
+def shown(value) -> str:
+    """A value as the user typed it, whether an option (always text) or a YAML / environment value gave it."""
+    if isinstance(value, str) and value and value == value.strip() and "\n" not in value:
+        return value
+    return repr(value)
+
+
+def _text(value) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    raise Invalid
+
+
+def whole(lo: int | None = None, hi: int | None = None, *, optional: bool = False) -> Rule:
+    """An integer in ``[lo, hi]``; an integral string counts, a bool or a float does not."""
+    def convert(value):
+        if isinstance(value, bool) or isinstance(value, float):
+            raise Invalid
+        if isinstance(value, str):
+            if not re.fullmatch(r"[+-]?\d+", value.strip()):
+                raise Invalid
+            value = int(value)
+        if not isinstance(value, int) or (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise Invalid
+        return value
+
+    bounds = f" >= {lo}" if hi is None and lo is not None else f" from {lo} to {hi}" if hi is not None else ""
+    return Rule(convert, f"a whole number{bounds}", optional)
+
+
+def number(*, above: float = 0.0) -> Rule:
+    """A finite number greater than ``above``."""
+    def convert(value):
+        if isinstance(value, bool):
+            raise Invalid
+        value = float(_text(value) if isinstance(value, str) else value)
+        if not math.isfinite(value) or value <= above:
+            raise Invalid
+        return value
+
+    return Rule(convert, f"a number > {above:g}")
+
+
+def flag() -> Rule:
+    """A yes/no setting: a YAML bool, or the words true/false, yes/no, on/off, 1/0 (any case)."""
+    def convert(value):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        word = _text(value).lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise Invalid
+
+    return Rule(convert, "true or false (yes/no, on/off and 1/0 are read the same way)")
+
+
+def size(*, minimum: int, auto: bool = False, optional: bool = False) -> Rule:
+    """A number of bytes (``2GiB``, ``500MB``, a plain integer) of at least ``minimum``; ``auto`` if allowed."""
+    from dask.utils import parse_bytes
+
+    def convert(value):
+        if auto and isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        if isinstance(value, bool) or isinstance(value, float):
+            raise Invalid
+        n = parse_bytes(_text(value) if isinstance(value, str) else value)
+        if n < minimum:
+            raise Invalid
+        return value.strip() if isinstance(value, str) else n
+
+    return Rule(convert, ("'auto' or " if auto else "") + f"a size of at least {minimum // 2**20} MiB "
+                                                          "(e.g. 2GiB, 500MB)", optional)
+
+
+def duration(*, optional: bool = False) -> Rule:
+    """A time span (``20s``, ``10m``, ``1h``, or seconds as a number) greater than zero."""
+    from dask.utils import parse_timedelta
+
+    def convert(value):
+        if isinstance(value, bool):
+            raise Invalid
+        seconds = parse_timedelta(_text(value) if isinstance(value, str) else value)
+        if seconds is None or not seconds > 0:
+            raise Invalid
+        return value.strip() if isinstance(value, str) else value
+
+    return Rule(convert, "a time span > 0 such as 30s, 10m or 1h", optional)
+
+
+def walltime() -> Rule:
+    """A batch job's walltime: ``[D-]HH:MM:SS``, ``HH:MM`` or minutes, as the schedulers take it."""
+    def convert(value):
+        text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+        if not text or not re.fullmatch(r"(\d+-)?\d+(:[0-5]?\d){0,2}", text) or not any(c != "0" for c in text
+                                                                                       if c.isdigit()):
+            raise Invalid
+        return text
+
+    return Rule(convert, "a walltime such as 01:00:00 (HH:MM:SS), 2-00:00:00 or 90 (minutes)")
+
+
+def text(*, optional: bool = False) -> Rule:
+    """A non-empty string without line breaks."""
+    def convert(value):
+        value = _text(value)
+        if not value or "\n" in value:
+            raise Invalid
+        return value
+
+    return Rule(convert, "a non-empty text", optional)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise Invalid
+    return int(text)
+
+
+def host_port() -> Rule:
+    """Where a service listens: ``HOST:PORT``, ``:PORT`` (every interface) or a port number; port 0 = any free."""
+    def convert(value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f":{_port(str(value))}"
+        value = _text(value)
+        host, sep, port = value.rpartition(":")
+        if not sep:
+            return f":{_port(value)}"
+        if host and not re.fullmatch(r"[A-Za-z0-9._\-\[\]:]+", host):
+            raise Invalid
+        _port(port)
+        return value
+
+    return Rule(convert, "HOST:PORT (e.g. 127.0.0.1:8787), :PORT or a port number")
+
+
+def choice_or_address(kinds) -> Rule:
+    """One of ``kinds``, or a scheduler address ``tcp://HOST:PORT`` / ``tls://HOST:PORT``."""
+    def convert(value):
+        value = _text(value)
+        if value.lower() in kinds:
+            return value.lower()
+        m = re.fullmatch(r"(tcp|tls)://([^/:\s]+|\[[0-9A-Fa-f:]+\]):(\d+)/?", value)
+        if not m:
+            raise Invalid
+        _port(m.group(3))
+        return value
+
+    return Rule(convert, f"one of {', '.join(kinds)}, or a scheduler address tcp://HOST:PORT")

@@ -1,0 +1,148 @@
+"""Every setting passes one check however it is given: an option, a --config file, the dask config, the environment.
+
+A refused value gives one line, the same line from every source, exit 1, and
+nothing is created.  The command line runs in this process (click's runner) for
+the matrix of sources; the environment is also tried in a real process, where
+dask itself reads ``DASK_AUDIOPREP__*``.
+"""
+
+import os
+import subprocess
+import sys
+
+import dask
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from pipeline import ParameterError
+from pipeline.cli import main
+from pipeline.params import Params
+
+
+def cli(*args, cfg=None, tmp_path=None):
+    """Run the command line in this process; return (exit code, stderr lines)."""
+    args = [str(a) for a in args]
+    if cfg is not None:
+        f = tmp_path / "run.yaml"
+        f.write_text(yaml.safe_dump(cfg))
+        args += ["--config", str(f)]
+    r = CliRunner().invoke(main, args)
+    return r.exit_code, [ln for ln in r.stderr.splitlines() if ln.strip()]
+
+
+# (option args, the same value as a config file's entry, the dask-config key or None, what the line says)
+CASES = [
+    (["--workers", "-3"], {"audioprep": {"workers": -3}}, "audioprep.workers", "workers=-3 must be a whole number"),
+    (["--workers", "abc"], {"audioprep": {"workers": "abc"}}, "audioprep.workers", "workers=abc must be"),
+    (["--cluster", "banana"], {"audioprep": {"cluster": "banana"}}, "audioprep.cluster",
+     "cluster=banana must be one of local, slurm"),
+    (["--dashboard-address", "banana"], {"audioprep": {"dashboard-address": "banana"}},
+     "audioprep.dashboard-address", "dashboard-address=banana must be HOST:PORT"),
+    (["--memory", "banana"], {"audioprep": {"jobqueue": {"memory": "banana"}}}, "audioprep.jobqueue.memory",
+     "memory=banana must be a size"),
+    (["--walltime", "banana"], {"audioprep": {"jobqueue": {"walltime": "banana"}}}, "audioprep.jobqueue.walltime",
+     "walltime=banana must be a walltime"),
+    (["--jobs", "0"], {"audioprep": {"jobs": 0}}, "audioprep.jobs", "jobs=0 must be a whole number >= 1"),
+    (["--lcn-sigma", "abc"], {"params": {"lcn_sigma": "abc"}}, None, "lcn_sigma=abc must be a number > 0"),
+    (["--nsamples", "1.5"], {"params": {"nsamples": 1.5}}, None, "nsamples=1.5 must be a whole number"),
+]
+
+
+@pytest.mark.parametrize("option, entry, key, says", CASES, ids=[c[3].split(" ")[0] for c in CASES])
+def test_a_bad_value_gives_the_same_line_from_every_source(option, entry, key, says, tmp_path):
+    out = tmp_path / "out"
+    got = {"option": cli("run", tmp_path, "-o", out, *option),
+           "config file": cli("run", tmp_path, "-o", out, cfg=entry, tmp_path=tmp_path)}
+    if key is not None:
+        value = option[1]
+        with dask.config.set({key: int(value) if value.lstrip("-").isdigit() else value}):
+            got["dask config"] = cli("run", tmp_path, "-o", out)
+    for source, (code, lines) in got.items():
+        assert code == 1, (source, lines)
+        assert len(lines) == 1 and says in lines[0], (source, lines)
+    assert len({tuple(lines) for _, lines in got.values()}) == 1, got
+    assert not out.exists()  # nothing created before the settings pass
+
+
+ENV_CASES = [
+    ({"DASK_AUDIOPREP__WORKERS": "-3"}, ["--workers", "-3"]),
+    ({"DASK_AUDIOPREP__MEMORY_LIMIT": "1kB"}, None),
+    ({"DASK_AUDIOPREP__CLIPS_IN_FLIGHT": "abc"}, None),
+    ({"DASK_AUDIOPREP__ALLOWED_FAILURES": "abc"}, None),
+    ({"DASK_AUDIOPREP__CLUSTERR": "slurm"}, None),
+    ({"DASK_AUDIOPREP__TLS": "maybe"}, ["--tls"]),
+]
+
+
+@pytest.mark.parametrize("env, option", ENV_CASES, ids=[next(iter(e)) for e, _ in ENV_CASES])
+def test_environment_settings_are_checked_before_anything_is_created(env, option, tmp_path):
+    """Before: a hang (workers -3, memory-limit 1kB), a traceback (exit 70), or a misspelt key ignored."""
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "pipeline", "run", str(tmp_path), "-o", str(out)],
+                       env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    assert not out.exists()
+    if option == ["--workers", "-3"]:  # the same line as the option
+        assert cli("run", tmp_path, "-o", out, *option)[1] == lines
+
+
+def test_misspelt_key_names_the_setting_it_resembles(tmp_path):
+    code, lines = cli("run", tmp_path, "-o", tmp_path / "o", cfg={"audioprep": {"clusterr": "slurm"}},
+                      tmp_path=tmp_path)
+    assert code == 1 and lines == ["error: audioprep.clusterr is not a setting; did you mean audioprep.cluster? "
+                                   "the settings are listed by 'audioprep config'"]
+
+
+@pytest.mark.parametrize("text, value", [("false", False), ("False", False), ("no", False), ("true", True),
+                                         ("on", True), (0, False)])
+def test_a_quoted_boolean_means_what_it_says(text, value):
+    """Before: lcn_log: "false" ran with log compression on."""
+    assert Params(lcn_log=text).lcn_log is value
+    assert Params.from_dict({"mono": text}).mono is value
+
+
+@pytest.mark.parametrize("field", ["lcn_log", "resample", "mono"])
+def test_a_boolean_that_is_not_one_is_refused(field):
+    with pytest.raises(ParameterError, match=rf"^{field}=maybe must be true or false"):
+        Params(**{field: "maybe"})
+
+
+def test_config_file_with_quoted_false_runs_without_log(tmp_path):
+    f = tmp_path / "run.yaml"
+    f.write_text('params: {lcn_log: "false"}\naudioprep: {tls: "no"}\n')
+    r = CliRunner().invoke(main, ["config", "--config", str(f)])
+    cfg = yaml.safe_load(r.stdout)
+    assert r.exit_code == 0 and cfg["params"]["lcn_log"] is False and cfg["audioprep"]["tls"] is False
+
+
+@pytest.mark.parametrize("cfg, says", [
+    ({"params": [1, 2]}, "params=[1, 2] must be a mapping"),
+    ({"audioprep": "slurm"}, "audioprep=slurm must be a mapping"),
+    ({"skip-bad": "perhaps"}, "skip-bad=perhaps must be true or false"),
+    ({"audioprep": {"adapt-min": 5, "adapt-max": 2}}, "adapt-min=5 must not exceed adapt-max=2"),
+])
+def test_malformed_config_files_are_one_line(cfg, says, tmp_path):
+    code, lines = cli("run", tmp_path, "-o", tmp_path / "o", cfg=cfg, tmp_path=tmp_path)
+    assert code == 1 and len(lines) == 1 and says in lines[0], lines
+    assert not (tmp_path / "o").exists()
+
+
+def test_job_script_with_a_bad_memory_is_one_line():
+    """Before: the script's temporary credential files printed three 'Exception ignored' tracebacks."""
+    p = subprocess.run([sys.executable, "-m", "pipeline", "cluster", "job-script", "--cluster", "slurm",
+                        "--memory", "banana"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1
+    assert p.stderr.splitlines() == ["error: memory=banana must be a size of at least 100 MiB (e.g. 2GiB, 500MB) "
+                                     "(--memory or audioprep.jobqueue.memory)"]
+
+
+def test_good_values_are_normalized_for_the_run():
+    from pipeline.config import resolve_settings
+
+    s = resolve_settings({"workers": "2", "cluster": "SLURM", "cores": "4"},
+                         {"audioprep": {"tls": "false", "jobqueue": {"walltime": "90"}}})
+    assert s.runtime["audioprep.workers"] == 2 and s.runtime["audioprep.cluster"] == "slurm"
+    assert s.runtime["audioprep.tls"] is False and s.runtime["audioprep.jobqueue.walltime"] == "90"
+    assert s.jobqueue == {"cores": 4, "walltime": "90"}
