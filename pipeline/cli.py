@@ -17,7 +17,7 @@ from . import __version__, config
 from .cluster import ClusterSpec
 from .cluster import job_script as make_job_script
 from .config import JOBQUEUE_KEYS
-from .exceptions import BadInputError, PipelineError, Terminated
+from .exceptions import BadInputError, IncompleteError, PipelineError, Terminated
 from .ingest import ingest as ingest_folder
 from .output import describe
 from .output.reader import slot_ranges
@@ -33,7 +33,7 @@ DEFAULT_DATA = Path("data")
 def _fail(exc: BaseException) -> None:
     for line in str(exc).splitlines() or [type(exc).__name__]:
         click.echo(f"error: {line}", err=True)
-    sys.exit(3 if isinstance(exc, BadInputError) else 1)
+    sys.exit(4 if isinstance(exc, IncompleteError) else 3 if isinstance(exc, BadInputError) else 1)
 
 
 def _terminate(signum, frame):
@@ -140,13 +140,19 @@ def _setup_logging(verbose: int) -> None:
 
     The spawned worker processes inherit the environment variables set here.
     """
-    dask_level = ["error", "info", "debug"][min(verbose, 2)]
+    # Without -v, Dask's own error lines stay out too: audioprep says what failed in its own words, and a
+    # request from anyone to the dashboard (a bad URL) must not write tornado's traceback into the run's log.
+    dask_level = ["critical", "info", "debug"][min(verbose, 2)]
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", dask_level)
     os.environ["AUDIOPREP_VERBOSE"] = str(verbose)
-    dask.config.set({"logging.distributed": dask_level})
+    quiet = dask_level if verbose else "critical"
+    # Read as distributed is imported (after this): its defaults would let tornado.application's errors through.
+    dask.config.set({"logging": {"distributed": dask_level, "tornado": "critical", "tornado.application": quiet,
+                                 "bokeh": quiet}})
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
-    logging.getLogger("distributed").setLevel(level if verbose else logging.ERROR)
+    for name in ("distributed", "tornado", "bokeh"):
+        logging.getLogger(name).setLevel(level if verbose else logging.CRITICAL)
     # Warnings (a busy dashboard port, ...) go to logging, shown with -v.
     logging.captureWarnings(True)
     logging.getLogger("py.warnings").setLevel(logging.WARNING if verbose else logging.ERROR)

@@ -224,6 +224,39 @@ def _release_credential_files(cluster) -> None:
             value.close()
 
 
+#: A local cluster's scratch folder in the temporary directory: ``audioprep-dask-<host>-<pid>-<random>``.
+SCRATCH_PREFIX = "audioprep-dask-"
+
+
+def remove_stale_scratch() -> None:
+    """Remove this user's scratch folders whose run is gone (``kill -9`` leaves them) on this host.
+
+    Only folders (not links) owned by this user, named for this host and a
+    process that no longer exists, are removed.
+    """
+    import re
+
+    pattern = re.compile(re.escape(SCRATCH_PREFIX + socket.gethostname()) + r"-(\d+)-[^/]+")
+    with contextlib.suppress(OSError), os.scandir(tempfile.gettempdir()) as it:
+        for entry in it:
+            m = pattern.fullmatch(entry.name)
+            if not m or not entry.is_dir(follow_symlinks=False):
+                continue
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid() or _alive(int(m.group(1))):
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Connection:
     """A client on the cluster of ``spec`` (``with Connection(spec) as conn: conn.client``); closes what it created.
 
@@ -266,7 +299,8 @@ class Connection:
 
         spec = self.spec
         if kind == "local" and spec.local_directory is None:
-            scratch = tempfile.mkdtemp(prefix="audioprep-dask-")
+            remove_stale_scratch()
+            scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{socket.gethostname()}-{os.getpid()}-")
             self._stack.callback(shutil.rmtree, scratch, ignore_errors=True)
             spec = dataclasses.replace(spec, local_directory=scratch)
         if kind != "local":
@@ -358,7 +392,10 @@ class Starter:
 
             conn.client.register_plugin(Warmup(self.params))
         except BaseException as e:
-            self._error = ClusterError(f"the workers could not get ready ({type(e).__name__}: {e})")
+            self._error = ClusterError(
+                f"the workers could not get ready ({type(e).__name__}: {e}); a worker that dies while importing "
+                f"and planning the CQT is usually out of memory (memory-limit {setting('memory-limit')} a "
+                "worker; one needs about 300 MB): raise audioprep.memory-limit or give fewer --workers")
 
     def wait(self, progress: bool = False) -> None:
         """Wait for an early start to finish; raise what it raised."""

@@ -63,3 +63,8 @@ class BadInputError(PipelineError):
         elif hint:
             lines.append(hint)
         super().__init__("\n".join(lines))
+
+
+class IncompleteError(BadInputError):
+    """Clips the run could not compute for reasons of the run (a worker killed, out of memory, a lost
+    connection), not of their data: they are not stored as bad, and the next run computes them again."""

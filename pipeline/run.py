@@ -22,7 +22,8 @@ import numpy as np
 from .cluster import ClusterSpec, Starter
 from .config import setting
 from .dataset import open_index, preflight, shown
-from .exceptions import BadInputError, ParameterError, PipelineError, Problem, StorageError, StoreError, Terminated
+from .exceptions import (BadInputError, IncompleteError, ParameterError, PipelineError, Problem, StorageError,
+                         StoreError, Terminated)
 from .graph import ClipTask, Target, plan_tasks, run_task, task_key
 from .output import OutputFolder, zarr_store
 from .output.files import is_storage_error
@@ -69,7 +70,8 @@ class _Computed:
 
     computed: int = 0
     bytes_written: int = 0
-    failures: list = field(default_factory=list)  # [(ClipRef, reason)]
+    failures: list = field(default_factory=list)  # [(ClipRef, reason)]: the clip's own data is bad
+    unfinished: list = field(default_factory=list)  # [(ClipRef, reason)]: the run failed it (a worker killed, ...)
     dashboard: str | None = None
     workers: list = field(default_factory=list)
 
@@ -132,6 +134,8 @@ def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwr
                 result.up_to_date = True
                 _account(result, out.hdf5_attrs(), resumed=None)
                 result.seconds = time.perf_counter() - t0
+                if not out.summary_path.exists():  # the run that made audio.hdf5 was stopped before writing it
+                    out.write_summary(result.to_json())
                 return result
             out.check_space(params, index)
             root = out.store(index, params, expected, overwrite=overwrite)
@@ -159,14 +163,21 @@ def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwr
                     raise
                 result.computed, result.bytes_written = got.computed, got.bytes_written
                 result.dashboard, result.workers = got.dashboard, got.workers
+                listed = [Problem(r.name, why) for r, why in got.failures + got.unfinished]
                 if got.failures and not skip_bad:
-                    raise BadInputError([Problem(r.name, why) for r, why in got.failures],
-                                        f"{len(got.failures)} clip(s) failed; the other clips are saved in "
-                                        f"{out.zarr_path}: fix the bad clips and run again, or add --skip-bad")
+                    zarr_store.write_valid(root)
+                    raise BadInputError(listed, f"{len(got.failures)} clip(s) failed; the other clips are saved in "
+                                                f"{out.zarr_path}: fix the bad clips and run again, or add "
+                                                "--skip-bad")
                 zarr_store.mark_bad(root, [_bad(ref.g, ref.c, ref.name, why) for ref, why in got.failures])
                 for ref, _ in got.failures:
                     slots.zero(ref.g, ref.c)  # a failed attempt may have written part of its slot
                 zarr_store.write_valid(root)
+                if got.unfinished:  # not the clips' fault: not stored as bad, so the next run computes them
+                    raise IncompleteError(listed, f"{len(got.unfinished)} clip(s) not computed because of the run, "
+                                                  f"not their data; the other clips are saved in {out.zarr_path}: "
+                                                  "run the same command again to compute them (give the workers "
+                                                  "more memory, or fewer workers, if they ran out)")
                 zarr_store.consolidate_metadata(out.zarr_path)
                 echo(f"consolidating {out.zarr_path} -> {out.hdf5_path}")
                 t1 = time.perf_counter()
@@ -252,8 +263,9 @@ def _reason(exc: BaseException) -> str:
         return exc.problems[0].reason
     name = type(exc).__name__
     if name == "KilledWorker":
-        return "killed its worker process on every attempt (crash or out of memory); not retried further"
-    return f"{name}: {exc}".strip()
+        return (f"killed its worker process on every attempt ({int(setting('allowed-failures')) + 1}): out of "
+                f"memory (memory-limit {setting('memory-limit')} a worker) or a crash")
+    return f"failed in the run ({name}: {exc})".strip()
 
 
 def _compute(todo, copies, index, params, target, starter, progress, echo) -> _Computed:
@@ -321,7 +333,7 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
                         retry.extend(ClipTask(task_key("retry", [ref], index.labels), "clips", (ref,))
                                      for ref in task.refs)
                     else:
-                        got.failures.append((task.refs[0], _reason(value)))
+                        got.unfinished.append((task.refs[0], _reason(value)))
                         bar.update(1)
                 if storage_error is not None:
                     cl.cancel(list(done_iter.futures))

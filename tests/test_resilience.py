@@ -179,11 +179,13 @@ def test_full_disk_is_a_clear_error_and_the_store_resumes(tiny_dataset, small_pa
     assert_matches_reference(small_disk / "audio.hdf5", reference_folder(tiny_dataset, Nsamples=SMALL["nsamples"]))
 
 
-def test_clip_that_keeps_killing_workers_is_reported_bad_not_retried_forever(tmp_path):
+def test_clip_that_keeps_killing_workers_is_not_stored_and_the_next_run_computes_it(tmp_path):
     """A 1024-channel WAV (libsndfile's most), which --mono must decode to down-mix: its clip's 540 MB
     of samples exceed the workers' memory limit (400 MiB), and the nanny kills each worker that takes it.
 
-    (A long file no longer does: --resample decodes only the span a clip keeps.)"""
+    The run, not the clip's data, failed it: it is not stored as bad (before, it was, for good, and the
+    next run said "up to date"); the run exits 4 naming it, and the next run, given the memory, computes
+    it and keeps the others.  (A long file no longer does: --resample decodes only the span a clip keeps.)"""
     import numpy as np
     import soundfile as sf
 
@@ -195,12 +197,19 @@ def test_clip_that_keeps_killing_workers_is_reported_bad_not_retried_forever(tmp
         block = np.tile((0.1 * np.sin(np.arange(22050) / 7)).astype(np.float32)[:, None], (1, 1024))
         for _ in range(nsamples // 22050 + 1):
             f.write(block)
+    args = [sys.executable, "-m", "pipeline", "run", str(root), "-o", str(tmp_path / "out"), "--mono",
+            "--nsamples", str(nsamples), "--skip-bad", "--workers", "2"]
     env = {**os.environ, "DASK_AUDIOPREP__MEMORY_LIMIT": "400MiB", "DASK_AUDIOPREP__ALLOWED_FAILURES": "1"}
-    p = subprocess.run([sys.executable, "-m", "pipeline", "run", str(root), "-o", str(tmp_path / "out"),
-                        "--mono", "--nsamples", str(nsamples), "--skip-bad", "--workers", "2"],
-                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    p = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert p.returncode == 4, p.stderr
+    assert f"error: {bomb}: killed its worker process on every attempt (2): out of memory" in p.stderr
+    assert "1 clip(s) not computed because of the run" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "out" / "audio.hdf5").exists()
+    done = sorted(q.name for q in (tmp_path / "out" / "audio.zarr" / "done").glob("c.*"))
+    assert done == ["c.0.0", "c.0.2"]
+    env["DASK_AUDIOPREP__MEMORY_LIMIT"] = "3GiB"
+    p = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert p.returncode == 0, p.stderr
-    assert f"{bomb}: killed its worker process on every attempt" in p.stderr
-    assert "Traceback" not in p.stderr
+    assert "1 clips computed (2 resumed, 0 bad, 0 missing) of 3" in p.stdout
     arrays, _ = read_hdf5(tmp_path / "out" / "audio.hdf5")
-    assert arrays["valid"].tolist() == [[True, False, True]]
+    assert arrays["valid"].tolist() == [[True, True, True]]

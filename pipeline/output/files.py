@@ -119,6 +119,20 @@ def check_space(folder, params, ngenres: int, nclips: int) -> None:
                          "(plus the Zarr store); free space or choose a larger disk with -o")
 
 
+def remove_if_only_lock(folder) -> None:
+    """Remove ``folder`` if it holds nothing but the lock (and an empty log folder): a run that created it
+    and wrote nothing into it leaves nothing behind."""
+    folder = Path(folder)
+    with contextlib.suppress(OSError):
+        logs = folder / layout.LOG_DIR
+        if logs.is_dir() and not logs.is_symlink() and not any(logs.iterdir()):
+            logs.rmdir()
+        if set(os.listdir(folder)) <= {layout.LOCK_NAME}:
+            with contextlib.suppress(FileNotFoundError):
+                (folder / layout.LOCK_NAME).unlink()
+            folder.rmdir()
+
+
 class OutputLock:
     """An exclusive lock on an output folder, held by one run at a time.
 

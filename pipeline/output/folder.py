@@ -29,14 +29,24 @@ class OutputFolder:
 
     @contextlib.contextmanager
     def open(self):
-        """Check the folder is writable, hold its lock, and clear what killed runs left."""
+        """Check the folder is writable, hold its lock, and clear what killed runs left.
+
+        A folder this run created is removed again if the run ends before writing anything into it
+        (refused for want of space, a cluster that cannot start, Ctrl-C).
+        """
+        created = not self.path.exists()
         files.check_writable(self.path)
         with files.OutputLock(self.path):
             for name in (layout.HDF5_NAME, layout.ZARR_NAME, layout.SUMMARY_NAME, layout.CONFIG_NAME):
                 files.remove_partials(self.path, name)
             for stale in self.path.glob(layout.CREDENTIALS_PREFIX + "*"):  # of a run that was killed
                 files.discard(stale)
-            yield self
+            try:
+                yield self
+            except BaseException:
+                if created:
+                    files.remove_if_only_lock(self.path)
+                raise
 
     def up_to_date(self, expected: dict, *, overwrite: bool) -> bool:
         """True if ``audio.hdf5`` exists and was made from the same input and parameters.

@@ -1,0 +1,116 @@
+"""What a stopped or refused run leaves behind, and what reaches the run's output from outside.
+
+Real runs in their own process groups (as a terminal runs them), stopped by
+real signals; the dashboard is requested over real HTTP.
+"""
+
+import json
+import os
+import pwd
+import signal
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+from helpers import assert_same_output
+from test_faults import audioprep, finished, lines, start, wait_until
+
+from pipeline import StoreError
+from pipeline.run import run
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_killed_runs_scratch_folder_is_removed_by_the_next_run(full_clips, undisturbed, tmp_path):
+    """Before: kill -9 left /tmp/audioprep-dask-* for ever."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {"TMPDIR": str(tmp)}
+    out = tmp_path / "out"
+    proc = start([full_clips, "-o", out, "--workers", "2", "-q"], tmp_path, env=env)
+    wait_until(lambda: finished(out) >= 1, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = list(tmp.glob("audioprep-dask-*"))
+    assert len(killed) == 1
+    host = socket.gethostname()
+    alive = tmp / f"audioprep-dask-{host}-{os.getpid()}-live"  # a run still going: kept
+    alive.mkdir()
+    other = tmp / f"audioprep-dask-{host}-{killed[0].name.split('-')[-2]}-other"  # another user's: kept
+    other.mkdir()
+    nobody = pwd.getpwnam("nobody")
+    os.chown(other, nobody.pw_uid, nobody.pw_gid)
+    code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", "-q", cwd=tmp_path, env=env)
+    assert code == 0, text
+    assert sorted(p.name for p in tmp.glob("audioprep-dask-*")) == sorted([alive.name, other.name])
+    assert_same_output(out / "audio.hdf5", undisturbed)
+
+
+def test_summary_lost_to_a_stop_after_the_rename_is_written_by_the_next_run(tiny_dataset, tmp_path):
+    """Before: a Ctrl-C between the rename of audio.hdf5 and the summary left no audio.summary.json for
+    good, since every later run was 'up to date'."""
+    from conftest import SMALL
+
+    out = tmp_path / "out"
+    args = ("run", tiny_dataset, "-o", out, "--nsamples", SMALL["nsamples"], "--workers", "1")
+    code, text = audioprep(*args, cwd=tmp_path)
+    assert code == 0, text
+    first = json.loads((out / "audio.summary.json").read_text())
+    (out / "audio.summary.json").unlink()  # where a stop at that moment leaves the folder
+    code, text = audioprep(*args, cwd=tmp_path)
+    assert code == 0 and "is up to date" in text
+    again = json.loads((out / "audio.summary.json").read_text())
+    assert again["clips"] == first["clips"] == 6 and again["bad"] == first["bad"] == []
+    assert again["up_to_date"] is True and again["hdf5_path"] == first["hdf5_path"]
+
+
+def test_space_refusal_leaves_no_new_folder(tiny_dataset, small_params, client, small_disk):
+    """Before: the refusal left a new folder holding .audioprep.lock."""
+    out = small_disk / "new"
+    with pytest.raises(StoreError, match=r"has 1\.\d MB free but audio.hdf5 needs"):
+        run(tiny_dataset, out, small_params, client=client)
+    assert not out.exists()
+    kept = small_disk / "kept"  # a folder the user made is left as it was
+    kept.mkdir()
+    with pytest.raises(StoreError):
+        run(tiny_dataset, kept, small_params, client=client)
+    assert kept.is_dir()
+
+
+def test_dashboard_requests_from_others_write_nothing_into_the_run_output(full_clips, tmp_path):
+    """Before: GET /json/identity.json from any local user printed tornado's 'Uncaught exception' traceback
+    into the run's output (a way to flood a batch log)."""
+    out = tmp_path / "out"
+    proc = start([full_clips, "-o", out, "--workers", "2", "--dashboard-address", "127.0.0.1:0"], tmp_path)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("dashboard: "):
+            break
+    assert seen and seen[-1].startswith("dashboard: "), seen
+    base = seen[-1].split()[1].rsplit("/", 1)[0]
+    answered = 0
+    for _ in range(5):
+        for path in ("/json/identity.json", "/sitemap.json", "/no-such-page", "/status"):
+            try:
+                urllib.request.urlopen(base + path, timeout=10).read()
+                answered += 1
+            except urllib.error.HTTPError:
+                answered += 1
+    assert answered == 20  # the dashboard was up and answered every request
+    rest, _ = proc.communicate(timeout=300)
+    text = "".join(seen) + rest
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text and "Uncaught exception" not in text and "tornado" not in text, text
+    assert [ln for ln in lines(text) if ln.startswith(("ERROR", "WARNING", "error"))] == []
+
+
+def test_a_worker_dying_while_it_gets_ready_is_one_line_about_memory(tiny_dataset, tmp_path):
+    """A memory limit below what a worker needs to import and plan the CQT: one line naming the limit."""
+    out = tmp_path / "out"
+    code, text = audioprep("run", tiny_dataset, "-o", out, "--workers", "1", "-q", cwd=tmp_path,
+                           env={"DASK_AUDIOPREP__MEMORY_LIMIT": "110MiB"})
+    assert code == 1
+    assert len(lines(text)) == 1 and "memory-limit 110MiB a worker" in text, text
+    assert not out.exists()
