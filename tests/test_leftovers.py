@@ -108,8 +108,11 @@ def test_dashboard_requests_from_others_write_nothing_into_the_run_output(full_c
 
 def test_a_worker_dying_while_it_gets_ready_is_one_line_about_memory(tiny_dataset, tmp_path):
     """A memory limit below what a worker needs to import and plan the CQT: one line naming the limit."""
+    from conftest import SMALL
+
     out = tmp_path / "out"
-    code, text = audioprep("run", tiny_dataset, "-o", out, "--workers", "1", "-q", cwd=tmp_path,
+    code, text = audioprep("run", tiny_dataset, "-o", out, "--workers", "1", "-q", "--nsamples", SMALL["nsamples"],
+                           cwd=tmp_path,
                            env={"DASK_AUDIOPREP__MEMORY_LIMIT": "110MiB"})
     assert code == 1
     assert len(lines(text)) == 1 and "memory-limit 110MiB a worker" in text, text
