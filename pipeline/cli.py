@@ -17,7 +17,7 @@ from . import __version__, config
 from .cluster import ClusterSpec
 from .cluster import job_script as make_job_script
 from .config import JOBQUEUE_KEYS
-from .exceptions import BadInputError, IncompleteError, PipelineError, Terminated
+from .exceptions import BadInputError, IncompleteError, PipelineError, Terminated, escaped
 from .ingest import ingest as ingest_folder
 from .output import describe
 from .output.reader import slot_ranges
@@ -250,7 +250,10 @@ def _print_summary(res, quiet: bool) -> None:
     if res.bad:
         click.echo(f"{len(res.bad)} bad clip(s), zero-filled and flagged invalid:", err=True)
         for line in res.bad:
-            click.echo(f"  {line}", err=True)
+            click.echo(f"  {escaped(line)}", err=True)
+    if res.empty_genres:
+        click.echo(f"no valid clip in {len(res.empty_genres)} genre(s): {', '.join(res.empty_genres)} (every slot "
+                   "bad or missing: zero and flagged invalid)", err=True)
     if res.missing and not quiet:
         click.echo(f"{len(res.missing)} missing slot(s) of genres with fewer clips (--pad), zero-filled and "
                    f"flagged invalid: {slot_ranges(res.missing)}", err=True)

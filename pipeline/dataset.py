@@ -22,12 +22,13 @@ import hashlib
 import json
 import os
 import stat
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .exceptions import BadInputError, Problem
+from .exceptions import BadInputError, Problem, escaped
 from .params import Params
 
 GTZAN_ATTRS = ("Ngenres", "Nclips", "sr", "Nsamples")
@@ -69,8 +70,13 @@ def is_audio_name(name: str) -> bool:
 
 
 def shown(path) -> str:
-    """A path as a message shows it, whatever bytes its name holds."""
-    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+    """A path as a message shows it, whatever bytes its name holds (control characters escaped)."""
+    return escaped(os.fsencode(str(path)).decode("utf-8", "backslashreplace"))
+
+
+def label(name: str) -> str:
+    """A genre name as a label: NFC, so a folder named on macOS (NFD) and the same name typed are one genre."""
+    return unicodedata.normalize("NFC", name)
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,20 @@ class DatasetIndex:
         """The slots no clip fills (genres with fewer clips, allowed by ``--pad``), as ``(g, c)``."""
         present = {(r.g, r.c) for r in self.clips}
         return [(g, c) for g in range(self.ngenres) for c in range(self.nclips) if (g, c) not in present]
+
+    def stamps(self) -> dict:
+        """Each input file's identity, ``{name relative to the input: [size, mtime_ns]}`` (None if unreadable):
+        saved with the store, so that a later run names the files that changed."""
+        out = {}
+        for ref in self.clips:
+            key = ref.rel if ref.column is None else Path(ref.source).name
+            if key not in out:
+                try:
+                    st = os.stat(ref.source)
+                    out[key] = [st.st_size, st.st_mtime_ns]
+                except OSError:
+                    out[key] = None
+        return out
 
     def fingerprint(self) -> str:
         """Digest of what the input is: its path, kind, and each slot's file identity."""
@@ -203,9 +223,20 @@ def _index_folder(root: Path) -> DatasetIndex:
         loose = sum(is_audio_name(e.name) and not _is_dir(e) for e in entries)  # audio files beside the genres
         raise BadInputError([Problem(shown(root), _no_clips(genres, loose))], _did_you_mean(root, genres, loose))
     nclips = max(len(n) for n in files.values())
-    clips = [ClipRef(g, c, genre, str(root / genre / name), rel=f"{genre}/{name}")
+    by_label = {}
+    for genre in genres:
+        by_label.setdefault(label(genre), []).append(genre)
+    for name, folders in by_label.items():
+        if len(folders) > 1:  # e.g. café written once in NFC and once in NFD (as macOS writes it)
+            problems.append(Problem(shown(root), f"genre folders {' and '.join(repr(f) for f in folders)} have the "
+                                                 f"same name {name!r} once Unicode-normalized (NFC); merge or "
+                                                 "rename them"))
+    genres = [folders[0] for folders in by_label.values()]
+    genres.sort(key=label)
+    clips = [ClipRef(g, c, label(genre), str(root / genre / name), rel=f"{genre}/{name}")
              for g, genre in enumerate(genres) for c, name in enumerate(files[genre])]
-    return DatasetIndex(str(root.resolve()), "folder", tuple(genres), nclips, clips, problems, ignored)
+    return DatasetIndex(str(root.resolve()), "folder", tuple(label(g) for g in genres), nclips, clips, problems,
+                        ignored)
 
 
 def _is_dir(entry) -> bool:
@@ -254,7 +285,8 @@ def _index_manifest(path: Path, path_column: str | None, label_column: str | Non
     hint = "fix the manifest: a header row, then one row per clip with its path and its label"
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
+            text = f.read()
+        rows = list(csv.reader(text.splitlines(), _dialect(text)))
     except UnicodeDecodeError as e:
         raise BadInputError([Problem(str(path), f"not UTF-8 text ({e.reason} at byte {e.start})")], hint) from None
     except (OSError, csv.Error) as e:
@@ -266,7 +298,7 @@ def _index_manifest(path: Path, path_column: str | None, label_column: str | Non
     cols = []
     for given, names, kind in ((path_column, PATH_COLUMNS, "path"), (label_column, LABEL_COLUMNS, "label")):
         wanted = [given] if given else list(names)
-        found = [i for w in wanted for i, h in enumerate(header) if h.lower() == w.lower()]
+        found = [i for w in wanted for i, h in enumerate(header) if _column_key(h) == _column_key(w)]
         if not found:
             what = f"no column {given!r}" if given else f"no {kind} column (looked for {', '.join(names)})"
             raise BadInputError([Problem(str(path), f"has {what}; its columns: {', '.join(header)}")],
@@ -281,13 +313,13 @@ def _index_manifest(path: Path, path_column: str | None, label_column: str | Non
         if not all(cells):
             problems.append(Problem(f"{path}:{n}", f"empty {'path' if not cells[0] else 'label'}"))
             continue
-        rel, label = cells
+        rel, name = cells
         full = os.path.normpath(base / rel)
         if full in rows_of:
             problems.append(Problem(f"{path}:{n}", f"{rel} is listed twice (rows {rows_of[full]} and {n})"))
             continue
         rows_of[full] = n
-        by_label.setdefault(label, []).append((full, rel))
+        by_label.setdefault(label(name), []).append((full, rel))
     if problems:
         raise BadInputError(problems, hint)
     if not by_label:
@@ -297,9 +329,25 @@ def _index_manifest(path: Path, path_column: str | None, label_column: str | Non
         raise BadInputError([Problem(str(path), f"none of the {len(listed)} paths it lists exists relative to its "
                                                 f"folder {base} (e.g. {listed[0][1]})")], _where_are_they(base, listed))
     labels = tuple(sorted(by_label))
-    clips = [ClipRef(g, c, label, full, rel=rel)
-             for g, label in enumerate(labels) for c, (full, rel) in enumerate(by_label[label])]
+    clips = [ClipRef(g, c, name, full, rel=rel)
+             for g, name in enumerate(labels) for c, (full, rel) in enumerate(by_label[name])]
     return DatasetIndex(str(path.resolve()), "manifest", labels, max(len(v) for v in by_label.values()), clips)
+
+
+def _column_key(name: str) -> str:
+    """A column name as it is compared: case, spaces, underscores and hyphens do not count (``File Path``
+    is ``file_path``)."""
+    return "".join(ch for ch in unicodedata.normalize("NFC", name).casefold() if ch not in " _-\t")
+
+
+def _dialect(text: str):
+    """The CSV dialect of a manifest: its delimiter (``,``, ``;`` as spreadsheets write it in much of Europe,
+    a tab or ``|``) detected from its first lines; a plain comma-separated file if nothing else fits."""
+    sample = "\n".join(text.splitlines()[:50])
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|")
+    except csv.Error:
+        return csv.excel
 
 
 def _where_are_they(base: Path, listed: list) -> str:
@@ -411,8 +459,8 @@ def check_clip(ref: ClipRef, params: Params) -> str | None:
         return "empty file (0 bytes)"
     try:
         info = sf.info(ref.source)
-    except Exception as e:  # libsndfile says why in its own words
-        return f"not a decodable audio file ({_short(e)})"
+    except Exception as e:  # libsndfile says why in its own words, when it says anything useful
+        return undecodable(ref.source, e)
     if info.format == "RAW":
         return _NO_HEADER
     return _check_format(info.samplerate, info.channels, info.frames, params)
@@ -478,6 +526,30 @@ def _check_hdf5_clip(ref: ClipRef, params: Params) -> str | None:
     with h5py.File(ref.source, "r") as f:
         sr, ns = int(f.attrs["sr"]), int(f.attrs["Nsamples"])
     return _check_format(sr, 1, ns, params)
+
+
+def undecodable(path: str, e: Exception) -> str:
+    """Why libsndfile could not open the regular file ``path``, in words about the file.
+
+    libsndfile's own text is kept when it names the problem; it is dropped when
+    it is empty or says the file does not exist (it does: it was checked).
+    """
+    text = _short(e)
+    empty = text.endswith(":") or "does not exist or is not a regular file" in text
+    try:
+        with open(path, "rb") as f:
+            head = f.read(10)
+        size = os.path.getsize(path)
+    except OSError:
+        head, size = b"", 0
+    if head[:3] == b"ID3" and len(head) == 10:
+        tag = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
+        if size - tag < 128:  # nothing but the tag (and at most an ID3v1 trailer)
+            return f"holds an ID3 tag ({tag} bytes) but no audio: an MP3 without MPEG frames"
+        return f"an MP3 whose audio cannot be decoded ({'no MPEG frame found' if empty else text})"
+    if empty:
+        return "not a decodable audio file (its content is no audio format libsndfile reads)"
+    return f"not a decodable audio file ({text})"
 
 
 def _short(e: Exception) -> str:

@@ -40,6 +40,15 @@ class Terminated(BaseException):
     """
 
 
+def escaped(text: str) -> str:
+    """``text`` with its control characters (a newline in a file name, ...) escaped, so that it prints as one
+    line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One bad clip (or bad part of the input): where it is and what is wrong."""
@@ -48,7 +57,7 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
+        return f"{escaped(self.path)}: {escaped(self.reason)}"
 
 
 class BadInputError(PipelineError):

@@ -5,6 +5,8 @@ matplotlib is an optional extra (``pip install 'audioprep[plot]'``).
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 
 from .exceptions import PipelineError
@@ -43,9 +45,10 @@ def show_clip(path, *, genre: str, clip: int, stream: int = 0, seconds: float = 
 def _clip_figure(plt, src, path, genre, clip, stream, seconds):
     a = src.attrs
     labels = list(a["labels"])
-    if genre not in labels:
+    keys = [unicodedata.normalize("NFC", x) for x in labels]
+    if unicodedata.normalize("NFC", genre) not in keys:
         raise PipelineError(f"--genre {genre!r} is not in {path}; choose one of {', '.join(labels)}")
-    g = labels.index(genre)
+    g = keys.index(unicodedata.normalize("NFC", genre))
     nclips = int(a["Nclips"])
     if not 0 <= clip < nclips:
         raise PipelineError(f"--clip {clip} is out of range; {path} holds clips 0 to {nclips - 1}")
@@ -110,21 +113,26 @@ def _summary_figure(plt, src, path):
     arr = src.array("Xs")
     valid = np.asarray(src.array("valid")[...]) if "valid" in src.names else np.ones(arr.shape[:2], bool)
     ns = arr.shape[-1]
-    mean = np.zeros((ns, len(labels)))
+    mean = np.full((ns, len(labels)), np.nan)  # a genre with no valid clip stays empty (NaN: not drawn)
     for g in range(len(labels)):
         acc, n = np.zeros(ns), 0
         for c in range(arr.shape[1]):
             if valid[g, c]:
                 acc += np.asarray(arr[g, c], dtype=np.float64).mean(axis=(0, 1))
                 n += 1
-        mean[:, g] = acc / max(n, 1)
-    db = 20 * np.log10(np.maximum(mean, mean.max() * 1e-5 if mean.max() > 0 else 1e-10) /
-                       (mean.max() if mean.max() > 0 else 1.0))
+        if n:
+            mean[:, g] = acc / n
+    top = np.nanmax(mean) if np.isfinite(mean).any() and np.nanmax(mean) > 0 else 1.0
+    db = 20 * np.log10(np.maximum(mean, top * 1e-5) / top)
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels) + 2), 6))
-    im = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", interpolation="nearest")
+    im = ax.imshow(np.ma.masked_invalid(db), origin="lower", aspect="auto", cmap="magma", interpolation="nearest")
     fig.colorbar(im, ax=ax, label="mean level, dB (re max)")
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=45, ha="right")
+    empty = [g for g in range(len(labels)) if not np.isfinite(mean[:, g]).any()]
+    ax.set_xticklabels([f"{x}\n(no valid clip)" if g in empty else x for g, x in enumerate(labels)],
+                       rotation=45, ha="right")
+    for g in empty:
+        ax.text(g, ns / 2, "no valid clip", rotation=90, ha="center", va="center", color="0.4")
     ticks, ticklabels = _octave_ticks(a)
     ax.set_yticks(ticks)
     ax.set_yticklabels(ticklabels, fontsize=8)

@@ -23,7 +23,7 @@ from .cluster import ClusterSpec, Starter
 from .config import setting
 from .dataset import open_index, preflight, shown
 from .exceptions import (BadInputError, IncompleteError, ParameterError, PipelineError, Problem, StorageError,
-                         StoreError, Terminated)
+                         StoreError, Terminated, escaped)
 from .graph import ClipTask, Target, plan_tasks, run_task, task_key
 from .output import OutputFolder, zarr_store
 from .output.files import is_storage_error
@@ -44,6 +44,7 @@ class RunResult:
     bad: list = field(default_factory=list)  # "path: reason" per bad clip (zero-filled, invalid)
     missing: list = field(default_factory=list)  # "genre[clip]" per slot no clip fills (--pad)
     ignored: list = field(default_factory=list)  # input entries that are not clips, relative to the input
+    empty_genres: list = field(default_factory=list)  # genres left with no valid clip (all bad or missing)
     seconds: float = 0.0
     bytes_written: int = 0  # array bytes this run's tasks wrote
     hdf5_bytes: int = 0
@@ -130,7 +131,7 @@ def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwr
             starter.wait(progress)  # a cluster that cannot start fails here, before any file is written
             created = datetime.now(timezone.utc).isoformat(timespec="seconds")
             expected = make_attrs(index, params, created=created)
-            if out.up_to_date(expected, overwrite=overwrite):
+            if out.up_to_date(expected, overwrite=overwrite, index=index):
                 result.up_to_date = True
                 _account(result, out.hdf5_attrs(), resumed=None)
                 result.seconds = time.perf_counter() - t0
@@ -210,7 +211,7 @@ def _check_outdir(input_path, outdir) -> None:
 def ignored_line(ignored: list, first: int = 10) -> str:
     """The one line naming the entries of the input that are not clips (the first ``first`` of them)."""
     more = f", and {len(ignored) - first} more (listed in the run summary)" if len(ignored) > first else ""
-    return f"ignored {len(ignored)} non-audio file(s): {', '.join(ignored[:first])}{more}"
+    return f"ignored {len(ignored)} non-audio file(s): {', '.join(escaped(x) for x in ignored[:first])}{more}"
 
 
 def _bad(g: int, c: int, path: str, reason: str, missing: bool = False) -> dict:
@@ -229,6 +230,10 @@ def _account(result: RunResult, attrs: dict, *, resumed: int | None) -> None:
     result.missing = [f"{labels[b['genre']]}[{b['clip']}]" for b in entries if b.get("missing")]
     invalid = len(result.bad) + len(result.missing)
     result.resumed = result.clips - invalid - result.computed if resumed is None else resumed
+    per_genre = collections.Counter(int(b["genre"]) for b in entries)
+    result.empty_genres = [labels[g] for g in sorted(per_genre) if per_genre[g] >= int(attrs.get("Nclips", 0))]
+
+
 def _cannot_write(out, reason: str) -> StoreError:
     """The one line for a storage failure, whichever process met it (a worker, the HDF5 writer, the driver)."""
     return StoreError(f"cannot write to {out.path} ({reason}); the finished clips are kept in {out.zarr_path}: "

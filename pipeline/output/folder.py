@@ -48,7 +48,19 @@ class OutputFolder:
                     files.remove_if_only_lock(self.path)
                 raise
 
-    def up_to_date(self, expected: dict, *, overwrite: bool) -> bool:
+    def _mismatch(self, attrs: dict, expected: dict, index) -> str | None:
+        """Why an output cannot serve this run (:func:`layout.mismatch`), naming the input files that changed."""
+        why = layout.mismatch(attrs, expected)
+        if why is None or attrs.get("input_fingerprint") == expected["input_fingerprint"] or index is None:
+            return why
+        try:
+            old = json.loads((self.zarr_path / layout.INPUTS_NAME).read_text())
+        except (OSError, ValueError):
+            return why
+        changed = layout.changed_files(old, index.stamps())
+        return f"{why}: {changed}" if changed else why
+
+    def up_to_date(self, expected: dict, *, overwrite: bool, index=None) -> bool:
         """True if ``audio.hdf5`` exists and was made from the same input and parameters.
 
         Raises :class:`StoreError` if it exists for another run (unless ``overwrite``)
@@ -61,7 +73,7 @@ class OutputFolder:
         except OSError as e:
             raise StoreError(f"{self.hdf5_path} exists but cannot be read ({hdf5.describe_error(e)}; is another "
                              "program writing it?); close that program, or use --overwrite to replace it") from None
-        why = layout.mismatch(attrs, expected)
+        why = self._mismatch(attrs, expected, index)
         if why is None:
             return True
         raise StoreError(f"{self.hdf5_path} exists and {why}; use --overwrite to replace it, or -o another folder")
@@ -81,7 +93,7 @@ class OutputFolder:
                 attrs = dict(root.attrs)
             except StoreError:
                 attrs = {}
-            why = layout.mismatch(attrs, expected)
+            why = self._mismatch(attrs, expected, index)
             if why is not None:
                 raise StoreError(f"{self.zarr_path} exists and {why}; use --overwrite to start it again, "
                                  "or -o another folder")

@@ -20,6 +20,9 @@ SUMMARY_NAME = "audio.summary.json"
 CONFIG_NAME = "audio.config.yaml"
 LOCK_NAME = ".audioprep.lock"
 LOG_DIR = "logs"
+#: In ``audio.zarr``'s ``source`` array folder (where Zarr readers do not look): each input file's size and
+#: mtime when the store was made (:meth:`DatasetIndex.stamps`), so a later run names the files that changed.
+INPUTS_NAME = "source/stamps.json"
 #: A batch cluster's per-run credentials: a 0700 folder of 0600 files, removed when the run ends.
 CREDENTIALS_PREFIX = ".audioprep-credentials-"
 
@@ -130,9 +133,20 @@ def mismatch(attrs: dict, expected: dict) -> str | None:
     if attrs.get("input_path") != expected["input_path"]:
         return f"it was made from other input ({attrs.get('input_path')})"
     if attrs.get("input_fingerprint") != expected["input_fingerprint"]:
-        return (f"it was made from the same input folder ({attrs.get('input_path')}) when its files were "
-                "different (files added, removed or changed since)")
+        return (f"it was made from the same input ({attrs.get('input_path')}) when its files were different "
+                "(files added, removed or changed since)")
     return None
+
+
+def changed_files(old: dict, new: dict, first: int = 3) -> str:
+    """The input files that differ between two :meth:`DatasetIndex.stamps`, as a message names them."""
+    parts = []
+    for word, names in (("changed", [k for k in new if k in old and old[k] != new[k]]),
+                        ("added", [k for k in new if k not in old]), ("removed", [k for k in old if k not in new])):
+        if names:
+            more = f" and {len(names) - first} more" if len(names) > first else ""
+            parts.append(f"{word} {', '.join(names[:first])}{more}")
+    return "; ".join(parts)
 
 
 def store_token(attrs: dict) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -169,11 +170,12 @@ def _select(n_or_sel, size, names=None, what="genres"):
             raise PipelineError(f"{what}={n_or_sel} must be between 1 and {size}")
         return slice(0, int(n_or_sel))
     out = []
+    keys = [unicodedata.normalize("NFC", n) for n in names or []]  # 'café' typed finds a genre of any form
     for v in n_or_sel:
         if isinstance(v, str):
-            if names is None or v not in names:
+            if unicodedata.normalize("NFC", v) not in keys:
                 raise PipelineError(f"{what}: unknown name {v!r}; known: {', '.join(names or [])}")
-            out.append(names.index(v))
+            out.append(keys.index(unicodedata.normalize("NFC", v)))
         else:
             if not 0 <= int(v) < size:
                 raise PipelineError(f"{what}: index {v} out of range 0..{size - 1}")

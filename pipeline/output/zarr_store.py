@@ -78,6 +78,7 @@ def create_store(path, index, params: Params, attrs: dict):
         for name in (*params.datasets, "valid"):
             root[name].attrs["coordinates"] = layout.auxiliary(name, coords)
         root.attrs.update(attrs)
+        (Path(tmp) / layout.INPUTS_NAME).write_text(json.dumps(index.stamps()))
     return zarr.open_group(str(path), mode="r+")
 
 

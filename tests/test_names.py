@@ -1,0 +1,162 @@
+"""Inputs as users have them: spreadsheet manifests, odd file and genre names, broken MP3s, changed files,
+a genre left with no valid clip.  Real files, real runs on the session's LocalCluster."""
+
+import os
+import shutil
+import struct
+import unicodedata
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import SMALL, SMALL_SECONDS
+from test_cli import audioprep
+
+from pipeline import BadInputError, StoreError
+from pipeline.dataset import open_index, preflight
+from pipeline.output import to_matrix
+from pipeline.params import Params
+from pipeline.run import run
+from pipeline.synth import synth_dataset
+
+SR = 22050
+NFC, NFD = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+TINY = Params(nsamples=2048, datasets=("Xa",))
+
+
+def _errors(p):
+    return [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+
+
+def _clip(path, seed, seconds=0.2):
+    rng = np.random.default_rng(seed)
+    sf.write(path, (0.1 * rng.standard_normal(int(SR * seconds))).astype(np.float32), SR, subtype="PCM_16")
+
+
+# -- manifests from spreadsheets ---------------------------------------------------------------------------
+
+def test_semicolon_manifest_with_spreadsheet_headers_is_read(tmp_path):
+    """Before: 'has no path column ... its columns: file_path;category' (Excel's CSV in much of Europe)."""
+    for c, genre in enumerate(["rock", "jazz", "rock"]):
+        _clip(tmp_path / f"t{c}.wav", c)
+    m = tmp_path / "m.csv"
+    m.write_text("File Path;Category\nt0.wav;rock\nt1.wav;jazz\nt2.wav;rock\n", encoding="utf-8")
+    index = open_index(m, pad=True)
+    assert index.labels == ("jazz", "rock") and [r.rel for r in index.clips] == ["t1.wav", "t0.wav", "t2.wav"]
+    # a column named as the user sees it, in any case, with spaces or underscores
+    m.write_text("ID;File Path;Genre Top\n1;t0.wav;rock\n2;t1.wav;jazz\n", encoding="utf-8")
+    for given in ("file_path", "FILE PATH", "File-Path"):
+        index = open_index(m, pad=True, path_column=given, label_column="genre_top")
+        assert [r.rel for r in index.clips] == ["t1.wav", "t0.wav"]
+    tab = tmp_path / "t.tsv.csv"
+    tab.write_text("path\tlabel\nt0.wav\trock\n", encoding="utf-8")
+    assert [r.rel for r in open_index(tab).clips] == ["t0.wav"]
+
+
+def test_a_manifest_failure_is_one_error_line(tmp_path):
+    m = tmp_path / "m.csv"
+    m.write_text("track;duration;style\nt0.wav;30;rock\n", encoding="utf-8")
+    p = audioprep("run", m, "-o", tmp_path / "o", check=False, cwd=tmp_path)
+    assert p.returncode == 3
+    assert _errors(p) == [f"error: {m}: has no path column (looked for path, filepath, file_path, filename, file, "
+                          "audio, audio_path); its columns: track, duration, style; name the path column with "
+                          "--path-column"]
+    assert p.stderr.count("\n") == 1
+
+
+# -- names ----------------------------------------------------------------------------------------------------
+
+def test_a_newline_in_a_file_name_prints_as_one_line(tmp_path):
+    root = tmp_path / "in"
+    (root / "rock").mkdir(parents=True)
+    (root / "rock" / "bad\nname.wav").write_bytes(b"")
+    p = audioprep("run", root, "-o", tmp_path / "o", "--nsamples", "2048", check=False, cwd=tmp_path)
+    assert p.returncode == 3
+    assert _errors(p) == [f"error: {root}/rock/bad\\nname.wav: empty file (0 bytes); 1 problem(s) in {root}; fix "
+                          "or remove the bad clips, or run with --skip-bad to go on without them"]
+    assert p.stderr.count("\n") == 1
+
+
+def test_nfc_and_nfd_folders_of_one_name_are_refused(tmp_path):
+    root = tmp_path / "in"
+    for name in (NFC, NFD):
+        (root / name).mkdir(parents=True)
+        _clip(root / name / "a.wav", 1)
+    with pytest.raises(BadInputError, match=r"genre folders .* have the same name 'café' once Unicode-normalized"):
+        index = open_index(root)
+        raise BadInputError(preflight(index, TINY))
+
+
+def test_an_nfd_genre_is_found_by_its_typed_name(tmp_path, client):
+    """Before: a folder named on macOS (NFD) was a genre that 'café' typed (NFC) did not find."""
+    root = tmp_path / "in"
+    for name in (NFD, "rock"):
+        (root / name).mkdir(parents=True)
+        _clip(root / name / "a.wav", len(name))
+    res = run(root, tmp_path / "o", TINY, client=client)
+    assert res.computed == 2
+    with h5py.File(tmp_path / "o" / "audio.hdf5") as f:
+        labels = [x.decode() for x in f.attrs["labels"]]
+        assert labels == [NFC, "rock"]  # stored in NFC
+        assert f["source"].asstr()[0, 0] == f"{NFD}/a.wav"  # the file is named as it is on disk
+    got = to_matrix(tmp_path / "o" / "audio.hdf5", "Xa", genres=[NFC])
+    want = to_matrix(tmp_path / "o" / "audio.hdf5", "Xa", genres=[0])
+    assert got.shape[0] > 0 and np.array_equal(got, want)
+    assert np.array_equal(to_matrix(tmp_path / "o" / "audio.hdf5", "Xa", genres=[NFD]), want)
+
+
+# -- messages -------------------------------------------------------------------------------------------------
+
+def _id3_tag() -> bytes:
+    text = b"Only a title"
+    frame = b"TIT2" + struct.pack(">I", len(text) + 1) + b"\x00\x00\x00" + text
+    n = len(frame)
+    return b"ID3\x03\x00\x00" + bytes([(n >> 21) & 0x7F, (n >> 14) & 0x7F, (n >> 7) & 0x7F, n & 0x7F]) + frame
+
+
+def test_an_mp3_holding_only_an_id3_tag_says_so(tmp_path):
+    """Before: 'File does not exist or is not a regular file (possibly a pipe?)'."""
+    root = tmp_path / "in"
+    (root / "rock").mkdir(parents=True)
+    (root / "rock" / "tag.mp3").write_bytes(_id3_tag())
+    (root / "rock" / "junk.mp3").write_bytes(b"not audio at all " * 40)
+    problems = {os.path.basename(p.path): p.reason for p in preflight(open_index(root), TINY)}
+    assert problems["tag.mp3"] == "holds an ID3 tag (33 bytes) but no audio: an MP3 without MPEG frames"
+    assert "does not exist" not in problems["junk.mp3"] and problems["junk.mp3"].startswith("not a decodable")
+
+
+def test_a_changed_input_file_is_named(tmp_path, client):
+    root = synth_dataset(tmp_path / "in", genres=2, clips=2, seconds=SMALL_SECONDS, seed=3)
+    params = Params(**SMALL, datasets=("Xa",))
+    run(root, tmp_path / "o", params, client=client)
+    changed = root / "blues" / "blues.00001.au"
+    y, _ = sf.read(changed, dtype="float32")
+    sf.write(changed, y * 0.5, SR, format="AU", subtype="PCM_16")
+    os.utime(changed, ns=(1, 1))
+    shutil.copy(root / "blues" / "blues.00000.au", root / "classical" / "classical.00002.au")
+    with pytest.raises(StoreError, match=r"made from the same input .* when its files were different \(files "
+                                         r"added, removed or changed since\): changed blues/blues.00001.au; added "
+                                         r"classical/classical.00002.au; use --overwrite"):
+        run(root, tmp_path / "o", params, client=client, pad=True)
+
+
+# -- a genre with no valid clip --------------------------------------------------------------------------------
+
+def test_a_genre_left_without_valid_clips_is_said_and_drawn_empty(tmp_path):
+    pytest.importorskip("matplotlib")
+    from pipeline.plot import show_summary
+
+    root = synth_dataset(tmp_path / "in", genres=3, clips=2, seconds=SMALL_SECONDS, seed=8)
+    for f in (root / "classical").iterdir():
+        f.write_bytes(b"")  # every clip of one genre is bad
+    p = audioprep("run", root, "-o", tmp_path / "o", "--skip-bad", "--nsamples", SMALL["nsamples"],
+                  "--datasets", "Xs", "--workers", "1", cwd=tmp_path)
+    assert "no valid clip in 1 genre(s): classical (every slot bad or missing: zero and flagged invalid)" \
+        in p.stderr.splitlines()
+    fig = show_summary(tmp_path / "o" / "audio.hdf5")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["blues", "classical\n(no valid clip)", "country"]
+    image = ax.get_images()[0].get_array()
+    assert image.mask[:, 1].all() and not image.mask[:, [0, 2]].any()  # the column is left empty
+    assert image.max() == 0.0 and image.min() > -101  # the other genres keep the scale to themselves
