@@ -109,6 +109,7 @@ class DatasetIndex:
     clips: list = field(default_factory=list)
     problems: list = field(default_factory=list)  # found while scanning
     ignored: list = field(default_factory=list)  # entries of a folder that are not clips, relative to it
+    samples: np.ndarray | None = None  # each slot's own samples [shape=(genres, clips)], set by preflight
 
     @property
     def ngenres(self) -> int:
@@ -448,22 +449,37 @@ def _index_hdf5(path: Path) -> DatasetIndex:
 
 def check_clip(ref: ClipRef, params: Params) -> str | None:
     """The reason ``ref`` is a bad clip, from its header alone; None if it looks fine."""
+    return inspect_clip(ref, params)[0]
+
+
+def inspect_clip(ref: ClipRef, params: Params) -> tuple:
+    """``(reason, samples)`` from ``ref``'s header alone: why it is a bad clip (None if it looks fine), and
+    how many of its ``Nsamples`` slot samples are its own (:func:`clip_samples`; 0 for a bad clip)."""
     if ref.column is not None:
         return _check_hdf5_clip(ref, params)
     import soundfile as sf
 
     why = _not_a_file(ref.source)
     if why:
-        return why
+        return why, 0
     if os.path.getsize(ref.source) == 0:
-        return "empty file (0 bytes)"
+        return "empty file (0 bytes)", 0
     try:
         info = sf.info(ref.source)
     except Exception as e:  # libsndfile says why in its own words, when it says anything useful
-        return undecodable(ref.source, e)
+        return undecodable(ref.source, e), 0
     if info.format == "RAW":
-        return _NO_HEADER
-    return _check_format(info.samplerate, info.channels, info.frames, params)
+        return _NO_HEADER, 0
+    reason = _check_format(info.samplerate, info.channels, info.frames, params)
+    return reason, 0 if reason else clip_samples(info.frames, info.samplerate, params)
+
+
+def clip_samples(frames: int, rate: int, params: Params) -> int:
+    """How many samples of an ``Nsamples`` slot a clip of ``frames`` samples at ``rate`` fills (the rest is
+    zero with ``pad_short``): ``frames``, or as many as resampling to ``sr`` gives (librosa: the ceiling of
+    ``frames * sr / rate``), at most ``Nsamples``."""
+    n = frames if rate == params.sr else -(-frames * params.sr // rate)
+    return int(min(n, params.nsamples))
 
 
 def _not_a_file(path: str) -> str | None:
@@ -506,14 +522,22 @@ def _check_format(rate: int, channels: int, frames: int, params: Params) -> str 
         needs.append(f"sr={params.sr}")
         fixes.append("--resample")
     seconds = frames / rate if rate else 0.0
-    if (int(frames * params.sr / rate) if rate else 0) < params.nsamples:
+    short = (int(frames * params.sr / rate) if rate else 0) < params.nsamples
+    if frames <= 0:
+        found.append("no samples (an empty recording)")
+        needs.append("at least one sample")
+    elif short and not params.pad_short:
         found.append(f"{seconds:.2f} s long ({frames} samples at {rate} Hz)")
         needs.append(f"at least Nsamples={params.nsamples} samples at {params.sr} Hz "
                      f"({params.nsamples / params.sr:.2f} s)")
+        fixes.append("--pad-short")
     if not found:
         return None
     text = f"{_and(found)}; needs {_and(needs)}"
-    return text + (f" (use {' '.join(fixes)})" if fixes else "")
+    if not fixes:
+        return text
+    shorter = " to keep it zero-padded, or a smaller --nsamples" if "--pad-short" in fixes else ""
+    return text + f" (use {' '.join(fixes)}{shorter})"
 
 
 def _and(items: list) -> str:
@@ -525,7 +549,8 @@ def _check_hdf5_clip(ref: ClipRef, params: Params) -> str | None:
 
     with h5py.File(ref.source, "r") as f:
         sr, ns = int(f.attrs["sr"]), int(f.attrs["Nsamples"])
-    return _check_format(sr, 1, ns, params)
+    reason = _check_format(sr, 1, ns, params)
+    return reason, 0 if reason else clip_samples(ns, sr, params)
 
 
 def undecodable(path: str, e: Exception) -> str:
@@ -562,16 +587,19 @@ def preflight(index: DatasetIndex, params: Params, *, progress: bool = False) ->
     from tqdm.auto import tqdm
 
     problems = list(index.problems)
+    index.samples = np.zeros((index.ngenres, index.nclips), dtype=np.int64)
     if index.kind == "hdf5" and index.clips:
-        reason = _check_hdf5_clip(index.clips[0], params)  # one header for all clips
+        reason, n = _check_hdf5_clip(index.clips[0], params)  # one header for all clips
         if reason:
             problems.append(Problem(index.path, reason))
+        for ref in index.clips:
+            index.samples[ref.g, ref.c] = n
         return problems
     known = {p.path for p in problems}
     for ref in tqdm(index.clips, desc="checking", unit="clip", disable=not progress, leave=False):
         if shown(ref.source) in known:
             continue
-        reason = check_clip(ref, params)
+        reason, index.samples[ref.g, ref.c] = inspect_clip(ref, params)
         if reason:
             problems.append(Problem(shown(ref.source), reason))
     return problems
@@ -612,7 +640,8 @@ def load_clip(ref: ClipRef, params: Params) -> np.ndarray:
     y = y.T  # (channels, samples)
     if channels > 1:
         y = y.mean(axis=0, keepdims=True)
-    return _to_nsamples(y[0], rate, params, shown(ref.source), "(the file is truncated or corrupt)")
+    return _to_nsamples(y[0], rate, params, shown(ref.source), "(the file is truncated or corrupt)",
+                        frames=f.frames)
 
 
 def decode_frames(rate: int, params: Params) -> int:
@@ -635,14 +664,18 @@ def _load_hdf5(ref: ClipRef, params: Params) -> np.ndarray:
     try:
         with h5py.File(ref.source, "r") as f:
             rate = int(f.attrs["sr"])
-            y = f[ref.genre][:decode_frames(rate, params), ref.column]
+            d = f[ref.genre]
+            y = d[:decode_frames(rate, params), ref.column]
+            frames = d.shape[0]
     except Exception as e:
         raise BadInputError([Problem(ref.name, f"reading failed ({_short(e)})")]) from None
-    return _to_nsamples(y, rate, params, ref.name)
+    return _to_nsamples(y, rate, params, ref.name, frames=frames)
 
 
-def _to_nsamples(y: np.ndarray, rate: int, params: Params, name: str, why: str = "") -> np.ndarray:
-    """Resample a mono clip decoded at ``rate`` to ``params.sr`` if needed, then keep ``Nsamples`` samples."""
+def _to_nsamples(y: np.ndarray, rate: int, params: Params, name: str, why: str = "", *,
+                 frames: int) -> np.ndarray:
+    """Resample a mono clip decoded at ``rate`` to ``params.sr`` if needed, then keep ``Nsamples`` samples
+    (zero-padded to them with ``pad_short`` if the clip, ``frames`` long by its header, is shorter)."""
     y = np.asarray(y, dtype=np.float32)
     finite = np.isfinite(y[: decode_frames(rate, params)])
     if not finite.all():
@@ -653,6 +686,12 @@ def _to_nsamples(y: np.ndarray, rate: int, params: Params, name: str, why: str =
         import librosa
 
         y = librosa.resample(y, orig_sr=rate, target_sr=params.sr)
+    if params.pad_short and y.shape[0] < params.nsamples:
+        expected = clip_samples(frames, rate, params)
+        if y.shape[0] < expected:  # the slot's recorded length (its header's) must be the truth
+            raise BadInputError([Problem(name, f"decoded {y.shape[0]} samples where its header promises "
+                                               f"{expected} {why}".rstrip())])
+        y = np.concatenate([y[:expected], np.zeros(params.nsamples - expected, dtype=y.dtype)])
     if y.shape[0] < params.nsamples:
         raise BadInputError([Problem(name, f"decoded {y.shape[0]} samples, needs at least "
                                            f"Nsamples={params.nsamples} {why}".rstrip())])

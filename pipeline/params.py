@@ -86,6 +86,8 @@ class Params:
     resample: bool = _param(False, "resample clips at another rate to sr instead of rejecting them", doc="bool",
                             ingest=True)
     mono: bool = _param(False, "down-mix multi-channel clips instead of rejecting them", doc="bool", ingest=True)
+    pad_short: bool = _param(False, "zero-pad clips shorter than nsamples instead of rejecting them (each "
+                                    "slot's true length is the 'samples' coordinate)", doc="bool")
 
     def __post_init__(self):
         # Every value passes its type's rule (a config file's "false" is False, "abc" is refused), and types are

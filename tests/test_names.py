@@ -160,3 +160,38 @@ def test_a_genre_left_without_valid_clips_is_said_and_drawn_empty(tmp_path):
     image = ax.get_images()[0].get_array()
     assert image.mask[:, 1].all() and not image.mask[:, [0, 2]].any()  # the column is left empty
     assert image.max() == 0.0 and image.min() > -101  # the other genres keep the scale to themselves
+
+
+# -- short clips ----------------------------------------------------------------------------------------------
+
+def test_short_clips_kept_zero_padded_with_their_true_length(tmp_path, client):
+    """Before: a short clip could only be rejected, and once --mono --resample was given its message named
+    no way out.  --pad-short keeps it, zero-padded; ``samples`` records each slot's own length."""
+    import librosa
+    from reference import reference_clip
+
+    root = tmp_path / "in"
+    rng = np.random.default_rng(4)
+    lengths = {("jazz", "a.wav"): 44100 * 1, ("jazz", "b.wav"): 44100 * 5, ("rock", "c.wav"): 12345,
+               ("rock", "d.wav"): 44100 * 6}
+    for (genre, name), n in lengths.items():
+        (root / genre).mkdir(parents=True, exist_ok=True)
+        sf.write(root / genre / name, 0.1 * rng.standard_normal((n, 2)), 44100, subtype="PCM_16")
+    nsamples = SMALL["nsamples"]  # the frame counts the original slicing assumes
+    params = Params(nsamples=nsamples, mono=True, resample=True)
+    problems = preflight(open_index(root), params)
+    assert [os.path.basename(p.path) for p in problems] == ["a.wav", "c.wav"]
+    assert problems[0].reason.endswith("(use --pad-short to keep it zero-padded, or a smaller --nsamples)")
+
+    run(root, tmp_path / "o", params.replace(pad_short=True), client=client)
+    with h5py.File(tmp_path / "o" / "audio.hdf5") as f:
+        assert f["samples"][...].tolist() == [[22050, nsamples], [6173, nsamples]]
+        assert f["valid"][...].all()
+        for g, genre in enumerate(("jazz", "rock")):
+            for c, name in enumerate(sorted(n for gg, n in lengths if gg == genre)):
+                y, rate = sf.read(root / genre / name, dtype="float32")  # the plain way: read, mix, resample, pad
+                y = librosa.resample(y.mean(axis=1), orig_sr=rate, target_sr=SR)[:nsamples]
+                y = np.concatenate([y, np.zeros(nsamples - len(y), np.float32)])
+                xa, xs, _ = reference_clip(y, Nsamples=nsamples)
+                assert np.array_equal(f["Xa"][g, c], xa), (genre, name)
+                assert np.abs(f["Xs"][g, c] - xs).max() <= 1e-5 * np.abs(xs).max(), (genre, name)

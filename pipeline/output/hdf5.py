@@ -185,15 +185,19 @@ def finish(slots: Slots, zarr_path, hdf5_path) -> int:
     attrs = dict(root.attrs)
     valid = np.asarray(root["valid"][...], dtype=bool)
     sources = np.asarray(root[layout.SOURCE][...]).astype(object)
+    lengths = np.asarray(root[layout.SAMPLES][...], dtype=np.int64)
     try:
         with h5py.File(slots.path, "r+") as f:
             names = [n for n in slots.offsets]
             coords = layout.coordinates(attrs, [*names, "valid"])
             scales = write_coordinates(f, coords)
-            src = f.create_dataset(layout.SOURCE, data=sources, dtype=h5py.string_dtype("utf-8"))
-            src.attrs["long_name"] = layout.SOURCE_DOC
-            for i, dim in enumerate(layout.dims(layout.SOURCE)):
-                src.dims[i].attach_scale(scales[dim])
+            for name, data, doc in ((layout.SOURCE, sources, layout.SOURCE_DOC),
+                                    (layout.SAMPLES, lengths, layout.SAMPLES_DOC)):
+                d = f.create_dataset(name, data=data, dtype=h5py.string_dtype("utf-8") if data.dtype == object
+                                     else data.dtype)
+                d.attrs["long_name"] = doc
+                for i, dim in enumerate(layout.dims(name)):
+                    d.dims[i].attach_scale(scales[dim])
             for n in names:
                 label(f[n], n, scales, coords)
             label(f.create_dataset("valid", data=valid), "valid", scales, coords)

@@ -27,22 +27,33 @@ INPUTS_NAME = "source/stamps.json"
 CREDENTIALS_PREFIX = ".audioprep-credentials-"
 
 #: Written into both stores; an output of another format is never resumed.
-FORMAT = "audioprep-3"  # 2: per-slot source array, UTF-8 labels; 3: flat chunk keys, contiguous HDF5
+FORMAT = "audioprep-4"  # 2: per-slot source array, UTF-8 labels; 3: flat chunk keys, contiguous HDF5; 4: samples
 
 #: The per-clip arrays besides the datasets: ``valid`` in both stores, ``done`` in Zarr only (the resume record).
 FLAGS = ("valid", "done")
 #: The per-slot provenance array: each slot's file relative to the input (``""`` for a missing slot).
 SOURCE = "source"
 SOURCE_DOC = "the clip's file relative to the input, or its gtzan.hdf5 column; empty for a missing slot"
+#: The per-slot length: how many of the slot's Nsamples samples are the clip's own (the rest is --pad-short's
+#: zeros); 0 for a bad or missing slot.
+SAMPLES = "samples"
+SAMPLES_DOC = "samples of the slot that are the clip's own (at sr); the rest, up to Nsamples, is zero padding"
+#: The per-slot coordinates, in the order readers show them.
+SLOT_COORDS = (SOURCE, SAMPLES)
 
 
 def dims(name: str) -> tuple:
     """Dimension names of array ``name`` (a dataset or a per-clip flag)."""
-    if name in FLAGS or name == SOURCE:
+    if name in FLAGS or name in SLOT_COORDS:
         return ("genre", "clip")
     if name not in DATASETS:
         raise KeyError(name)
     return ("genre", "clip", "frame", "overlap", "sample" if name == "Xa" else "bin")
+
+
+#: How frames line up in time (the CQT is centred on its hop).
+TIME_DOC = ("start of the frame's na samples in Xa, and centre of the frame's CQT column in Xs and Xn "
+            "(the CQT is centred: column t covers t*na/sr seconds +- half its filter length)")
 
 
 def coordinates(attrs: dict, names) -> dict:
@@ -67,7 +78,8 @@ def coordinates(attrs: dict, names) -> dict:
         "clip": (("clip",), np.arange(nclips), {}),
         "frame": (("frame",), np.arange(nframes), {}),
         "overlap": (("overlap",), np.array([0, 1]), {}),
-        "time": (("frame", "overlap"), start[:, None] + np.array([0.0, na / 2 / sr])[None, :], {"units": "s"}),
+        "time": (("frame", "overlap"), start[:, None] + np.array([0.0, na / 2 / sr])[None, :],
+                 {"units": "s", "long_name": TIME_DOC}),
         "sample": (("sample",), np.arange(na), {}),
         "bin": (("bin",), np.arange(ns), {}),
         "frequency": (("bin",), freqs, {"units": "Hz"}),
@@ -85,7 +97,7 @@ def auxiliary(name: str, coords: dict) -> str:
     :data:`SOURCE` is one of them: xarray and netCDF readers show each slot's file beside its arrays.
     """
     names = [k for k, (d, _, _) in coords.items() if d != (k,) and set(d) <= set(dims(name))]
-    return " ".join([*names, SOURCE])
+    return " ".join([*names, *SLOT_COORDS])
 
 
 def software_versions() -> dict:

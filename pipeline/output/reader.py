@@ -63,6 +63,10 @@ class OutputReader:
         values = a.asstr()[...] if self.kind == "hdf5" else a[...]
         return np.asarray(values, dtype=object)
 
+    def samples(self) -> np.ndarray:
+        """Each slot's own samples (``samples``; the rest is zero padding) [shape=(genres, clips)]."""
+        return np.asarray(self._root[layout.SAMPLES][...], dtype=np.int64)
+
     def dask_array(self, name):
         import dask.array as da
 
@@ -89,9 +93,12 @@ def open_dataset(path):
     ``bin`` (``Xs``, ``Xn``). Coordinates: ``genre`` (labels), ``clip``,
     ``frame``, ``time`` (frame start in seconds, per frame and overlap),
     ``overlap`` (0 aligned, 1 shifted by ``na // 2``), ``frequency`` (bin centres
-    in Hz) and ``note`` (bin note names), ``sample``, and ``source`` (each
-    slot's file relative to the input, ``""`` for a missing slot).  ``valid``
-    flags the clips.
+    in Hz) and ``note`` (bin note names), ``sample``, ``source`` (each
+    slot's file relative to the input, ``""`` for a missing slot) and
+    ``samples`` (how many of a slot's samples are the clip's own; the rest is
+    ``--pad-short``'s zeros).  ``valid`` flags the clips.  ``time`` is the start
+    of an ``Xa`` frame and the centre of an ``Xs``/``Xn`` frame (the CQT is
+    centred).
 
     Examples
     --------
@@ -107,6 +114,8 @@ def open_dataset(path):
     data = {name: (layout.dims(name), src.dask_array(name)) for name in src.names}
     coords = {k: xr.Variable(d, v, attrs=at) for k, (d, v, at) in layout.coordinates(a, src.names).items()}
     coords[layout.SOURCE] = xr.Variable(layout.dims(layout.SOURCE), src.sources())
+    coords[layout.SAMPLES] = xr.Variable(layout.dims(layout.SAMPLES), src.samples(),
+                                         attrs={"long_name": layout.SAMPLES_DOC})
     ds = xr.Dataset(data, coords=coords, attrs={k: v for k, v in a.items() if k != "labels"})
     ds.set_close(src.close)
     return ds

@@ -69,6 +69,10 @@ def create_store(path, index, params: Params, attrs: dict):
                                 dimension_names=layout.dims(layout.SOURCE), chunk_key_encoding=flat)
         src[...] = index.sources()
         src.attrs["long_name"] = layout.SOURCE_DOC
+        lengths = root.create_array(layout.SAMPLES, shape=(G, C), dtype="int64", chunks=(G, C), fill_value=0,
+                                    dimension_names=layout.dims(layout.SAMPLES), chunk_key_encoding=flat)
+        lengths[...] = slot_samples(index, params)
+        lengths.attrs["long_name"] = layout.SAMPLES_DOC
         coords = layout.coordinates(attrs, [*params.datasets, "valid"])
         for name, (dims, values, extra) in coords.items():
             a = root.create_array(name, shape=values.shape, dtype=str if values.dtype == object else values.dtype,
@@ -80,6 +84,16 @@ def create_store(path, index, params: Params, attrs: dict):
         root.attrs.update(attrs)
         (Path(tmp) / layout.INPUTS_NAME).write_text(json.dumps(index.stamps()))
     return zarr.open_group(str(path), mode="r+")
+
+
+def slot_samples(index, params: Params) -> np.ndarray:
+    """Each slot's own samples as pre-flight found them (Nsamples for a clip it did not look at)."""
+    if index.samples is not None:
+        return np.asarray(index.samples, dtype=np.int64)
+    out = np.zeros((index.ngenres, index.nclips), dtype=np.int64)
+    for ref in index.clips:
+        out[ref.g, ref.c] = params.nsamples
+    return out
 
 
 def open_store(path, mode="r"):
