@@ -33,6 +33,7 @@ class Rule:
     convert: Callable[[Any], Any]
     text: str  # what the value must be, as a message says it
     optional: bool = False  # None (YAML null) is allowed
+    metavar: str = "TEXT"  # what a command-line option's help shows for its value
 
     def __call__(self, name: str, value, where: str = ""):
         if value is None and self.optional:
@@ -73,7 +74,7 @@ def whole(lo: int | None = None, hi: int | None = None, *, optional: bool = Fals
         return value
 
     bounds = f" >= {lo}" if hi is None and lo is not None else f" from {lo} to {hi}" if hi is not None else ""
-    return Rule(convert, f"a whole number{bounds}", optional)
+    return Rule(convert, f"a whole number{bounds}", optional, "INTEGER")
 
 
 def number(*, above: float = 0.0) -> Rule:
@@ -86,7 +87,7 @@ def number(*, above: float = 0.0) -> Rule:
             raise Invalid
         return value
 
-    return Rule(convert, f"a number > {above:g}")
+    return Rule(convert, f"a number > {above:g}", metavar="FLOAT")
 
 
 def flag() -> Rule:
@@ -121,7 +122,7 @@ def size(*, minimum: int, auto: bool = False, optional: bool = False) -> Rule:
         return value.strip() if isinstance(value, str) else n
 
     return Rule(convert, ("'auto' or " if auto else "") + f"a size of at least {minimum // 2**20} MiB "
-                                                          "(e.g. 2GiB, 500MB)", optional)
+                                                          "(e.g. 2GiB, 500MB)", optional, "SIZE")
 
 
 def duration(*, optional: bool = False) -> Rule:
@@ -136,7 +137,7 @@ def duration(*, optional: bool = False) -> Rule:
             raise Invalid
         return value.strip() if isinstance(value, str) else value
 
-    return Rule(convert, "a time span > 0 such as 30s, 10m or 1h", optional)
+    return Rule(convert, "a time span > 0 such as 30s, 10m or 1h", optional, "DURATION")
 
 
 def walltime() -> Rule:
@@ -148,7 +149,7 @@ def walltime() -> Rule:
             raise Invalid
         return text
 
-    return Rule(convert, "a walltime such as 01:00:00 (HH:MM:SS), 2-00:00:00 or 90 (minutes)")
+    return Rule(convert, "a walltime such as 01:00:00 (HH:MM:SS), 2-00:00:00 or 90 (minutes)", metavar="HH:MM:SS")
 
 
 def text(*, optional: bool = False) -> Rule:
@@ -182,7 +183,7 @@ def host_port() -> Rule:
         _port(port)
         return value
 
-    return Rule(convert, "HOST:PORT (e.g. 127.0.0.1:8787), :PORT or a port number")
+    return Rule(convert, "HOST:PORT (e.g. 127.0.0.1:8787), :PORT or a port number", metavar="HOST:PORT")
 
 
 def choice_or_address(kinds) -> Rule:
@@ -197,4 +198,5 @@ def choice_or_address(kinds) -> Rule:
         _port(m.group(3))
         return value
 
-    return Rule(convert, f"one of {', '.join(kinds)}, or a scheduler address tcp://HOST:PORT")
+    return Rule(convert, f"one of {', '.join(kinds)}, or a scheduler address tcp://HOST:PORT",
+                metavar="KIND|ADDRESS")

@@ -28,6 +28,10 @@ from .run import run as run_pipeline
 from .synth import synth_dataset
 
 DEFAULT_DATA = Path("data")
+#: Said in the script 'cluster job-script' prints: its scheduler address and credentials are this preview's.
+JOB_SCRIPT_NOTE = ("# audioprep: a preview. The scheduler address (tls://...:PORT) and the credential files below are "
+                   "placeholders;\n# a run starts its own scheduler and writes its own address and credentials "
+                   "into the scripts it submits.")
 
 
 def _fail(exc: BaseException) -> None:
@@ -122,12 +126,18 @@ def _setting_option(key: str, type=str, *, name: str | None = None, dest: str | 
     environment's values, so each is refused with the same line.
     """
     help = config.comments().get(f"audioprep.{key}", "")
-    default = _shown(dask.config.get(f"audioprep.{key}", None))
+    value = dask.config.get(f"audioprep.{key}", None)
+    default = _shown(value)
+    if value is None and "; null = " in help:  # "...; null = one per core": the default is what null means
+        help, default = help.split("; null = ", 1)
+    if key.startswith("jobqueue.") and not help.lower().startswith("jobqueue"):
+        help = f"jobqueue: {help}"  # only batch-job clusters (slurm, pbs, ...) read it
     leaf = key.rsplit(".", 1)[-1]
     text = f"{help[0].upper()}{help[1:]}  [default: {default}]"
     if type is bool:
         return click.option(f"--{leaf}/--no-{leaf}", leaf.replace("-", "_"), default=None, help=text)
-    return click.option(name or f"--{leaf}", dest or leaf.replace("-", "_"), type=type, help=text)
+    metavar = config.RUNTIME_RULES[key].metavar
+    return click.option(name or f"--{leaf}", dest or leaf.replace("-", "_"), type=type, metavar=metavar, help=text)
 
 
 def jobqueue_options(fn):
@@ -180,7 +190,7 @@ def main():
     _setup_logging(0)  # 'run' sets it again from its -v
 
 
-@main.command()
+@main.command(short_help="Process a dataset into OUTDIR/audio.hdf5 (the main command).")
 @click.argument("input", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--outdir", type=click.Path(file_okay=False, path_type=Path),
               help=f"Folder for audio.zarr, audio.hdf5 and the run summary; not inside INPUT  "
@@ -265,7 +275,7 @@ def _print_summary(res, quiet: bool) -> None:
                f"{mb:.1f} MB of arrays written; {res.hdf5_path}: {res.hdf5_bytes / 1e6:.1f} MB")
 
 
-@main.command()
+@main.command(short_help="Convert a genres folder into a gtzan.hdf5.")
 @click.argument("genres_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("gtzan.hdf5"),
               help="The gtzan.hdf5 to write")
@@ -285,7 +295,7 @@ def ingest(genres_dir, output, overwrite, quiet, **kw):
         click.echo(f"wrote {out}")
 
 
-@main.command()
+@main.command(short_help="Write a deterministic synthetic dataset.")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--genres", type=click.IntRange(1, 1000), default=10, help="Number of genres")
 @click.option("--clips", type=click.IntRange(1, 100000), default=100, help="Clips per genre")
@@ -306,7 +316,7 @@ def synth(out_dir, genres, clips, seconds, seed, quiet):
         click.echo(f"wrote {genres} genres x {clips} clips under {root}")
 
 
-@main.command()
+@main.command(short_help="Describe an audio.hdf5, audio.zarr or gtzan.hdf5.")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @handle_errors
 def info(path):
@@ -319,7 +329,7 @@ def info(path):
     click.echo(describe(path))
 
 
-@main.command()
+@main.command(short_help="Plot one clip, or each genre's mean spectrum.")
 @click.argument("output", type=click.Path(exists=True, path_type=Path))
 @click.option("--genre", help="Genre name of the clip to show")
 @click.option("--clip", type=click.IntRange(min=0), help="Clip number within the genre (from 0)")
@@ -346,7 +356,7 @@ def show(output, genre, clip, stream, seconds, summary, png):
     click.echo(f"wrote {png}")
 
 
-@main.command("config")
+@main.command("config", short_help="Print the effective configuration as commented YAML.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Start from this run configuration file")
 @param_options
@@ -363,13 +373,13 @@ def config_cmd(config_file, **options):
     click.echo(config.dump_run_config(settings), nl=False)
 
 
-@main.group()
+@main.group(short_help="Inspect cluster settings (the batch job script).")
 def cluster():
     """Inspect cluster settings."""
 
 
 @cluster.command("job-script")
-@click.option("--cluster", "kind", required=True, help="slurm, pbs, sge, lsf or htcondor")
+@click.option("--cluster", "kind", required=True, metavar="KIND", help="slurm, pbs, sge, lsf or htcondor")
 @jobqueue_options
 @handle_errors
 def job_script(kind, **jobqueue):
@@ -377,7 +387,8 @@ def job_script(kind, **jobqueue):
     settings = config.resolve_settings({**jobqueue, "cluster": kind})
     with dask.config.set(settings.runtime):
         script = make_job_script(ClusterSpec(jobqueue=settings.jobqueue))
-    click.echo(script)
+    first, _, rest = script.partition("\n")
+    click.echo(f"{first}\n{JOB_SCRIPT_NOTE}\n{rest}" if first.startswith("#!") else f"{JOB_SCRIPT_NOTE}\n{script}")
 
 
 if __name__ == "__main__":  # pragma: no cover

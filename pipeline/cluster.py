@@ -325,6 +325,16 @@ class Connection:
         return f"http://127.0.0.1:{port}/status (on {socket.gethostname()}; from elsewhere: ssh -N -L " \
                f"{port}:127.0.0.1:{port} {socket.gethostname()}, then open http://localhost:{port}/status)"
 
+    def moved(self) -> str:
+        """`` (port N was busy: the dashboard moved)`` when the dashboard could not take the port asked for."""
+        if self.cluster is None:
+            return ""
+        want = str(setting("dashboard-address", self.spec.dashboard_address)).rpartition(":")[2]
+        got = urllib.parse.urlsplit(self.client.dashboard_link).port
+        if want.isdigit() and int(want) not in (0, got):
+            return f" (port {want} was busy: the dashboard moved to {got})"
+        return ""
+
     def wait_for_workers(self, echo) -> None:
         """Wait for the first worker of a batch-job cluster; fail clearly if none comes."""
         if self.cluster is None or self.spec.resolved_kind() == "local":

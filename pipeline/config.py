@@ -249,7 +249,8 @@ def dump_run_config(settings: RunSettings) -> str:
 
     for key in RUN_KEYS:
         emit(key, getattr(settings, key.replace("-", "_")), RUN_HELP[key], 0)
-    lines.append("params:".ljust(40) + "  # numerical parameters (SPEC.md): these decide the output")
+    lines.append("params:".ljust(40) + "  # numerical parameters: these decide the output ('audioprep run "
+                 "--help' explains each)")
     for key, value in settings.params.to_dict().items():
         emit(key, value, param_help[key], 2)
     lines.append("audioprep:".ljust(40) + "  # runtime and cluster settings (dask.config namespace 'audioprep')")

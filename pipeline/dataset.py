@@ -584,7 +584,7 @@ def _short(e: Exception) -> str:
 
 def preflight(index: DatasetIndex, params: Params, *, progress: bool = False) -> list:
     """Every problem of the input (scan problems and bad clips), without full decodes."""
-    from tqdm.auto import tqdm
+    from .progress import bar
 
     problems = list(index.problems)
     index.samples = np.zeros((index.ngenres, index.nclips), dtype=np.int64)
@@ -596,7 +596,7 @@ def preflight(index: DatasetIndex, params: Params, *, progress: bool = False) ->
             index.samples[ref.g, ref.c] = n
         return problems
     known = {p.path for p in problems}
-    for ref in tqdm(index.clips, desc="checking", unit="clip", disable=not progress, leave=False):
+    for ref in bar(index.clips, desc="checking", enabled=progress, leave=False):
         if shown(ref.source) in known:
             continue
         reason, index.samples[ref.g, ref.c] = inspect_clip(ref, params)

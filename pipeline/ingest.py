@@ -21,7 +21,7 @@ def ingest(genres_dir, out_path, params: Params | None = None, *, overwrite: boo
     is written under a temporary name and renamed when complete.
     """
     import h5py
-    from tqdm.auto import tqdm
+    from .progress import bar
 
     params = params or Params()
     out = Path(out_path)
@@ -41,7 +41,7 @@ def ingest(genres_dir, out_path, params: Params | None = None, *, overwrite: boo
         with h5py.File(tmp, "w") as f:
             dsets = {genre: f.create_dataset(genre, shape=(n, C), dtype="float32", chunks=(n, 1))
                      for genre in index.labels}
-            for ref in tqdm(index.clips, desc="ingesting", unit="clip", disable=not progress):
+            for ref in bar(index.clips, desc="ingesting", enabled=progress):
                 dsets[ref.genre][:, ref.c] = load_clip(ref, params)
             f.attrs["Ngenres"] = np.int64(index.ngenres)
             f.attrs["Nclips"] = np.int64(C)

@@ -287,14 +287,14 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
     if not todo and not copies:
         return got
     from distributed import as_completed
-    from tqdm.auto import tqdm
+    from .progress import bar as progress_bar
 
     per_task = max(1, int(setting("clips-per-task")))
     clip_bytes = sum(4 * int(np.prod(params.shape(n, 1, 1))) for n in params.datasets)
     conn = starter.connection(progress=progress)
     cl = conn.client
     got.dashboard = conn.dashboard_link
-    echo(f"dashboard: {conn.dashboard_link}")
+    echo(f"dashboard: {conn.dashboard_link}{conn.moved()}")
     conn.wait_for_workers(echo)
     window = max(1, -(-int(setting("clips-in-flight")) // per_task))  # tasks in the scheduler at once
     planned = itertools.chain(plan_tasks(copies, index.labels, per_task=per_task, kind="copy"),
@@ -314,8 +314,7 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
     done_iter = as_completed(submit(window), with_results=True, raise_errors=False)
     storage_error = None
     try:
-        with tqdm(total=len(todo) + len(copies), unit="clip", desc="clips", disable=not progress,
-                  smoothing=0.1) as bar:
+        with progress_bar(desc="clips", enabled=progress, total=len(todo) + len(copies), smoothing=0.1) as bar:
             for finished in done_iter.batches():
                 for fut, value in finished:
                     task = tasks.pop(fut.key)

@@ -117,13 +117,13 @@ def synth_dataset(out_dir, *, genres: int = 10, clips: int = 100, seconds: float
     Existing files are kept, so an interrupted call can be repeated.
     """
     import soundfile as sf
-    from tqdm.auto import tqdm
+    from .progress import bar
 
     names = list(GTZAN_GENRES[:genres]) + [f"genre{g:02d}" for g in range(len(GTZAN_GENRES), genres)]
     root = Path(out_dir) / "genres"
     nsamples = None if seconds is None else int(round(seconds * sr))
     jobs = [(g, genre, c) for g, genre in enumerate(names) for c in range(clips)]
-    for g, genre, c in tqdm(jobs, desc="synthesizing", unit="clip", disable=not progress):
+    for g, genre, c in bar(jobs, desc="synthesizing", enabled=progress):
         path = root / genre / f"{genre}.{c:05d}.au"
         if path.exists():
             continue

@@ -117,3 +117,18 @@ def test_a_worker_dying_while_it_gets_ready_is_one_line_about_memory(tiny_datase
     assert code == 1
     assert len(lines(text)) == 1 and "memory-limit 110MiB a worker" in text, text
     assert not out.exists()
+
+
+def test_a_busy_dashboard_port_is_said(tiny_dataset, tmp_path):
+    from conftest import SMALL
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, text = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "--workers", "1", "--nsamples",
+                               SMALL["nsamples"], "--dashboard-address", f"127.0.0.1:{port}", cwd=tmp_path)
+    assert code == 0, text
+    said = [ln for ln in lines(text) if ln.startswith("dashboard: ")]
+    assert len(said) == 1 and said[0].endswith(f" (port {port} was busy: the dashboard moved to "
+                                               f"{said[0].split(':')[3].split('/')[0]})"), said
