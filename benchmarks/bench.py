@@ -317,6 +317,47 @@ def machine() -> str:
             f"{librosa.__version__}, dask {dask.__version__}, zarr {zarr.__version__}, audioprep {__version__}.")
 
 
+def reading(path: Path, blocks: int = 2000, frames: int = 64, name: str = "Xn", reps: int = 3) -> dict:
+    """Training reads: ``blocks`` shuffled (frames, 2, n) blocks of ``name``, through FrameBlocks and through
+    plain h5py slices ``X[g, c, f:f + frames]`` of the same blocks (page cache warm; best of ``reps``)."""
+    import h5py
+    import numpy as np
+
+    from pipeline.output import FrameBlocks
+
+    fb = FrameBlocks(path, name, frames=frames)
+    order = np.random.default_rng(0).permutation(len(fb))
+    picks = [order[k % len(order)] for k in range(blocks)]
+    best = {"h5py": float("inf"), "FrameBlocks": float("inf")}
+    with h5py.File(path, "r") as f:
+        X = f[name]
+        for i in picks:  # warm the page cache, and check the two agree
+            g, c, s = fb.index[i]
+            assert np.array_equal(fb[i][0], X[g, c, s:s + frames])
+        for _ in range(reps):
+            t = time.perf_counter()
+            for i in picks:
+                g, c, s = fb.index[i]
+                X[g, c, s:s + frames]
+            best["h5py"] = min(best["h5py"], time.perf_counter() - t)
+            t = time.perf_counter()
+            for i in picks:
+                fb[i]
+            best["FrameBlocks"] = min(best["FrameBlocks"], time.perf_counter() - t)
+    fb.close()
+    mb = blocks * frames * 2 * fb.shape[-1] * 4 / 1e6
+    return {k: {"blocks_per_s": blocks / v, "mb_per_s": mb / v} for k, v in best.items()}
+
+
+def reading_table(path: Path) -> str:
+    r = reading(path)
+    ratio = r["FrameBlocks"]["blocks_per_s"] / r["h5py"]["blocks_per_s"]
+    return ("| reader (2000 shuffled 64-frame blocks of Xn) | blocks/s | MB/s |\n|---|---|---|\n"
+            + "\n".join(f"| {k} | {v['blocks_per_s']:,.0f} | {v['mb_per_s']:,.0f} |" for k, v in r.items())
+            + f"\n\nFrameBlocks reads at **{100 * ratio:.0f} %** of plain h5py's rate ({path.name}, "
+            f"{path.stat().st_size / 1e6:.0f} MB).\n")
+
+
 def full(args) -> str:
     rows, details, coord = [], [], []
     for n in args.sizes:
@@ -341,6 +382,7 @@ def full(args) -> str:
         extra = hdf5_extra(work / "c", c["summary"])
         print(f"N={n}: d, the floor (kernels and writes in one process) ...", file=sys.stderr)
         d = floor(root, args.cores, scratch=work / "floor")
+        read = reading_table(work / "c" / "audio.hdf5")
         shutil.rmtree(work)
         s = c["summary"]
         rows.append(
@@ -371,7 +413,7 @@ def full(args) -> str:
     return (head + "\n" + "\n".join(rows) + "\n\nBreakdown (d: audioprep's stages in one process, CPU per clip):\n\n"
             + dhead + "\n" + "\n".join(details)
             + "\n\nCPU of every process of c (read from /proc every 50 ms):\n\n" + chead + "\n" + "\n".join(coord)
-            + "\n")
+            + f"\n\nTraining reads from c's audio.hdf5 (N={args.sizes[-1]}):\n\n" + read)
 
 
 def scale(args) -> str:
@@ -422,10 +464,15 @@ def main():
     ap.add_argument("--data", type=Path, default=HERE / "data", help="where datasets and outputs go")
     ap.add_argument("--cores", type=int, default=os.cpu_count(), help="workers for c, e and the floor")
     ap.add_argument("--out", type=Path, help="append the results (Markdown) to this file")
+    ap.add_argument("--read", type=Path, metavar="AUDIO_HDF5",
+                    help="only time training reads (FrameBlocks against plain h5py) of an existing audio.hdf5")
     args = ap.parse_args()
     args.data = args.data.resolve()
 
     text = ""
+    if args.read:
+        text += "Training reads:\n\n" + reading_table(args.read.resolve())
+        args.sizes = []
     if args.sizes:
         text += full(args)
     if args.scale_sizes:

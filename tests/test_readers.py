@@ -131,6 +131,26 @@ def test_frame_blocks_read_block_by_block(tiny_output):
         FrameBlocks(tiny_output / "audio.zarr", "Xn", frames=65)
 
 
+def test_frame_blocks_equal_h5py_slices_in_any_order_and_after_pickling(tiny_output):
+    """The contiguous audio.hdf5 is read by byte range (one pread a block): every block, shuffled, equals
+    h5py's own slice, in this process and in a copy made as DataLoader workers make theirs."""
+    import pickle
+
+    blocks = FrameBlocks(tiny_output / "audio.hdf5", "Xs", frames=8)
+    assert blocks._offset is not None  # the byte-range path is the one under test
+    full = h5(tiny_output, "Xs")
+    order = np.random.default_rng(2).permutation(len(blocks))
+    for i in order:
+        g, c, f = blocks.index[i]
+        x, label = blocks[i]
+        assert label == g and x.flags.writeable and np.array_equal(x, full[g, c, f:f + 8])
+    copy = pickle.loads(pickle.dumps(blocks))
+    assert copy._fd is None and np.array_equal(copy[7][0], blocks[7][0])
+    copy.close()
+    blocks.close()
+    assert np.array_equal(blocks[3][0], full[0, 0, 24:32])  # reopens after close
+
+
 def test_frame_blocks_in_a_torch_dataloader(tiny_output):
     torch = pytest.importorskip("torch")
     blocks = FrameBlocks(tiny_output / "audio.zarr", "Xn", frames=32)

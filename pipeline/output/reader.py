@@ -138,36 +138,72 @@ class FrameBlocks:
     def __init__(self, path, name: str = "Xn", *, frames: int = 64):
         self.path, self.name, self.frames = Path(path), name, int(frames)
         with OutputReader(path) as r:
-            shape = r.array(name).shape
+            array = r.array(name)
+            shape = array.shape
             valid = np.asarray(r.array("valid")[...], dtype=bool) if "valid" in r.names else \
                 np.ones(shape[:2], dtype=bool)
             self.labels = list(r.attrs["labels"])
+            self._offset = _contiguous_offset(array) if r.kind == "hdf5" else None
         if not 0 < self.frames <= shape[2]:
             raise PipelineError(f"frames={frames} must be between 1 and the {shape[2]} frames of a clip")
+        self.shape = tuple(int(n) for n in shape)
         starts = range(0, shape[2] - self.frames + 1, self.frames)
         self.index = [(int(g), int(c), f) for g, c in zip(*np.nonzero(valid)) for f in starts]
-        self._reader, self._pid = None, None
+        self._reader, self._fd, self._pid = None, None, None
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, i: int):
-        if self._reader is None or self._pid != os.getpid():  # one open file per process (DataLoader workers)
-            self._reader, self._pid = OutputReader(self.path), os.getpid()
         g, c, f = self.index[i]
-        block = np.asarray(self._reader.array(self.name)[g, c, f:f + self.frames], dtype=np.float32)
-        return block, g
+        if self._pid != os.getpid():  # one open file per process (DataLoader workers)
+            self._open()
+        if self._fd is not None:
+            # A contiguous float32 array: the block is one byte range, read straight into the array handed out
+            # (one pread, no HDF5 selection machinery; h5py's own reads of the same blocks are 3-4x slower).
+            block = np.empty((self.frames, *self.shape[3:]), dtype=np.float32)
+            row = self.shape[3] * self.shape[4] * 4
+            start = self._offset + ((g * self.shape[1] + c) * self.shape[2] + f) * row
+            if os.preadv(self._fd, [block], start) != block.nbytes:
+                raise StoreError(f"{self.path} is shorter than its {self.name} array; was it truncated?")
+            return block, g
+        return np.asarray(self._reader.array(self.name)[g, c, f:f + self.frames], dtype=np.float32), g
+
+    def _open(self) -> None:
+        self._reader = self._fd = None
+        if self._offset is not None:
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        else:
+            self._reader = OutputReader(self.path)
+        self._pid = os.getpid()
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
     def __getstate__(self):
-        return {**self.__dict__, "_reader": None, "_pid": None}
+        return {**self.__dict__, "_reader": None, "_fd": None, "_pid": None}
 
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = self._pid = None
+
+
+def _contiguous_offset(dataset) -> int | None:
+    """The file offset of an h5py dataset stored as one contiguous little-endian float32 block, else None."""
+    import h5py
+
+    try:
+        contiguous = dataset.id.get_create_plist().get_layout() == h5py.h5d.CONTIGUOUS
+        offset = dataset.id.get_offset()
+    except Exception:
+        return None
+    if not contiguous or offset is None or dataset.dtype != np.dtype("<f4") or dataset.compression:
+        return None
+    return int(offset)
 
 
 def _select(n_or_sel, size, names=None, what="genres"):
