@@ -69,8 +69,8 @@ class Params:
 
     sr: int = _param(22050, "sample rate in Hz every clip must have (or is resampled to)",
                      doc="int > 0", ingest=True)
-    nsamples: int = _param(660000, "samples kept per clip; longer clips are truncated, shorter are bad input",
-                           doc="int > 0", ingest=True)
+    nsamples: int = _param(660000, "samples kept per clip; longer clips are truncated, shorter are bad input "
+                                   "(or zero-padded: --pad-short)", doc="int > 0", ingest=True)
     na: int = _param(1024, "samples per frame, also the CQT hop; even, a multiple of 2**(n_octaves-1)",
                      doc="int > 0, even")
     ns: int = _param(96, "CQT bins", doc="int > 0, a multiple of n_octaves")

@@ -132,3 +132,25 @@ def test_a_busy_dashboard_port_is_said(tiny_dataset, tmp_path):
     said = [ln for ln in lines(text) if ln.startswith("dashboard: ")]
     assert len(said) == 1 and said[0].endswith(f" (port {port} was busy: the dashboard moved to "
                                                f"{said[0].split(':')[3].split('/')[0]})"), said
+
+
+def test_ctrl_c_counts_only_the_clips_computed_and_kept(tmp_path):
+    """Before: a run with bad clips and --pad slots said 'interrupted: 64 clips finished and kept' at 12/41,
+    counting the bad and missing slots, and 'resuming: 64 of 93'."""
+    from pipeline.synth import synth_dataset
+
+    root = synth_dataset(tmp_path / "in", genres=2, clips=12, seed=6)
+    (root / "blues" / "blues.00002.au").write_bytes(b"")  # bad
+    for c in (2, 3, 4):
+        (root / "classical" / f"classical.0000{c}.au").unlink()  # 3 missing slots: 20 valid clips of 24
+    out = tmp_path / "out"
+    proc = start([root, "-o", out, "--workers", "2", "-q", "--skip-bad", "--pad"], tmp_path)
+    wait_until(lambda: finished(out) >= 4 + 2, proc)  # the 4 invalid slots are marked done at the start
+    os.killpg(proc.pid, signal.SIGINT)
+    text, _ = proc.communicate(timeout=180)
+    kept = finished(out) - 4
+    assert 2 <= kept < 20 and proc.returncode == 130, text
+    assert lines(text) == [f"interrupted: {kept} clips finished and kept; run the same command again to resume"]
+    code, text = audioprep("run", root, "-o", out, "--workers", "2", "--skip-bad", "--pad", cwd=tmp_path)
+    assert code == 0 and f"resuming: {kept} of 24 clips" in text, text
+    assert f"{20 - kept} clips computed ({kept} resumed, 1 bad, 3 missing) of 24" in text
