@@ -13,10 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 # Dask's scratch files go to a temporary folder, not the repo or /tmp/dask-scratch-space.
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
 
-# Small clips: 3 s at 22050 Hz; Nsamples = 64.6 frames of 1024, so both streams
-# give 64 frames and the original [:, :-1] slicing applies unchanged.
-SMALL = dict(nsamples=1024 * 64 + 600)
-SMALL_SECONDS = 3.0
+from support.data import SMALL, SMALL_SECONDS  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +34,7 @@ def tiny_dataset(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def reference(tiny_dataset):
-    from reference import reference_folder
+    from support.reference import reference_folder
 
     return reference_folder(tiny_dataset, Nsamples=SMALL["nsamples"])
 
@@ -106,10 +103,3 @@ def small_disk(tmp_path):
         pytest.skip(f"cannot mount a tmpfs here to fill a disk ({r.stderr.decode().strip()})")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)])
-
-
-def copy_tree(src, dst):
-    import shutil
-
-    shutil.copytree(src, dst)
-    return Path(dst)

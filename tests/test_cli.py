@@ -1,24 +1,12 @@
 """The command line end to end, as a user runs it (real processes, real LocalCluster)."""
 
-import os
 import subprocess
-import sys
 
 import h5py
 import pytest
-from conftest import SMALL
-from helpers import assert_matches_reference
-
-SMALL_ARGS = ["--nsamples", str(SMALL["nsamples"])]
-
-
-def audioprep(*args, cwd=None, check=True, timeout=600):
-    env = {**os.environ, "DASK_TEMPORARY_DIRECTORY": str(cwd or os.getcwd())}
-    p = subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], cwd=cwd, env=env,
-                       capture_output=True, text=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError(f"audioprep {' '.join(map(str, args))} exited {p.returncode}:\n{p.stderr}")
-    return p
+from support.cli import audioprep
+from support.compare import assert_matches_reference
+from support.data import SMALL_ARGS
 
 
 def test_help_lists_commands_and_defaults():
@@ -61,7 +49,7 @@ def test_default_run_synthesizes_and_writes_data(tmp_path):
         assert int(f.attrs["sr"]) == 22050
         # spot-check one clip against the serial reference
         import soundfile as sf
-        from reference import reference_clip
+        from support.reference import reference_clip
 
         y, _ = sf.read(tmp_path / "data" / "genres" / "metal" / "metal.00004.au", dtype="float32")
         xa, xs, xn = reference_clip(y)

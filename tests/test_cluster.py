@@ -12,8 +12,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import assert_same_output
-from test_cli import SMALL_ARGS, audioprep
+from support.compare import assert_same_output
+from support.data import SMALL_ARGS
+from support.cli import audioprep
 
 from pipeline import ClusterError
 from pipeline.cluster import CLUSTERS, ClusterSpec, cluster_class, job_script
@@ -119,8 +120,8 @@ def test_pipeline_on_real_slurm_equals_local(tiny_dataset, local_output, tmp_pat
 def test_an_outsider_cannot_connect_to_a_run_on_slurm(many_clips, tmp_path):
     """The scheduler (in the driver, on the login node) and the workers (in batch jobs) all refuse an outsider."""
     from distributed.security import Security
-    from test_faults import start
-    from test_security import batch_worker_pids, probe_run
+    from support.cli import start
+    from support.probes import batch_worker_pids, probe_run
 
     need(slurm_running(), "a one-node SLURM", "bash cluster/slurm-up.sh")
     out = tmp_path / "out"

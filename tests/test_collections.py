@@ -13,8 +13,8 @@ import h5py
 import numpy as np
 import pytest
 import soundfile as sf
-from reference import reference_clip
-from test_cli import audioprep
+from support.reference import reference_clip
+from support.cli import audioprep
 
 SR = 22050
 ONE_S = ["--nsamples", str(SR)]  # 1-s clips: 21 frames, enough for every check here
@@ -298,7 +298,7 @@ def _manifest(path, rows, header="filename,duration,label"):
 
 @pytest.mark.slow
 def test_manifest_run_equals_the_folder_run(tiny_dataset, tiny_output, small_params, client, tmp_path):
-    from helpers import read_hdf5
+    from support.compare import read_hdf5
 
     from pipeline.run import run
 

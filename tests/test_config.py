@@ -5,9 +5,9 @@ from pathlib import Path
 import dask
 import pytest
 import yaml
-from conftest import SMALL
-from helpers import assert_same_output
-from test_cli import audioprep
+from support.data import SMALL
+from support.compare import assert_same_output
+from support.cli import audioprep
 
 from pipeline import config
 from pipeline.config import dump_run_config, load_run_config, resolve_settings

@@ -35,7 +35,7 @@ def test_preflight_passes_good_input(tiny_dataset, small_params):
 
 
 def test_fingerprint_changes_with_the_files(tiny_dataset, tmp_path):
-    from conftest import copy_tree
+    from support.data import copy_tree
 
     copy = copy_tree(tiny_dataset, tmp_path / "g")
     before = open_index(copy).fingerprint()

@@ -7,8 +7,9 @@ import h5py
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SMALL, SMALL_SECONDS
-from test_cli import SMALL_ARGS, audioprep
+from support.data import SMALL, SMALL_SECONDS
+from support.data import SMALL_ARGS
+from support.cli import audioprep
 
 from pipeline import BadInputError
 from pipeline.dataset import open_index, preflight

@@ -13,55 +13,20 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SMALL, SMALL_SECONDS
-from helpers import assert_same_output
+from support.cli import assert_clean, audioprep, children_alive, finished, lines, start, wait_until
+from support.compare import assert_same_output
+from support.data import SMALL_ARGS, SMALL_SECONDS
 
 from pipeline.synth import synth_dataset
 
 pytestmark = pytest.mark.slow
 
 SR = 22050
-SMALL_ARGS = ["--nsamples", str(SMALL["nsamples"])]
-
-
-def start(args, cwd, env=None):
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "run", *map(str, args)], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            env={**os.environ, **(env or {})})
-
-
-def audioprep(*args, cwd, env=None):
-    p = subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], cwd=cwd, capture_output=True,
-                       text=True, env={**os.environ, **(env or {})}, timeout=600)
-    return p.returncode, p.stdout + p.stderr
-
-
-def finished(out: Path) -> int:
-    d = out / "audio.zarr" / "done"
-    return sum(1 for p in d.glob("c.*")) if d.exists() else 0
-
-
-def wait_until(cond, proc, timeout=240):
-    t0 = time.time()
-    while not cond():
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.time() - t0 < timeout, "the run never reached the point to interrupt it"
-        time.sleep(0.02)
-
-
-def lines(text: str) -> list:
-    return [ln for ln in text.splitlines() if ln.strip()]
-
-
-def assert_clean(text: str):
-    assert "Traceback" not in text, text
-    assert "leaked" not in text and "Warning" not in text, text
 
 
 @pytest.mark.parametrize("sig,group,code", [(signal.SIGINT, True, 130), (signal.SIGTERM, True, 143),
@@ -79,25 +44,12 @@ def test_signal_gives_one_line_and_the_run_resumes(full_clips, undisturbed, tmp_
     assert_clean(text)
     assert not list(out.glob(".*.partial")) and not (out / "audio.hdf5").exists()
     deadline = time.time() + 15  # the resource tracker leaves a moment after the driver
-    while _children_alive(proc.pid) and time.time() < deadline:
+    while children_alive(proc.pid) and time.time() < deadline:
         time.sleep(0.2)
-    assert not _children_alive(proc.pid), "a process of the run outlived it"
-    code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", cwd=tmp_path)
+    assert not children_alive(proc.pid), "a process of the run outlived it"
+    code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", cwd=tmp_path, check=False).outcome
     assert code == 0 and f"resuming: {kept} of 8 clips" in text
     assert_same_output(out / "audio.hdf5", undisturbed)
-
-
-def _children_alive(pgid: int) -> list:
-    import psutil
-
-    alive = []
-    for p in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
-                alive.append(p.pid)
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return alive
 
 
 @pytest.fixture
@@ -114,7 +66,7 @@ def bad_mid_run(tmp_path):
 
 def test_bad_clip_mid_run_is_one_line_without_worker_traceback(bad_mid_run, tmp_path):
     root, bad = bad_mid_run
-    code, text = audioprep("run", root, "-o", tmp_path / "o", "-q", *SMALL_ARGS, cwd=tmp_path)
+    code, text = audioprep("run", root, "-o", tmp_path / "o", "-q", *SMALL_ARGS, cwd=tmp_path, check=False).outcome
     assert code == 3
     assert_clean(text)
     assert "Compute Failed" not in text
@@ -124,7 +76,7 @@ def test_bad_clip_mid_run_is_one_line_without_worker_traceback(bad_mid_run, tmp_
 
 def test_skip_bad_lists_the_clip_in_both_stores_and_equals_a_resumed_run(bad_mid_run, tmp_path):
     root, bad = bad_mid_run
-    code, text = audioprep("run", root, "-o", tmp_path / "a", "--skip-bad", *SMALL_ARGS, cwd=tmp_path)
+    code, text = audioprep("run", root, "-o", tmp_path / "a", "--skip-bad", *SMALL_ARGS, cwd=tmp_path, check=False).outcome
     assert code == 0
     assert_clean(text)
     found = lines(text)
@@ -169,7 +121,7 @@ def test_disk_full_while_workers_write_is_one_line(full_clips, undisturbed, tmp_
                            "to resume"]
     assert_clean(text)
     remount(tmpfs, "size=256m")
-    code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", cwd=tmp_path)
+    code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", cwd=tmp_path, check=False).outcome
     assert code == 0, text
     assert_same_output(out / "audio.hdf5", undisturbed)
 
@@ -193,7 +145,7 @@ def test_output_made_read_only_during_a_run_is_one_line(full_clips, undisturbed,
                            f"{out / 'audio.zarr'}: free space or fix permissions, then run the same command again "
                            "to resume"]
     assert_clean(text)
-    code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", cwd=tmp_path)
+    code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", cwd=tmp_path, check=False).outcome
     assert code == 0, text
     assert_same_output(out / "audio.hdf5", undisturbed)
 
@@ -206,12 +158,12 @@ def test_quiet_means_quiet_and_a_refused_run_keeps_the_saved_config(tiny_dataset
             pytest.skip("port 8787 is in use by something else")
         busy.listen()
         code, text = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "-q", "--workers", "2", *SMALL_ARGS,
-                               cwd=tmp_path)
+                               cwd=tmp_path, check=False).outcome
         assert code == 0 and text == "", text  # no "Port 8787 is already in use", no semaphore warnings
-        code, text = audioprep("cluster", "job-script", "--cluster", "slurm", cwd=tmp_path)
+        code, text = audioprep("cluster", "job-script", "--cluster", "slurm", cwd=tmp_path, check=False).outcome
         assert code == 0 and text.startswith("#!/usr/bin/env bash") and "Warning" not in text, text
     saved = (tmp_path / "o" / "audio.config.yaml").read_text()
-    code, text = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "-q", "--lcn-log", *SMALL_ARGS, cwd=tmp_path)
+    code, text = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "-q", "--lcn-log", *SMALL_ARGS, cwd=tmp_path, check=False).outcome
     assert code == 1 and lines(text) == [
         f"error: {tmp_path / 'o' / 'audio.hdf5'} exists and it was made with other parameters "
         "(lcn_log: False -> True); use --overwrite to replace it, or -o another folder"]
@@ -226,7 +178,7 @@ def test_hdf5_held_open_for_writing_says_so(tiny_dataset, tmp_path):
                                "print('open', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"
-        code, text = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "-q", *SMALL_ARGS, cwd=tmp_path)
+        code, text = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "-q", *SMALL_ARGS, cwd=tmp_path, check=False).outcome
     finally:
         holder.kill()
         holder.wait()

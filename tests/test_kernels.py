@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from reference import reference_lcn
+from support.reference import reference_lcn
 
 from pipeline import kernels
 

@@ -13,8 +13,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from helpers import assert_same_output
-from test_faults import audioprep, finished, lines, start, wait_until
+from support.compare import assert_same_output
+from support.cli import audioprep, finished, lines, start, wait_until
 
 from pipeline import StoreError
 from pipeline.run import run
@@ -41,7 +41,7 @@ def test_a_killed_runs_scratch_folder_is_removed_by_the_next_run(full_clips, und
     other.mkdir()
     nobody = pwd.getpwnam("nobody")
     os.chown(other, nobody.pw_uid, nobody.pw_gid)
-    code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", "-q", cwd=tmp_path, env=env)
+    code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", "-q", cwd=tmp_path, env=env, check=False).outcome
     assert code == 0, text
     assert sorted(p.name for p in tmp.glob("audioprep-dask-*")) == sorted([alive.name, other.name])
     assert_same_output(out / "audio.hdf5", undisturbed)
@@ -50,15 +50,15 @@ def test_a_killed_runs_scratch_folder_is_removed_by_the_next_run(full_clips, und
 def test_summary_lost_to_a_stop_after_the_rename_is_written_by_the_next_run(tiny_dataset, tmp_path):
     """Before: a Ctrl-C between the rename of audio.hdf5 and the summary left no audio.summary.json for
     good, since every later run was 'up to date'."""
-    from conftest import SMALL
+    from support.data import SMALL
 
     out = tmp_path / "out"
     args = ("run", tiny_dataset, "-o", out, "--nsamples", SMALL["nsamples"], "--workers", "1")
-    code, text = audioprep(*args, cwd=tmp_path)
+    code, text = audioprep(*args, cwd=tmp_path, check=False).outcome
     assert code == 0, text
     first = json.loads((out / "audio.summary.json").read_text())
     (out / "audio.summary.json").unlink()  # where a stop at that moment leaves the folder
-    code, text = audioprep(*args, cwd=tmp_path)
+    code, text = audioprep(*args, cwd=tmp_path, check=False).outcome
     assert code == 0 and "is up to date" in text
     again = json.loads((out / "audio.summary.json").read_text())
     assert again["clips"] == first["clips"] == 6 and again["bad"] == first["bad"] == []
@@ -108,26 +108,26 @@ def test_dashboard_requests_from_others_write_nothing_into_the_run_output(full_c
 
 def test_a_worker_dying_while_it_gets_ready_is_one_line_about_memory(tiny_dataset, tmp_path):
     """A memory limit below what a worker needs to import and plan the CQT: one line naming the limit."""
-    from conftest import SMALL
+    from support.data import SMALL
 
     out = tmp_path / "out"
     code, text = audioprep("run", tiny_dataset, "-o", out, "--workers", "1", "-q", "--nsamples", SMALL["nsamples"],
                            cwd=tmp_path,
-                           env={"DASK_AUDIOPREP__MEMORY_LIMIT": "110MiB"})
+                           env={"DASK_AUDIOPREP__MEMORY_LIMIT": "110MiB"}, check=False).outcome
     assert code == 1
     assert len(lines(text)) == 1 and "memory-limit 110MiB a worker" in text, text
     assert not out.exists()
 
 
 def test_a_busy_dashboard_port_is_said(tiny_dataset, tmp_path):
-    from conftest import SMALL
+    from support.data import SMALL
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         code, text = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "--workers", "1", "--nsamples",
-                               SMALL["nsamples"], "--dashboard-address", f"127.0.0.1:{port}", cwd=tmp_path)
+                               SMALL["nsamples"], "--dashboard-address", f"127.0.0.1:{port}", cwd=tmp_path, check=False).outcome
     assert code == 0, text
     said = [ln for ln in lines(text) if ln.startswith("dashboard: ")]
     assert len(said) == 1 and said[0].endswith(f" (port {port} was busy: the dashboard moved to "
@@ -151,6 +151,6 @@ def test_ctrl_c_counts_only_the_clips_computed_and_kept(tmp_path):
     kept = finished(out) - 4
     assert 2 <= kept < 20 and proc.returncode == 130, text
     assert lines(text) == [f"interrupted: {kept} clips finished and kept; run the same command again to resume"]
-    code, text = audioprep("run", root, "-o", out, "--workers", "2", "--skip-bad", "--pad", cwd=tmp_path)
+    code, text = audioprep("run", root, "-o", out, "--workers", "2", "--skip-bad", "--pad", cwd=tmp_path, check=False).outcome
     assert code == 0 and f"resuming: {kept} of 24 clips" in text, text
     assert f"{20 - kept} clips computed ({kept} resumed, 1 bad, 3 missing) of 24" in text

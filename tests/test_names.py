@@ -10,8 +10,8 @@ import h5py
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SMALL, SMALL_SECONDS
-from test_cli import audioprep
+from support.data import SMALL, SMALL_SECONDS
+from support.cli import audioprep
 
 from pipeline import BadInputError, StoreError
 from pipeline.dataset import open_index, preflight
@@ -168,7 +168,7 @@ def test_short_clips_kept_zero_padded_with_their_true_length(tmp_path, client):
     """Before: a short clip could only be rejected, and once --mono --resample was given its message named
     no way out.  --pad-short keeps it, zero-padded; ``samples`` records each slot's own length."""
     import librosa
-    from reference import reference_clip
+    from support.reference import reference_clip
 
     root = tmp_path / "in"
     rng = np.random.default_rng(4)

@@ -57,7 +57,7 @@ def test_show_errors_are_clear(output):
 
 
 def test_show_and_info_commands(output, tmp_path):
-    from test_cli import audioprep
+    from support.cli import audioprep
 
     p = audioprep("show", output / "audio.hdf5", "--genre", "blues", "--clip", "0", "-o", tmp_path / "clip.png")
     assert "wrote" in p.stdout and (tmp_path / "clip.png").stat().st_size > 20000

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import assert_same_output, read_hdf5
+from support.compare import assert_same_output, read_hdf5
 
 from pipeline import StoreError
 from pipeline.run import run
@@ -158,9 +158,9 @@ def test_second_run_on_same_output_exits_at_once_naming_the_holder(many_clips, t
 
 
 def test_full_disk_is_a_clear_error_and_the_store_resumes(tiny_dataset, small_params, client, small_disk, tmp_path):
-    from conftest import SMALL
-    from helpers import assert_matches_reference
-    from reference import reference_folder
+    from support.data import SMALL
+    from support.compare import assert_matches_reference
+    from support.reference import reference_folder
 
     # 1 MB cannot hold audio.hdf5 (3.7 MB): refused before any work
     with pytest.raises(StoreError, match=r"has 1\.\d MB free but audio.hdf5 needs about 4\.\d MB"):

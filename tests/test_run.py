@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import assert_matches_reference, assert_zarr_equals_hdf5, read_hdf5
+from support.compare import assert_matches_reference, assert_zarr_equals_hdf5, read_hdf5
 
 from pipeline.ingest import ingest
 from pipeline.run import run
@@ -65,7 +65,7 @@ def test_hdf5_input_at_another_rate_is_resampled_then_truncated(small_params, cl
     """A gtzan.hdf5 at 44.1 kHz with --resample: the arrays of that audio resampled, then cut to Nsamples."""
     import h5py
     import librosa
-    from reference import reference_clip
+    from support.reference import reference_clip
 
     from pipeline.synth import synth_clip
 

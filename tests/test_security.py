@@ -4,121 +4,19 @@ The attacker here is another client on the same machine: it knows the ports
 (it can list them, as any user can) but not the run's credentials.
 """
 
-import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
 
-import psutil
 import pytest
-from conftest import SMALL
-from test_cli import audioprep
-from test_faults import finished, start, wait_until
+from support.cli import audioprep, start
+from support.data import SMALL
+from support.probes import probe_run
 
 pytestmark = [pytest.mark.slow,
               # an outsider's failed asynchronous Client leaves an unawaited close behind when collected
               pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")]
-
-
-def listening_ports(pid: int) -> set:
-    """TCP ports the process and its children listen on (what any local user can see with ss -ltn)."""
-    ports = set()
-    for p in [psutil.Process(pid)] + psutil.Process(pid).children(recursive=True):
-        try:
-            ports |= {c.laddr.port for c in p.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
-        except psutil.Error:
-            continue
-    return ports
-
-
-async def try_to_drive(port: int, security=None) -> bool:
-    """Connect a Dask client as an outsider and run code on the scheduler; True if that worked."""
-    from distributed import Client
-
-    proto = "tls" if security is not None else "tcp"
-    client = None
-    try:
-        client = await asyncio.wait_for(Client(f"{proto}://127.0.0.1:{port}", asynchronous=True, timeout=1,
-                                               security=security), 3)
-        return await asyncio.wait_for(client.run_on_scheduler(os.getpid), 3) > 0
-    except Exception:
-        return False
-    finally:
-        if client is not None:
-            await asyncio.wait_for(client.close(), 3)
-
-
-async def try_worker(port: int, security=None) -> bool:
-    """Talk to a worker or nanny directly, as an outsider; True if it answered."""
-    from distributed.core import rpc
-
-    proto = "tls" if security is not None else "tcp"
-    kwargs = security.get_connection_args("client") if security is not None else {}
-    try:
-        async with rpc(f"{proto}://127.0.0.1:{port}", timeout=1, connection_args=kwargs) as r:
-            return bool(await asyncio.wait_for(r.identity(), 2))
-    except Exception:
-        return False
-
-
-def is_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-def is_http(port: int) -> bool:
-    """The dashboard speaks plain HTTP (readable by local users, as the README says); Dask ports do not."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.settimeout(1)
-            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            return s.recv(5) == b"HTTP/"
-    except OSError:
-        return False
-
-
-async def bracketed(fn, port, security):
-    """``fn``'s answer if the port was open just before and just after it, else None (the answer proves nothing)."""
-    if not is_open(port):
-        return None
-    try:
-        reached = await asyncio.wait_for(fn(port, security), 5)
-    except Exception:
-        reached = False
-    return reached if is_open(port) else None
-
-
-def batch_worker_pids() -> list:
-    return [p.pid for p in psutil.process_iter(["cmdline"])
-            if "distributed.cli.dask_worker" in " ".join(p.info["cmdline"] or [])]
-
-
-def probe_run(proc, out, security, *, batch: bool = False) -> dict:
-    """Every way in, tried on every listening port of the running run: {(probe, port): reached or None}.
-
-    For a batch cluster the workers run in jobs, not under the driver: their ports are found by command line.
-    """
-    wait_until(lambda: finished(out) >= 1, proc)
-    ports = {p for p in listening_ports(proc.pid) if not is_http(p)}
-    if batch:
-        ports |= {p for pid in batch_worker_pids() for p in listening_ports(pid)}
-    assert len(ports) >= 5, ports  # scheduler, 2 nannies, 2 workers
-    probes = [((kind, port), fn, sec) for port in ports
-              for kind, fn, sec in (("drive", try_to_drive, None), ("drive-own-ca", try_to_drive, security),
-                                    ("worker", try_worker, None), ("worker-own-ca", try_worker, security))]
-
-    async def all_probes():
-        return await asyncio.gather(*(bracketed(fn, port, sec) for (_, port), fn, sec in probes))
-
-    reached = dict(zip((key for key, _, _ in probes), asyncio.run(all_probes())))
-    answered = [k for k, v in reached.items() if v is not None]
-    assert len(answered) >= 12, reached  # most probes met an open port, so the answers mean something
-    return reached
 
 
 def test_an_outsider_cannot_connect_to_a_local_run(many_clips, tmp_path):
