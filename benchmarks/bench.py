@@ -245,7 +245,7 @@ def floor(root: Path, cores: int, params=None, limit: int | None = None, scratch
     """audioprep's stages over the clips in this process: decode, frame, CQT, LCN, and (with ``scratch``)
     the writes a worker does, into a Zarr store and a temporary audio.hdf5.  CPU seconds per stage."""
     from pipeline import graph
-    from pipeline.dataset import open_index
+    from pipeline.inputs import open_index
     from pipeline.output import hdf5, zarr_store
     from pipeline.output.layout import make_attrs
     from pipeline.params import Params

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from . import kernels
-from .dataset import ClipRef, load_clip
+from .inputs import ClipRef, load_clip
 from .exceptions import BadInputError
 from .output import zarr_store
 from .output.hdf5 import Slots

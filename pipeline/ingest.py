@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from .dataset import load_clip, open_index, preflight
+from .inputs import gtzan, load_clip, open_index, preflight
 from .exceptions import BadInputError, StoreError
 from .output.files import commit, discard, new_partial
 from .params import Params
@@ -28,7 +26,7 @@ def ingest(genres_dir, out_path, params: Params | None = None, *, overwrite: boo
     if out.exists() and not overwrite:
         raise StoreError(f"{out} exists; use --overwrite to replace it")
     index = open_index(genres_dir)
-    if index.kind == "hdf5":
+    if index.kind == gtzan.NAME:
         raise BadInputError([], f"{genres_dir} is already a gtzan.hdf5; ingest reads ROOT/<genre>/<file> or a "
                                 "manifest .csv")
     problems = preflight(index, params, progress=progress)
@@ -39,14 +37,9 @@ def ingest(genres_dir, out_path, params: Params | None = None, *, overwrite: boo
     n, C = params.nsamples, index.nclips
     try:
         with h5py.File(tmp, "w") as f:
-            dsets = {genre: f.create_dataset(genre, shape=(n, C), dtype="float32", chunks=(n, 1))
-                     for genre in index.labels}
+            dsets = gtzan.create(f, index.labels, n, C, params.sr)
             for ref in bar(index.clips, desc="ingesting", enabled=progress):
                 dsets[ref.genre][:, ref.c] = load_clip(ref, params)
-            f.attrs["Ngenres"] = np.int64(index.ngenres)
-            f.attrs["Nclips"] = np.int64(C)
-            f.attrs["sr"] = np.int64(params.sr)
-            f.attrs["Nsamples"] = np.int64(n)
         commit(tmp, out)
     except BaseException:
         discard(tmp)

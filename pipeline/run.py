@@ -21,7 +21,7 @@ import numpy as np
 
 from .cluster import ClusterSpec, Starter
 from .config import setting
-from .dataset import open_index, preflight, shown
+from .inputs import open_index, preflight
 from .exceptions import (BadInputError, IncompleteError, ParameterError, PipelineError, Problem, StorageError,
                          StoreError, Terminated, escaped)
 from .graph import ClipTask, Target, plan_tasks, run_task, task_key
@@ -247,9 +247,8 @@ def _plan(index, problems, root, done) -> list:
     for ref in index.clips:
         if done[ref.g, ref.c]:
             continue
-        where = shown(ref.source) if ref.column is None else index.path  # a gtzan.hdf5 is good or bad as a whole
-        if where in bad_paths:
-            marks.append(_bad(ref.g, ref.c, ref.name, bad_paths[where]))
+        if ref.where in bad_paths:
+            marks.append(_bad(ref.g, ref.c, ref.name, bad_paths[ref.where]))
         else:
             todo.append(ref)
     sizes = {}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.dataset import load_clip, open_index, preflight
+from pipeline.inputs import load_clip, open_index, preflight
 from pipeline.ingest import ingest
 from pipeline.params import Params
 from pipeline.synth import GTZAN_GENRES, synth_clip
@@ -112,7 +112,7 @@ def test_resampling_decodes_only_the_kept_span_with_the_same_bits(tmp_path, rate
     """load_clip decodes Nsamples' worth of input plus a margin; the clip equals resampling the whole file."""
     import librosa
 
-    from pipeline.dataset import decode_frames
+    from pipeline.inputs import decode_frames
 
     params = Params(nsamples=22050 * 3, resample=True, mono=True)
     rng = np.random.default_rng(rate)
@@ -132,7 +132,7 @@ def test_resampling_decodes_only_the_kept_span_with_the_same_bits(tmp_path, rate
 
 
 def open_index_one(path):
-    from pipeline.dataset import ClipRef
+    from pipeline.inputs import ClipRef
 
     return ClipRef(0, 0, "g", str(path))
 

@@ -12,7 +12,7 @@ from support.data import SMALL_ARGS
 from support.cli import audioprep
 
 from pipeline import BadInputError
-from pipeline.dataset import open_index, preflight
+from pipeline.inputs import open_index, preflight
 from pipeline.params import Params
 from pipeline.synth import synth_dataset
 
@@ -42,7 +42,7 @@ REASONS = {
     "corrupt": r"not a decodable audio file",
     "rate": r"^sample rate 44100 Hz; needs sr=22050 \(use --resample\)$",
     "short": rf"^1.00 s long \(22050 samples at 22050 Hz\); needs at least Nsamples={SMALL['nsamples']} samples "
-             rf"at 22050 Hz \(3.00 s\)$",
+             rf"at 22050 Hz \(3.00 s\) \(use --pad-short to keep it zero-padded, or a smaller --nsamples\)$",
     "stereo": r"^2 channels; needs mono \(use --mono\)$",
 }
 
@@ -185,7 +185,7 @@ def test_resample_and_mono_make_bad_clips_good(bad_folder, small_params):
     problems = preflight(open_index(root), params)
     # only the corrupt and the short file stay bad
     assert sorted(p.path for p in problems) == sorted([str(bad["corrupt"]), str(bad["short"])])
-    from pipeline.dataset import load_clip
+    from pipeline.inputs import load_clip
 
     refs = {r.source: r for r in open_index(root).clips}
     y = load_clip(refs[str(bad["rate"])], params)

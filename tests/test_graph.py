@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from dask.utils import key_split
 
-from pipeline.dataset import ClipRef, open_index
+from pipeline.inputs import ClipRef, open_index
 from pipeline.graph import ClipTask, Target, build_graph, clip_token, plan_tasks, run_task, stages_for
 from pipeline.output.layout import make_attrs
 from pipeline.output.zarr_store import create_store, done_mask, read_clip

@@ -14,7 +14,7 @@ from support.data import SMALL, SMALL_SECONDS
 from support.cli import audioprep
 
 from pipeline import BadInputError, StoreError
-from pipeline.dataset import open_index, preflight
+from pipeline.inputs import open_index, preflight
 from pipeline.output import to_matrix
 from pipeline.params import Params
 from pipeline.run import run

@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 from pipeline import StoreError
-from pipeline.dataset import open_index
+from pipeline.inputs import open_index
 from pipeline.output.files import OutputLock
 from pipeline.output.hdf5 import consolidate, read_attrs
 from pipeline.output.hdf5 import create as hdf5_create

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import PipelineError, StoreError
+from ..inputs import gtzan
 from ..params import DATASETS
 from . import hdf5, layout, zarr_store
 
@@ -281,8 +282,8 @@ def describe(path) -> str:
         except OSError as e:
             raise StoreError(f"{path}: not a readable HDF5 file ({e})") from None
         with f:
-            if "Ngenres" in f.attrs and "labels" not in f.attrs:
-                return _describe_gtzan(f, lines)
+            if gtzan.is_gtzan(f):
+                return "\n".join(lines + gtzan.describe(f))
     with OutputReader(path) as src:
         _describe_output(src, lines)
     return "\n".join(lines)
@@ -345,15 +346,3 @@ def _codec_name(src, arr) -> str:
                  for k in ("cname", "clevel", "shuffle", "level") if hasattr(c, k)]
         names.append(f"{type(c).__name__.replace('Codec', '').lower()}({', '.join(parts)})")
     return ", ".join(names) or "none"
-
-
-def _describe_gtzan(f, lines) -> str:
-    lines.append("kind: gtzan.hdf5 (input layout: one (Nsamples, Nclips) dataset per genre)")
-    for k in ("Ngenres", "Nclips", "sr", "Nsamples"):
-        lines.append(f"{k}: {f.attrs[k]}")
-    lines.append("datasets:")
-    for name in sorted(f.keys()):
-        d = f[name]
-        lines.append(f"  {name:<12} {str(d.shape):<16} {d.dtype}  chunks {d.chunks}  codec {d.compression or 'none'}")
-    lines.append(f"labels: {', '.join(sorted(f.keys()))}")
-    return "\n".join(lines)

@@ -1,0 +1,121 @@
+"""Input format: a ``gtzan.hdf5``, the original conversion's layout, and the one place its schema is written.
+
+One float32 dataset per genre of shape ``(Nsamples, Nclips)``, one clip a
+column (chunked a column a chunk), and the attributes :data:`ATTRS`.
+``audioprep ingest`` writes it (:func:`create`), a run reads it (this format),
+``audioprep info`` describes it (:func:`describe`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import BadInputError, Problem
+from ..params import Params
+from .audio import check_format, clip_samples, decode_frames, error_text, to_nsamples
+from .index import ClipRef, DatasetIndex
+
+NAME = "hdf5"
+#: The attributes of a gtzan.hdf5 (int64 scalars).
+ATTRS = ("Ngenres", "Nclips", "sr", "Nsamples")
+
+
+def can_open(path: Path) -> bool:
+    """Any other file: a gtzan.hdf5, or refused by :func:`index` with what it is not."""
+    return path.is_file()
+
+
+def is_gtzan(f) -> bool:
+    """Whether the open h5py file ``f`` is a gtzan.hdf5 (not an audioprep output, which has labels)."""
+    return all(a in f.attrs for a in ATTRS) and "labels" not in f.attrs
+
+
+def create(f, labels, nsamples: int, nclips: int, sr: int) -> dict:
+    """Lay out a gtzan.hdf5 in the open h5py file ``f``; return its datasets by genre (fill column c of each)."""
+    dsets = {genre: f.create_dataset(genre, shape=(nsamples, nclips), dtype="float32", chunks=(nsamples, 1))
+             for genre in labels}
+    for key, value in zip(ATTRS, (len(labels), nclips, sr, nsamples)):
+        f.attrs[key] = np.int64(value)
+    return dsets
+
+
+def describe(f) -> list:
+    """The lines ``audioprep info`` prints for the open gtzan.hdf5 ``f``."""
+    lines = ["kind: gtzan.hdf5 (input layout: one (Nsamples, Nclips) dataset per genre)"]
+    lines += [f"{k}: {f.attrs[k]}" for k in ATTRS]
+    lines.append("datasets:")
+    for name in sorted(f.keys()):
+        d = f[name]
+        lines.append(f"  {name:<12} {str(d.shape):<16} {d.dtype}  chunks {d.chunks}  codec {d.compression or 'none'}")
+    lines.append(f"labels: {', '.join(sorted(f.keys()))}")
+    return lines
+
+
+def index(path: Path, **_) -> DatasetIndex:
+    """Index a gtzan.hdf5: its genre datasets (sorted by name), one clip a column."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise BadInputError([Problem(str(path), f"not a folder, a manifest .csv or a readable HDF5 file ({e})")],
+                            "give a GTZAN-style folder, a manifest .csv or a gtzan.hdf5 written by "
+                            "'audioprep ingest'") from None
+    with f:
+        missing = [a for a in ATTRS if a not in f.attrs]
+        if missing:
+            raise BadInputError([Problem(str(path), f"gtzan.hdf5 lacks the attribute(s) {', '.join(missing)}")],
+                                "re-create it with 'audioprep ingest GENRES_DIR -o gtzan.hdf5'")
+        ng, nc, ns = (int(f.attrs[a]) for a in ("Ngenres", "Nclips", "Nsamples"))
+        genres = sorted(k for k in f.keys() if isinstance(f[k], h5py.Dataset))
+        problems = []
+        if len(genres) != ng:
+            problems.append(Problem(str(path), f"attribute Ngenres={ng} but the file holds {len(genres)} "
+                                               f"datasets ({', '.join(genres)})"))
+        for genre in genres:
+            d = f[genre]
+            if d.shape != (ns, nc):
+                problems.append(Problem(f"{path}[{genre}]", f"shape {d.shape} differs from "
+                                                            f"(Nsamples, Nclips)=({ns}, {nc}) of the attributes"))
+            elif not np.issubdtype(d.dtype, np.floating):
+                problems.append(Problem(f"{path}[{genre}]", f"dtype {d.dtype} is not floating point"))
+        if not problems and (not genres or nc == 0):
+            problems.append(Problem(str(path), "holds no clip (no genre dataset, or Nclips=0)"))
+        if problems:
+            raise BadInputError(problems, "re-create it with 'audioprep ingest GENRES_DIR -o gtzan.hdf5'")
+    clips = [ClipRef(g, c, genre, str(path.resolve()), c, rel=f"{genre}[:, {c}]", format=NAME)
+             for g, genre in enumerate(genres) for c in range(nc)]
+    return DatasetIndex(str(path.resolve()), NAME, tuple(genres), nc, clips)
+
+
+def inspect(ref: ClipRef, params: Params) -> tuple:
+    """``(reason, samples)`` from the file's attributes: every clip of a gtzan.hdf5 has its rate and length."""
+    import h5py
+
+    with h5py.File(ref.source, "r") as f:
+        sr, ns = int(f.attrs["sr"]), int(f.attrs["Nsamples"])
+    reason = check_format(sr, 1, ns, params)
+    return reason, 0 if reason else clip_samples(ns, sr, params)
+
+
+def inspect_all(index: DatasetIndex, params: Params) -> list:
+    """Pre-flight of the whole file from one header: ``[(ref, reason, samples)]`` for every clip."""
+    reason, n = inspect(index.clips[0], params)
+    return [(ref, reason, n) for ref in index.clips]
+
+
+def load(ref: ClipRef, params: Params) -> np.ndarray:
+    """Read column ``ref.column`` of genre ``ref.genre`` as float32 of exactly ``Nsamples`` samples."""
+    import h5py
+
+    try:
+        with h5py.File(ref.source, "r") as f:
+            rate = int(f.attrs["sr"])
+            d = f[ref.genre]
+            y = d[:decode_frames(rate, params), ref.column]
+            frames = d.shape[0]
+    except Exception as e:
+        raise BadInputError([Problem(ref.name, f"reading failed ({error_text(e)})")]) from None
+    return to_nsamples(y, rate, params, ref.name, frames=frames)

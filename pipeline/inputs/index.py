@@ -1,0 +1,160 @@
+"""The index of an input, whatever its format: which clip fills which slot ``(genre, clip)``.
+
+:class:`ClipRef` and :class:`DatasetIndex` are what every format module of
+:mod:`pipeline.inputs` produces; the rules here apply to an input as a whole
+(genre sizes, storable names) and to names as messages show them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import Problem, escaped
+
+
+def shown(path) -> str:
+    """A path as a message shows it, whatever bytes its name holds (control characters escaped)."""
+    return escaped(os.fsencode(str(path)).decode("utf-8", "backslashreplace"))
+
+
+def label(name: str) -> str:
+    """A genre name as a label: NFC, so a folder named on macOS (NFD) and the same name typed are one genre."""
+    return unicodedata.normalize("NFC", name)
+
+
+@dataclass(frozen=True)
+class ClipRef:
+    """Where one clip lives and which output slot ``(g, c)`` it fills."""
+
+    g: int
+    c: int
+    genre: str
+    source: str  # the audio file, or the gtzan.hdf5 file
+    column: int | None = None  # the column in gtzan.hdf5, None for audio files
+    rel: str = ""  # the slot's ``source`` entry: the path relative to the input, or ``<genre>[:, <column>]``
+    format: str = "folder"  # the name of the input format (module of :mod:`pipeline.inputs`) it came from
+
+    @property
+    def name(self) -> str:
+        """What a user calls this clip in messages."""
+        if self.column is None:
+            return self.source
+        return f"{self.source}[{self.genre}][:, {self.column}]"
+
+    @property
+    def where(self) -> str:
+        """What pre-flight files this clip's problems under: its file (a gtzan.hdf5 is good or bad as a whole)."""
+        return shown(self.source)
+
+
+@dataclass
+class DatasetIndex:
+    """Every clip of an input, ordered by genre then clip."""
+
+    path: str
+    kind: str  # "folder", "hdf5" or "manifest"
+    labels: tuple
+    nclips: int
+    clips: list = field(default_factory=list)
+    problems: list = field(default_factory=list)  # found while scanning
+    ignored: list = field(default_factory=list)  # entries of a folder that are not clips, relative to it
+    samples: np.ndarray | None = None  # each slot's own samples [shape=(genres, clips)], set by preflight
+
+    @property
+    def ngenres(self) -> int:
+        return len(self.labels)
+
+    def sources(self) -> np.ndarray:
+        """Each slot's ``source`` entry [shape=(genres, clips)], ``""`` for a missing slot."""
+        out = np.full((self.ngenres, self.nclips), "", dtype=object)
+        for ref in self.clips:
+            out[ref.g, ref.c] = ref.rel
+        return out
+
+    def missing(self) -> list:
+        """The slots no clip fills (genres with fewer clips, allowed by ``--pad``), as ``(g, c)``."""
+        present = {(r.g, r.c) for r in self.clips}
+        return [(g, c) for g in range(self.ngenres) for c in range(self.nclips) if (g, c) not in present]
+
+    def stamps(self) -> dict:
+        """Each input file's identity, ``{name relative to the input: [size, mtime_ns]}`` (None if unreadable):
+        saved with the store, so that a later run names the files that changed."""
+        out = {}
+        for ref in self.clips:
+            key = ref.rel if ref.column is None else Path(ref.source).name
+            if key not in out:
+                try:
+                    st = os.stat(ref.source)
+                    out[key] = [st.st_size, st.st_mtime_ns]
+                except OSError:
+                    out[key] = None
+        return out
+
+    def fingerprint(self) -> str:
+        """Digest of what the input is: its path, kind, and each slot's file identity."""
+        h = hashlib.sha256()
+        h.update(json.dumps([self.path, self.kind, list(self.labels), self.nclips]).encode())
+        seen = set()
+        for ref in self.clips:
+            if ref.source in seen:  # a gtzan.hdf5: one file for every slot
+                h.update(json.dumps([ref.g, ref.c, ref.rel]).encode())
+                continue
+            seen.add(ref.source)
+            try:
+                st = os.stat(ref.source)
+                ident = [ref.g, ref.c, ref.rel, st.st_size, st.st_mtime_ns]
+            except OSError:
+                ident = [ref.g, ref.c, ref.rel, None, None]
+            h.update(json.dumps(ident).encode())
+        return h.hexdigest()[:32]
+
+
+def check_sizes(index: DatasetIndex, pad: bool) -> None:
+    """Genres of different sizes (an empty genre folder among them) are a problem, unless ``pad`` allows them."""
+    if pad:
+        return
+    counts = {}
+    for ref in index.clips:
+        counts[ref.genre] = counts.get(ref.genre, 0) + 1
+    broken = {p.path for p in index.problems}  # an unreadable genre folder is said once, as such
+    sized = [g for g in index.labels if shown(Path(index.path) / g) not in broken]
+    for genre in sized:
+        if not counts.get(genre):  # only a folder can hold a genre without clips
+            index.problems.append(Problem(shown(Path(index.path) / genre), "empty genre folder: holds no audio files"))
+    if len({counts.get(g, 0) for g in sized}) > 1:
+        detail = ", ".join(f"{g}={counts.get(g, 0)}" for g in sized)
+        index.problems.append(Problem(shown(index.path), f"genres hold unequal numbers of clips ({detail}); use "
+                                                         "--pad to allow it (the missing slots are flagged invalid)"))
+
+
+def check_names(index: DatasetIndex) -> None:
+    """Every label and source entry must be storable: UTF-8 text (both stores), no NUL (HDF5)."""
+    why = _unstorable(index.path)
+    if why:
+        index.problems.append(Problem(shown(index.path), f"the input's path {why}; rename or move it"))
+    for label in index.labels:
+        why = _unstorable(label)
+        if why:
+            index.problems.append(Problem(shown(Path(index.path) / label) if index.kind == "folder" else shown(label),
+                                          f"genre name {why}; rename it"))
+    for ref in index.clips:
+        why = _unstorable(ref.rel)
+        if why and ref.column is None:
+            index.problems.append(Problem(shown(ref.source), f"file name {why}; rename it"))
+
+
+def _unstorable(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 text, which the outputs store names as"
+    if "\x00" in text:
+        return "holds a NUL character"
+    return None
