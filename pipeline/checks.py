@@ -31,7 +31,7 @@ class Rule:
     """How a setting's value is read: ``convert`` returns the normalized value or raises :class:`Invalid`."""
 
     convert: Callable[[Any], Any]
-    text: str  # what the value must be, as a message says it
+    text: str | Callable[[], str]  # what the value must be, as a message says it
     optional: bool = False  # None (YAML null) is allowed
     metavar: str = "TEXT"  # what a command-line option's help shows for its value
 
@@ -43,7 +43,7 @@ class Rule:
                 raise Invalid
             return self.convert(value)
         except (Invalid, ValueError, TypeError, OverflowError):
-            rule = self.text + (" or null" if self.optional else "")
+            rule = (self.text() if callable(self.text) else self.text) + (" or null" if self.optional else "")
             raise ParameterError(f"{name}={shown(value)} must be {rule}{f' ({where})' if where else ''}") from None
 
 
@@ -186,11 +186,12 @@ def host_port() -> Rule:
     return Rule(convert, "HOST:PORT (e.g. 127.0.0.1:8787), :PORT or a port number", metavar="HOST:PORT")
 
 
-def choice_or_address(kinds) -> Rule:
-    """One of ``kinds``, or a scheduler address ``tcp://HOST:PORT`` / ``tls://HOST:PORT``."""
+def choice_or_address(kinds: Callable[[], tuple]) -> Rule:
+    """One of ``kinds()`` (asked when a value is checked), or a scheduler address ``tcp://HOST:PORT`` /
+    ``tls://HOST:PORT``."""
     def convert(value):
         value = _text(value)
-        if value.lower() in kinds:
+        if value.lower() in kinds():
             return value.lower()
         m = re.fullmatch(r"(tcp|tls)://([^/:\s]+|\[[0-9A-Fa-f:]+\]):(\d+)/?", value)
         if not m:
@@ -198,5 +199,5 @@ def choice_or_address(kinds) -> Rule:
         _port(m.group(3))
         return value
 
-    return Rule(convert, f"one of {', '.join(kinds)}, or a scheduler address tcp://HOST:PORT",
+    return Rule(convert, lambda: f"one of {', '.join(kinds())}, or a scheduler address tcp://HOST:PORT",
                 metavar="KIND|ADDRESS")

@@ -34,12 +34,19 @@ JOBQUEUE_KEYS = {"cores": int, "processes": int, "memory": str, "walltime": str,
                  "interface": str}
 #: Run options that are runtime settings (keys of the ``audioprep`` namespace).
 RUN_SETTINGS = ("cluster", "workers", "tls", "dashboard-address", "jobs", "adapt-min", "adapt-max")
-#: The cluster kinds ``audioprep.cluster`` takes besides a scheduler address.
-CLUSTER_KINDS = ("local", "slurm", "pbs", "sge", "lsf", "htcondor")
+
+
+def cluster_kinds() -> tuple:
+    """The cluster kinds ``audioprep.cluster`` takes besides a scheduler address (:data:`cluster.kinds.KINDS`)."""
+    from .cluster.kinds import KINDS
+
+    return tuple(KINDS)
+
+
 #: The rule of every runtime setting (keys of the ``audioprep`` namespace, jobqueue ones dotted).  Every
 #: value passes through its rule once, however it was given, before anything is created.
 RUNTIME_RULES = {
-    "cluster": checks.choice_or_address(CLUSTER_KINDS),
+    "cluster": checks.choice_or_address(cluster_kinds),
     "workers": checks.whole(1, optional=True),
     "threads-per-worker": checks.whole(1),
     "memory-limit": checks.size(minimum=100 * 2**20, auto=True),
@@ -88,8 +95,8 @@ def setting(key: str, given=None):
 
 
 def defaults_text() -> str:
-    """The packaged YAML, comments included."""
-    return _YAML.read_text()
+    """The packaged YAML, comments included (the cluster kinds listed from their records)."""
+    return _YAML.read_text().replace("{cluster kinds}", ", ".join(cluster_kinds()))
 
 
 def comments() -> dict:

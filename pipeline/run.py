@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cluster import ClusterSpec, Starter
+from .cluster import ClusterSpec, Starter, remove_stale_credentials
 from .config import setting
 from .inputs import open_index, preflight
 from .exceptions import (BadInputError, IncompleteError, ParameterError, PipelineError, Problem, StorageError,
@@ -128,6 +128,7 @@ def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwr
     """The run once its input and settings passed: open the folder, compute, consolidate, summarize."""
     try:
         with out.open():  # the lock first: a second run on this folder is told at once
+            remove_stale_credentials(out.path)  # of a batch run that was killed
             starter.wait(progress)  # a cluster that cannot start fails here, before any file is written
             created = datetime.now(timezone.utc).isoformat(timespec="seconds")
             expected = make_attrs(index, params, created=created)

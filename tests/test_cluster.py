@@ -17,14 +17,33 @@ from support.data import SMALL_ARGS
 from support.cli import audioprep
 
 from pipeline import ClusterError
-from pipeline.cluster import CLUSTERS, ClusterSpec, cluster_class, job_script
+from pipeline.cluster import KINDS, ClusterSpec, cluster_class, job_script
 
 REQUIRE = os.environ.get("AUDIOPREP_REQUIRE_SCHEDULERS") == "1"
 SLURM_CONF = os.environ.get("SLURM_CONF", "/tmp/audioprep-slurm/slurm.conf")
 
 
-def test_registry_feeds_the_cli_choices():
-    assert set(CLUSTERS) == {"local", "slurm", "pbs", "sge", "lsf", "htcondor"}
+def test_registry_feeds_the_cli_choices_the_help_and_the_packaged_yaml():
+    """Every cluster kind is one record of KINDS: the --cluster rule, its help and audioprep.yaml's comment
+    (so 'audioprep config') list exactly the records, in their order."""
+    from click.testing import CliRunner
+
+    from pipeline import ParameterError, config
+    from pipeline.cli import main
+
+    kinds = list(KINDS)
+    assert kinds[0] == "local" and {"slurm", "pbs", "sge", "lsf", "htcondor"} <= set(kinds)
+    listed = ", ".join(kinds)
+    assert config.comments()["audioprep.cluster"].startswith(f"where to run: {listed}, or a scheduler address")
+    assert f"# where to run: {listed}, or" in CliRunner().invoke(main, ["config"]).output
+    run_help = {p.name: getattr(p, "help", None) for p in main.commands["run"].params}["cluster"]
+    assert run_help.startswith(f"Where to run: {listed}, or a scheduler address")
+    rule = config.RUNTIME_RULES["cluster"]
+    for kind in kinds:
+        assert rule("cluster", kind.upper()) == kind
+    assert rule("cluster", "tls://10.0.0.5:8786") == "tls://10.0.0.5:8786"
+    with pytest.raises(ParameterError, match=rf"cluster=torque must be one of {listed}, or a scheduler address"):
+        rule("cluster", "torque")
     assert cluster_class("slurm").__name__ == "SLURMCluster"
     with pytest.raises(ClusterError, match=r"--cluster 'torque' is not a cluster kind.*tcp://HOST:PORT"):
         cluster_class("torque")

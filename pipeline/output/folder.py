@@ -39,8 +39,6 @@ class OutputFolder:
         with files.OutputLock(self.path):
             for name in (layout.HDF5_NAME, layout.ZARR_NAME, layout.SUMMARY_NAME, layout.CONFIG_NAME):
                 files.remove_partials(self.path, name)
-            for stale in self.path.glob(layout.CREDENTIALS_PREFIX + "*"):  # of a run that was killed
-                files.discard(stale)
             try:
                 yield self
             except BaseException:

@@ -23,8 +23,6 @@ LOG_DIR = "logs"
 #: In ``audio.zarr``'s ``source`` array folder (where Zarr readers do not look): each input file's size and
 #: mtime when the store was made (:meth:`DatasetIndex.stamps`), so a later run names the files that changed.
 INPUTS_NAME = "source/stamps.json"
-#: A batch cluster's per-run credentials: a 0700 folder of 0600 files, removed when the run ends.
-CREDENTIALS_PREFIX = ".audioprep-credentials-"
 
 #: Written into both stores; an output of another format is never resumed.
 FORMAT = "audioprep-4"  # 2: per-slot source array, UTF-8 labels; 3: flat chunk keys, contiguous HDF5; 4: samples

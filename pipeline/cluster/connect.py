@@ -1,8 +1,7 @@
-"""Creating the Dask cluster a run computes on.
+"""Creating, reaching and starting the cluster a run computes on.
 
-:data:`CLUSTERS` maps a kind name to its cluster class; the CLI's
-``--cluster`` choices come from it.  A scheduler address (``tcp://...``)
-connects to a running scheduler instead.
+What differs between kinds is in :mod:`.kinds`; a scheduler address
+(``tcp://...``) connects to a running scheduler instead.
 """
 
 from __future__ import annotations
@@ -21,19 +20,13 @@ from pathlib import Path
 
 import dask.config
 
-from .config import JOBQUEUE_KEYS, setting
-from .exceptions import ClusterError
-from .output.layout import CREDENTIALS_PREFIX
+from ..config import JOBQUEUE_KEYS, setting
+from ..exceptions import ClusterError
+from .kinds import KINDS, batch_kinds
 
-#: kind -> "module:Class" of the cluster class (imported only when used).
-CLUSTERS = {
-    "local": "distributed:LocalCluster",
-    "slurm": "dask_jobqueue:SLURMCluster",
-    "pbs": "dask_jobqueue:PBSCluster",
-    "sge": "dask_jobqueue:SGECluster",
-    "lsf": "dask_jobqueue:LSFCluster",
-    "htcondor": "dask_jobqueue:HTCondorCluster",
-}
+#: A batch cluster's per-run credentials in the output folder: a 0700 folder of 0600 files, removed when the
+#: run ends (and by the next run on the folder if a run was killed).
+CREDENTIALS_PREFIX = ".audioprep-credentials-"
 
 # distributed's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers. Setting
 # any malloc tunable turns off glibc's dynamic mmap threshold, so every large
@@ -43,9 +36,6 @@ CLUSTERS = {
 WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 WORKER_ENV = ["export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None"]
 
-# How each scheduler names our settings, and which it has no such setting for.
-RENAMED = {"sge": {"account": "project"}, "lsf": {"account": "project"}}
-UNSUPPORTED = {"htcondor": ("queue", "account", "walltime")}
 
 
 def is_address(kind: str) -> bool:
@@ -53,10 +43,10 @@ def is_address(kind: str) -> bool:
 
 
 def cluster_class(kind: str):
-    if kind not in CLUSTERS:
+    if kind not in KINDS:
         raise ClusterError(f"--cluster {kind!r} is not a cluster kind nor a scheduler address; "
-                           f"choose one of {', '.join(CLUSTERS)} or give tcp://HOST:PORT")
-    module, name = CLUSTERS[kind].split(":")
+                           f"choose one of {', '.join(KINDS)} or give tcp://HOST:PORT")
+    module, name = KINDS[kind].cls.split(":")
     try:
         return getattr(importlib.import_module(module), name)
     except ImportError as e:
@@ -96,15 +86,14 @@ class ClusterSpec:
                 value = setting(f"jobqueue.{key}")
             if value is not None:
                 out[key] = value
-        for key in UNSUPPORTED.get(kind, ()):
+        record = KINDS[kind]
+        for key in record.unsupported:
             out.pop(key, None)
-        for ours, theirs in RENAMED.get(kind, {}).items():
+        for ours, theirs in record.renamed.items():
             if ours in out:
                 out[theirs] = out.pop(ours)
-        if kind == "lsf" and str(out.get("walltime", "")).count(":") == 2:
-            out["walltime"] = str(out["walltime"]).rsplit(":", 1)[0]  # LSF's -W takes [hours:]minutes
-        if kind == "htcondor" and dask.config.get("jobqueue.htcondor.disk", None) is None:
-            out["disk"] = out.get("memory", "2GiB")  # HTCondor requires a disk request
+        if record.quirk is not None:
+            record.quirk(out, lambda key: dask.config.get(key, None))
         extra = []
         lifetime = setting("jobqueue.lifetime")
         if lifetime:
@@ -162,7 +151,7 @@ def make_cluster(spec: ClusterSpec, *, security=None):
     """Create the cluster of ``spec`` (not for scheduler addresses), with ``security`` (TLS) if given."""
     kind = spec.resolved_kind()
     cls = cluster_class(kind)
-    if kind == "local":
+    if not KINDS[kind].batch:
         workers = setting("workers", spec.workers) or os.cpu_count() or 1
         try:
             # Read by the scheduler and the nannies as they are created; the workers inherit it.
@@ -194,9 +183,8 @@ def make_cluster(spec: ClusterSpec, *, security=None):
 def job_script(spec: ClusterSpec) -> str:
     """The batch script a jobqueue cluster of ``spec`` would submit (nothing is submitted)."""
     kind = spec.resolved_kind()
-    if kind == "local" or is_address(kind):
-        raise ClusterError(f"--cluster {kind} submits no batch jobs; choose one of "
-                           f"{', '.join(k for k in CLUSTERS if k != 'local')}")
+    if is_address(kind) or not KINDS[kind].batch:
+        raise ClusterError(f"--cluster {kind} submits no batch jobs; choose one of {', '.join(batch_kinds())}")
     cls = cluster_class(kind)
     kwargs = spec.jobqueue_kwargs(kind)
     kwargs["scheduler_options"] = {**kwargs["scheduler_options"], "dashboard_address": "127.0.0.1:0"}
@@ -222,6 +210,13 @@ def _release_credential_files(cluster) -> None:
     for value in list(vars(cluster).values()):
         if isinstance(value, tempfile._TemporaryFileWrapper):
             value.close()
+
+
+def remove_stale_credentials(folder) -> None:
+    """Remove the credentials folders a killed run left in its output ``folder`` (call it holding the lock)."""
+    for stale in Path(folder).glob(CREDENTIALS_PREFIX + "*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 #: A local cluster's scratch folder in the temporary directory: ``audioprep-dask-<host>-<pid>-<random>``.
@@ -298,12 +293,13 @@ class Connection:
         from distributed import Client
 
         spec = self.spec
-        if kind == "local" and spec.local_directory is None:
+        batch = KINDS[kind].batch
+        if not batch and spec.local_directory is None:
             remove_stale_scratch()
             scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{socket.gethostname()}-{os.getpid()}-")
             self._stack.callback(shutil.rmtree, scratch, ignore_errors=True)
             spec = dataclasses.replace(spec, local_directory=scratch)
-        if kind != "local":
+        if batch:
             where = spec.shared_directory or os.getcwd()
             shared = tempfile.mkdtemp(prefix=CREDENTIALS_PREFIX, dir=where)
             self._stack.callback(shutil.rmtree, shared, ignore_errors=True)
@@ -319,7 +315,7 @@ class Connection:
     def dashboard_link(self) -> str:
         """Where the dashboard is, as the user can open it (the scheduler's own link names its network address)."""
         link = self.client.dashboard_link
-        if self.cluster is None or self.spec.resolved_kind() == "local":
+        if self.cluster is None or not KINDS[self.spec.resolved_kind()].batch:
             return link
         port = urllib.parse.urlsplit(link).port
         return f"http://127.0.0.1:{port}/status (on {socket.gethostname()}; from elsewhere: ssh -N -L " \
@@ -337,7 +333,7 @@ class Connection:
 
     def wait_for_workers(self, echo) -> None:
         """Wait for the first worker of a batch-job cluster; fail clearly if none comes."""
-        if self.cluster is None or self.spec.resolved_kind() == "local":
+        if self.cluster is None or not KINDS[self.spec.resolved_kind()].batch:
             return
         timeout = setting("worker-timeout")
         echo(f"waiting for the first worker (batch jobs pending; up to {timeout})")
@@ -354,92 +350,3 @@ class Connection:
 
     def __exit__(self, *exc):
         self._stack.close()  # client, then cluster, then credentials and scratch folders
-
-
-class Starter:
-    """Starts a run's cluster, for a local cluster in a background thread while the driver checks the input.
-
-    The workers' imports and CQT plan (:class:`~pipeline.worker_setup.Warmup`)
-    are readied on the way, so the first clips do not wait for them.
-    :meth:`wait` joins the thread (a progress line shows the workers
-    starting) and raises what the start raised; :meth:`connection` gives the
-    :class:`Connection`, starting it then if it was not started early (batch
-    clusters, which need the output folder for their logs and credentials).
-    """
-
-    def __init__(self, spec: ClusterSpec, client, params, *, early: bool):
-        import threading
-
-        self.spec, self.client, self.params = spec, client, params
-        self._conn: Connection | None = None
-        self._error: BaseException | None = None
-        self._thread = None
-        if early:
-            self._thread = threading.Thread(target=self._start, name="audioprep-cluster-start", daemon=True)
-            self._thread.start()
-            # The driver needs librosa for the coordinates (store creation, the final step); importing it
-            # (about 1 s: numba's compiled helpers) while the workers start keeps it off the critical path.
-            threading.Thread(target=importlib.import_module, args=("librosa.core.convert",), daemon=True,
-                             name="audioprep-import").start()
-
-    def _start(self) -> None:
-        import distributed  # noqa: F401  (its config defaults first: the set below must not insert them)
-
-        conn = Connection(self.spec, self.client)
-        try:
-            # Read by the scheduler as it is created (dask.config is one for the whole process).
-            # A worker runs one task at a time (saturation 1.0, no task queued on it beside the running one), so
-            # when a clip kills its worker, no other task is blamed for the death.
-            with dask.config.set({"distributed.scheduler.allowed-failures": int(setting("allowed-failures")),
-                                  "distributed.scheduler.worker-saturation": 1.0}):
-                conn.__enter__()
-        except BaseException as e:
-            self._error = e
-            return
-        self._conn = conn
-        try:
-            from .worker_setup import Warmup
-
-            conn.client.register_plugin(Warmup(self.params))
-        except BaseException as e:
-            self._error = ClusterError(
-                f"the workers could not get ready ({type(e).__name__}: {e}); a worker that dies while importing "
-                f"and planning the CQT is usually out of memory (memory-limit {setting('memory-limit')} a "
-                "worker; one needs about 300 MB): raise audioprep.memory-limit or give fewer --workers")
-
-    def wait(self, progress: bool = False) -> None:
-        """Wait for an early start to finish; raise what it raised."""
-        if self._thread is not None:
-            from tqdm.auto import tqdm
-
-            with tqdm(desc="starting workers (imports, CQT plan)", bar_format="{desc}: {elapsed}",
-                      disable=not progress, leave=False) as bar:
-                while self._thread.is_alive():
-                    self._thread.join(0.25)
-                    bar.refresh()
-            self._thread = None
-        if self._error is not None:
-            raise self._error
-
-    def connection(self, progress: bool = False) -> Connection:
-        """The run's connection, started now if it was not started early."""
-        self.wait(progress)
-        if self._conn is None:
-            self._start()
-            self.wait()
-        return self._conn
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._conn is not None:
-            self._conn.__exit__(None, None, None)
-            self._conn = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-

@@ -1,0 +1,101 @@
+"""Starting a run's cluster early: a local cluster starts (and its workers warm up) while the driver checks
+the input."""
+
+from __future__ import annotations
+
+import importlib
+
+import dask.config
+
+from ..config import setting
+from ..exceptions import ClusterError
+from .connect import ClusterSpec, Connection
+
+
+class Starter:
+    """Starts a run's cluster, for a local cluster in a background thread while the driver checks the input.
+
+    The workers' imports and CQT plan (:class:`~pipeline.worker_setup.Warmup`)
+    are readied on the way, so the first clips do not wait for them.
+    :meth:`wait` joins the thread (a progress line shows the workers
+    starting) and raises what the start raised; :meth:`connection` gives the
+    :class:`Connection`, starting it then if it was not started early (batch
+    clusters, which need the output folder for their logs and credentials).
+    """
+
+    def __init__(self, spec: ClusterSpec, client, params, *, early: bool):
+        import threading
+
+        self.spec, self.client, self.params = spec, client, params
+        self._conn: Connection | None = None
+        self._error: BaseException | None = None
+        self._thread = None
+        if early:
+            self._thread = threading.Thread(target=self._start, name="audioprep-cluster-start", daemon=True)
+            self._thread.start()
+            # The driver needs librosa for the coordinates (store creation, the final step); importing it
+            # (about 1 s: numba's compiled helpers) while the workers start keeps it off the critical path.
+            threading.Thread(target=importlib.import_module, args=("librosa.core.convert",), daemon=True,
+                             name="audioprep-import").start()
+
+    def _start(self) -> None:
+        import distributed  # noqa: F401  (its config defaults first: the set below must not insert them)
+
+        conn = Connection(self.spec, self.client)
+        try:
+            # Read by the scheduler as it is created (dask.config is one for the whole process).
+            # A worker runs one task at a time (saturation 1.0, no task queued on it beside the running one), so
+            # when a clip kills its worker, no other task is blamed for the death.
+            with dask.config.set({"distributed.scheduler.allowed-failures": int(setting("allowed-failures")),
+                                  "distributed.scheduler.worker-saturation": 1.0}):
+                conn.__enter__()
+        except BaseException as e:
+            self._error = e
+            return
+        self._conn = conn
+        try:
+            from ..worker_setup import Warmup
+
+            conn.client.register_plugin(Warmup(self.params))
+        except BaseException as e:
+            self._error = ClusterError(
+                f"the workers could not get ready ({type(e).__name__}: {e}); a worker that dies while importing "
+                f"and planning the CQT is usually out of memory (memory-limit {setting('memory-limit')} a "
+                "worker; one needs about 300 MB): raise audioprep.memory-limit or give fewer --workers")
+
+    def wait(self, progress: bool = False) -> None:
+        """Wait for an early start to finish; raise what it raised."""
+        if self._thread is not None:
+            from tqdm.auto import tqdm
+
+            with tqdm(desc="starting workers (imports, CQT plan)", bar_format="{desc}: {elapsed}",
+                      disable=not progress, leave=False) as bar:
+                while self._thread.is_alive():
+                    self._thread.join(0.25)
+                    bar.refresh()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+
+    def connection(self, progress: bool = False) -> Connection:
+        """The run's connection, started now if it was not started early."""
+        self.wait(progress)
+        if self._conn is None:
+            self._start()
+            self.wait()
+        return self._conn
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._conn is not None:
+            self._conn.__exit__(None, None, None)
+            self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
