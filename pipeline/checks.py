@@ -104,7 +104,7 @@ def flag() -> Rule:
             return False
         raise Invalid
 
-    return Rule(convert, "true or false (yes/no, on/off and 1/0 are read the same way)")
+    return Rule(convert, "true or false (yes/no, on/off and 1/0 are read the same way)", metavar="BOOLEAN")
 
 
 def size(*, minimum: int, auto: bool = False, optional: bool = False) -> Rule:

@@ -140,6 +140,21 @@ def _setting_option(key: str, type=str, *, name: str | None = None, dest: str | 
     return click.option(name or f"--{leaf}", dest or leaf.replace("-", "_"), type=type, metavar=metavar, help=text)
 
 
+def run_options(fn):
+    """The run options (:data:`config.RUN_OPTIONS`, the input aside: it is the argument) as click options."""
+    opts = []
+    for o in config.RUN_OPTIONS:
+        if o.argument:
+            continue
+        names = [o.short, f"--{o.key}"] if o.short else [f"--{o.key}"]
+        help = f"{o.help[0].upper()}{o.help[1:]}" + (f"  [default: {o.shown}]" if o.shown else "")
+        if o.flag:
+            opts.append(click.option(*names, o.dest, is_flag=True, default=None, help=help))
+        else:
+            opts.append(click.option(*names, o.dest, metavar="DIRECTORY" if o.path else "TEXT", help=help))
+    return _add(fn, opts)
+
+
 def jobqueue_options(fn):
     """Per-job settings of batch-job clusters (override the user's jobqueue.<kind> config)."""
     return _add(fn, [_setting_option(f"jobqueue.{key}") for key in JOBQUEUE_KEYS])
@@ -192,9 +207,7 @@ def main():
 
 @main.command(short_help="Process a dataset into OUTDIR/audio.hdf5 (the main command).")
 @click.argument("input", required=False, type=click.Path(path_type=Path))
-@click.option("-o", "--outdir", type=click.Path(file_okay=False, path_type=Path),
-              help=f"Folder for audio.zarr, audio.hdf5 and the run summary; not inside INPUT  "
-                   f"[default: {DEFAULT_DATA}]")
+@run_options
 @param_options
 @_setting_option("cluster")
 @_setting_option("workers")
@@ -204,15 +217,6 @@ def main():
 @_setting_option("jobs")
 @_setting_option("adapt-min")
 @_setting_option("adapt-max")
-@click.option("--skip-bad", is_flag=True, default=None,
-              help="Go on without bad clips: zero them, flag them invalid, list them")
-@click.option("--pad", is_flag=True, default=None,
-              help="Allow genres with different numbers of clips: the shorter genres' last slots are missing "
-                   "(zero, flagged invalid, listed)")
-@click.option("--path-column", help="A manifest's column of clip paths, relative to the manifest's folder  "
-                                    "[default: the first of path, filepath, filename, file, ...]")
-@click.option("--label-column", help="A manifest's column of labels  [default: the first of label, genre, "
-                                     "genre_top, class, category]")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs made from other parameters or input")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Run configuration file (as 'audioprep config' prints, or OUTDIR/audio.config.yaml of an "
@@ -242,12 +246,11 @@ def run(quiet, verbose, config_file, overwrite, **options):
         if not genres.exists():
             say(f"no INPUT given: synthesizing 10 genres x 10 clips into {genres}")
             synth_dataset(DEFAULT_DATA, genres=10, clips=10, progress=progress)
-        settings.input = str(genres.resolve())
-    settings.outdir = settings.outdir or str(DEFAULT_DATA.resolve())
+        settings.options["input"] = str(genres.resolve())
+    settings.options["outdir"] = settings.outdir or str(DEFAULT_DATA.resolve())
     with dask.config.set(settings.runtime):  # the --config file and the options, for this run only
         spec = ClusterSpec(jobqueue=settings.jobqueue)
-        res = run_pipeline(settings.input, settings.outdir, settings.params, spec=spec, skip_bad=settings.skip_bad,
-                           pad=settings.pad, path_column=settings.path_column, label_column=settings.label_column,
+        res = run_pipeline(settings.input, settings.outdir, settings.params, spec=spec, **settings.run_kwargs(),
                            overwrite=overwrite, progress=progress, echo=say,
                            config_text=config.dump_run_config(settings))
     _print_summary(res, quiet)

@@ -70,21 +70,51 @@ RUNTIME_RULES = {
     "jobqueue.lifetime": checks.duration(optional=True),
     "jobqueue.lifetime-stagger": checks.duration(optional=True),
 }
-#: The top-level keys of a run configuration file, with their comments.
-RUN_HELP = {
-    "input": "a genres folder ROOT/<genre>/<file>, a gtzan.hdf5 or a manifest .csv",
-    "outdir": "folder of audio.zarr, audio.hdf5 and the run summary",
-    "skip-bad": "go on without bad clips (zero-filled, flagged invalid)",
-    "pad": "allow genres of different sizes (the missing slots are flagged invalid)",
-    "path-column": "a manifest's column of clip paths (null = path, filename, file, ...)",
-    "label-column": "a manifest's column of labels (null = label, genre, ...)",
-}
-#: The run options that are top-level keys of a run configuration (RunSettings fields).
-RUN_KEYS = tuple(RUN_HELP)
-#: The rules of the top-level keys of a run configuration.
-RUN_RULES = {"input": checks.text(optional=True), "outdir": checks.text(optional=True), "skip-bad": checks.flag(),
-             "pad": checks.flag(), "path-column": checks.text(optional=True),
-             "label-column": checks.text(optional=True)}
+
+
+@dataclass(frozen=True)
+class RunOption:
+    """A run option that is not a numerical parameter nor a runtime setting: everything written about it.
+
+    ``key`` is its run-configuration key and its ``--key``; ``help`` its
+    one-line help (option and commented YAML); ``rule`` its check;
+    ``shown`` its default as ``--help`` shows it; ``short`` a short option;
+    ``path`` whether a command-line value is made absolute; ``argument``
+    whether the command line takes it as an argument instead of an option.
+    """
+
+    key: str
+    help: str
+    rule: checks.Rule
+    shown: str | None = None
+    short: str | None = None
+    path: bool = False
+    argument: bool = False
+
+    @property
+    def dest(self) -> str:
+        """Its name as a Python keyword (click's and :func:`pipeline.run.run`'s)."""
+        return self.key.replace("-", "_")
+
+    @property
+    def flag(self) -> bool:
+        return self.rule.metavar == "BOOLEAN"
+
+
+#: The run options, in the order 'audioprep config' writes them.
+RUN_OPTIONS = (
+    RunOption("input", "a genres folder ROOT/<genre>/<file>, a gtzan.hdf5 or a manifest .csv",
+              checks.text(optional=True), path=True, argument=True),
+    RunOption("outdir", "folder for audio.zarr, audio.hdf5 and the run summary; not inside INPUT",
+              checks.text(optional=True), shown="data", short="-o", path=True),
+    RunOption("skip-bad", "go on without bad clips: zero them, flag them invalid, list them", checks.flag()),
+    RunOption("pad", "allow genres with different numbers of clips: the shorter genres' last slots are missing "
+                     "(zero, flagged invalid, listed)", checks.flag()),
+    RunOption("path-column", "a manifest's column of clip paths, relative to the manifest's folder",
+              checks.text(optional=True), shown="the first of path, filepath, filename, file, ..."),
+    RunOption("label-column", "a manifest's column of labels", checks.text(optional=True),
+              shown="the first of label, genre, genre_top, class, category"),
+)
 
 
 def setting(key: str, given=None):
@@ -119,17 +149,25 @@ def comments() -> dict:
 
 @dataclass
 class RunSettings:
-    """A run's settings with precedence applied (see :func:`resolve_settings`)."""
+    """A run's settings with precedence applied (see :func:`resolve_settings`).
+
+    ``options`` holds the :data:`RUN_OPTIONS` by key; ``settings.skip_bad`` reads ``options["skip-bad"]``.
+    """
 
     params: Params
-    input: str | None = None
-    outdir: str | None = None
-    skip_bad: bool = False
-    pad: bool = False
-    path_column: str | None = None
-    label_column: str | None = None
+    options: dict = field(default_factory=dict)
     runtime: dict = field(default_factory=dict)   # dotted audioprep.* keys for dask.config.set
     jobqueue: dict = field(default_factory=dict)  # explicit per-job settings (over jobqueue.<kind>.*)
+
+    def __getattr__(self, name):
+        options = self.__dict__.get("options", {})
+        if name.replace("_", "-") in options:
+            return options[name.replace("_", "-")]
+        raise AttributeError(name)
+
+    def run_kwargs(self) -> dict:
+        """The options :func:`pipeline.run.run` takes as keywords (all but the input and the output folder)."""
+        return {o.dest: self.options[o.key] for o in RUN_OPTIONS if not o.path}
 
     def effective_runtime(self) -> dict:
         """The whole ``audioprep`` namespace as this run sees it (for the saved configuration)."""
@@ -168,16 +206,17 @@ def resolve_settings(options: dict | None = None, file: dict | None = None) -> R
         if options.get(key) is not None:
             jobqueue[key] = options[key]
     runtime, jobqueue = check_runtime(runtime, jobqueue)
-    given = options.get("input")
-    return RunSettings(
-        params=Params.from_dict(values),
-        input=str(Path(given).resolve()) if given is not None else file.get("input"),
-        outdir=str(Path(options["outdir"]).resolve()) if options.get("outdir") is not None else file.get("outdir"),
-        skip_bad=bool(options.get("skip_bad") or file.get("skip-bad", False)),
-        pad=bool(options.get("pad") or file.get("pad", False)),
-        path_column=options.get("path_column") or file.get("path-column"),
-        label_column=options.get("label_column") or file.get("label-column"),
-        runtime=runtime, jobqueue={k: v for k, v in jobqueue.items() if k in JOBQUEUE_KEYS})
+    run = {}
+    for o in RUN_OPTIONS:
+        given = options.get(o.dest)
+        given = str(given) if isinstance(given, Path) else given
+        if given is not None:
+            value = o.rule(o.key, given, f"--{o.key}" if not o.argument else o.key.upper())
+            run[o.key] = str(Path(value).resolve()) if o.path else value
+        else:
+            run[o.key] = file.get(o.key, False if o.flag else None)
+    return RunSettings(params=Params.from_dict(values), options=run, runtime=runtime,
+                       jobqueue={k: v for k, v in jobqueue.items() if k in JOBQUEUE_KEYS})
 
 
 def _where(key: str) -> str:
@@ -254,8 +293,8 @@ def dump_run_config(settings: RunSettings) -> str:
         lines.append(text.ljust(40) + (f"  # {comment}" if comment else ""))
         return isinstance(value, dict)
 
-    for key in RUN_KEYS:
-        emit(key, getattr(settings, key.replace("-", "_")), RUN_HELP[key], 0)
+    for o in RUN_OPTIONS:
+        emit(o.key, settings.options[o.key], o.help, 0)
     lines.append("params:".ljust(40) + "  # numerical parameters: these decide the output ('audioprep run "
                  "--help' explains each)")
     for key, value in settings.params.to_dict().items():
@@ -283,7 +322,7 @@ def load_run_config(path) -> dict:
         raise ParameterError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(cfg, dict):
         raise ParameterError(f"--config {path}: must be a mapping of keys to values, as 'audioprep config' prints")
-    known = (*RUN_HELP, "params", "audioprep")
+    known = (*(o.key for o in RUN_OPTIONS), "params", "audioprep")
     unknown = sorted(set(cfg) - set(known))
     if unknown:
         raise ParameterError(f"--config {path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
@@ -291,7 +330,7 @@ def load_run_config(path) -> dict:
         if cfg.get(key) is not None and not isinstance(cfg[key], dict):
             raise ParameterError(f"--config {path}: {key}={checks.shown(cfg[key])} must be a mapping of keys to values, "
                                  "as 'audioprep config' prints")
-    for key, rule in RUN_RULES.items():
-        if key in cfg:
-            cfg[key] = rule(key, cfg[key], f"--{key}" if key != "input" else "INPUT")
+    for o in RUN_OPTIONS:
+        if o.key in cfg:
+            cfg[o.key] = o.rule(o.key, cfg[o.key], f"--{o.key}" if not o.argument else o.key.upper())
     return cfg

@@ -59,11 +59,6 @@ class ClusterSpec:
     """What cluster to use; ``None`` fields come from ``dask.config``."""
 
     kind: str | None = None
-    workers: int | None = None
-    dashboard_address: str | None = None
-    jobs: int | None = None
-    adapt_min: int | None = None
-    adapt_max: int | None = None
     jobqueue: dict = field(default_factory=dict)  # CLI overrides: cores, memory, ...
     local_directory: str | None = None
     log_directory: str | None = None
@@ -106,7 +101,7 @@ class ClusterSpec:
         iface = out.get("interface")
         # Merged into the user's own jobqueue.<kind>.scheduler-options, which passing the keyword would drop.
         out["scheduler_options"] = {**(dask.config.get(f"jobqueue.{kind}.scheduler-options", None) or {}),
-                                    "dashboard_address": setting("dashboard-address", self.dashboard_address),
+                                    "dashboard_address": setting("dashboard-address"),
                                     **({"interface": iface} if iface else {})}
         if self.local_directory:
             out["local_directory"] = self.local_directory
@@ -152,14 +147,14 @@ def make_cluster(spec: ClusterSpec, *, security=None):
     kind = spec.resolved_kind()
     cls = cluster_class(kind)
     if not KINDS[kind].batch:
-        workers = setting("workers", spec.workers) or os.cpu_count() or 1
+        workers = setting("workers") or os.cpu_count() or 1
         try:
             # Read by the scheduler and the nannies as they are created; the workers inherit it.
             scratch = {"temporary-directory": spec.local_directory} if spec.local_directory else {}
             with dask.config.set({**WORKER_CONFIG, **scratch}):
                 return cls(n_workers=int(workers), threads_per_worker=int(setting("threads-per-worker")),
                            processes=True, memory_limit=setting("memory-limit"),
-                           dashboard_address=setting("dashboard-address", spec.dashboard_address),
+                           dashboard_address=setting("dashboard-address"),
                            host="127.0.0.1", local_directory=spec.local_directory,
                            preload=["pipeline.worker_setup"], security=security)
         except Exception as e:
@@ -171,9 +166,9 @@ def make_cluster(spec: ClusterSpec, *, security=None):
         shown = {k: v for k, v in kwargs.items() if k != "security"}
         raise ClusterError(f"could not create the {kind} cluster: {e}; the call was "
                            f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})") from None
-    lo, hi = setting("adapt-min", spec.adapt_min), setting("adapt-max", spec.adapt_max)
+    lo, hi = setting("adapt-min"), setting("adapt-max")
     if not hi:
-        lo = hi = int(setting("jobs", spec.jobs))
+        lo = hi = int(setting("jobs"))
     # Adaptive even for a fixed count: workers retire before the walltime
     # ('lifetime') and the adaptive loop submits jobs to replace them.
     cluster.adapt(minimum_jobs=int(lo or 0), maximum_jobs=int(hi))
@@ -325,7 +320,7 @@ class Connection:
         """`` (port N was busy: the dashboard moved)`` when the dashboard could not take the port asked for."""
         if self.cluster is None:
             return ""
-        want = str(setting("dashboard-address", self.spec.dashboard_address)).rpartition(":")[2]
+        want = str(setting("dashboard-address")).rpartition(":")[2]
         got = urllib.parse.urlsplit(self.client.dashboard_link).port
         if want.isdigit() and int(want) not in (0, got):
             return f" (port {want} was busy: the dashboard moved to {got})"
