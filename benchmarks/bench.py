@@ -26,6 +26,7 @@ implies, memory, and the store's files per clip.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -262,23 +263,23 @@ def floor(root: Path, cores: int, params=None, limit: int | None = None, scratch
         zarr_store.create_store(scratch / "audio.zarr", idx, p, make_attrs(idx, p, created="floor"))
         slots = hdf5.create(scratch / "audio.hdf5", {n: p.shape(n, idx.ngenres, idx.nclips) for n in p.datasets})
         target = graph.Target(str(scratch / "audio.zarr"), "floor", slots)
-    graph.cqt(graph.load(clips[0], p), p)  # warm librosa's caches and numba, as a worker's warm-up does
+    order = graph.stages_for(p)
+    graph.compute(graph.load(clips[0], p), p, order)  # warm librosa's caches and numba, as a worker's warm-up does
     clock = time.process_time
-    for ref in clips:
+
+    @contextlib.contextmanager
+    def meter(stage):
         t = clock()
-        y = graph.load(ref, p)
-        t2 = clock()
-        Xa = graph.frame(y, p)
-        t3 = clock()
-        Xs = graph.cqt(y, p)
-        t4 = clock()
-        Xn = graph.lcn(Xs, p)
-        t5 = clock()
-        for k, dt in zip(stages, (t2 - t, t3 - t2, t4 - t3, t5 - t4)):
-            stages[k] += dt
+        yield
+        stages[stage] += clock() - t
+
+    for ref in clips:
+        with meter("decode"):
+            y = graph.load(ref, p)
+        arrays = graph.compute(y, p, order, meter)  # the stages a task runs, timed the same way
         if target is not None:
-            graph.write(ref, {"Xa": Xa, "Xs": Xs, "Xn": Xn}, target)
-            stages["write"] += clock() - t5
+            with meter("write"):
+                graph.write(ref, arrays, target)
     if scratch is not None:
         shutil.rmtree(scratch)
     total = sum(stages.values())

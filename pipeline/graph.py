@@ -1,7 +1,7 @@
 """The task graph: one task per clip, or per small batch of clips of one genre.
 
-Inside a task each clip goes load -> frame -> CQT -> LCN -> write, each stage
-a call of one pure kernel timed through distributed's fine performance
+Inside a task each clip goes load -> frame -> CQT -> LCN -> write (one stage
+an output array of :mod:`pipeline.arrays`), each stage a call of one pure kernel timed through distributed's fine performance
 metrics (``context_meter``), so the dashboard's "Fine Performance Metrics"
 page shows where the time goes per stage while the scheduler sees one task
 for several clips.  The write stage fills the clip's Zarr chunks and its
@@ -18,14 +18,15 @@ import contextlib
 import re
 from dataclasses import dataclass
 
-from . import kernels
+from .arrays import ARRAYS, needed
 from .inputs import ClipRef, load_clip
 from .exceptions import BadInputError
 from .output import zarr_store
 from .output.hdf5 import Slots
 from .params import Params
 
-STAGES = ("load", "frame", "cqt", "lcn", "write")
+#: Every stage a task can time: loading, one for each output array, writing.
+STAGES = ("load", *(a.stage for a in ARRAYS.values()), "write")
 
 
 @dataclass(frozen=True)
@@ -55,52 +56,26 @@ def load(ref: ClipRef, params: Params):
     return load_clip(ref, params)
 
 
-def frame(y, params: Params):
-    """``Xa`` [shape=(Nframes, 2, na)]."""
-    return kernels.frame_streams(y, na=params.na, nframes=params.nframes)
-
-
-def cqt(y, params: Params):
-    """``Xs`` [shape=(Nframes, 2, ns)]."""
-    return kernels.cqt_streams(y, sr=params.sr, na=params.na, fmin=params.fmin, ns=params.ns,
-                               n_octaves=params.n_octaves, nframes=params.nframes)
-
-
-def lcn(Xs, params: Params):
-    """``Xn`` [shape=(Nframes, 2, ns)]."""
-    return kernels.lcn_streams(Xs, size=params.lcn_size, sigma=params.lcn_sigma, log=params.lcn_log)
-
-
 def write(ref: ClipRef, arrays: dict, target: Target) -> int:
     """Write the clip's arrays into its Zarr chunks and its ``audio.hdf5`` slots, then mark it done."""
     return zarr_store.write_clip(target.zarr, ref.g, ref.c, arrays, target.token, target.slots)
 
 
 def stages_for(params: Params) -> list:
-    """The stages the requested datasets need, in order."""
-    need = {"load", "write"}
-    if "Xa" in params.datasets:
-        need.add("frame")
-    if {"Xs", "Xn"} & set(params.datasets):
-        need.add("cqt")
-    if "Xn" in params.datasets:
-        need.add("lcn")
-    return [s for s in STAGES if s in need]
+    """The stages the requested datasets need, in order: load, one stage an array (:data:`arrays.ARRAYS`),
+    write."""
+    return ["load", *(a.stage for a in needed(params.datasets)), "write"]
 
 
 def compute(y, params: Params, stages, meter=None) -> dict:
-    """The arrays of clip ``y`` the ``stages`` make (frame, cqt, lcn), each stage timed by ``meter(stage)``."""
+    """The arrays of clip ``y`` the ``stages`` make, each stage timed by ``meter(stage)``."""
     meter = meter or (lambda stage: contextlib.nullcontext())
-    arrays = {}
-    if "frame" in stages:
-        with meter("frame"):
-            arrays["Xa"] = frame(y, params)
-    if "cqt" in stages:
-        with meter("cqt"):
-            arrays["Xs"] = cqt(y, params)
-    if "lcn" in stages:
-        with meter("lcn"):
-            arrays["Xn"] = lcn(arrays["Xs"], params)
+    arrays = {"y": y}
+    for a in ARRAYS.values():
+        if a.stage in stages:
+            with meter(a.stage):
+                arrays[a.name] = a.make(*(arrays[n] for n in a.needs), params)
+    del arrays["y"]
     return arrays
 
 

@@ -11,10 +11,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from .arrays import ARRAYS, DATASETS  # the output arrays, in the order they are written
 from .exceptions import ParameterError
-
-#: Dataset names, in the order they are written.
-DATASETS = ("Xa", "Xs", "Xn")
 
 #: C2 in scientific pitch notation (A4 = 440 Hz).  The original notebook wrote
 #: 'C3' because the librosa of its day numbered octaves one higher.
@@ -81,8 +79,8 @@ class Params:
     lcn_size: int = _param(9, "LCN Gaussian window taps, time and frequency (odd)", doc="int > 0, odd")
     lcn_sigma: float = _param(2.0, "LCN window standard deviation in taps", doc="float > 0")
     lcn_log: bool = _param(False, "normalize log(1 + S) instead of S", doc="bool")
-    datasets: tuple = _param(DATASETS, "arrays to write, comma-separated: any of Xa, Xs, Xn", doc="tuple of str",
-                             shown="Xa,Xs,Xn", cli_type=str)
+    datasets: tuple = _param(DATASETS, f"arrays to write, comma-separated: any of {', '.join(DATASETS)}",
+                             doc="tuple of str", shown=",".join(DATASETS), cli_type=str)
     resample: bool = _param(False, "resample clips at another rate to sr instead of rejecting them", doc="bool",
                             ingest=True)
     mono: bool = _param(False, "down-mix multi-channel clips instead of rejecting them", doc="bool", ingest=True)
@@ -128,8 +126,7 @@ class Params:
 
     def shape(self, name: str, ngenres: int, nclips: int) -> tuple:
         """The 5-D shape of dataset ``name``."""
-        n = self.na if name == "Xa" else self.ns
-        return (ngenres, nclips, self.nframes, 2, n)
+        return (ngenres, nclips, self.nframes, 2, ARRAYS[name].size(self))
 
     # -- validation -----------------------------------------------------
     def validate(self) -> None:

@@ -9,6 +9,7 @@ import unicodedata
 
 import numpy as np
 
+from .arrays import ARRAYS
 from .exceptions import PipelineError
 from .output import OutputReader
 
@@ -57,7 +58,7 @@ def _clip_figure(plt, src, path, genre, clip, stream, seconds):
     sr, na = int(a["sr"]), int(a["na"])
     hop_s = na / sr
     offset = stream * na / 2 / sr
-    panels = [n for n in ("Xa", "Xs", "Xn") if n in src.names]
+    panels = [n for n in ARRAYS if n in src.names]  # one panel an array, drawn as its record says
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)), squeeze=False)
     axes = axes[:, 0]
     valid = bool(np.asarray(src.array("valid")[g, clip])) if "valid" in src.names else True
@@ -65,28 +66,29 @@ def _clip_figure(plt, src, path, genre, clip, stream, seconds):
                  + ("" if valid else "  (INVALID: zero-filled bad clip)"), fontsize=13)
     ticks, ticklabels = _octave_ticks(a)
     for ax, name in zip(axes, panels):
-        if name == "Xa":
+        style = ARRAYS[name].panel
+        if style == "waveform":
             nfr = max(1, min(int(a["Nframes"]), int(np.ceil(seconds * sr / na))))
-            y = np.asarray(src.array("Xa")[g, clip, :nfr, stream, :]).ravel()
+            y = np.asarray(src.array(name)[g, clip, :nfr, stream, :]).ravel()
             t = offset + np.arange(y.size) / sr
             ax.plot(t, y, lw=0.5, color="tab:blue")
             ax.set_xlim(t[0], t[-1])
             ax.set_ylabel("amplitude")
-            ax.set_title(f"waveform (Xa), first {y.size / sr:.2f} s")
+            ax.set_title(f"waveform ({name}), first {y.size / sr:.2f} s")
             continue
         S = np.asarray(src.array(name)[g, clip, :, stream, :], dtype=np.float64).T  # bins x frames
         extent = (offset, offset + S.shape[1] * hop_s, -0.5, S.shape[0] - 0.5)
-        if name == "Xs":
+        if style == "spectrogram":
             ref = S.max() if S.max() > 0 else 1.0
             img = 20 * np.log10(np.maximum(S, ref * 1e-5) / ref)
             im = ax.imshow(img, origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=-80, vmax=0)
             fig.colorbar(im, ax=ax, pad=0.01, label="dB (re max)")
-            ax.set_title("constant-Q spectrogram (Xs), dB")
+            ax.set_title(f"{ARRAYS[name].doc} ({name}), dB")
         else:
             lim = float(np.percentile(np.abs(S), 99.5)) or 1.0
             im = ax.imshow(S, origin="lower", aspect="auto", extent=extent, cmap="RdBu_r", vmin=-lim, vmax=lim)
             fig.colorbar(im, ax=ax, pad=0.01, label="normalized (0 = local mean)")
-            ax.set_title("local contrast normalization (Xn)")
+            ax.set_title(f"{ARRAYS[name].doc} ({name})")
         ax.set_yticks(ticks)
         ax.set_yticklabels(ticklabels, fontsize=8)
         ax.set_ylabel("pitch")

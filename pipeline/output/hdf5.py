@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import StorageError, StoreError
-from ..params import DATASETS
+from ..arrays import DATASETS
 from . import layout, zarr_store
 from .files import commit, discard, is_storage_error, new_partial
 

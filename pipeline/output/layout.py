@@ -12,7 +12,8 @@ import sys
 
 import numpy as np
 
-from ..params import DATASETS, Params
+from ..arrays import ARRAYS, DATASETS
+from ..params import Params
 
 ZARR_NAME = "audio.zarr"
 HDF5_NAME = "audio.hdf5"
@@ -46,7 +47,7 @@ def dims(name: str) -> tuple:
         return ("genre", "clip")
     if name not in DATASETS:
         raise KeyError(name)
-    return ("genre", "clip", "frame", "overlap", "sample" if name == "Xa" else "bin")
+    return ("genre", "clip", "frame", "overlap", ARRAYS[name].last)
 
 
 #: How frames line up in time (the CQT is centred on its hop).

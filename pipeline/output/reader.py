@@ -15,7 +15,7 @@ import numpy as np
 
 from ..exceptions import PipelineError, StoreError
 from ..inputs import gtzan
-from ..params import DATASETS
+from ..arrays import DATASETS
 from . import hdf5, layout, zarr_store
 
 

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import StorageError, StoreError
-from ..params import DATASETS, Params
+from ..arrays import DATASETS
+from ..params import Params
 from . import layout
 from .files import atomic_path, is_storage_error
 
