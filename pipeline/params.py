@@ -128,6 +128,10 @@ class Params:
         """The 5-D shape of dataset ``name``."""
         return (ngenres, nclips, self.nframes, 2, ARRAYS[name].size(self))
 
+    def clip_bytes(self, names=None) -> int:
+        """Bytes one clip takes in the arrays ``names`` (default: the datasets written), float32."""
+        return sum(4 * math.prod(self.shape(n, 1, 1)) for n in (names or self.datasets))
+
     # -- validation -----------------------------------------------------
     def validate(self) -> None:
         """Raise :class:`ParameterError` naming the value, the rule and the fix."""

@@ -10,14 +10,11 @@ import collections
 import contextlib
 import dataclasses
 import itertools
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-
-import numpy as np
 
 from .cluster import ClusterSpec, Starter, remove_stale_credentials
 from .config import setting
@@ -27,7 +24,7 @@ from .exceptions import (BadInputError, IncompleteError, ParameterError, Pipelin
 from .graph import ClipTask, Target, plan_tasks, run_task, task_key
 from .output import OutputFolder, zarr_store
 from .output.files import is_storage_error
-from .output.layout import make_attrs, store_token
+from .output.layout import bad_and_missing, bad_entry, make_attrs, store_token
 from .params import Params
 
 log = logging.getLogger("audioprep")
@@ -125,7 +122,7 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
 
 def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwrite, progress, echo,
               config_text, t0) -> RunResult:
-    """The run once its input and settings passed: open the folder, compute, consolidate, summarize."""
+    """The run once its input and settings passed: open the folder, prepare the store, compute, finish."""
     try:
         with out.open():  # the lock first: a second run on this folder is told at once
             remove_stale_credentials(out.path)  # of a batch run that was killed
@@ -135,59 +132,15 @@ def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwr
             if out.up_to_date(expected, overwrite=overwrite, index=index):
                 result.up_to_date = True
                 _account(result, out.hdf5_attrs(), resumed=None)
-                result.seconds = time.perf_counter() - t0
-                if not out.summary_path.exists():  # the run that made audio.hdf5 was stopped before writing it
-                    out.write_summary(result.to_json())
-                return result
-            out.check_space(params, index)
-            root = out.store(index, params, expected, overwrite=overwrite)
-            if config_text is not None:
-                out.write_config(config_text)
-            done = zarr_store.done_mask(root)
-            finished = zarr_store.valid_mask(root, done)  # done and not bad: copied into audio.hdf5 by tasks
-            resumed = int(finished.sum())
-            if done.any():
-                echo(f"resuming: {resumed} of {result.clips} clips already in {out.zarr_path}, skipping them")
-            todo = _plan(index, problems, root, done)
-            copies = [ref for ref in index.clips if finished[ref.g, ref.c]]
-
-            # audio.hdf5 is laid out now; the workers write each clip's bytes into it as they finish it
-            # (and copy the clips of earlier runs), so no process but the workers touches array bytes.
-            shapes = {n: params.shape(n, index.ngenres, index.nclips) for n in params.datasets}
-            with out.hdf5_slots(shapes) as slots:
-                target = Target(str(out.zarr_path), store_token(zarr_store.attrs(out.zarr_path)), slots)
-                try:
-                    got = _compute(todo, copies, index, params, target, starter, progress, echo)
-                except BaseException:
-                    starter.close()  # the workers stop before their temporary audio.hdf5 is removed
-                    with contextlib.suppress(Exception):
-                        zarr_store.write_valid(root)  # the store says what it holds, also when interrupted
-                    raise
-                result.computed, result.bytes_written = got.computed, got.bytes_written
-                result.dashboard, result.workers = got.dashboard, got.workers
-                listed = [Problem(r.name, why) for r, why in got.failures + got.unfinished]
-                if got.failures and not skip_bad:
-                    zarr_store.write_valid(root)
-                    raise BadInputError(listed, f"{len(got.failures)} clip(s) failed; the other clips are saved in "
-                                                f"{out.zarr_path}: fix the bad clips and run again, or add "
-                                                "--skip-bad")
-                zarr_store.mark_bad(root, [_bad(ref.g, ref.c, ref.name, why) for ref, why in got.failures])
-                for ref, _ in got.failures:
-                    slots.zero(ref.g, ref.c)  # a failed attempt may have written part of its slot
-                zarr_store.write_valid(root)
-                if got.unfinished:  # not the clips' fault: not stored as bad, so the next run computes them
-                    raise IncompleteError(listed, f"{len(got.unfinished)} clip(s) not computed because of the run, "
-                                                  f"not their data; the other clips are saved in {out.zarr_path}: "
-                                                  "run the same command again to compute them (give the workers "
-                                                  "more memory, or fewer workers, if they ran out)")
-                zarr_store.consolidate_metadata(out.zarr_path)
-                echo(f"consolidating {out.zarr_path} -> {out.hdf5_path}")
-                t1 = time.perf_counter()
-                result.hdf5_bytes = out.finish_hdf5(slots)
-                result.consolidate_seconds = time.perf_counter() - t1
-            _account(result, zarr_store.attrs(out.zarr_path), resumed=resumed)
+            else:
+                root, todo, copies, resumed = _prepare(index, problems, params, out, expected, result.clips,
+                                                       overwrite=overwrite, config_text=config_text, echo=echo)
+                _compute_and_finish(index, params, out, root, todo, copies, starter, result, skip_bad=skip_bad,
+                                    progress=progress, echo=echo)
+                _account(result, zarr_store.attrs(out.zarr_path), resumed=resumed)
             result.seconds = time.perf_counter() - t0
-            out.write_summary(result.to_json())
+            if not result.up_to_date or not out.summary_path.exists():  # (a stop may have lost it after the rename)
+                out.write_summary(result.to_json())
             return result
     except (KeyboardInterrupt, Terminated) as e:
         e.finished = out.finished_clips()  # for the one line the command prints
@@ -198,6 +151,63 @@ def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwr
         if not is_storage_error(e):
             raise
         raise _cannot_write(out, e.strerror) from None
+
+
+def _prepare(index, problems, params, out, expected, nslots, *, overwrite, config_text, echo) -> tuple:
+    """Check the space, open or create the store, mark the bad and missing slots; return ``(root, clips to
+    compute, clips to copy from an earlier run, how many those are)``."""
+    out.check_space(params, index)
+    root = out.store(index, params, expected, overwrite=overwrite)
+    if config_text is not None:
+        out.write_config(config_text)
+    done = zarr_store.done_mask(root)
+    finished = zarr_store.valid_mask(root, done)  # done and not bad: copied into audio.hdf5 by tasks
+    resumed = int(finished.sum())
+    if done.any():
+        echo(f"resuming: {resumed} of {nslots} clips already in {out.zarr_path}, skipping them")
+    todo = _plan(index, problems, root, done)
+    copies = [ref for ref in index.clips if finished[ref.g, ref.c]]
+    return root, todo, copies, resumed
+
+
+def _compute_and_finish(index, params, out, root, todo, copies, starter, result, *, skip_bad, progress,
+                        echo) -> None:
+    """Lay out audio.hdf5, let the workers fill it (and the store), record what failed, and rename it into place.
+
+    No process but the workers touches array bytes: each writes a clip's bytes
+    into its slots as it finishes it, and copies the clips of earlier runs.
+    """
+    shapes = {n: params.shape(n, index.ngenres, index.nclips) for n in params.datasets}
+    with out.hdf5_slots(shapes) as slots:
+        target = Target(str(out.zarr_path), store_token(zarr_store.attrs(out.zarr_path)), slots)
+        try:
+            got = _compute(todo, copies, index, params, target, starter, progress, echo)
+        except BaseException:
+            starter.close()  # the workers stop before their temporary audio.hdf5 is removed
+            with contextlib.suppress(Exception):
+                zarr_store.write_valid(root)  # the store says what it holds, also when interrupted
+            raise
+        result.computed, result.bytes_written = got.computed, got.bytes_written
+        result.dashboard, result.workers = got.dashboard, got.workers
+        listed = [Problem(r.name, why) for r, why in got.failures + got.unfinished]
+        if got.failures and not skip_bad:
+            zarr_store.write_valid(root)
+            raise BadInputError(listed, f"{len(got.failures)} clip(s) failed; the other clips are saved in "
+                                        f"{out.zarr_path}: fix the bad clips and run again, or add --skip-bad")
+        zarr_store.mark_bad(root, [bad_entry(ref.g, ref.c, ref.name, why) for ref, why in got.failures])
+        for ref, _ in got.failures:
+            slots.zero(ref.g, ref.c)  # a failed attempt may have written part of its slot
+        zarr_store.write_valid(root)
+        if got.unfinished:  # not the clips' fault: not stored as bad, so the next run computes them
+            raise IncompleteError(listed, f"{len(got.unfinished)} clip(s) not computed because of the run, not "
+                                          f"their data; the other clips are saved in {out.zarr_path}: run the same "
+                                          "command again to compute them (give the workers more memory, or fewer "
+                                          "workers, if they ran out)")
+        zarr_store.consolidate_metadata(out.zarr_path)
+        echo(f"consolidating {out.zarr_path} -> {out.hdf5_path}")
+        t1 = time.perf_counter()
+        result.hdf5_bytes = out.finish_hdf5(slots)
+        result.consolidate_seconds = time.perf_counter() - t1
 
 
 def _check_outdir(input_path, outdir) -> None:
@@ -215,20 +225,10 @@ def ignored_line(ignored: list, first: int = 10) -> str:
     return f"ignored {len(ignored)} non-audio file(s): {', '.join(escaped(x) for x in ignored[:first])}{more}"
 
 
-def _bad(g: int, c: int, path: str, reason: str, missing: bool = False) -> dict:
-    """One entry of the stores' ``bad_clips`` list."""
-    entry = {"genre": int(g), "clip": int(c), "path": path, "reason": reason}
-    if missing:
-        entry["missing"] = True
-    return entry
-
-
 def _account(result: RunResult, attrs: dict, *, resumed: int | None) -> None:
     """Fill the bad and missing slots from the store's ``bad_clips``; the rest are computed or resumed."""
-    entries = json.loads(attrs.get("bad_clips", "[]"))
+    result.bad, result.missing, entries = bad_and_missing(attrs)
     labels = list(attrs.get("labels", []))
-    result.bad = [f"{b['path']}: {b['reason']}" for b in entries if not b.get("missing")]
-    result.missing = [f"{labels[b['genre']]}[{b['clip']}]" for b in entries if b.get("missing")]
     invalid = len(result.bad) + len(result.missing)
     result.resumed = result.clips - invalid - result.computed if resumed is None else resumed
     per_genre = collections.Counter(int(b["genre"]) for b in entries)
@@ -249,7 +249,7 @@ def _plan(index, problems, root, done) -> list:
         if done[ref.g, ref.c]:
             continue
         if ref.where in bad_paths:
-            marks.append(_bad(ref.g, ref.c, ref.name, bad_paths[ref.where]))
+            marks.append(bad_entry(ref.g, ref.c, ref.name, bad_paths[ref.where]))
         else:
             todo.append(ref)
     sizes = {}
@@ -257,7 +257,7 @@ def _plan(index, problems, root, done) -> list:
         sizes[ref.g] = sizes.get(ref.g, 0) + 1
     for g, c in index.missing():
         if not done[g, c]:
-            marks.append(_bad(g, c, "", f"missing: {index.labels[g]} holds {sizes.get(g, 0)} clip(s)",
+            marks.append(bad_entry(g, c, "", f"missing: {index.labels[g]} holds {sizes.get(g, 0)} clip(s)",
                               missing=True))
     zarr_store.mark_bad(root, marks)
     return todo
@@ -290,7 +290,7 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
     from .progress import bar as progress_bar
 
     per_task = max(1, int(setting("clips-per-task")))
-    clip_bytes = sum(4 * int(np.prod(params.shape(n, 1, 1))) for n in params.datasets)
+    clip_bytes = params.clip_bytes()
     conn = starter.connection(progress=progress)
     cl = conn.client
     got.dashboard = conn.dashboard_link

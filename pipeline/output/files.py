@@ -17,8 +17,6 @@ import socket
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from ..exceptions import StorageError, StoreError
 from . import layout
 
@@ -112,7 +110,7 @@ def check_writable(folder) -> None:
 
 def check_space(folder, params, ngenres: int, nclips: int) -> None:
     """Refuse before any work when the disk cannot hold audio.hdf5 (plus 10 %)."""
-    need = 1.1 * sum(4 * int(np.prod(params.shape(n, ngenres, nclips))) for n in params.datasets)
+    need = 1.1 * params.clip_bytes() * ngenres * nclips
     free = shutil.disk_usage(folder).free
     if free < need:
         raise StoreError(f"{folder} has {free / 1e6:.1f} MB free but audio.hdf5 needs about {need / 1e6:.1f} MB "

@@ -132,6 +132,25 @@ def make_attrs(index, params: Params, *, created: str) -> dict:
     return attrs
 
 
+def bad_entry(g: int, c: int, path: str, reason: str, missing: bool = False) -> dict:
+    """One entry of the stores' ``bad_clips`` attribute (a JSON list): the slot, its file and why it is invalid;
+    ``missing`` for a slot no clip fills (``--pad``)."""
+    entry = {"genre": int(g), "clip": int(c), "path": path, "reason": reason}
+    if missing:
+        entry["missing"] = True
+    return entry
+
+
+def bad_and_missing(attrs: dict) -> tuple:
+    """From an output's attributes: ``(["path: reason" per bad clip], ["genre[clip]" per missing slot],
+    entries)``."""
+    entries = json.loads(attrs.get("bad_clips", "[]"))
+    labels = list(attrs.get("labels", []))
+    bad = [f"{b['path']}: {b['reason']}" for b in entries if not b.get("missing")]
+    missing = [f"{labels[b['genre']]}[{b['clip']}]" for b in entries if b.get("missing")]
+    return bad, missing, entries
+
+
 def mismatch(attrs: dict, expected: dict) -> str | None:
     """Why an output with ``attrs`` cannot be resumed or reused for ``expected``; None if it can."""
     if attrs.get("format") != FORMAT:

@@ -309,11 +309,8 @@ def _describe_output(src, lines) -> None:
     sources = [s for s in src.sources().ravel() if s]
     if sources:
         lines.append(f"source: {sources[0]} ... {sources[-1]} (each slot's file, in the 'source' array)")
-    bad = json.loads(a.get("bad_clips", "[]"))
-    for b in bad:
-        if not b.get("missing"):
-            lines.append(f"  bad: {b['path']}: {b['reason']}")
-    missing = [f"{a['labels'][b['genre']]}[{b['clip']}]" for b in bad if b.get("missing")]
+    bad, missing, _ = layout.bad_and_missing(a)
+    lines += [f"  bad: {line}" for line in bad]
     if missing:
         lines.append(f"  missing (genres with fewer clips): {slot_ranges(missing)}")
     lines.append("provenance:")

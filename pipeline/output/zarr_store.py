@@ -216,8 +216,8 @@ def read_clip(path, g: int, c: int, names, token: str = "") -> dict:
 
 
 def bad_entries(attrs: dict) -> list:
-    """The ``bad_clips`` attribute as a list of dicts (``genre``, ``clip``, ``path``, ``reason``, ``missing``)."""
-    return json.loads(attrs.get("bad_clips", "[]"))
+    """The ``bad_clips`` attribute as a list of dicts (:func:`layout.bad_entry`)."""
+    return layout.bad_and_missing(attrs)[2]
 
 
 def mark_bad(root, entries) -> None:
