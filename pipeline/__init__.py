@@ -2,9 +2,11 @@
 
 __version__ = "0.1.0"
 
-from .exceptions import BadInputError, ClusterError, ParameterError, PipelineError, StoreError  # noqa: E402
+from .exceptions import (BadInputError, ClusterError, IncompleteError, ParameterError, PipelineError,  # noqa: E402
+                         StoreError)
 from .params import Params  # noqa: E402
 from .output import FrameBlocks, OutputReader, describe, open_dataset, to_matrix  # noqa: E402
 
-__all__ = ["Params", "PipelineError", "ParameterError", "BadInputError", "StoreError", "ClusterError",
+__all__ = ["Params", "PipelineError", "ParameterError", "BadInputError", "IncompleteError", "StoreError",
+           "ClusterError",
            "OutputReader", "FrameBlocks", "open_dataset", "to_matrix", "describe", "__version__"]
