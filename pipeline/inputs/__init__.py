@@ -5,7 +5,7 @@ its clips.
 - :mod:`.manifest`: a manifest ``.csv`` (a path column and a label column);
 - :mod:`.gtzan`: a ``gtzan.hdf5`` (one ``(Nsamples, Nclips)`` dataset per genre), and its schema;
 - :mod:`.audio`: the rules of audio files the first two share (extensions, headers, decoding);
-- :mod:`.index`: :class:`ClipRef`, :class:`DatasetIndex` and the rules of an input as a whole.
+- :mod:`.index`: :class:`ClipRef`, :class:`InputIndex` and the rules of an input as a whole.
 
 A format module has ``NAME``, ``can_open(path)``, ``index(path, **options)``,
 ``inspect(ref, params) -> (reason, samples)`` and ``load(ref, params)``, and may
@@ -28,7 +28,7 @@ from ..exceptions import BadInputError, Problem
 from ..params import Params
 from . import folder, gtzan, manifest
 from .audio import audio_extensions, clip_samples, decode_frames, is_audio_name
-from .index import ClipRef, DatasetIndex, check_names, check_sizes, label, shown
+from .index import ClipRef, InputIndex, check_names, check_sizes, label, shown
 
 #: The input formats, in the order they are asked whether they can open a path (the last takes any file).
 FORMATS = (folder, manifest, gtzan)
@@ -43,7 +43,7 @@ def format_of(name: str):
 
 
 def open_index(path, *, pad: bool = False, path_column: str | None = None,
-               label_column: str | None = None) -> DatasetIndex:
+               label_column: str | None = None) -> InputIndex:
     """Index any input: the first of :data:`FORMATS` that can open ``path`` does it.
 
     ``pad`` allows genres of different sizes (the shorter ones' last slots are
@@ -83,7 +83,7 @@ def load_clip(ref: ClipRef, params: Params) -> np.ndarray:
     return format_of(ref.format).load(ref, params)
 
 
-def preflight(index: DatasetIndex, params: Params, *, progress: bool = False) -> list:
+def preflight(index: InputIndex, params: Params, *, progress: bool = False) -> list:
     """Every problem of the input (scan problems and bad clips), without full decodes; sets ``index.samples``."""
     from ..progress import bar
 
@@ -106,6 +106,6 @@ def preflight(index: DatasetIndex, params: Params, *, progress: bool = False) ->
     return problems
 
 
-__all__ = ["FORMATS", "ClipRef", "DatasetIndex", "open_index", "preflight", "check_clip", "inspect_clip",
+__all__ = ["FORMATS", "ClipRef", "InputIndex", "open_index", "preflight", "check_clip", "inspect_clip",
            "load_clip", "clip_samples", "decode_frames", "audio_extensions", "is_audio_name", "label", "shown",
            "format_of"]

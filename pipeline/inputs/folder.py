@@ -13,7 +13,7 @@ from pathlib import Path
 from ..exceptions import BadInputError, Problem
 from . import audio
 from .audio import is_audio_name
-from .index import ClipRef, DatasetIndex, label, shown
+from .index import ClipRef, InputIndex, label, shown
 
 NAME = "folder"
 
@@ -38,7 +38,7 @@ def _scan(folder: Path) -> tuple:
     return sorted(clips), sorted(other)
 
 
-def index(root: Path, **_) -> DatasetIndex:
+def index(root: Path, **_) -> InputIndex:
     """Index ``ROOT/<genre>/<file>``: each sub-folder a genre, its audio files (sorted by name) the clips."""
     try:
         with os.scandir(root) as it:
@@ -75,7 +75,7 @@ def index(root: Path, **_) -> DatasetIndex:
     genres.sort(key=label)
     clips = [ClipRef(g, c, label(genre), str(root / genre / name), rel=f"{genre}/{name}", format=NAME)
              for g, genre in enumerate(genres) for c, name in enumerate(files[genre])]
-    return DatasetIndex(str(root.resolve()), NAME, tuple(label(g) for g in genres), nclips, clips, problems,
+    return InputIndex(str(root.resolve()), NAME, tuple(label(g) for g in genres), nclips, clips, problems,
                         ignored)
 
 

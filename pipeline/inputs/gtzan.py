@@ -15,7 +15,7 @@ import numpy as np
 from ..exceptions import BadInputError, Problem
 from ..params import Params
 from .audio import check_format, clip_samples, decode_frames, error_text, to_nsamples
-from .index import ClipRef, DatasetIndex
+from .index import ClipRef, InputIndex
 
 NAME = "hdf5"
 #: The attributes of a gtzan.hdf5 (int64 scalars).
@@ -53,7 +53,7 @@ def describe(f) -> list:
     return lines
 
 
-def index(path: Path, **_) -> DatasetIndex:
+def index(path: Path, **_) -> InputIndex:
     """Index a gtzan.hdf5: its genre datasets (sorted by name), one clip a column."""
     import h5py
 
@@ -87,7 +87,7 @@ def index(path: Path, **_) -> DatasetIndex:
             raise BadInputError(problems, "re-create it with 'audioprep ingest GENRES_DIR -o gtzan.hdf5'")
     clips = [ClipRef(g, c, genre, str(path.resolve()), c, rel=f"{genre}[:, {c}]", format=NAME)
              for g, genre in enumerate(genres) for c in range(nc)]
-    return DatasetIndex(str(path.resolve()), NAME, tuple(genres), nc, clips)
+    return InputIndex(str(path.resolve()), NAME, tuple(genres), nc, clips)
 
 
 def inspect(ref: ClipRef, params: Params) -> tuple:
@@ -100,7 +100,7 @@ def inspect(ref: ClipRef, params: Params) -> tuple:
     return reason, 0 if reason else clip_samples(ns, sr, params)
 
 
-def inspect_all(index: DatasetIndex, params: Params) -> list:
+def inspect_all(index: InputIndex, params: Params) -> list:
     """Pre-flight of the whole file from one header: ``[(ref, reason, samples)]`` for every clip."""
     reason, n = inspect(index.clips[0], params)
     return [(ref, reason, n) for ref in index.clips]

@@ -1,6 +1,6 @@
 """The index of an input, whatever its format: which clip fills which slot ``(genre, clip)``.
 
-:class:`ClipRef` and :class:`DatasetIndex` are what every format module of
+:class:`ClipRef` and :class:`InputIndex` are what every format module of
 :mod:`pipeline.inputs` produces; the rules here apply to an input as a whole
 (genre sizes, storable names) and to names as messages show them.
 """
@@ -55,7 +55,7 @@ class ClipRef:
 
 
 @dataclass
-class DatasetIndex:
+class InputIndex:
     """Every clip of an input, ordered by genre then clip."""
 
     path: str
@@ -116,7 +116,7 @@ class DatasetIndex:
         return h.hexdigest()[:32]
 
 
-def check_sizes(index: DatasetIndex, pad: bool) -> None:
+def check_sizes(index: InputIndex, pad: bool) -> None:
     """Genres of different sizes (an empty genre folder among them) are a problem, unless ``pad`` allows them."""
     if pad:
         return
@@ -134,7 +134,7 @@ def check_sizes(index: DatasetIndex, pad: bool) -> None:
                                                          "--pad to allow it (the missing slots are flagged invalid)"))
 
 
-def check_names(index: DatasetIndex) -> None:
+def check_names(index: InputIndex) -> None:
     """Every label and source entry must be storable: UTF-8 text (both stores), no NUL (HDF5)."""
     why = _unstorable(index.path)
     if why:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..exceptions import BadInputError, Problem
 from . import audio
-from .index import ClipRef, DatasetIndex, label
+from .index import ClipRef, InputIndex, label
 
 NAME = "manifest"
 
@@ -34,7 +34,7 @@ inspect = audio.inspect
 load = audio.load
 
 
-def index(path: Path, *, path_column: str | None = None, label_column: str | None = None, **_) -> DatasetIndex:
+def index(path: Path, *, path_column: str | None = None, label_column: str | None = None, **_) -> InputIndex:
     """A CSV with a header row, one row per clip: a path (relative to the CSV's folder) and a label."""
     hint = "fix the manifest: a header row, then one row per clip with its path and its label"
     try:
@@ -85,7 +85,7 @@ def index(path: Path, *, path_column: str | None = None, label_column: str | Non
     labels = tuple(sorted(by_label))
     clips = [ClipRef(g, c, name, full, rel=rel, format=NAME)
              for g, name in enumerate(labels) for c, (full, rel) in enumerate(by_label[name])]
-    return DatasetIndex(str(path.resolve()), NAME, labels, max(len(v) for v in by_label.values()), clips)
+    return InputIndex(str(path.resolve()), NAME, labels, max(len(v) for v in by_label.values()), clips)
 
 
 def _column_key(name: str) -> str:

@@ -22,7 +22,7 @@ CONFIG_NAME = "audio.config.yaml"
 LOCK_NAME = ".audioprep.lock"
 LOG_DIR = "logs"
 #: In ``audio.zarr``'s ``source`` array folder (where Zarr readers do not look): each input file's size and
-#: mtime when the store was made (:meth:`DatasetIndex.stamps`), so a later run names the files that changed.
+#: mtime when the store was made (:meth:`InputIndex.stamps`), so a later run names the files that changed.
 INPUTS_NAME = "source/stamps.json"
 
 #: Written into both stores; an output of another format is never resumed.
@@ -169,7 +169,7 @@ def mismatch(attrs: dict, expected: dict) -> str | None:
 
 
 def changed_files(old: dict, new: dict, first: int = 3) -> str:
-    """The input files that differ between two :meth:`DatasetIndex.stamps`, as a message names them."""
+    """The input files that differ between two :meth:`InputIndex.stamps`, as a message names them."""
     parts = []
     for word, names in (("changed", [k for k in new if k in old and old[k] != new[k]]),
                         ("added", [k for k in new if k not in old]), ("removed", [k for k in old if k not in new])):
