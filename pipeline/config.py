@@ -328,7 +328,8 @@ def load_run_config(path) -> dict:
         raise ParameterError(f"--config {path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
     for key in ("params", "audioprep"):
         if cfg.get(key) is not None and not isinstance(cfg[key], dict):
-            raise ParameterError(f"--config {path}: {key}={checks.shown(cfg[key])} must be a mapping of keys to values, "
+            raise ParameterError(f"--config {path}: {key}={checks.shown(cfg[key])} must be a mapping of keys to "
+                                 "values, "
                                  "as 'audioprep config' prints")
     for o in RUN_OPTIONS:
         if o.key in cfg:

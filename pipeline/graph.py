@@ -1,7 +1,8 @@
 """The task graph: one task per clip, or per small batch of clips of one genre.
 
 Inside a task each clip goes load -> frame -> CQT -> LCN -> write (one stage
-an output array of :mod:`pipeline.arrays`), each stage a call of one pure kernel timed through distributed's fine performance
+an output array of :mod:`pipeline.arrays`), each stage a call of one pure kernel
+timed through distributed's fine performance
 metrics (``context_meter``), so the dashboard's "Fine Performance Metrics"
 page shows where the time goes per stage while the scheduler sees one task
 for several clips.  The write stage fills the clip's Zarr chunks and its

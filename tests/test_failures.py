@@ -107,7 +107,8 @@ def test_clip_failing_only_in_full_decode_does_not_end_the_run(tmp_path, client,
     flac.write_bytes(data[: len(data) // 3])
     assert preflight(open_index(root), small_params) == []  # the header alone looks fine
 
-    with pytest.raises(BadInputError, match=r"blues.00001.flac: decod.*; 1 clip\(s\) failed; the other clips are saved"):
+    with pytest.raises(BadInputError,
+                       match=r"blues.00001.flac: decod.*; 1 clip\(s\) failed; the other clips are saved"):
         run(root, tmp_path / "out", small_params, client=client)
     assert not (tmp_path / "out" / "audio.hdf5").exists()
     import zarr

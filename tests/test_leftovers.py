@@ -41,7 +41,8 @@ def test_a_killed_runs_scratch_folder_is_removed_by_the_next_run(full_clips, und
     other.mkdir()
     nobody = pwd.getpwnam("nobody")
     os.chown(other, nobody.pw_uid, nobody.pw_gid)
-    code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", "-q", cwd=tmp_path, env=env, check=False).outcome
+    code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", "-q", cwd=tmp_path, env=env,
+                           check=False).outcome
     assert code == 0, text
     assert sorted(p.name for p in tmp.glob("audioprep-dask-*")) == sorted([alive.name, other.name])
     assert_same_output(out / "audio.hdf5", undisturbed)
@@ -127,7 +128,8 @@ def test_a_busy_dashboard_port_is_said(tiny_dataset, tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         code, text = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "--workers", "1", "--nsamples",
-                               SMALL["nsamples"], "--dashboard-address", f"127.0.0.1:{port}", cwd=tmp_path, check=False).outcome
+                               SMALL["nsamples"], "--dashboard-address", f"127.0.0.1:{port}", cwd=tmp_path,
+                               check=False).outcome
     assert code == 0, text
     said = [ln for ln in lines(text) if ln.startswith("dashboard: ")]
     assert len(said) == 1 and said[0].endswith(f" (port {port} was busy: the dashboard moved to "
@@ -151,6 +153,7 @@ def test_ctrl_c_counts_only_the_clips_computed_and_kept(tmp_path):
     kept = finished(out) - 4
     assert 2 <= kept < 20 and proc.returncode == 130, text
     assert lines(text) == [f"interrupted: {kept} clips finished and kept; run the same command again to resume"]
-    code, text = audioprep("run", root, "-o", out, "--workers", "2", "--skip-bad", "--pad", cwd=tmp_path, check=False).outcome
+    code, text = audioprep("run", root, "-o", out, "--workers", "2", "--skip-bad", "--pad", cwd=tmp_path,
+                           check=False).outcome
     assert code == 0 and f"resuming: {kept} of 24 clips" in text, text
     assert f"{20 - kept} clips computed ({kept} resumed, 1 bad, 3 missing) of 24" in text
