@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -83,19 +84,24 @@ class InputIndex:
         present = {(r.g, r.c) for r in self.clips}
         return [(g, c) for g in range(self.ngenres) for c in range(self.nclips) if (g, c) not in present]
 
+    @functools.cached_property
+    def _stats(self) -> dict:
+        """Each input file's ``[size, mtime_ns]`` by path (None if it cannot be read): one stat a file a run."""
+        out = {}
+        for ref in self.clips:
+            if ref.source not in out:
+                try:
+                    st = os.stat(ref.source)
+                    out[ref.source] = [st.st_size, st.st_mtime_ns]
+                except OSError:
+                    out[ref.source] = None
+        return out
+
     def stamps(self) -> dict:
         """Each input file's identity, ``{name relative to the input: [size, mtime_ns]}`` (None if unreadable):
         saved with the store, so that a later run names the files that changed."""
-        out = {}
-        for ref in self.clips:
-            key = ref.rel if ref.column is None else Path(ref.source).name
-            if key not in out:
-                try:
-                    st = os.stat(ref.source)
-                    out[key] = [st.st_size, st.st_mtime_ns]
-                except OSError:
-                    out[key] = None
-        return out
+        return {ref.rel if ref.column is None else Path(ref.source).name: self._stats[ref.source]
+                for ref in self.clips}
 
     def fingerprint(self) -> str:
         """Digest of what the input is: its path, kind, and each slot's file identity."""
@@ -107,12 +113,7 @@ class InputIndex:
                 h.update(json.dumps([ref.g, ref.c, ref.rel]).encode())
                 continue
             seen.add(ref.source)
-            try:
-                st = os.stat(ref.source)
-                ident = [ref.g, ref.c, ref.rel, st.st_size, st.st_mtime_ns]
-            except OSError:
-                ident = [ref.g, ref.c, ref.rel, None, None]
-            h.update(json.dumps(ident).encode())
+            h.update(json.dumps([ref.g, ref.c, ref.rel, *(self._stats[ref.source] or [None, None])]).encode())
         return h.hexdigest()[:32]
 
 
