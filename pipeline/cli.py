@@ -14,7 +14,7 @@ import click
 import dask.config
 
 from . import __version__, config
-from .cluster import ClusterSpec
+from .cluster import ClusterSpec, batch_kinds
 from .cluster import job_script as make_job_script
 from .config import JOBQUEUE_KEYS
 from .exceptions import BadInputError, IncompleteError, PipelineError, Terminated, escaped
@@ -382,7 +382,7 @@ def cluster():
 
 
 @cluster.command("job-script")
-@click.option("--cluster", "kind", required=True, metavar="KIND", help="slurm, pbs, sge, lsf or htcondor")
+@click.option("--cluster", "kind", required=True, metavar="KIND", help=f"One of {', '.join(batch_kinds())}")
 @jobqueue_options
 @handle_errors
 def job_script(kind, **jobqueue):

@@ -28,10 +28,9 @@ with open(_YAML) as _f:
 
 dask.config.update_defaults(DEFAULTS)
 
-#: The per-job settings audioprep sets for every batch scheduler, with their types; their
-#: defaults and help are the ``audioprep.jobqueue`` section of the packaged audioprep.yaml.
-JOBQUEUE_KEYS = {"cores": int, "processes": int, "memory": str, "walltime": str, "queue": str, "account": str,
-                 "interface": str}
+#: The per-job settings audioprep passes to every batch scheduler (each a --option too); their defaults and
+#: help are the ``audioprep.jobqueue`` section of the packaged audioprep.yaml, their rules in RUNTIME_RULES.
+JOBQUEUE_KEYS = ("cores", "processes", "memory", "walltime", "queue", "account", "interface")
 #: Run options that are runtime settings (keys of the ``audioprep`` namespace).
 RUN_SETTINGS = ("cluster", "workers", "tls", "dashboard-address", "jobs", "adapt-min", "adapt-max")
 

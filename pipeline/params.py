@@ -43,16 +43,15 @@ def parse_fmin(value) -> float:
 
 
 def _param(default, help: str, *, doc: str, option: str | None = None, shown: str | None = None,
-           ingest: bool = False, cli_type=None):
+           ingest: bool = False):
     """A field of :class:`Params` with everything written about it in one place.
 
     ``help`` is the one-line help of the command-line option and of the
     commented YAML; ``doc`` the numpydoc type spec of the docstring; ``option``
     the option's name where it is not ``--<name>``; ``shown`` the default as
-    ``--help`` shows it; ``ingest`` whether ``audioprep ingest`` takes it too;
-    ``cli_type`` the option's type where it is not the field's.
+    ``--help`` shows it; ``ingest`` whether ``audioprep ingest`` takes it too.
     """
-    meta = {"help": help, "doc": doc, "option": option, "shown": shown, "ingest": ingest, "cli_type": cli_type}
+    meta = {"help": help, "doc": doc, "option": option, "shown": shown, "ingest": ingest}
     return field(default=default, metadata=meta)
 
 
@@ -75,12 +74,12 @@ class Params:
     n_octaves: int = _param(4, "octaves the CQT bins span (ns // n_octaves bins per octave)", doc="int > 0",
                             option="--octaves")
     fmin: float = _param(C2_HZ, "lowest CQT bin in Hz, or a note name (C2 = 65.406 Hz)", doc="float > 0",
-                         shown="C2 = 65.406 Hz", cli_type=str)
+                         shown="C2 = 65.406 Hz")
     lcn_size: int = _param(9, "LCN Gaussian window taps, time and frequency (odd)", doc="int > 0, odd")
     lcn_sigma: float = _param(2.0, "LCN window standard deviation in taps", doc="float > 0")
     lcn_log: bool = _param(False, "normalize log(1 + S) instead of S", doc="bool")
     datasets: tuple = _param(DATASETS, f"arrays to write, comma-separated: any of {', '.join(DATASETS)}",
-                             doc="tuple of str", shown=",".join(DATASETS), cli_type=str)
+                             doc="tuple of str", shown=",".join(DATASETS))
     resample: bool = _param(False, "resample clips at another rate to sr instead of rejecting them", doc="bool",
                             ingest=True)
     mono: bool = _param(False, "down-mix multi-channel clips instead of rejecting them", doc="bool", ingest=True)

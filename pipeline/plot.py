@@ -5,12 +5,11 @@ matplotlib is an optional extra (``pip install 'audioprep[plot]'``).
 
 from __future__ import annotations
 
-import unicodedata
-
 import numpy as np
 
 from .arrays import ARRAYS
 from .exceptions import PipelineError
+from .inputs import label
 from .output import OutputReader
 
 
@@ -46,10 +45,10 @@ def show_clip(path, *, genre: str, clip: int, stream: int = 0, seconds: float = 
 def _clip_figure(plt, src, path, genre, clip, stream, seconds):
     a = src.attrs
     labels = list(a["labels"])
-    keys = [unicodedata.normalize("NFC", x) for x in labels]
-    if unicodedata.normalize("NFC", genre) not in keys:
+    keys = [label(x) for x in labels]  # a genre typed in any Unicode form
+    if label(genre) not in keys:
         raise PipelineError(f"--genre {genre!r} is not in {path}; choose one of {', '.join(labels)}")
-    g = keys.index(unicodedata.normalize("NFC", genre))
+    g = keys.index(label(genre))
     nclips = int(a["Nclips"])
     if not 0 <= clip < nclips:
         raise PipelineError(f"--clip {clip} is out of range; {path} holds clips 0 to {nclips - 1}")

@@ -109,7 +109,7 @@ def test_a_boolean_that_is_not_one_is_refused(field):
         Params(**{field: "maybe"})
 
 
-def test_config_file_with_quoted_false_runs_without_log(tmp_path):
+def test_config_file_with_quoted_false_is_read_as_false(tmp_path):
     f = tmp_path / "run.yaml"
     f.write_text('params: {lcn_log: "false"}\naudioprep: {tls: "no"}\n')
     r = CliRunner().invoke(main, ["config", "--config", str(f)])

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import unicodedata
 from pathlib import Path
 
 import numpy as np
 
 from ..exceptions import PipelineError, StoreError
-from ..inputs import gtzan
+from ..inputs import gtzan, label
 from ..arrays import DATASETS
 from . import hdf5, layout, zarr_store
 
@@ -66,6 +65,8 @@ class OutputReader:
 
     def samples(self) -> np.ndarray:
         """Each slot's own samples (``samples``; the rest is zero padding) [shape=(genres, clips)]."""
+        if layout.SAMPLES not in self._root:  # an output of before --pad-short: every clip filled its slot
+            return np.full(self.array(self.names[0]).shape[:2], int(self.attrs["Nsamples"]), dtype=np.int64)
         return np.asarray(self._root[layout.SAMPLES][...], dtype=np.int64)
 
     def dask_array(self, name):
@@ -161,7 +162,7 @@ class FrameBlocks:
             self._open()
         if self._fd is not None:
             # A contiguous float32 array: the block is one byte range, read straight into the array handed out
-            # (one pread, no HDF5 selection machinery; h5py's own reads of the same blocks are 3-4x slower).
+            # (one pread, no HDF5 selection machinery: twice plain h5py's rate, benchmarks/RESULTS.md).
             block = np.empty((self.frames, *self.shape[3:]), dtype=np.float32)
             row = self.shape[3] * self.shape[4] * 4
             start = self._offset + ((g * self.shape[1] + c) * self.shape[2] + f) * row
@@ -216,12 +217,12 @@ def _select(n_or_sel, size, names=None, what="genres"):
             raise PipelineError(f"{what}={n_or_sel} must be between 1 and {size}")
         return slice(0, int(n_or_sel))
     out = []
-    keys = [unicodedata.normalize("NFC", n) for n in names or []]  # 'café' typed finds a genre of any form
+    keys = [label(n) for n in names or []]  # 'café' typed finds a genre of any Unicode form
     for v in n_or_sel:
         if isinstance(v, str):
-            if unicodedata.normalize("NFC", v) not in keys:
+            if label(v) not in keys:
                 raise PipelineError(f"{what}: unknown name {v!r}; known: {', '.join(names or [])}")
-            out.append(keys.index(unicodedata.normalize("NFC", v)))
+            out.append(keys.index(label(v)))
         else:
             if not 0 <= int(v) < size:
                 raise PipelineError(f"{what}: index {v} out of range 0..{size - 1}")
