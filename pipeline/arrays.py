@@ -39,11 +39,12 @@ def _frame(y, p):
 
 
 def _cqt(y, p):
-    return kernels.cqt_streams(y, sr=p.sr, na=p.na, fmin=p.fmin, ns=p.ns, n_octaves=p.n_octaves, nframes=p.nframes)
+    return kernels.cqt_streams(y, sr=p.sr, na=p.na, fmin=p.fmin, ns=p.ns, n_octaves=p.n_octaves, nframes=p.nframes,
+                                precision=p.precision)
 
 
 def _lcn(Xs, p):
-    return kernels.lcn_streams(Xs, size=p.lcn_size, sigma=p.lcn_sigma, log=p.lcn_log)
+    return kernels.lcn_streams(Xs, size=p.lcn_size, sigma=p.lcn_sigma, log=p.lcn_log, precision=p.precision)
 
 
 #: The arrays in the order they are computed and written.

@@ -42,7 +42,7 @@ class Rule:
             if value is None:
                 raise Invalid
             return self.convert(value)
-        except (Invalid, ValueError, TypeError, OverflowError):
+        except (Invalid, ValueError, TypeError, OverflowError, KeyError):
             rule = (self.text() if callable(self.text) else self.text) + (" or null" if self.optional else "")
             raise ParameterError(f"{name}={shown(value)} must be {rule}{f' ({where})' if where else ''}") from None
 
@@ -161,6 +161,17 @@ def text(*, optional: bool = False) -> Rule:
         return value
 
     return Rule(convert, "a non-empty text", optional)
+
+
+def choice(options: tuple) -> Rule:
+    """One of ``options`` (any case)."""
+    def convert(value):
+        value = _text(value).lower()
+        if value not in options:
+            raise Invalid
+        return value
+
+    return Rule(convert, f"one of {', '.join(options)}", metavar="[" + "|".join(options) + "]")
 
 
 def _port(text: str) -> int:

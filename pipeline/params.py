@@ -83,6 +83,9 @@ class Params:
     resample: bool = _param(False, "resample clips at another rate to sr instead of rejecting them", doc="bool",
                             ingest=True)
     mono: bool = _param(False, "down-mix multi-channel clips instead of rejecting them", doc="bool", ingest=True)
+    precision: str = _param("float32", "how the CQT and LCN compute: float32 (a float32 STFT and LCN, within 1e-6 "
+                                       "of the clip's maximum of librosa.cqt) or exact (librosa.cqt's bits, a "
+                                       "float64 LCN)", doc='{"float32", "exact"}')
     pad_short: bool = _param(False, "zero-pad clips shorter than nsamples instead of rejecting them (each "
                                     "slot's true length is the 'samples' coordinate)", doc="bool")
 
@@ -98,6 +101,10 @@ class Params:
                 option = f.metadata["option"] or "--" + f.name.replace("_", "-")
                 object.__setattr__(self, f.name, rule(f.name, getattr(self, f.name), f"{option} or params.{f.name}"))
         object.__setattr__(self, "fmin", parse_fmin(self.fmin))
+        from .kernels import PRECISIONS
+
+        object.__setattr__(self, "precision", checks.choice(PRECISIONS)("precision", self.precision,
+                                                                        "--precision or params.precision"))
         ds = self.datasets
         if isinstance(ds, str):
             ds = [d.strip() for d in ds.split(",") if d.strip()]

@@ -216,7 +216,8 @@ def test_stereo_44k_vorbis_flac_unequal_genres_match_librosa_load_and_cqt(own_co
                 y, _ = librosa.load(root / genre / name, sr=SR, mono=True)
                 xa, xs, xn = reference_clip(y, Nsamples=SR)
                 assert np.array_equal(f["Xa"][g, c], xa), name
-                assert np.array_equal(f["Xs"][g, c], xs), name
+                # the default float32 path: within 1e-6 of the clip's maximum of plain librosa.cqt
+                assert np.abs(f["Xs"][g, c] - xs).max() <= 1e-6 * np.abs(xs).max(), name
                 assert np.abs(f["Xn"][g, c] - xn).max() <= 1e-4, name
     summary = json.loads((out / "audio.summary.json").read_text())
     assert summary["missing"] == ["ambient[2]"] and summary["bad"] == []

@@ -158,3 +158,70 @@ def test_stft_of_the_plan_is_librosa_stft_bit_for_bit(length, n_fft, hop):
     want = librosa.stft(y, n_fft=n_fft, hop_length=hop, window="ones", pad_mode="constant", dtype=np.complex64)
     got = kernels._stft_ones(y, n_fft=n_fft, hop_length=hop, dtype=np.complex64)
     assert got.shape == want.shape and np.array_equal(got, want)
+
+
+def _real_length_clips():
+    """30-s clips (GTZAN's 660000 samples): a sweep over the whole range, noise, sparse clicks, a clipped
+    full-scale signal; every frame of them is compared, the boundary frames included."""
+    n = 660000
+    rng = np.random.default_rng(11)
+    return {"sweep": (0.3 * np.sin(2 * np.pi * np.cumsum(np.linspace(40, 3000, n)) / SR)).astype(np.float32),
+            "noise": (0.2 * rng.standard_normal(n)).astype(np.float32),
+            "clicks": np.where(rng.random(n) < 1e-3, 0.9, 0.0).astype(np.float32),
+            "full scale": np.clip(rng.standard_normal(n), -1, 1).astype(np.float32)}
+
+
+@pytest.fixture(scope="module")
+def real_length():
+    """Each clip with plain librosa.cqt of both streams (frames x bins, last frame dropped: SPEC section 3)."""
+    import librosa
+
+    out = {}
+    for name, y in _real_length_clips().items():
+        ref = [np.abs(librosa.cqt(ys, sr=SR, hop_length=1024, fmin=C2, n_bins=96, bins_per_octave=24))[:, :-1].T
+               for ys in (y, y[512:])]
+        out[name] = (y, np.stack(ref, axis=1))
+    return out
+
+
+@pytest.mark.parametrize("name", list(_real_length_clips()))
+def test_both_cqt_paths_against_plain_librosa_on_every_frame(real_length, name):
+    """exact: librosa.cqt's bits; float32 (the default of Params): within 1e-6 of the clip's maximum on every
+    frame of both streams (SPEC section 3 allows 1e-6 for a float32 default)."""
+    y, want = real_length[name]
+    F = want.shape[0]
+    assert F == 644
+    kw = dict(sr=SR, na=1024, fmin=C2, ns=96, n_octaves=4, nframes=F)
+    exact = kernels.cqt_streams(y, precision="exact", **kw)
+    assert np.array_equal(exact, want)
+    fast = kernels.cqt_streams(y, precision="float32", **kw)
+    assert fast.dtype == np.float32 and fast.shape == want.shape
+    err = np.abs(fast.astype(np.float64) - want).max(axis=(1, 2))  # per frame
+    assert err.max() <= 1e-6 * np.abs(want).max(), (err.argmax(), err.max() / np.abs(want).max())
+    assert not np.array_equal(fast, exact)  # it is another computation, not the exact one under a new name
+
+
+@pytest.mark.parametrize("name", list(_real_length_clips()))
+@pytest.mark.parametrize("log", [False, True])
+def test_float32_lcn_within_1e5_of_the_float64_formula(real_length, name, log):
+    _, Xs = real_length[name]
+    Xs = Xs.astype(np.float32)
+    for precision in ("float32", "exact"):
+        got = kernels.lcn_streams(Xs, log=log, precision=precision)
+        for s in range(2):
+            assert np.abs(got[:, s] - reference_lcn(Xs[:, s], log=log)).max() <= 1e-5, (precision, s)
+
+
+def test_an_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="precision='float16' must be one of float32, exact"):
+        kernels.lcn(np.ones((10, 10)), precision="float16")
+
+
+def test_float32_stft_within_float32_rounding_of_librosa_stft():
+    import librosa
+
+    y = (0.1 * np.random.default_rng(5).standard_normal(66150)).astype(np.float32)
+    want = librosa.stft(y, n_fft=2048, hop_length=256, window="ones", pad_mode="constant", dtype=np.complex64)
+    got = kernels._stft_ones(y, n_fft=2048, hop_length=256, dtype=np.complex64, exact=False)
+    assert got.dtype == np.complex64 and got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-6 * np.abs(want).max()
