@@ -50,6 +50,7 @@ RUNTIME_RULES = {
     "threads-per-worker": checks.whole(1),
     "memory-limit": checks.size(minimum=100 * 2**20, auto=True),
     "tls": checks.flag(),
+    "warm-start": checks.flag(),
     "dashboard-address": checks.host_port(),
     "connect-timeout": checks.duration(),
     "worker-timeout": checks.duration(),

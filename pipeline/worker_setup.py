@@ -65,6 +65,10 @@ class Warmup(WorkerPlugin):
         import numpy as np
 
         from . import graph
+        from .warm import forked_warm
+
+        if forked_warm(self.params):
+            return  # forked from a forkserver that did all of this (pipeline.warm)
 
         graph.compute(np.zeros(self.params.nsamples, dtype=np.float32), self.params,
                       graph.stages_for(self.params))

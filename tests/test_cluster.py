@@ -245,3 +245,34 @@ def test_runs_outlive_the_walltime_on_slurm(short_clips, tmp_path):
     # two jobs at a time, each retiring after about 6 s: replacements did part of the work
     assert len(jobs) >= 3, [j.name for j in jobs]
     assert_same_output(out / "audio.hdf5", tmp_path / "local" / "audio.hdf5")
+
+
+@pytest.mark.slurm
+def test_a_slurm_jobs_workers_get_ready_from_one_warm_parent(tmp_path, monkeypatch):
+    """One batch job of 2 worker processes (--nworkers 2): both fork from the one forkserver that the job's
+    nanny preload started warm, so neither builds a CQT plan of its own."""
+    need(slurm_running(), "a one-node SLURM", "bash cluster/slurm-up.sh")
+    from support.data import SMALL
+    import cloudpickle
+    from support import probes
+    from support.probes import who_built_the_plan
+
+    from pipeline.cluster.connect import Connection
+    from pipeline.params import Params
+
+    monkeypatch.setenv("SLURM_CONF", SLURM_CONF)
+    params = Params(**SMALL)
+    spec = ClusterSpec(kind="slurm", jobqueue={"cores": 2, "processes": 2, "memory": "2GiB", "walltime": "00:10:00",
+                                               "queue": "debug", "interface": "lo"},
+                       log_directory=str(tmp_path / "logs"), shared_directory=str(tmp_path), warm=params)
+    import dask.config
+
+    cloudpickle.register_pickle_by_value(probes)  # the batch job's workers cannot import the tests' modules
+    with dask.config.set({"audioprep.jobs": 1}), Connection(spec) as conn:
+        conn.client.wait_for_workers(2, timeout=120)
+        workers = list(conn.client.run(who_built_the_plan, params).values())
+    assert len(workers) == 2
+    parents = {w["parent"] for w in workers}
+    assert len(parents) == 1
+    for w in workers:
+        assert w["plans"] == {"count": 1, "pid": w["parent"]} and w["forked_warm"], w

@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 import logging
 import os
+import shlex
 import shutil
 import socket
 import tempfile
@@ -63,6 +64,12 @@ class ClusterSpec:
     local_directory: str | None = None
     log_directory: str | None = None
     shared_directory: str | None = None  # on a file system the compute nodes share (the output folder)
+    warm: object = None  # the Params the workers get ready for (pipeline.warm); None = the defaults
+
+    def warm_params(self):
+        from ..params import Params
+
+        return self.warm if self.warm is not None else Params()
 
     def resolved_kind(self) -> str:
         return setting("cluster", self.kind)
@@ -89,7 +96,15 @@ class ClusterSpec:
                 out[theirs] = out.pop(ours)
         if record.quirk is not None:
             record.quirk(out, lambda key: dask.config.get(key, None))
-        extra = []
+        extra, warm = [], []
+        if setting("warm-start"):
+            # The job's workers fork from one forkserver that the nanny preload starts warm (pipeline.warm).
+            from .. import warm as warming
+
+            extra += ["--preload-nanny", warming.NANNY_PRELOAD]
+            warm = [f"export DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD="
+                    f"{warming.CONFIG['distributed.worker.multiprocessing-method']}",
+                    f"export {warming.ENV}={shlex.quote(warming.params_env(self.warm_params()))}"]
         lifetime = setting("jobqueue.lifetime")
         if lifetime:
             extra += ["--lifetime", str(lifetime), "--lifetime-stagger",
@@ -97,7 +112,7 @@ class ClusterSpec:
         if extra:
             out["worker_extra_args"] = extra
         prologue = list(dask.config.get(f"jobqueue.{kind}.job-script-prologue", None) or [])
-        out["job_script_prologue"] = prologue + [line for line in WORKER_ENV if line not in prologue]
+        out["job_script_prologue"] = prologue + [line for line in WORKER_ENV + warm if line not in prologue]
         iface = out.get("interface")
         # Merged into the user's own jobqueue.<kind>.scheduler-options, which passing the keyword would drop.
         out["scheduler_options"] = {**(dask.config.get(f"jobqueue.{kind}.scheduler-options", None) or {}),
@@ -151,6 +166,10 @@ def make_cluster(spec: ClusterSpec, *, security=None):
         try:
             # Read by the scheduler and the nannies as they are created; the workers inherit it.
             scratch = {"temporary-directory": spec.local_directory} if spec.local_directory else {}
+            if setting("warm-start"):
+                from ..warm import start_forkserver
+
+                start_forkserver(spec.warm_params())  # the nannies fork their workers from it (Connection)
             with dask.config.set({**WORKER_CONFIG, **scratch}):
                 return cls(n_workers=int(workers), threads_per_worker=int(setting("threads-per-worker")),
                            processes=True, memory_limit=setting("memory-limit"),
@@ -300,6 +319,11 @@ class Connection:
             self._stack.callback(shutil.rmtree, shared, ignore_errors=True)
             spec = dataclasses.replace(spec, shared_directory=shared)
         self.spec = spec
+        if not batch and setting("warm-start"):
+            from ..warm import CONFIG
+
+            # For the connection's lifetime: a nanny reads it each time it starts a worker, a replacement too.
+            self._stack.enter_context(dask.config.set(CONFIG))
         self.cluster = make_cluster(spec, security=run_security())
         self._stack.callback(_release_credential_files, self.cluster)
         self._stack.callback(self.cluster.close)

@@ -41,7 +41,9 @@ class Starter:
     def _start(self) -> None:
         import distributed  # noqa: F401  (its config defaults first: the set below must not insert them)
 
-        conn = Connection(self.spec, self.client)
+        import dataclasses
+
+        conn = Connection(dataclasses.replace(self.spec, warm=self.params), self.client)
         try:
             # Read by the scheduler as it is created (dask.config is one for the whole process).
             # A worker runs one task at a time (saturation 1.0, no task queued on it beside the running one), so

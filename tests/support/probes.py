@@ -108,3 +108,17 @@ def probe_run(proc, out, security, *, batch: bool = False) -> dict:
     answered = [k for k, v in reached.items() if v is not None]
     assert len(answered) >= 12, reached  # most probes met an open port, so the answers mean something
     return reached
+
+
+def who_built_the_plan(params):
+    """Run on a worker: its pid, its parent's, which process built its CQT plan and how many this process has
+    built (inherited through a fork), whether it was forked warm for ``params``, and its CPU seconds so far."""
+    import os
+
+    import psutil
+
+    from pipeline import kernels, warm
+
+    me = psutil.Process()
+    return {"pid": os.getpid(), "parent": me.ppid(), "plans": dict(kernels.PLANS_BUILT),
+            "forked_warm": warm.forked_warm(params), "cpu": sum(me.cpu_times()[:2])}

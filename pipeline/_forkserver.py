@@ -1,0 +1,46 @@
+"""Imported by the forkserver of :mod:`pipeline.warm` only: the imports and the CQT plan every worker needs.
+
+The run's parameters come from the environment variable ``AUDIOPREP_WARM_PARAMS``;
+the stages run once on a silent clip, which imports what they use, compiles
+numba's helpers and builds the plan.  Each worker forked from this process
+starts with all of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import distributed  # noqa: F401  (what every worker imports first)
+
+from .warm import ENV
+
+# A SIGTERM to the whole process group (kill, a batch system's notice) is the driver's to handle: the forkserver
+# stays until its parent ends (it leaves when the parent's end of its pipe closes), so that the nannies do not
+# take a vanished forkserver for dead workers.  Its children, the workers, get the default back.
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+
+#: What this process readied: its pid and the parameters (JSON) it built the plan for.
+WARM: dict = {}
+
+
+def _warm() -> None:
+    text = os.environ.get(ENV)
+    if not text:
+        return
+    import numpy as np
+
+    from . import graph
+    from .params import Params
+
+    params = Params.from_dict(json.loads(text))
+    graph.compute(np.zeros(params.nsamples, dtype=np.float32), params, graph.stages_for(params))
+    WARM.update(pid=os.getpid(), params=text)
+
+
+try:
+    _warm()
+except Exception:  # a forkserver that cannot warm up still forks workers; each then warms itself
+    WARM.clear()

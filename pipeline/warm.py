@@ -1,0 +1,95 @@
+"""Workers that start warm: each worker process forks from one that has already done the work of starting.
+
+A worker needs librosa, scipy's signal and FFT modules, numba's compiled
+helpers and the run's CQT plan before its first clip: 2.5 to 3 s of CPU when
+each worker process is spawned from scratch.  Here a forkserver (Python's
+``multiprocessing`` forkserver, which Dask's nannies use when
+``distributed.worker.multiprocessing-method`` is ``forkserver``) imports
+:mod:`pipeline._forkserver` once, which does all of that; every worker is then
+a ``fork`` of it and starts with the imports done and the plan built.
+
+- A local cluster: the driver starts the forkserver before the nannies start
+  their workers (:func:`start_forkserver`), and a worker that dies and is
+  replaced forks warm too.
+- Batch jobs: the job script's ``dask worker`` process runs :func:`dask_setup`
+  as a nanny preload, so the ``--nworkers`` workers of a job share one warm
+  parent per job (per node).
+
+``audioprep.warm-start: false`` spawns every worker from scratch instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+
+#: The environment variable that hands the run's parameters to the forkserver (it is a fresh process).
+ENV = "AUDIOPREP_WARM_PARAMS"
+#: The module the forkserver imports: the imports and the CQT plan.
+PRELOAD = "pipeline._forkserver"
+#: The nanny preload a batch job's ``dask worker`` runs (``--preload-nanny``).
+NANNY_PRELOAD = "pipeline.warm"
+#: What a worker's nanny needs in its dask config to fork its workers from the forkserver.
+CONFIG = {"distributed.worker.multiprocessing-method": "forkserver"}
+
+
+@contextlib.contextmanager
+def _environ(values: dict):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def params_env(params) -> str:
+    return json.dumps(params.to_dict(), sort_keys=True)
+
+
+def start_forkserver(params) -> None:
+    """Start this process's forkserver, warmed for ``params``, if it is not running yet.
+
+    Call it in the process whose nannies start the workers, before they start.
+    A forkserver lives as long as the process that started it: a later run in
+    the same process (a notebook) reuses it, and a run with other parameters
+    builds its own plan in each worker (:class:`~pipeline.worker_setup.Warmup`).
+    """
+    import multiprocessing
+    import multiprocessing.forkserver
+
+    import dask.config
+    from distributed.utils import get_mp_context
+
+    with dask.config.set(CONFIG):
+        ctx = get_mp_context()  # distributed sets its own preload list once; ours replaces it
+    ctx.set_forkserver_preload(["distributed", PRELOAD])
+    # The forkserver's environment is its workers' environment: the variables a nanny would set before
+    # spawning (distributed.nanny.pre-spawn-environ, e.g. OMP_NUM_THREADS=1) must be set when it starts.
+    env = {str(k): str(v) for k, v in (dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {}).items()
+           if v is not None}
+    env[ENV] = params_env(params)
+    with _environ(env):
+        multiprocessing.forkserver.ensure_running()
+
+
+def forked_warm(params) -> bool:
+    """Whether this process was forked from a forkserver that did the imports and built ``params``' plan."""
+    import sys
+
+    mod = sys.modules.get(PRELOAD)
+    return bool(mod and mod.WARM.get("params") == params_env(params) and mod.WARM.get("pid") != os.getpid())
+
+
+def dask_setup(nanny) -> None:
+    """Nanny preload of a batch job's ``dask worker``: its workers fork from one warm forkserver."""
+    from .params import Params
+
+    text = os.environ.get(ENV)
+    if text:
+        start_forkserver(Params.from_dict(json.loads(text)))
