@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy import ndimage
 
 #: The ways the CQT and the LCN can be computed (``Params.precision``): ``float32``, the default, runs the
 #: CQT's STFT on float32 frames and the LCN in float32, within 1e-6 of the clip's maximum of ``librosa.cqt``
@@ -281,6 +280,8 @@ def gaussian_window(size: int, sigma: float) -> np.ndarray:
 def _smooth(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     # The 2-D Gaussian is the outer product of two 1-D ones, so the 2-D
     # correlation is two 1-D passes (2 * size instead of size**2 taps a value).
+    from scipy import ndimage  # here, not at import: the driver imports this module but computes no LCN
+
     x = ndimage.correlate1d(x, g, axis=0, mode="constant", cval=0.0)
     return ndimage.correlate1d(x, g, axis=1, mode="constant", cval=0.0)
 

@@ -179,15 +179,13 @@ class Params:
         self._check_nyquist()
 
     def _check_nyquist(self) -> None:
-        import librosa
-        import numpy as np
+        from .pitch import cqt_cutoff, cqt_frequencies
 
-        freqs = librosa.cqt_frequencies(self.ns, fmin=self.fmin, bins_per_octave=self.bins_per_octave)
-        alpha = librosa.filters._relative_bandwidth(freqs=freqs) if self.ns > 1 else None
-        _, cutoff = librosa.filters.wavelet_lengths(freqs=freqs, sr=self.sr, alpha=alpha)
+        freqs = cqt_frequencies(self.ns, fmin=self.fmin, bins_per_octave=self.bins_per_octave)
+        cutoff = cqt_cutoff(freqs) if self.ns > 1 else float(freqs[0])
         nyquist = self.sr / 2
         if cutoff > nyquist:
-            top = float(np.max(freqs))
+            top = float(freqs.max())
             raise ParameterError(
                 f"the top CQT bin ({top:.1f} Hz, filter reaching {cutoff:.1f} Hz) exceeds the "
                 f"Nyquist frequency sr/2={nyquist:g} Hz; lower fmin={self.fmin:.3f}, ns={self.ns} "

@@ -26,12 +26,12 @@ def _pyplot():
 
 def _octave_ticks(attrs):
     """Bin positions and labels of each octave's C: 'C2\\n65.4 Hz' ... 'C6\\n1046.5 Hz'."""
-    import librosa
+    from .pitch import note_name
 
     bpo, ns, fmin = int(attrs["bins_per_octave"]), int(attrs["ns"]), float(attrs["fmin"])
     pos = np.arange(0, ns + 1, bpo)
     freqs = fmin * 2.0 ** (pos / bpo)
-    labels = [f"{librosa.hz_to_note(f, unicode=False)}\n{f:.1f} Hz" for f in freqs]
+    labels = [f"{note_name(f)}\n{f:.1f} Hz" for f in freqs]
     return pos - 0.5, labels
 
 

@@ -289,13 +289,17 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
     from distributed import as_completed
     from .progress import bar as progress_bar
 
-    per_task = max(1, int(setting("clips-per-task")))
     clip_bytes = params.clip_bytes()
     conn = starter.connection(progress=progress)
     cl = conn.client
     got.dashboard = conn.dashboard_link
     echo(f"dashboard: {conn.dashboard_link}{conn.moved()}")
     conn.wait_for_workers(echo)
+    # Tasks of clips-per-task clips (the scheduler's cost is per task), but at least two a worker, so a small
+    # input keeps every worker busy.
+    workers = max(1, len(cl.scheduler_info()["workers"]))
+    total = len(todo) + len(copies)
+    per_task = max(1, min(int(setting("clips-per-task")), -(-total // (2 * workers))))
     window = max(1, -(-int(setting("clips-in-flight")) // per_task))  # tasks in the scheduler at once
     planned = itertools.chain(plan_tasks(copies, index.labels, per_task=per_task, kind="copy"),
                               plan_tasks(todo, index.labels, per_task=per_task))

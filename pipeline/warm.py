@@ -64,10 +64,16 @@ def start_forkserver(params) -> None:
     import multiprocessing.forkserver
 
     import dask.config
-    from distributed.utils import get_mp_context
+    import distributed.utils
 
-    with dask.config.set(CONFIG):
-        ctx = get_mp_context()  # distributed sets its own preload list once; ours replaces it
+    ctx = multiprocessing.get_context("forkserver")
+    if getattr(distributed.utils, "_forkserver_preload_set", None) is False:
+        # distributed's get_mp_context sets its preload list the first time it is called, importing every
+        # optional package it knows (pandas, ...: 0.25 s of the driver's CPU) to find it; ours replaces it.
+        distributed.utils._forkserver_preload_set = True
+    else:
+        with dask.config.set(CONFIG):
+            ctx = distributed.utils.get_mp_context()
     ctx.set_forkserver_preload(["distributed", PRELOAD])
     # The forkserver's environment is its workers' environment: the variables a nanny would set before
     # spawning (distributed.nanny.pre-spawn-environ, e.g. OMP_NUM_THREADS=1) must be set when it starts.

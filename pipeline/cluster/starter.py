@@ -3,8 +3,6 @@ the input."""
 
 from __future__ import annotations
 
-import importlib
-
 import dask.config
 
 from ..config import setting
@@ -33,10 +31,6 @@ class Starter:
         if early:
             self._thread = threading.Thread(target=self._start, name="audioprep-cluster-start", daemon=True)
             self._thread.start()
-            # The driver needs librosa for the coordinates (store creation, the final step); importing it
-            # (about 1 s: numba's compiled helpers) while the workers start keeps it off the critical path.
-            threading.Thread(target=importlib.import_module, args=("librosa.core.convert",), daemon=True,
-                             name="audioprep-import").start()
 
     def _start(self) -> None:
         import distributed  # noqa: F401  (its config defaults first: the set below must not insert them)

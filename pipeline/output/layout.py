@@ -66,11 +66,11 @@ def coordinates(attrs: dict, names) -> dict:
     (HDF5 as dimension scales) and :func:`~pipeline.output.reader.open_dataset`
     labels its dataset with them, so every reader sees the same names.
     """
-    import librosa
+    from ..pitch import cqt_frequencies, note_name
 
     na, sr, ns = int(attrs["na"]), int(attrs["sr"]), int(attrs["ns"])
     nframes, nclips = int(attrs["Nframes"]), int(attrs["Nclips"])
-    freqs = librosa.cqt_frequencies(ns, fmin=float(attrs["fmin"]), bins_per_octave=int(attrs["bins_per_octave"]))
+    freqs = cqt_frequencies(ns, fmin=float(attrs["fmin"]), bins_per_octave=int(attrs["bins_per_octave"]))
     start = np.arange(nframes) * na / sr
     coords = {
         "genre": (("genre",), np.array(list(attrs["labels"]), dtype=object), {}),
@@ -82,9 +82,7 @@ def coordinates(attrs: dict, names) -> dict:
         "sample": (("sample",), np.arange(na), {}),
         "bin": (("bin",), np.arange(ns), {}),
         "frequency": (("bin",), freqs, {"units": "Hz"}),
-        "note": (("bin",), np.array([n.replace("+0", "") for n in librosa.hz_to_note(freqs, cents=True,
-                                                                                    unicode=False)], dtype=object),
-                 {}),
+        "note": (("bin",), np.array([note_name(f, cents=True).replace("+0", "") for f in freqs], dtype=object), {}),
     }
     used = {d for name in names for d in dims(name)}
     return {k: v for k, v in coords.items() if set(v[0]) <= used}
@@ -100,16 +98,15 @@ def auxiliary(name: str, coords: dict) -> str:
 
 
 def software_versions() -> dict:
-    import dask
-    import h5py
-    import librosa
-    import zarr
+    import importlib.metadata
 
     from .. import __version__
 
-    return {"python": sys.version.split()[0], "numpy": np.__version__, "librosa": librosa.__version__,
-            "dask": dask.__version__, "zarr": zarr.__version__, "h5py": h5py.__version__,
-            "audioprep": __version__}
+    # From the installed packages' metadata: the driver does not import librosa (and numba) to name its version.
+    versions = {"python": sys.version.split()[0], "numpy": np.__version__}
+    for name in ("librosa", "dask", "zarr", "h5py"):
+        versions[name] = importlib.metadata.version(name)
+    return {**versions, "audioprep": __version__}
 
 
 def make_attrs(index, params: Params, *, created: str) -> dict:
