@@ -174,11 +174,15 @@ def peer(root: Path, out: Path, cores: int) -> dict:
 
 
 def classify(p, main_pid: int) -> str:
-    """driver (it holds the scheduler and the client), worker (a Dask worker process) or other."""
+    """driver (it holds the scheduler and the client), forkserver (the warm parent the workers fork from),
+    worker (a Dask worker process: spawned, or forked from the forkserver) or other."""
     if p.pid == main_pid:
         return "driver"
-    if "spawn_main" in " ".join(p.cmdline()):
+    cmd = " ".join(p.cmdline())
+    if "spawn_main" in cmd:
         return "worker"
+    if "forkserver import main" in cmd:
+        return "forkserver" if p.ppid() == main_pid else "worker"
     return "other"
 
 
@@ -226,7 +230,8 @@ def pipeline_run(root: Path, out: Path, workers: int, extra=()) -> dict:
     zarr = out / "audio.zarr"
     return {"seconds": wall, "summary": summary, "worker_mb": workers_mb,
             "scheduler_mb": max([v / 2**20 for (k, _), v in peaks.items() if k == "driver"], default=0),
-            "cpu": {kind: sum(v for (k, _), v in cpu.items() if k == kind) for kind in ("driver", "worker", "other")},
+            "cpu": {kind: sum(v for (k, _), v in cpu.items() if k == kind)
+                    for kind in ("driver", "worker", "forkserver", "other")},
             "store_entries": sum(1 for _ in zarr.rglob("*")) if zarr.exists() else 0,
             "array_bytes": summary["bytes_written"]}
 
@@ -287,7 +292,8 @@ def floor(root: Path, cores: int, params=None, limit: int | None = None, scratch
 
 
 def check_same(a: Path, c: Path, e: Path) -> str:
-    """Compare the serial (a) and the peer (e) outputs with audioprep's (c): every clip, every array."""
+    """Compare the serial (a) and the peer (e) outputs with audioprep's (c): every clip, every array.
+    Xs differences are relative to each clip's maximum (SPEC section 3), the others absolute."""
     out = []
     with h5py.File(a) as fa, h5py.File(c) as fc, h5py.File(e) as fe:
         for name in ("Xa", "Xs", "Xn"):
@@ -296,10 +302,119 @@ def check_same(a: Path, c: Path, e: Path) -> str:
             for g in range(G):
                 for k in range(C):
                     x = fc[name][g, k]
-                    worst_a = max(worst_a, float(np.abs(fa[name][g, k] - x).max()))
-                    worst_e = max(worst_e, float(np.abs(fe[name][g, k] - x).max()))
+                    scale = float(np.abs(fe[name][g, k]).max()) or 1.0 if name == "Xs" else 1.0
+                    worst_a = max(worst_a, float(np.abs(fa[name][g, k] - x).max()) / scale)
+                    worst_e = max(worst_e, float(np.abs(fe[name][g, k] - x).max()) / scale)
             out.append(f"{name} {'=' if worst_a == 0 else f'{worst_a:.1e}'}/{'=' if worst_e == 0 else f'{worst_e:.1e}'}")
     return ", ".join(out)
+
+
+def startup(workers: int) -> str:
+    """Each worker's CPU until it is ready for its first clip (imports and CQT plan), with the workers forked from
+    a warm forkserver (the default) and spawned from scratch (audioprep.warm-start: false)."""
+    rows = []
+    for warm in (True, False):
+        # a fresh process each time: a process starts its forkserver once
+        code = (f"import sys, psutil, dask.config; dask.config.set({{'audioprep.warm-start': {warm}, "
+                f"'audioprep.workers': {workers}}})\n"
+                "from pipeline.cluster.connect import ClusterSpec, Connection\n"
+                "from pipeline.params import Params\nfrom pipeline.worker_setup import Warmup\n"
+                "if __name__ == '__main__':\n"
+                "    with Connection(ClusterSpec(kind='local', warm=Params())) as conn:\n"
+                "        conn.client.register_plugin(Warmup(Params()))\n"
+                "        me = psutil.Process()\n"
+                "        out = {'driver': sum(me.cpu_times()[:2])}\n"
+                "        pids = set(conn.client.run(__import__('os').getpid).values())\n"
+                "        for ch in me.children(recursive=True):\n"
+                "            kind = 'worker' if ch.pid in pids else ('forkserver' if 'forkserver' in ' '.join(ch.cmdline()) "
+                "else 'other')\n"
+                "            out.setdefault(kind, []).append(sum(ch.cpu_times()[:2]))\n"
+                "        print(__import__('json').dumps(out))\n")
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", suffix=".py", prefix="audioprep-bench-") as script:  # a fresh name
+            script.write(code)
+            script.flush()
+            got = json.loads(subprocess.run([sys.executable, script.name], capture_output=True, text=True,
+                                            check=True).stdout.strip().splitlines()[-1])
+        w = got.get("worker", [])
+        rows.append(f"| {'forked warm (default)' if warm else 'spawned (warm-start: false)'} | {workers} "
+                    f"| {sum(got.get('forkserver', [0])):.2f} | {min(w):.2f} to {max(w):.2f} | {sum(w):.2f} "
+                    f"| {got['driver']:.2f} |")
+    return ("| how workers start | workers | forkserver CPU (s, once a node) | each worker's CPU until ready (s) "
+            "| all workers (s) | driver CPU to ready (s) |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
+def write_parts(root: Path, scratch: Path, n: int = 100) -> str:
+    """What the write stage's parts cost, per clip, on n computed clips: encoding each array (lz4 with bit-shuffle,
+    the store's codec, against the alternatives), writing the encoded chunk files, pwrite of the clip's bytes into a
+    laid-out file, and a plain pwrite loop of the same bytes (the page cache's limit on this machine)."""
+    from numcodecs import blosc
+
+    from pipeline import graph
+    from pipeline.inputs import open_index
+    from pipeline.params import Params
+
+    p = Params()
+    clips = open_index(root).clips[:n]
+    n = len(clips)
+    arrays = [graph.compute(graph.load(ref, p), p, graph.stages_for(p)) for ref in clips]
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    clock = time.process_time
+    rows = []
+    raw = sum(a.nbytes for arr in arrays for a in arr.values()) / n
+    for label, shuffle in (("lz4 + bit-shuffle (the store's)", blosc.BITSHUFFLE), ("lz4, no shuffle", blosc.NOSHUFFLE),
+                           ("lz4 + byte shuffle", blosc.SHUFFLE)):
+        t = clock()
+        enc = [{k: blosc.compress(np.ascontiguousarray(a), b"lz4", 1, shuffle, typesize=4) for k, a in arr.items()}
+               for arr in arrays]
+        t_enc = clock() - t
+        t0, w0 = clock(), time.perf_counter()
+        for i, e in enumerate(enc):
+            for k, data in e.items():
+                (scratch / f"{k}.{i}.{shuffle}").write_bytes(data)
+        t_files, w_files = clock() - t0, time.perf_counter() - w0
+        size = sum(len(d) for e in enc for d in e.values()) / n
+        rows.append(f"| encode: {label} | {1e3 * t_enc / n:.2f} | {size / 1e6:.2f} MB ({100 * size / raw:.0f} %) "
+                    f"| chunk files: {1e3 * t_files / n:.2f} CPU, {1e3 * w_files / n:.2f} wall |")
+        for f in scratch.iterdir():
+            f.unlink()
+    blobs = [b"".join(np.ascontiguousarray(a).tobytes() for a in arr.values()) for arr in arrays]
+
+    def fresh_file(fill) -> tuple:
+        """CPU and wall seconds of ``fill(fd)`` into a new file of the clips' size (new page-cache pages, as a run's)."""
+        fd = os.open(scratch / f"slots-{len(rows)}.bin", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, int(raw * n))
+            t0, w0 = clock(), time.perf_counter()
+            fill(fd)
+            return clock() - t0, time.perf_counter() - w0
+        finally:
+            os.close(fd)
+
+    def slots(fd):  # as Slots.write does: one pwrite an array
+        for i, arr in enumerate(arrays):
+            off = int(i * raw)
+            for a in arr.values():
+                os.pwrite(fd, np.ascontiguousarray(a), off)
+                off += a.nbytes
+
+    def plain(fd):  # the limit: one plain pwrite of the same bytes a clip
+        for i, b in enumerate(blobs):
+            os.pwrite(fd, b, int(i * raw))
+
+    t_slots, w_slots = fresh_file(slots)
+    rows.append("")
+    t_plain, w_plain = fresh_file(plain)
+    rows.pop()
+    shutil.rmtree(scratch)
+    rows.append(f"| pwrite into audio.hdf5's slots (one call an array) | {1e3 * t_slots / n:.2f} | {raw / 1e6:.2f} MB "
+                f"| wall {1e3 * w_slots / n:.2f} |")
+    rows.append(f"| plain pwrite loop of the same bytes (page-cache limit) | {1e3 * t_plain / n:.2f} "
+                f"| {raw / 1e6:.2f} MB | wall {1e3 * w_plain / n:.2f}, {raw * n / w_plain / 1e9:.2f} GB/s |")
+    return ("| part (per 30-s clip, " + str(n) + " clips) | CPU ms/clip | bytes a clip | files |\n|---|---|---|---|\n"
+            + "\n".join(rows) + "\n")
 
 
 def machine() -> str:
@@ -376,6 +491,10 @@ def full(args) -> str:
         shutil.rmtree(work / "b")  # keep the disk use bounded
         print(f"N={n}: c, audioprep with {args.cores} workers ...", file=sys.stderr)
         c = pipeline_run(root, work / "c", args.cores)
+        print(f"N={n}: c with --precision exact ...", file=sys.stderr)
+        cx = pipeline_run(root, work / "cx", args.cores, extra=["--precision", "exact"])
+        same_exact = check_same(work / "a" / "audio.hdf5", work / "cx" / "audio.hdf5", work / "e" / "audio.hdf5")
+        shutil.rmtree(work / "cx")
         print(f"N={n}: c without TLS ...", file=sys.stderr)
         plain = pipeline_run(root, work / "plain", args.cores, extra=["--no-tls"])
         shutil.rmtree(work / "plain")
@@ -383,6 +502,9 @@ def full(args) -> str:
         extra = hdf5_extra(work / "c", c["summary"])
         print(f"N={n}: d, the floor (kernels and writes in one process) ...", file=sys.stderr)
         d = floor(root, args.cores, scratch=work / "floor")
+        from pipeline.params import Params
+
+        dx = floor(root, args.cores, params=Params(precision="exact"), limit=min(n, 100))
         read = reading_table(work / "c" / "audio.hdf5")
         shutil.rmtree(work)
         s = c["summary"]
@@ -391,30 +513,40 @@ def full(args) -> str:
             f"| {d['seconds']:.1f} | {n / c['seconds']:.1f} | **{a['seconds'] / c['seconds']:.2f}** "
             f"| **{e['seconds'] / c['seconds']:.2f}** | **{b['seconds'] / c['seconds']:.2f}** "
             f"| {c['seconds'] / d['seconds']:.2f} | {max(b['worker_mb']):.0f} / {max(c['worker_mb']):.0f} "
-            f"| {c['scheduler_mb']:.0f} | {plain['seconds']:.1f} ({100 * (c['seconds'] / plain['seconds'] - 1):+.0f} %) |")
+            f"| {c['scheduler_mb']:.0f} | {plain['seconds']:.1f} ({100 * (c['seconds'] / plain['seconds'] - 1):+.0f} %) "
+            f"| {cx['seconds']:.1f} | {e['seconds'] / cx['seconds']:.2f} |")
         st = d["stages"]
         details.append(
             f"| {n} | " + " | ".join(f"{1e3 * v / n:.1f}" for v in st.values())
-            + f" | {1e3 * c['seconds'] / n:.1f} | {s['consolidate_seconds']:.2f} | {same} |")
+            + f" | {1e3 * dx['stages']['cqt'] / dx['clips']:.1f} / {1e3 * dx['stages']['lcn'] / dx['clips']:.1f} "
+            f"| {1e3 * c['seconds'] / n:.1f} | {s['consolidate_seconds']:.2f} | {same} | {same_exact} |")
         cpu = c["cpu"]
-        coord.append(f"| {n} | {cpu['driver']:.1f} | {cpu['worker']:.1f} | {cpu['other']:.1f} | {d['serial']:.1f} "
+        coord.append(f"| {n} | {cpu['driver']:.1f} | {cpu['worker']:.1f} | {cpu['forkserver']:.1f} "
+                     f"| {cpu['other']:.1f} | {d['serial']:.1f} "
                      f"| {1e3 * (cpu['worker'] - d['serial']) / n:.1f} | {extra:.3f} % "
                      f"| {c['store_entries'] / n:.2f} |")
         print(rows[-1], file=sys.stderr)
     head = ("| N | a serial (s) | e joblib script (s) | b audioprep 1 worker (s) | c audioprep (s) | d floor (s) "
             "| clips/s (c) | a/c | e/c | b/c | c/d | worker peak MB (b / c) | driver peak MB (c) "
-            "| c without TLS (s) (TLS cost) |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    dhead = ("| N | decode ms/clip | frame ms/clip | CQT ms/clip | LCN ms/clip | writes ms/clip | c: wall ms/clip "
-             "| c: final step (s) | max diff of a / e from c (= bit-identical) |\n"
-             "|---|---|---|---|---|---|---|---|---|")
-    chead = ("| N | c: driver CPU (s) | c: workers CPU (s) | c: other processes CPU (s) | d: kernels + writes CPU (s) "
+            "| c without TLS (s) (TLS cost) | c --precision exact (s) | e/c exact |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    dhead = ("| N | decode ms/clip | frame ms/clip | CQT ms/clip | LCN ms/clip | writes ms/clip "
+             "| exact: CQT / LCN ms/clip | c: wall ms/clip "
+             "| c: final step (s) | max diff of a / e from c (Xs: of each clip's max; = bit-identical) "
+             "| the same for c --precision exact |\n"
+             "|---|---|---|---|---|---|---|---|---|---|---|")
+    chead = ("| N | c: driver CPU (s) | c: workers CPU (s) | c: forkserver CPU (s) | c: other processes CPU (s) "
+             "| d: kernels + writes CPU (s) "
              "| workers beyond d, ms/clip | audio.hdf5 beyond its arrays | store files+folders per clip |\n"
-             "|---|---|---|---|---|---|---|---|")
+             "|---|---|---|---|---|---|---|---|---|")
+    parts = write_parts(dataset(args.data, args.sizes[-1]), args.data / "write-parts")
     return (head + "\n" + "\n".join(rows) + "\n\nBreakdown (d: audioprep's stages in one process, CPU per clip):\n\n"
             + dhead + "\n" + "\n".join(details)
             + "\n\nCPU of every process of c (read from /proc every 50 ms):\n\n" + chead + "\n" + "\n".join(coord)
-            + f"\n\nTraining reads from c's audio.hdf5 (N={args.sizes[-1]}):\n\n" + read)
+            + f"\n\nTraining reads from c's audio.hdf5 (N={args.sizes[-1]}):\n\n" + read
+            + f"\n\nThe write stage's parts:\n\n" + parts
+            + f"\n\nWorker start-up (CPU of each process until the workers are ready):\n\n" + startup(args.cores)
+            + "\n" + startup(2 * args.cores))
 
 
 def scale(args) -> str:
@@ -435,7 +567,8 @@ def scale(args) -> str:
         shutil.rmtree(out)
         runs.append((n, c, root))
         rows.append(f"| {n} | {c['seconds']:.1f} | {1e3 * c['seconds'] / n:.2f} | {c['cpu']['driver']:.2f} "
-                    f"| {c['cpu']['worker']:.2f} | {c['cpu']['other']:.2f} | {c['scheduler_mb']:.0f} "
+                    f"| {c['cpu']['worker']:.2f} | {c['cpu']['other'] + c['cpu']['forkserver']:.2f} "
+                    f"| {c['scheduler_mb']:.0f} "
                     f"| {max(c['worker_mb']):.0f} | {c['store_entries'] / n:.2f} | {c['extra']:.2f} % |")
         print(rows[-1], file=sys.stderr)
     fl = floor(runs[0][2], 1, params=Params(nsamples=22050), limit=1000, scratch=args.data / "scale-floor")
@@ -443,6 +576,7 @@ def scale(args) -> str:
     slopes = []
     for (n1, c1, _), (n2, c2, _) in zip(runs, runs[1:]):
         ms = {k: 1e3 * (c2["cpu"][k] - c1["cpu"][k]) / (n2 - n1) for k in ("driver", "worker", "other")}
+        ms["other"] += 1e3 * (c2["cpu"]["forkserver"] - c1["cpu"]["forkserver"]) / (n2 - n1)
         slopes.append(f"| {n1} -> {n2} | **{ms['driver']:.2f}** | {ms['worker']:.2f} | {ms['other']:.2f} "
                       f"| **{ms['worker'] - per_clip_floor:.2f}** | {1e3 / max(ms['driver'], 1e-3):,.0f} "
                       f"| {(c2['store_entries'] - c1['store_entries']) / (n2 - n1):.2f} |")
@@ -465,12 +599,16 @@ def main():
     ap.add_argument("--data", type=Path, default=HERE / "data", help="where datasets and outputs go")
     ap.add_argument("--cores", type=int, default=os.cpu_count(), help="workers for c, e and the floor")
     ap.add_argument("--out", type=Path, help="append the results (Markdown) to this file")
+    ap.add_argument("--startup", action="store_true", help="only time the workers' start-up (warm and spawned)")
     ap.add_argument("--read", type=Path, metavar="AUDIO_HDF5",
                     help="only time training reads (FrameBlocks against plain h5py) of an existing audio.hdf5")
     args = ap.parse_args()
     args.data = args.data.resolve()
 
     text = ""
+    if args.startup:
+        text += "Worker start-up:\n\n" + startup(args.cores) + "\n" + startup(2 * args.cores)
+        args.sizes = []
     if args.read:
         text += "Training reads:\n\n" + reading_table(args.read.resolve())
         args.sizes = []

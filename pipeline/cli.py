@@ -173,10 +173,12 @@ def _setup_logging(verbose: int) -> None:
     quiet = dask_level if verbose else "critical"
     # Read as distributed is imported (after this): its defaults would let tornado.application's errors through.
     dask.config.set({"logging": {"distributed": dask_level, "tornado": "critical", "tornado.application": quiet,
-                                 "bokeh": quiet}})
+                                 "bokeh": quiet, "asyncio": quiet}})
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
-    for name in ("distributed", "tornado", "bokeh"):
+    # asyncio: a connection the closing cluster cut ("Future exception was never retrieved ... CommClosedError")
+    # while a SIGTERM ends the run is no news; the run's own line says how it ended.
+    for name in ("distributed", "tornado", "bokeh", "asyncio"):
         logging.getLogger(name).setLevel(level if verbose else logging.CRITICAL)
     # Warnings (a busy dashboard port, ...) go to logging, shown with -v.
     logging.captureWarnings(True)

@@ -92,6 +92,7 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
     t0 = time.perf_counter()
     _check_outdir(input_path, outdir)
     out = OutputFolder(outdir)
+    out.check_early()  # unwritable or in use: said at once, before a cluster starts
     result = RunResult(str(out.zarr_path), str(out.hdf5_path), params=params.to_dict())
 
     index = open_index(input_path, pad=pad, path_column=path_column, label_column=label_column)

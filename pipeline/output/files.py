@@ -104,8 +104,37 @@ def check_writable(folder) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
-        raise StoreError(f"cannot write to the output folder {folder} ({e.strerror}); "
-                         "choose another with -o or fix its permissions") from None
+        raise _cannot_write(folder, e.strerror) from None
+
+
+def _cannot_write(folder, reason: str) -> StoreError:
+    return StoreError(f"cannot write to the output folder {folder} ({reason}); "
+                      "choose another with -o or fix its permissions")
+
+
+def check_early(folder) -> None:
+    """Refuse, creating nothing, an output folder this run could not use: unwritable (permissions, a read-only
+    file system), or locked by a run in progress.  Called before a cluster starts, so the refusal is at once;
+    :class:`OutputLock` and :func:`check_writable` decide again when the run takes the folder."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise _cannot_write(folder, f"{existing} is not a folder")
+    effective = os.access in os.supports_effective_ids
+    if not os.access(existing, os.W_OK | os.X_OK, effective_ids=effective):
+        reason = "Read-only file system" if _read_only(existing) else os.strerror(errno.EACCES)
+        raise _cannot_write(folder, reason)
+    if existing == folder:
+        OutputLock(folder).check()
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def check_space(folder, params, ngenres: int, nclips: int) -> None:
@@ -149,17 +178,29 @@ class OutputLock:
         except OSError as e:
             raise StoreError(f"cannot create the lock file {path} ({e.strerror}); remove it if it is a link, "
                              "or choose another -o") from None
+        self._take(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def _take(self, fd: int, how: int) -> None:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, how | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise StoreError(f"{self.folder} is in use by another audioprep run ({holder}); "
                              "wait for it to finish or choose another -o") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
-        self._fd = fd
-        return self
+
+    def check(self) -> None:
+        """Refuse at once if a run holds the lock; create nothing, take nothing."""
+        try:
+            fd = os.open(self.folder / layout.LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return  # no lock file (or a planted link, which acquire refuses): nothing to tell yet
+        self._take(fd, fcntl.LOCK_SH)
+        os.close(fd)
 
     def release(self) -> None:
         if self._fd is not None:

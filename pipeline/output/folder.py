@@ -27,6 +27,10 @@ class OutputFolder:
         self.config_path = self.path / layout.CONFIG_NAME
         self.log_dir = self.path / layout.LOG_DIR
 
+    def check_early(self) -> None:
+        """Refuse now, creating nothing, a folder this run cannot use (:func:`files.check_early`)."""
+        files.check_early(self.path)
+
     @contextlib.contextmanager
     def open(self):
         """Check the folder is writable, hold its lock, and clear what killed runs left.
