@@ -544,8 +544,8 @@ def full(args) -> str:
             + dhead + "\n" + "\n".join(details)
             + "\n\nCPU of every process of c (read from /proc every 50 ms):\n\n" + chead + "\n" + "\n".join(coord)
             + f"\n\nTraining reads from c's audio.hdf5 (N={args.sizes[-1]}):\n\n" + read
-            + f"\n\nThe write stage's parts:\n\n" + parts
-            + f"\n\nWorker start-up (CPU of each process until the workers are ready):\n\n" + startup(args.cores)
+            + "\n\nThe write stage's parts:\n\n" + parts
+            + "\n\nWorker start-up (CPU of each process until the workers are ready):\n\n" + startup(args.cores)
             + "\n" + startup(2 * args.cores))
 
 

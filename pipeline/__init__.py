@@ -6,7 +6,8 @@ from .exceptions import (BadInputError, ClusterError, IncompleteError, Parameter
                          StoreError)
 from .params import Params  # noqa: E402
 from .output import FrameBlocks, OutputReader, describe, open_dataset, to_matrix  # noqa: E402
+from .api import preprocess  # noqa: E402
 
-__all__ = ["Params", "PipelineError", "ParameterError", "BadInputError", "IncompleteError", "StoreError",
+__all__ = ["preprocess", "Params", "PipelineError", "ParameterError", "BadInputError", "IncompleteError", "StoreError",
            "ClusterError",
            "OutputReader", "FrameBlocks", "open_dataset", "to_matrix", "describe", "__version__"]

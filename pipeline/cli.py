@@ -24,10 +24,8 @@ from .output.reader import slot_ranges
 from .output.files import is_storage_error
 from .params import Params
 from .plot import show_clip, show_summary
-from .run import run as run_pipeline
 from .synth import synth_dataset
 
-DEFAULT_DATA = Path("data")
 #: Said in the script 'cluster job-script' prints: its scheduler address and credentials are this preview's.
 JOB_SCRIPT_NOTE = ("# audioprep: a preview. The scheduler address (tls://...:PORT) and the credential files below are "
                    "placeholders;\n# a run starts its own scheduler and writes its own address and credentials "
@@ -240,21 +238,12 @@ def run(quiet, verbose, config_file, overwrite, **options):
     configuration is saved as OUTDIR/audio.config.yaml; '--config' repeats it.
     """
     _setup_logging(verbose)
-    settings = config.resolve_settings(options, config.load_run_config(config_file) if config_file else None)
+    from .api import preprocess
+
     progress = _progress_enabled(quiet)
     say = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
-    if settings.input is None:
-        genres = DEFAULT_DATA / "genres"
-        if not genres.exists():
-            say(f"no INPUT given: synthesizing 10 genres x 10 clips into {genres}")
-            synth_dataset(DEFAULT_DATA, genres=10, clips=10, progress=progress)
-        settings.options["input"] = str(genres.resolve())
-    settings.options["outdir"] = settings.outdir or str(DEFAULT_DATA.resolve())
-    with dask.config.set(settings.runtime):  # the --config file and the options, for this run only
-        spec = ClusterSpec(jobqueue=settings.jobqueue)
-        res = run_pipeline(settings.input, settings.outdir, settings.params, spec=spec, **settings.run_kwargs(),
-                           overwrite=overwrite, progress=progress, echo=say,
-                           config_text=config.dump_run_config(settings))
+    res = preprocess(options.pop("input"), options.pop("outdir"), config_file=config_file, overwrite=overwrite,
+                     progress=progress, echo=say, **options)
     _print_summary(res, quiet)
 
 

@@ -245,6 +245,11 @@ def check_runtime(runtime: dict, jobqueue: dict) -> tuple:
     given.update({f"jobqueue.{k.replace('_', '-')}": v for k, v in nested.items()})
     given.update({f"jobqueue.{k}": v for k, v in jobqueue.items()})
     for key in given:
+        if key == "params" or key.startswith("params."):
+            raise ParameterError("audioprep.params is not a setting: the numerical parameters (nsamples, sr, ...) are "
+                                 "given as options (--nsamples 100) or in the params: section of a --config file "
+                                 "(as 'audioprep config' prints), not in the dask config or DASK_AUDIOPREP__* "
+                                 "variables")
         if key not in RUNTIME_RULES:
             near = difflib.get_close_matches(key, list(RUNTIME_RULES), n=1)
             hint = f"did you mean audioprep.{near[0]}? " if near else ""
@@ -318,6 +323,9 @@ def load_run_config(path) -> dict:
             cfg = yaml.safe_load(f) or {}
     except OSError as e:
         raise ParameterError(f"--config {path}: cannot be read ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise ParameterError(f"--config {path}: not a text file (byte {e.start} is not UTF-8); give a YAML file "
+                             "as 'audioprep config' prints") from None
     except yaml.YAMLError as e:
         raise ParameterError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(cfg, dict):

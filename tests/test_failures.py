@@ -214,3 +214,36 @@ def test_clip_failing_mid_run_is_listed_in_both_stores(tmp_path, client, small_p
     in_zarr = json.loads(zarr.open_group(str(tmp_path / "out" / "audio.zarr"), mode="r").attrs["bad_clips"])
     assert in_hdf5 == in_zarr and [(b["genre"], b["clip"]) for b in in_hdf5] == [(1, 0)]
     assert in_hdf5[0]["path"].endswith("classical.00000.wav")
+
+
+@pytest.fixture(scope="module")
+def all_fixable(tmp_path_factory):
+    """2 genres x 2 clips, every one bad but fixable: stereo 44.1 kHz, two of them also short."""
+    root = tmp_path_factory.mktemp("fixable") / "genres"
+    rng = np.random.default_rng(5)
+    for g in ("jazz", "rock"):
+        (root / g).mkdir(parents=True)
+        for c, seconds in enumerate((SMALL_SECONDS + 1, 1.0)):
+            y = rng.uniform(-0.3, 0.3, (int(seconds * 44100), 2)).astype(np.float32)
+            sf.write(root / g / f"{g}.{c}.wav", y, 44100, subtype="PCM_16")
+    return root
+
+
+def test_when_the_same_options_fix_every_clip_the_closing_line_names_them(all_fixable, tmp_path):
+    """Before: the closing line said '... or run with --skip-bad', which then gave exit 0 and a file of zeros."""
+    p = audioprep("run", all_fixable, "-o", tmp_path / "o", *SMALL_ARGS, cwd=tmp_path, check=False)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 3 and len(lines) == 5, p.stderr
+    assert lines[-1] == f"error: 4 problem(s) in {all_fixable}; all 4 pass with --mono --resample --pad-short"
+    ok = audioprep("run", all_fixable, "-o", tmp_path / "o", *SMALL_ARGS, "--mono", "--resample", "--pad-short",
+                   cwd=tmp_path)
+    assert "4 clips computed" in ok.stdout
+
+
+def test_a_run_left_with_no_valid_clip_fails_and_writes_no_hdf5(all_fixable, tmp_path):
+    p = audioprep("run", all_fixable, "-o", tmp_path / "o", *SMALL_ARGS, "--skip-bad", cwd=tmp_path, check=False)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 3, p.stderr
+    assert lines[-1] == ("error: no valid clip is left: all 4 clip(s) are bad, so no audio.hdf5 is written; all 4 "
+                         "pass with --mono --resample --pad-short")
+    assert not (tmp_path / "o" / "audio.hdf5").exists()

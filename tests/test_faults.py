@@ -106,14 +106,18 @@ def remount(mnt, opts):
 
 
 def test_disk_full_while_workers_write_is_one_line(full_clips, undisturbed, tmp_path, tmpfs):
-    """The disk fills while the workers write their Zarr chunks (audio.hdf5 would fit: the check passes)."""
+    """The disk fills while the workers write (audio.hdf5 would fit: the space check passes).
+
+    The disk is sized before the run, never while the workers write: 60 MiB holds audio.hdf5's 50 MB plus the
+    check's 10 %, but not the Zarr store's 22 MB beside it, so the writes fill it whatever the speed of the run.
+    """
+    from pipeline.params import Params
+
+    need = 8 * Params().clip_bytes()
+    remount(tmpfs, "size=60m")
+    assert 1.1 * need < 60 * 2**20 < 1.3 * need  # the check passes; the arrays and the store (43 % of them) do not
     out = tmpfs / "out"
     proc = start([full_clips, "-o", out, "--workers", "2", "-q"], tmp_path)
-    wait_until(lambda: finished(out) >= 1, proc)
-    # what is there now, plus about one clip: the next writes fail, whichever process makes them
-    used = int(subprocess.run(["df", "-k", "--output=used", str(tmpfs)], capture_output=True, text=True)
-               .stdout.split()[-1])
-    remount(tmpfs, f"size={used + 3000}k")
     text, _ = proc.communicate(timeout=180)
     assert proc.returncode == 1, text
     assert lines(text) == [f"error: cannot write to {out} (No space left on device); the finished clips are kept in "
@@ -189,3 +193,70 @@ def test_hdf5_held_open_for_writing_says_so(tiny_dataset, tmp_path):
     assert line.startswith(f"error: {path} exists but cannot be read (")
     assert line.endswith("; is another program writing it?); close that program, or use --overwrite to replace it")
     assert "format=None" not in line
+
+
+def _as_non_root(cmd):
+    """``cmd`` as root without any capability (setpriv): permission bits apply, so a 0555 folder of another user
+    cannot be written, as for any other user; the Python installation stays readable (it is root's)."""
+    import shutil
+
+    if shutil.which("setpriv") is None or os.getuid() != 0:
+        pytest.skip("needs root and util-linux's setpriv to drop the capabilities")
+    return ["setpriv", "--bounding-set=-all", "--", *cmd]
+
+
+@pytest.mark.parametrize("where", ["ro", "ro/new"])
+def test_an_unwritable_output_folder_is_one_line_before_anything_starts(tiny_dataset, tmp_path, where):
+    """Before: as a normal user, -o into a 0555 folder waited until killed (issue 26). The refusal must come before
+    a cluster starts: no scratch folder is made, no output folder created, and the run ends (a hang fails the
+    subprocess timeout, not an assertion on time)."""
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o555)
+    os.chown(ro, 65534, 65534)  # nobody's
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    out = tmp_path / where
+    p = subprocess.run(_as_non_root([sys.executable, "-m", "pipeline", "run", str(tiny_dataset), "-o", str(out),
+                                     *SMALL_ARGS]),
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(scratch)})
+    assert p.returncode == 1, p.stderr
+    assert lines(p.stdout + p.stderr) == [f"error: cannot write to the output folder {out} (Permission denied); "
+                                          "choose another with -o or fix its permissions"]
+    assert list(scratch.iterdir()) == [] and list(ro.iterdir()) == []
+
+
+def test_a_read_only_file_system_is_one_line_before_anything_starts(tiny_dataset, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    r = subprocess.run(["mount", "--bind", str(ro), str(ro)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot bind-mount here ({r.stderr.strip()})")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True)
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
+        p = audioprep("run", tiny_dataset, "-o", ro / "out", *SMALL_ARGS, cwd=tmp_path, check=False,
+                      env={"TMPDIR": str(scratch)}, timeout=120)
+        assert p.returncode == 1 and lines(p.text) == [
+            f"error: cannot write to the output folder {ro / 'out'} (Read-only file system); choose another with "
+            "-o or fix its permissions"]
+        assert list(scratch.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(ro)])
+
+
+def test_a_folder_in_use_is_refused_before_a_cluster_starts(tiny_dataset, tmp_path):
+    """Before: refused only after about 35 s, once its Dask processes had started (issue 26)."""
+    from pipeline.output.files import OutputLock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with OutputLock(out):  # this process plays the run in progress
+        p = audioprep("run", tiny_dataset, "-o", out, *SMALL_ARGS, cwd=tmp_path, check=False,
+                      env={"TMPDIR": str(scratch)}, timeout=120)
+    assert p.returncode == 1 and lines(p.text) == [
+        f"error: {out} is in use by another audioprep run (pid {os.getpid()} on host {socket.gethostname()}); "
+        "wait for it to finish or choose another -o"]
+    assert list(scratch.iterdir()) == []  # no local cluster was started (its scratch folder would be here)

@@ -72,6 +72,9 @@ ENV_CASES = [
     ({"DASK_AUDIOPREP__ALLOWED_FAILURES": "abc"}, None),
     ({"DASK_AUDIOPREP__CLUSTERR": "slurm"}, None),
     ({"DASK_AUDIOPREP__TLS": "maybe"}, ["--tls"]),
+    ({"DASK_AUDIOPREP__JOBQUEUE__LIFETIME": "abc"}, None),  # was exit 70: parse_timedelta's KeyError
+    ({"DASK_AUDIOPREP__CONNECT_TIMEOUT": "abc"}, None),
+    ({"DASK_AUDIOPREP__PARAMS__NSAMPLES": "100"}, None),
 ]
 
 
@@ -86,6 +89,48 @@ def test_environment_settings_are_checked_before_anything_is_created(env, option
     assert not out.exists()
     if option == ["--workers", "-3"]:  # the same line as the option
         assert cli("run", tmp_path, "-o", out, *option)[1] == lines
+
+
+def _nested(key: str, value) -> dict:
+    head, _, rest = key.partition(".")
+    return {head: _nested(rest, value) if rest else value}
+
+
+DURATION_OR_SIZE = [k for k, rule in __import__("pipeline.config", fromlist=["RUNTIME_RULES"]).RUNTIME_RULES.items()
+                    if rule.metavar in ("DURATION", "SIZE")]
+
+
+@pytest.mark.parametrize("key", DURATION_OR_SIZE)
+@pytest.mark.parametrize("value", ["abc", "10 parsecs", "-5s"])
+def test_every_duration_and_size_setting_refuses_words_in_one_line(key, value, tmp_path):
+    """Before: audioprep.jobqueue.lifetime: abc gave 'unexpected KeyError' and exit 70."""
+    assert {"connect-timeout", "worker-timeout", "jobqueue.lifetime", "memory-limit"} <= set(DURATION_OR_SIZE)
+    code, lines = cli("run", tmp_path, "-o", tmp_path / "o", cfg={"audioprep": _nested(key, value)},
+                      tmp_path=tmp_path)
+    leaf = key.rsplit(".", 1)[-1]
+    assert code == 1 and len(lines) == 1 and lines[0].startswith(f"error: {leaf}={value} must be "), lines
+    assert not (tmp_path / "o").exists()
+
+
+def test_parameters_in_the_environment_are_told_where_they_go(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "pipeline", "run", str(tmp_path), "-o", str(tmp_path / "o")],
+                       env={**os.environ, "DASK_AUDIOPREP__PARAMS__NSAMPLES": "100"}, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 1 and p.stderr.splitlines() == [
+        "error: audioprep.params is not a setting: the numerical parameters (nsamples, sr, ...) are given as options "
+        "(--nsamples 100) or in the params: section of a --config file (as 'audioprep config' prints), not in the "
+        "dask config or DASK_AUDIOPREP__* variables"]
+
+
+def test_a_config_file_that_is_not_text_is_one_line(tmp_path):
+    """Before: 300 random bytes gave 'unexpected UnicodeDecodeError' and exit 70."""
+    f = tmp_path / "noise.yaml"
+    f.write_bytes(bytes(__import__("random").Random(3).randrange(128, 256) for _ in range(300)))
+    r = CliRunner().invoke(main, ["run", str(tmp_path), "-o", str(tmp_path / "o"), "--config", str(f)])
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.exit_code == 1 and lines == [f"error: --config {f}: not a text file (byte 0 is not UTF-8); give a YAML "
+                                          "file as 'audioprep config' prints"]
+    assert not (tmp_path / "o").exists()
 
 
 def test_misspelt_key_names_the_setting_it_resembles(tmp_path):

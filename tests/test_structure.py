@@ -24,3 +24,20 @@ def test_no_test_module_imports_another():
                 names = [node.module]
             found += [(path.name, n) for n in names if n.split(".")[0].startswith("test_") or n == "conftest"]
     assert found == []
+
+
+def test_the_wheel_holds_every_package_and_the_packaged_yaml(tmp_path):
+    """Before: the wheel listed pipeline and pipeline.output only, so 'pip install .' gave a tool that could not
+    start (No module named 'pipeline.inputs')."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
+    wheel = next(tmp_path.glob("audioprep-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    packages = {str(p.relative_to(ROOT)) for p in (ROOT / "pipeline").rglob("__init__.py")}
+    assert packages and packages <= names, sorted(packages - names)
+    assert {"pipeline/audioprep.yaml", "pipeline/cli.py", "pipeline/__main__.py"} <= names
+    assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)

@@ -29,14 +29,7 @@ from .kinds import KINDS, batch_kinds
 #: run ends (and by the next run on the folder if a run was killed).
 CREDENTIALS_PREFIX = ".audioprep-credentials-"
 
-# distributed's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers. Setting
-# any malloc tunable turns off glibc's dynamic mmap threshold, so every large
-# numpy temporary is mmapped and page-faulted afresh: measured in a worker, the
-# CQT took 65 ms a clip instead of 48 ms and the LCN 9.5 ms instead of 5 ms.
-# Leaving the variable unset gives the workers the speed of a plain process.
-WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-WORKER_ENV = ["export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None"]
-
+from ..warm import WORKER_CONFIG  # noqa: E402  (the workers' environment: pipeline.warm owns it)
 
 
 def is_address(kind: str) -> bool:
@@ -96,12 +89,12 @@ class ClusterSpec:
                 out[theirs] = out.pop(ours)
         if record.quirk is not None:
             record.quirk(out, lambda key: dask.config.get(key, None))
-        extra, warm = [], []
-        if setting("warm-start"):
-            # The job's workers fork from one forkserver that the nanny preload starts warm (pipeline.warm).
-            from .. import warm as warming
+        from .. import warm as warming
 
-            extra += ["--preload-nanny", warming.NANNY_PRELOAD]
+        # The nanny preload leaves MALLOC_TRIM_THRESHOLD_ unset in the job's workers and, with warm-start, has
+        # them fork from one forkserver that it starts warm (pipeline.warm).
+        extra, warm = ["--preload-nanny", warming.NANNY_PRELOAD], []
+        if setting("warm-start"):
             warm = [f"export DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD="
                     f"{warming.CONFIG['distributed.worker.multiprocessing-method']}",
                     f"export {warming.ENV}={shlex.quote(warming.params_env(self.warm_params()))}"]
@@ -112,7 +105,7 @@ class ClusterSpec:
         if extra:
             out["worker_extra_args"] = extra
         prologue = list(dask.config.get(f"jobqueue.{kind}.job-script-prologue", None) or [])
-        out["job_script_prologue"] = prologue + [line for line in WORKER_ENV + warm if line not in prologue]
+        out["job_script_prologue"] = prologue + [line for line in warm if line not in prologue]
         iface = out.get("interface")
         # Merged into the user's own jobqueue.<kind>.scheduler-options, which passing the keyword would drop.
         out["scheduler_options"] = {**(dask.config.get(f"jobqueue.{kind}.scheduler-options", None) or {}),
@@ -166,11 +159,11 @@ def make_cluster(spec: ClusterSpec, *, security=None):
         try:
             # Read by the scheduler and the nannies as they are created; the workers inherit it.
             scratch = {"temporary-directory": spec.local_directory} if spec.local_directory else {}
-            if setting("warm-start"):
-                from ..warm import start_forkserver
-
-                start_forkserver(spec.warm_params())  # the nannies fork their workers from it (Connection)
             with dask.config.set({**WORKER_CONFIG, **scratch}):
+                if setting("warm-start"):
+                    from ..warm import start_forkserver
+
+                    start_forkserver(spec.warm_params())  # the nannies fork their workers from it (Connection)
                 return cls(n_workers=int(workers), threads_per_worker=int(setting("threads-per-worker")),
                            processes=True, memory_limit=setting("memory-limit"),
                            dashboard_address=setting("dashboard-address"),

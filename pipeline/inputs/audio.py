@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -136,6 +137,22 @@ def check_format(rate: int, channels: int, frames: int, params: Params) -> str |
         return text
     shorter = " to keep it zero-padded, or a smaller --nsamples" if "--pad-short" in fixes else ""
     return text + f" (use {' '.join(fixes)}{shorter})"
+
+
+_FIXES = re.compile(r"\(use ((?:--[a-z-]+ ?)+)")
+
+
+def common_fix(problems) -> str | None:
+    """The options that make every one of ``problems`` pass (``--mono --resample``), if each reason names its own
+    (:func:`check_format` writes them as ``(use --mono ...)``); None if any has none."""
+    union = []
+    for p in problems:
+        m = _FIXES.search(p.reason)
+        if not m:
+            return None
+        union += [f for f in m.group(1).split() if f not in union]
+    order = ["--mono", "--resample", "--pad-short"]
+    return " ".join(sorted(union, key=lambda f: order.index(f) if f in order else len(order))) or None
 
 
 def _and(items: list) -> str:

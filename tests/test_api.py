@@ -1,0 +1,79 @@
+"""pipeline.preprocess, the Python entry point: the caller's own Client, the same checks as the command line, the
+run's numbers returned; and a real notebook executed in a real Jupyter kernel."""
+
+import json
+
+import numpy as np
+import pytest
+from support.compare import assert_matches_reference, read_hdf5
+from support.data import SMALL
+
+import pipeline
+from pipeline import ParameterError, preprocess
+
+pytestmark = pytest.mark.slow
+
+
+def test_preprocess_with_the_callers_client_matches_the_reference_and_leaves_it_open(tiny_dataset, reference,
+                                                                                     client, tmp_path):
+    res = preprocess(tiny_dataset, tmp_path / "out", client=client, progress=False, **SMALL)
+    assert (res.computed, res.resumed, res.bad, res.clips) == (6, 0, [], 6)
+    assert res.hdf5_path == str(tmp_path / "out" / "audio.hdf5")
+    assert_matches_reference(res.hdf5_path, reference)
+    summary = json.loads((tmp_path / "out" / "audio.summary.json").read_text())
+    assert {k: summary[k] for k in ("computed", "clips", "bytes_written")} == \
+        {k: res.to_json()[k] for k in ("computed", "clips", "bytes_written")}
+    # the client is the caller's: still connected, with no work of the run left on it
+    assert client.status == "running" and not client.futures
+    assert client.submit(sum, [1, 2]).result() == 3
+    # the same command again is up to date
+    assert preprocess(tiny_dataset, tmp_path / "out", client=client, progress=False, **SMALL).up_to_date
+
+
+def test_preprocess_refuses_what_the_command_line_refuses_with_the_same_words(tiny_dataset, client, tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    with pytest.raises(ParameterError) as e:
+        preprocess(tiny_dataset, tmp_path / "o", client=client, progress=False, nsamples=1.5)
+    r = CliRunner().invoke(main, ["run", str(tiny_dataset), "-o", str(tmp_path / "o"), "--nsamples", "1.5"])
+    assert r.exit_code == 1 and r.stderr.strip() == f"error: {e.value}"
+    with pytest.raises(TypeError, match=r"unknown keyword argument\(s\) \(nsample: did you mean nsamples\?\)"):
+        preprocess(tiny_dataset, tmp_path / "o", client=client, nsample=100)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_real_notebook_runs_preprocess_on_its_own_local_cluster(tiny_dataset, tmp_path):
+    """The notebook a user writes: its own LocalCluster and Client, preprocess, then open_dataset on the output.
+    Executed cell by cell by nbclient in an ipykernel; its cells' outputs and the file are checked."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    out = tmp_path / "nb-out"
+    cells = [
+        "from distributed import Client, LocalCluster\n"
+        "cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address='127.0.0.1:0')\n"
+        "client = Client(cluster)",
+        "import pipeline\n"
+        f"res = pipeline.preprocess({str(tiny_dataset)!r}, {str(out)!r}, client=client, nsamples={SMALL['nsamples']})\n"
+        "print('computed', res.computed, 'of', res.clips)",
+        "ds = pipeline.open_dataset(res.hdf5_path)\n"
+        "print('Xn', ds.Xn.dims, ds.Xn.shape)\n"
+        "print('genres', list(ds.genre.values))",
+        "print('client open', client.status, len(client.futures))\n"
+        "client.close(); cluster.close()",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    def printed(i):
+        return "".join(o.get("text", "") for o in nb.cells[i].outputs if o.get("name") == "stdout")
+
+    assert "computed 6 of 6" in printed(1)
+    assert f"Xn ('genre', 'clip', 'frame', 'overlap', 'bin') (3, 2, {pipeline.Params(**SMALL).nframes}, 2, 96)" \
+        in printed(2)
+    assert "genres ['blues', 'classical', 'country']" in printed(2)
+    assert "client open running 0" in printed(3)
+    arrays, _ = read_hdf5(out / "audio.hdf5")
+    assert arrays["valid"].all() and np.abs(arrays["Xs"]).max() > 0
