@@ -276,3 +276,17 @@ def test_a_slurm_jobs_workers_get_ready_from_one_warm_parent(tmp_path, monkeypat
     assert len(parents) == 1
     for w in workers:
         assert w["plans"] == {"count": 1, "pid": w["parent"]} and w["forked_warm"], w
+
+
+@pytest.mark.parametrize("kind", ["slurm", "pbs", "sge", "lsf", "htcondor"])
+def test_the_job_scripts_environment_lines_set_only_real_values(kind):
+    """Before: 'export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None', a literal None.
+    Now the nanny preload (pipeline.warm) leaves the variable unset, and the script exports only what is set."""
+    from pipeline.params import Params
+
+    script = job_script(ClusterSpec(kind=kind, warm=Params()))
+    exports = [ln.strip() for ln in script.splitlines() if ln.strip().startswith("export ")]
+    assert [e.split("=", 1)[0] for e in exports] == ["export DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD",
+                                                      "export AUDIOPREP_WARM_PARAMS"], exports
+    assert not any(e.endswith(("=None", "=null", "=")) for e in exports)
+    assert "MALLOC_TRIM_THRESHOLD_" not in script and "--preload-nanny pipeline.warm" in script

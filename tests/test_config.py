@@ -92,3 +92,16 @@ def test_run_from_saved_config_reproduces_the_output(tiny_dataset, tmp_path):
     assert cfg["params"]["lcn_sigma"] == 1.5 and cfg["input"] == str(tiny_dataset)
     audioprep("run", "--config", saved, "-o", tmp_path / "b", cwd=tmp_path)
     assert_same_output(tmp_path / "a" / "audio.hdf5", tmp_path / "b" / "audio.hdf5")
+
+
+def test_what_happens_to_a_clip_that_keeps_killing_workers_is_said_one_way():
+    """Before: audioprep.yaml said such a clip is 'reported as bad'; the README says it is not stored as bad."""
+    from pathlib import Path
+
+    from pipeline import config
+
+    assert config.comments()["audioprep.allowed-failures"] == (
+        "times a clip may kill a worker before the run gives up on it (exit 4; it is not stored as bad, the next run "
+        "computes it)")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "It is **not** stored as\n  bad" in readme or "It is **not** stored as bad" in readme

@@ -159,3 +159,59 @@ def test_frame_blocks_in_a_torch_dataloader(tiny_output):
     x, g = torch.cat(xs), torch.cat(gs)
     assert x.shape == (12, 32, 2, 96) and g.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
     assert np.array_equal(x[5].numpy(), h5(tiny_output, "Xn")[1, 0, 32:64])
+
+
+@pytest.fixture(scope="module")
+def padded_output(tmp_path_factory):
+    """A run with --pad-short and --skip-bad: blues has a full clip and a 1-s one (zero-padded), rock a full clip
+    and a corrupt one (invalid, zeros)."""
+    import soundfile as sf
+    from support.cli import audioprep
+    from support.data import SMALL, SMALL_ARGS
+
+    base = tmp_path_factory.mktemp("padded")
+    rng = np.random.default_rng(8)
+    for genre in ("blues", "rock"):
+        (base / "genres" / genre).mkdir(parents=True)
+        sf.write(base / "genres" / genre / "a.wav", rng.uniform(-0.3, 0.3, SMALL["nsamples"] + 100), 22050,
+                 subtype="PCM_16")
+    sf.write(base / "genres" / "blues" / "b.wav", rng.uniform(-0.3, 0.3, 22050), 22050, subtype="PCM_16")
+    (base / "genres" / "rock" / "b.wav").write_bytes(b"RIFF" + rng.bytes(3000))
+    audioprep("run", base / "genres", "-o", base / "out", *SMALL_ARGS, "--pad-short", "--skip-bad", cwd=base)
+    return base / "out" / "audio.hdf5"
+
+
+def _plain_rule(path, frames=None):
+    """The loaders' rule written as a plain h5py loop: valid slots only, frames wholly inside the clip's own
+    samples (frame f of the overlapped stream ends at sample (f + 1) * na + na // 2)."""
+    with h5py.File(path) as f:
+        na, F = int(f.attrs["na"]), f["Xn"].shape[2]
+        keep = {}
+        for g in range(f["valid"].shape[0]):
+            for c in range(f["valid"].shape[1]):
+                if f["valid"][g, c]:
+                    keep[g, c] = [k for k in range(F) if (k + 1) * na + na // 2 <= f["samples"][g, c]]
+        return keep, f["Xn"][...]
+
+
+def test_loaders_leave_out_padding_and_invalid_slots(padded_output):
+    """Before: 16 of 200 FrameBlocks were pure zero padding labelled with a genre, and to_matrix kept invalid
+    slots and gave no labels."""
+    from pipeline.output import to_matrix
+
+    keep, X = _plain_rule(padded_output)
+    assert sorted(keep) == [(0, 0), (0, 1), (1, 0)] and len(keep[0, 1]) == 21 and len(keep[0, 0]) == X.shape[2]
+    want_rows = np.concatenate([X[g, c, fr].reshape(-1, X.shape[-1]) for (g, c), fr in sorted(keep.items())])
+    want_y = np.concatenate([np.full(2 * len(fr), g) for (g, c), fr in sorted(keep.items())])
+    rows, y = to_matrix(padded_output, "Xn", labels=True)
+    assert np.array_equal(rows, want_rows) and np.array_equal(y, want_y)
+    everything = to_matrix(padded_output, "Xn", padding=True, invalid=True)
+    assert np.array_equal(everything, X.reshape(-1, X.shape[-1]))  # the original reshape, when asked for
+    blocks = FrameBlocks(padded_output, "Xn", frames=8)
+    want = [(g, c, s) for (g, c), fr in sorted(keep.items()) for s in range(0, len(fr) - 7, 8)]
+    assert blocks.index == want and len(want) == 8 + 2 + 8
+    for i, (g, c, s) in enumerate(want):
+        block, label = blocks[i]
+        assert label == g and np.array_equal(block, X[g, c, s:s + 8])
+    padded = FrameBlocks(padded_output, "Xn", frames=8, padding=True)
+    assert (0, 1, 56) in padded.index and (1, 1, 0) not in padded.index  # padding when asked; never invalid slots

@@ -129,7 +129,10 @@ class FrameBlocks:
     Item ``i`` is ``(X[g, c, f:f + frames], g)``: a float32 block of shape
     ``(frames, 2, n)`` of a valid clip and the index of its genre (``labels[g]``
     names it).  Blocks do not overlap; a clip's last frames that do not fill
-    a block are left out.  It has a length and an index, so a
+    a block are left out, and so are the frames of the zero padding of a clip
+    shorter than ``Nsamples`` (``--pad-short``: its ``samples``), unless
+    ``padding=True``: a model never learns that silence means a genre of
+    short clips.  It has a length and an index, so a
     ``torch.utils.data.DataLoader`` wraps it as it is (with ``shuffle=True``,
     ``num_workers=...``), and it iterates in file order; torch is not needed.
 
@@ -137,20 +140,20 @@ class FrameBlocks:
     >>> loader = torch.utils.data.DataLoader(blocks, batch_size=32, shuffle=True)  # doctest: +SKIP
     """
 
-    def __init__(self, path, name: str = "Xn", *, frames: int = 64):
+    def __init__(self, path, name: str = "Xn", *, frames: int = 64, padding: bool = False):
         self.path, self.name, self.frames = Path(path), name, int(frames)
         with OutputReader(path) as r:
             array = r.array(name)
             shape = array.shape
-            valid = np.asarray(r.array("valid")[...], dtype=bool) if "valid" in r.names else \
-                np.ones(shape[:2], dtype=bool)
+            valid, own = _valid_and_own_frames(r, shape)
             self.labels = list(r.attrs["labels"])
             self._offset = _contiguous_offset(array) if r.kind == "hdf5" else None
         if not 0 < self.frames <= shape[2]:
             raise PipelineError(f"frames={frames} must be between 1 and the {shape[2]} frames of a clip")
         self.shape = tuple(int(n) for n in shape)
-        starts = range(0, shape[2] - self.frames + 1, self.frames)
-        self.index = [(int(g), int(c), f) for g, c in zip(*np.nonzero(valid)) for f in starts]
+        last = np.full(shape[:2], shape[2]) if padding else own  # blocks end at or before this frame
+        self.index = [(int(g), int(c), f) for g, c in zip(*np.nonzero(valid))
+                      for f in range(0, int(last[g, c]) - self.frames + 1, self.frames)]
         self._reader, self._fd, self._pid = None, None, None
 
     def __len__(self) -> int:
@@ -230,7 +233,31 @@ def _select(n_or_sel, size, names=None, what="genres"):
     return sorted(set(out))
 
 
-def to_matrix(path, name: str = "Xs", genres=None, clips=None, frames=None) -> np.ndarray:
+def own_frames(samples, *, na: int, nframes: int) -> np.ndarray:
+    """Frames of both streams that lie wholly inside a clip's own ``samples`` (the rest is zero padding).
+
+    Frame ``f`` of the overlapped stream ends at sample ``(f + 1) * na + na // 2``; a full-length clip
+    (``Nsamples``) keeps all ``nframes``.
+    """
+    s = np.asarray(samples, dtype=np.int64)
+    return np.clip((s - na // 2) // na, 0, nframes)
+
+
+def _valid_and_own_frames(reader, shape) -> tuple:
+    """``valid`` [shape=(G, C)] and each slot's own frames (:func:`own_frames`); outputs made before ``samples``
+    existed count every slot as full length."""
+    G, C, F = shape[:3]
+    valid = np.asarray(reader.array("valid")[...], dtype=bool) if "valid" in reader.names else \
+        np.ones((G, C), dtype=bool)
+    if "samples" in reader.names:
+        own = own_frames(reader.array("samples")[...], na=int(reader.attrs["na"]), nframes=F)
+    else:
+        own = np.full((G, C), F)
+    return valid, own
+
+
+def to_matrix(path, name: str = "Xs", genres=None, clips=None, frames=None, *, padding: bool = False,
+              invalid: bool = False, labels: bool = False):
     """The ``(N, n)`` float32 training matrix of ``X[:G, :C, :F, ...]``, rows in C order.
 
     Parameters
@@ -241,11 +268,22 @@ def to_matrix(path, name: str = "Xs", genres=None, clips=None, frames=None) -> n
     genres, clips, frames : int, sequence or None
         A count (the first G genres, C clips, F frames), a list of indices
         (genres also by name) or None for all.
+    padding : bool
+        Keep the frames of a short clip's zero padding (``--pad-short``); by
+        default only the frames inside its own ``samples`` are rows.
+    invalid : bool
+        Keep the slots flagged invalid (bad clips, ``--pad``'s missing
+        slots: zeros); by default they give no rows.
+    labels : bool
+        Also return each row's genre index.
 
     Returns
     -------
-    np.ndarray [shape=(G * C * F * 2, n)], float32
-        Only the selected part of the file is read.
+    X : np.ndarray [shape=(N, n)], float32
+        ``N = G * C * F * 2`` when every selected slot is valid and full
+        length.  Only the selected part of the file is read.
+    y : np.ndarray [shape=(N,)], int64
+        With ``labels``: the genre index of each row (``attrs["labels"][y]`` names it).
     """
     with OutputReader(path) as src:
         arr = src.array(name)
@@ -260,7 +298,20 @@ def to_matrix(path, name: str = "Xs", genres=None, clips=None, frames=None) -> n
             ci = range(C)[sel[1]] if isinstance(sel[1], slice) else sel[1]
             x = np.stack([np.stack([np.asarray(arr[g, c])[sel[2]] for c in ci]) for g in gi])
         x = np.asarray(x, dtype=np.float32)
-    return x.reshape(-1, x.shape[-1])
+        valid, own = _valid_and_own_frames(src, arr.shape)
+    gi = np.arange(G)[sel[0]]
+    ci = np.arange(C)[sel[1]]
+    fi = np.arange(F)[sel[2]]
+    keep = np.ones(x.shape[:3], dtype=bool)  # (genre, clip, frame) of the selection
+    if not invalid:
+        keep &= valid[np.ix_(gi, ci)][:, :, None]
+    if not padding:
+        keep &= fi[None, None, :] < own[np.ix_(gi, ci)][:, :, None]
+    rows = x[keep].reshape(-1, x.shape[-1])  # (kept frames * 2, n): genre, clip, frame, overlap in C order
+    if not labels:
+        return rows
+    y = np.repeat(np.broadcast_to(gi[:, None, None], keep.shape)[keep], x.shape[3])
+    return rows, y.astype(np.int64)
 
 
 def _disk_size(path: Path) -> int:
