@@ -8,13 +8,12 @@ starts with all of it.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 
 import distributed  # noqa: F401  (what every worker imports first)
 
-from .warm import ENV
+from .warm import ENV, params_from_env
 
 # A SIGTERM to the whole process group (kill, a batch system's notice) is the driver's to handle: the forkserver
 # stays until its parent ends (it leaves when the parent's end of its pipe closes), so that the nannies do not
@@ -33,9 +32,8 @@ def _warm() -> None:
     import numpy as np
 
     from . import graph
-    from .params import Params
 
-    params = Params.from_dict(json.loads(text))
+    params = params_from_env(text)
     graph.compute(np.zeros(params.nsamples, dtype=np.float32), params, graph.stages_for(params))
     WARM.update(pid=os.getpid(), params=text)
 

@@ -58,7 +58,19 @@ def _environ(values: dict):
 
 
 def params_env(params) -> str:
-    return json.dumps(params.to_dict(), sort_keys=True)
+    """The parameters as the value of :data:`ENV`: JSON in URL-safe base64, so that no batch system's quoting
+    (a job script's ``export``, HTCondor's ``Arguments``) can change it."""
+    import base64
+
+    return base64.urlsafe_b64encode(json.dumps(params.to_dict(), sort_keys=True).encode()).decode("ascii")
+
+
+def params_from_env(text: str):
+    import base64
+
+    from .params import Params
+
+    return Params.from_dict(json.loads(base64.urlsafe_b64decode(text.encode("ascii"))))
 
 
 def start_forkserver(params) -> None:
@@ -106,10 +118,8 @@ def forked_warm(params) -> bool:
 def dask_setup(nanny) -> None:
     """Nanny preload of a batch job's ``dask worker``: its workers start without the variables of
     :data:`UNSET`, and fork from one warm forkserver (when the job script names the run's parameters)."""
-    from .params import Params
-
     for name in UNSET:
         getattr(nanny, "pre_spawn_env", {}).pop(name, None)
     text = os.environ.get(ENV)
     if text:
-        start_forkserver(Params.from_dict(json.loads(text)))
+        start_forkserver(params_from_env(text))

@@ -68,7 +68,7 @@ def test_job_script_workers_fork_warm():
     assert "--preload-nanny pipeline.warm" in script
     assert "export DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD=forkserver" in script
     line = next(x for x in script.splitlines() if x.startswith("export AUDIOPREP_WARM_PARAMS="))
+    import base64
     import json
-    import shlex
 
-    assert Params.from_dict(json.loads(shlex.split(line.partition("=")[2])[0])) == PARAMS
+    assert Params.from_dict(json.loads(base64.urlsafe_b64decode(line.partition("=")[2]))) == PARAMS

@@ -11,7 +11,6 @@ import dataclasses
 import importlib
 import logging
 import os
-import shlex
 import shutil
 import socket
 import tempfile
@@ -97,7 +96,7 @@ class ClusterSpec:
         if setting("warm-start"):
             warm = [f"export DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD="
                     f"{warming.CONFIG['distributed.worker.multiprocessing-method']}",
-                    f"export {warming.ENV}={shlex.quote(warming.params_env(self.warm_params()))}"]
+                    f"export {warming.ENV}={warming.params_env(self.warm_params())}"]
         lifetime = setting("jobqueue.lifetime")
         if lifetime:
             extra += ["--lifetime", str(lifetime), "--lifetime-stagger",

@@ -244,16 +244,12 @@ def own_frames(samples, *, na: int, nframes: int) -> np.ndarray:
 
 
 def _valid_and_own_frames(reader, shape) -> tuple:
-    """``valid`` [shape=(G, C)] and each slot's own frames (:func:`own_frames`); outputs made before ``samples``
-    existed count every slot as full length."""
+    """``valid`` [shape=(G, C)] and each slot's own frames (:func:`own_frames` of :meth:`OutputReader.samples`,
+    full length for outputs made before ``samples`` existed)."""
     G, C, F = shape[:3]
     valid = np.asarray(reader.array("valid")[...], dtype=bool) if "valid" in reader.names else \
         np.ones((G, C), dtype=bool)
-    if "samples" in reader.names:
-        own = own_frames(reader.array("samples")[...], na=int(reader.attrs["na"]), nframes=F)
-    else:
-        own = np.full((G, C), F)
-    return valid, own
+    return valid, own_frames(reader.samples(), na=int(reader.attrs["na"]), nframes=F)
 
 
 def to_matrix(path, name: str = "Xs", genres=None, clips=None, frames=None, *, padding: bool = False,
