@@ -267,6 +267,8 @@ def _print_summary(res, quiet: bool) -> None:
     click.echo(f"{res.computed} clips computed ({res.resumed} resumed, {len(res.bad)} bad, {len(res.missing)} "
                f"missing) of {res.clips} in {res.seconds:.1f} s ({res.clips_per_second:.2f} clips/s); "
                f"{mb:.1f} MB of arrays written; {res.hdf5_path}: {res.hdf5_bytes / 1e6:.1f} MB")
+    click.echo(f"{res.zarr_path} is needed only to resume or extend this run: deleting it now costs nothing "
+               "(the same command still finds audio.hdf5 up to date)", err=True)
 
 
 @main.command(short_help="Convert a genres folder into a gtzan.hdf5.")

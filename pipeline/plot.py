@@ -11,6 +11,7 @@ from .arrays import ARRAYS
 from .exceptions import PipelineError
 from .inputs import label
 from .output import OutputReader
+from .output.reader import own_frames
 
 
 def _pyplot():
@@ -100,7 +101,7 @@ def _clip_figure(plt, src, path, genre, clip, stream, seconds):
 
 
 def show_summary(path, *, out=None):
-    """Each genre's mean CQT spectrum (valid clips, all frames and streams), side by side."""
+    """Each genre's mean CQT spectrum (valid clips, each over its own frames and both streams), side by side."""
     plt = _pyplot()
     with OutputReader(path) as src:
         return _finish(_summary_figure(plt, src, path), out)
@@ -113,13 +114,15 @@ def _summary_figure(plt, src, path):
     labels = list(a["labels"])
     arr = src.array("Xs")
     valid = np.asarray(src.array("valid")[...]) if "valid" in src.names else np.ones(arr.shape[:2], bool)
+    # A clip --pad-short zero-padded counts only its own frames: its padding would make its genre look quieter.
+    own = own_frames(src.samples(), na=int(a["na"]), nframes=arr.shape[2])
     ns = arr.shape[-1]
     mean = np.full((ns, len(labels)), np.nan)  # a genre with no valid clip stays empty (NaN: not drawn)
     for g in range(len(labels)):
         acc, n = np.zeros(ns), 0
         for c in range(arr.shape[1]):
-            if valid[g, c]:
-                acc += np.asarray(arr[g, c], dtype=np.float64).mean(axis=(0, 1))
+            if valid[g, c] and own[g, c] > 0:
+                acc += np.asarray(arr[g, c, :own[g, c]], dtype=np.float64).mean(axis=(0, 1))
                 n += 1
         if n:
             mean[:, g] = acc / n
@@ -138,7 +141,7 @@ def _summary_figure(plt, src, path):
     ax.set_yticks(ticks)
     ax.set_yticklabels(ticklabels, fontsize=8)
     ax.set_ylabel("pitch")
-    ax.set_title("mean CQT spectrum per genre")
+    ax.set_title("mean CQT spectrum per genre (valid clips, each over its own frames: no padding)")
     fig.tight_layout()
     return fig
 

@@ -103,3 +103,24 @@ def small_disk(tmp_path):
         pytest.skip(f"cannot mount a tmpfs here to fill a disk ({r.stderr.decode().strip()})")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)])
+
+
+@pytest.fixture(scope="session")
+def padded_output(tmp_path_factory):
+    """A run with --pad-short and --skip-bad: blues has a full clip and a 1-s one (zero-padded), rock a full clip
+    and a corrupt one (invalid, zeros)."""
+    import numpy as np
+    import soundfile as sf
+    from support.cli import audioprep
+    from support.data import SMALL_ARGS
+
+    base = tmp_path_factory.mktemp("padded")
+    rng = np.random.default_rng(8)
+    for genre in ("blues", "rock"):
+        (base / "genres" / genre).mkdir(parents=True)
+        sf.write(base / "genres" / genre / "a.wav", rng.uniform(-0.3, 0.3, SMALL["nsamples"] + 100), 22050,
+                 subtype="PCM_16")
+    sf.write(base / "genres" / "blues" / "b.wav", rng.uniform(-0.3, 0.3, 22050), 22050, subtype="PCM_16")
+    (base / "genres" / "rock" / "b.wav").write_bytes(b"RIFF" + rng.bytes(3000))
+    audioprep("run", base / "genres", "-o", base / "out", *SMALL_ARGS, "--pad-short", "--skip-bad", cwd=base)
+    return base / "out" / "audio.hdf5"

@@ -77,3 +77,34 @@ def test_a_real_notebook_runs_preprocess_on_its_own_local_cluster(tiny_dataset, 
     assert "client open running 0" in printed(3)
     arrays, _ = read_hdf5(out / "audio.hdf5")
     assert arrays["valid"].all() and np.abs(arrays["Xs"]).max() > 0
+
+
+def test_preprocess_says_no_zarr_warning(tiny_dataset, client, tmp_path):
+    """Before: a ZarrUserWarning about consolidated metadata showed up in Python (the CLI hid it)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        preprocess(tiny_dataset, tmp_path / "out", client=client, progress=False, **SMALL)
+    assert [str(w.message) for w in seen if "onsolidated" in str(w.message)] == []
+
+
+def test_a_complete_run_without_its_store_is_still_up_to_date(tiny_dataset, client, tmp_path):
+    """Users on scratch quotas delete audio.zarr once audio.hdf5 is complete: the same run must not recompute."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["run", str(tiny_dataset), "-o", str(out), "--nsamples", str(SMALL["nsamples"]),
+                                  "--workers", "2"])
+    assert r.exit_code == 0, r.output
+    assert (f"{out / 'audio.zarr'} is needed only to resume or extend this run: deleting it now costs nothing (the "
+            "same command still finds audio.hdf5 up to date)") in r.stderr.splitlines()
+    before = (out / "audio.hdf5").stat().st_mtime_ns
+    shutil.rmtree(out / "audio.zarr")
+    again = preprocess(tiny_dataset, out, client=client, progress=False, **SMALL)
+    assert again.up_to_date and again.computed == 0
+    assert (out / "audio.hdf5").stat().st_mtime_ns == before and not (out / "audio.zarr").exists()

@@ -161,26 +161,6 @@ def test_frame_blocks_in_a_torch_dataloader(tiny_output):
     assert np.array_equal(x[5].numpy(), h5(tiny_output, "Xn")[1, 0, 32:64])
 
 
-@pytest.fixture(scope="module")
-def padded_output(tmp_path_factory):
-    """A run with --pad-short and --skip-bad: blues has a full clip and a 1-s one (zero-padded), rock a full clip
-    and a corrupt one (invalid, zeros)."""
-    import soundfile as sf
-    from support.cli import audioprep
-    from support.data import SMALL, SMALL_ARGS
-
-    base = tmp_path_factory.mktemp("padded")
-    rng = np.random.default_rng(8)
-    for genre in ("blues", "rock"):
-        (base / "genres" / genre).mkdir(parents=True)
-        sf.write(base / "genres" / genre / "a.wav", rng.uniform(-0.3, 0.3, SMALL["nsamples"] + 100), 22050,
-                 subtype="PCM_16")
-    sf.write(base / "genres" / "blues" / "b.wav", rng.uniform(-0.3, 0.3, 22050), 22050, subtype="PCM_16")
-    (base / "genres" / "rock" / "b.wav").write_bytes(b"RIFF" + rng.bytes(3000))
-    audioprep("run", base / "genres", "-o", base / "out", *SMALL_ARGS, "--pad-short", "--skip-bad", cwd=base)
-    return base / "out" / "audio.hdf5"
-
-
 def _plain_rule(path, frames=None):
     """The loaders' rule written as a plain h5py loop: valid slots only, frames wholly inside the clip's own
     samples (frame f of the overlapped stream ends at sample (f + 1) * na + na // 2)."""
@@ -215,3 +195,13 @@ def test_loaders_leave_out_padding_and_invalid_slots(padded_output):
         assert label == g and np.array_equal(block, X[g, c, s:s + 8])
     padded = FrameBlocks(padded_output, "Xn", frames=8, padding=True)
     assert (0, 1, 56) in padded.index and (1, 1, 0) not in padded.index  # padding when asked; never invalid slots
+
+
+def test_info_says_how_many_slots_were_padded_and_how_long_they_are(padded_output):
+    """Before: 'info' said only '3 valid', not that one of them is mostly --pad-short's zeros."""
+    from pipeline.output import describe
+
+    text = describe(padded_output)
+    assert "clips: 4 slots, 3 valid, 1 invalid or missing" in text
+    assert ("padded: 1 valid clip(s) zero-padded to Nsamples=66136 (--pad-short), their own 22050 to 22050 samples "
+            "(1.00 to 1.00 s: the 'samples' array); the loaders leave the padding out") in text

@@ -351,6 +351,12 @@ def _describe_output(src, lines) -> None:
     valid = np.asarray(src.array("valid")[...]) if "valid" in src.names else None
     if valid is not None:
         lines.append(f"clips: {valid.size} slots, {int(valid.sum())} valid, {int((~valid).sum())} invalid or missing")
+        own, n = src.samples()[valid.astype(bool)], int(a["Nsamples"])
+        if (own < n).any():
+            s, sr = own[own < n], float(a["sr"])
+            lines.append(f"padded: {s.size} valid clip(s) zero-padded to Nsamples={n} (--pad-short), their own "
+                         f"{s.min()} to {s.max()} samples ({s.min() / sr:.2f} to {s.max() / sr:.2f} s: the "
+                         "'samples' array); the loaders leave the padding out")
     if src.kind == "zarr":
         done = np.asarray(src.array("done")[...])
         lines.append(f"progress: {int(done.sum())} of {done.size} clips finished")

@@ -262,10 +262,18 @@ def write_valid(root) -> np.ndarray:
 
 
 def consolidate_metadata(path) -> None:
-    """Write the store's consolidated metadata (once, at the end of a run), so readers open it in one read."""
+    """Write the store's consolidated metadata (once, at the end of a run), so readers open it in one read.
+
+    zarr-python warns, each time, that consolidated metadata is not yet part of the Zarr v3 specification;
+    audioprep writes it knowingly (xarray and tensorstore read it, tested), so the warning is not the user's news.
+    """
+    import warnings
+
     import zarr
 
-    zarr.consolidate_metadata(str(path))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(str(path))
 
 
 def done_mask(root) -> np.ndarray:
