@@ -123,3 +123,31 @@ def dask_setup(nanny) -> None:
     text = os.environ.get(ENV)
     if text:
         start_forkserver(params_from_env(text))
+
+
+def _room(dask_worker) -> tuple:
+    import psutil
+
+    return psutil.Process().memory_info().rss, getattr(dask_worker.memory_manager, "memory_limit", None)
+
+
+def check_room(client) -> None:
+    """Refuse, at once, workers that a warm start already fills past the share of their memory limit at which
+    distributed pauses them (they would never run a task) or kills them (again and again).
+
+    A forked worker starts holding what its forkserver gave it (librosa, the CQT plan): what each holds is read
+    from the workers themselves, and a worker that died meanwhile is refused the same way.
+    """
+    import dask.config
+
+    fractions = [f for f in (dask.config.get("distributed.worker.memory.pause", None),
+                             dask.config.get("distributed.worker.memory.terminate", None)) if f]
+    if not fractions:
+        return
+    for addr, got in client.run(_room, on_error="return").items():
+        if isinstance(got, BaseException):
+            raise MemoryError(f"a worker died as it started ({type(got).__name__})")
+        held, limit = got
+        if limit and held >= min(fractions) * limit:
+            raise MemoryError(f"a ready worker holds {held / 2**20:.0f} MiB, {100 * held / limit:.0f} % of its "
+                              f"memory limit of {limit / 2**20:.0f} MiB")

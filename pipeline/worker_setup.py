@@ -67,8 +67,6 @@ class Warmup(WorkerPlugin):
         from . import graph
         from .warm import forked_warm
 
-        if forked_warm(self.params):
-            return  # forked from a forkserver that did all of this (pipeline.warm)
-
-        graph.compute(np.zeros(self.params.nsamples, dtype=np.float32), self.params,
-                      graph.stages_for(self.params))
+        if not forked_warm(self.params):  # else forked from a forkserver that did all of this (pipeline.warm)
+            graph.compute(np.zeros(self.params.nsamples, dtype=np.float32), self.params,
+                          graph.stages_for(self.params))

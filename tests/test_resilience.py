@@ -81,8 +81,17 @@ def test_sigkill_of_a_worker_does_not_fail_the_run(full_clips, undisturbed, tmp_
 
 
 def children(proc):
-    """The run's spawned processes: the Dask workers."""
-    return [p for p in psutil.Process(proc.pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+    """The run's Dask workers: processes spawned by its nannies, or forked from its forkserver (pipeline.warm)."""
+    found = []
+    for p in psutil.Process(proc.pid).children(recursive=True):
+        try:
+            cmd = " ".join(p.cmdline())
+            parent = " ".join(psutil.Process(p.ppid()).cmdline())
+        except psutil.Error:
+            continue
+        if "spawn_main" in cmd or ("forkserver import main" in parent and p.ppid() != proc.pid):
+            found.append(p)
+    return found
 
 
 def hdf5_bytes_written(out: Path) -> int:

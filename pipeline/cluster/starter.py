@@ -50,8 +50,11 @@ class Starter:
             return
         self._conn = conn
         try:
+            from ..warm import check_room
             from ..worker_setup import Warmup
 
+            if conn.cluster is not None and setting("warm-start"):
+                check_room(conn.client)
             conn.client.register_plugin(Warmup(self.params))
         except BaseException as e:
             self._error = ClusterError(
