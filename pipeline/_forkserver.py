@@ -21,7 +21,7 @@ from .warm import ENV, params_from_env
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
 
-#: What this process readied: its pid and the parameters (JSON) it built the plan for.
+#: What this process readied: its pid and the parameters it built the plan for (as :data:`ENV` holds them).
 WARM: dict = {}
 
 

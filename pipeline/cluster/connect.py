@@ -22,13 +22,12 @@ import dask.config
 
 from ..config import JOBQUEUE_KEYS, setting
 from ..exceptions import ClusterError
+from ..warm import WORKER_CONFIG  # the workers' environment: pipeline.warm owns it
 from .kinds import KINDS, batch_kinds
 
 #: A batch cluster's per-run credentials in the output folder: a 0700 folder of 0600 files, removed when the
 #: run ends (and by the next run on the folder if a run was killed).
 CREDENTIALS_PREFIX = ".audioprep-credentials-"
-
-from ..warm import WORKER_CONFIG  # noqa: E402  (the workers' environment: pipeline.warm owns it)
 
 
 def is_address(kind: str) -> bool:
