@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 
@@ -27,15 +28,16 @@ async def try_to_drive(port: int, security=None) -> bool:
     from distributed import Client
 
     proto = "tls" if security is not None else "tcp"
-    client = None
+    # Made before it connects, so that it is closed on this loop whether it connected or not (a client left
+    # to __del__ closes from outside its loop: "coroutine 'Client._close' was never awaited").
+    client = Client(f"{proto}://127.0.0.1:{port}", asynchronous=True, timeout=1, security=security)
     try:
-        client = await asyncio.wait_for(Client(f"{proto}://127.0.0.1:{port}", asynchronous=True, timeout=1,
-                                               security=security), 3)
+        await asyncio.wait_for(client, 3)
         return await asyncio.wait_for(client.run_on_scheduler(os.getpid), 3) > 0
     except Exception:
         return False
     finally:
-        if client is not None:
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(client.close(), 3)
 
 
