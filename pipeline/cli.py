@@ -276,17 +276,26 @@ def _print_summary(res, quiet: bool) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("gtzan.hdf5"),
               help="The gtzan.hdf5 to write")
 @param_options(ingest_only=True)
+@click.option("--skip-bad", is_flag=True, help="Go on without bad clips: zero columns, recorded as bad in the "
+                                                "file (a run on it reports them again)")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar")
 @handle_errors
-def ingest(genres_dir, output, overwrite, quiet, **kw):
+def ingest(genres_dir, output, skip_bad, overwrite, quiet, **kw):
     """Convert GENRES_DIR (GENRES_DIR/<genre>/<file>) into a gtzan.hdf5.
 
     One float32 dataset per genre of shape (Nsamples, Nclips), one column per
-    clip, with attributes Ngenres, Nclips, sr and Nsamples.
+    clip, with attributes Ngenres, Nclips, sr and Nsamples.  The checks are
+    those of run; what --pad-short and --skip-bad did is recorded per clip
+    (its own length, why it is bad) and a run on the file uses it.
     """
+    bad = []
     out = ingest_folder(genres_dir, output, config.resolve_settings(kw).params, overwrite=overwrite,
-                    progress=_progress_enabled(quiet))
+                        skip_bad=skip_bad, progress=_progress_enabled(quiet), echo=bad.append)
+    if bad:
+        click.echo(f"{len(bad)} bad clip(s) left out as zero columns, recorded as bad in {out}:", err=True)
+        for line in bad:
+            click.echo(line, err=True)
     if not quiet:
         click.echo(f"wrote {out}")
 

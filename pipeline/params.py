@@ -87,7 +87,7 @@ class Params:
                                        "of the clip's maximum of librosa.cqt) or exact (librosa.cqt's bits, a "
                                        "float64 LCN)", doc='{"float32", "exact"}')
     pad_short: bool = _param(False, "zero-pad clips shorter than nsamples instead of rejecting them (each "
-                                    "slot's true length is the 'samples' coordinate)", doc="bool")
+                                    "slot's true length is the 'samples' coordinate)", doc="bool", ingest=True)
 
     def __post_init__(self):
         # Every value passes its type's rule (a config file's "false" is False, "abc" is refused), and types are

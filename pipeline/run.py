@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .cluster import ClusterSpec, Starter, remove_stale_credentials
 from .config import setting
-from .inputs.audio import common_fix
+from .inputs.audio import common_fix, no_valid_clip
 from .inputs import open_index, preflight
 from .exceptions import (BadInputError, IncompleteError, ParameterError, PipelineError, Problem, StorageError,
                          StoreError, Terminated, escaped)
@@ -120,7 +120,7 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
                 f"all {len(problems)} pass with {fix}" if fix else
                 "fix or remove the bad clips, or run with --skip-bad to go on without them"))
         if problems and len(problems) >= len(index.clips):
-            raise BadInputError(problems, _no_valid_clip(len(problems), problems))
+            raise BadInputError(problems, no_valid_clip(len(problems), problems))
         result.clips = index.ngenres * index.nclips
         return _accepted(index, problems, params, out, starter, result, skip_bad=skip_bad, overwrite=overwrite,
                          progress=progress, echo=echo, config_text=config_text, t0=t0)
@@ -198,7 +198,7 @@ def _compute_and_finish(index, params, out, root, todo, copies, starter, result,
         listed = [Problem(r.name, why) for r, why in got.failures + got.unfinished]
         if got.failures and not got.unfinished and got.computed + len(copies) == 0:
             zarr_store.write_valid(root)
-            raise BadInputError(listed, _no_valid_clip(len(got.failures), listed))
+            raise BadInputError(listed, no_valid_clip(len(got.failures), listed))
         if got.failures and not skip_bad:
             zarr_store.write_valid(root)
             raise BadInputError(listed, f"{len(got.failures)} clip(s) failed; the other clips are saved in "
@@ -217,13 +217,6 @@ def _compute_and_finish(index, params, out, root, todo, copies, starter, result,
         t1 = time.perf_counter()
         result.hdf5_bytes = out.finish_hdf5(slots)
         result.consolidate_seconds = time.perf_counter() - t1
-
-
-def _no_valid_clip(n: int, problems) -> str:
-    """The closing line of a run that would be left with no valid clip: it writes no audio.hdf5 (exit 3)."""
-    fix = common_fix(problems)
-    return (f"no valid clip is left: all {n} clip(s) are bad, so no audio.hdf5 is written; "
-            + (f"all {n} pass with {fix}" if fix else "fix the clips (or the parameters) and run again"))
 
 
 def _check_outdir(input_path, outdir) -> None:
@@ -264,8 +257,9 @@ def _plan(index, problems, root, done) -> list:
     for ref in index.clips:
         if done[ref.g, ref.c]:
             continue
-        if ref.where in bad_paths:
-            marks.append(bad_entry(ref.g, ref.c, ref.name, bad_paths[ref.where]))
+        why = bad_paths.get(ref.where, bad_paths.get(ref.file))  # the clip's own problem, or its whole file's
+        if why is not None:
+            marks.append(bad_entry(ref.g, ref.c, ref.name, why))
         else:
             todo.append(ref)
     sizes = {}

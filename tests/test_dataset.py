@@ -156,3 +156,41 @@ def test_a_long_file_is_not_decoded_whole(tmp_path):
     assert y.shape == (660000,)
     whole = rate * seconds * 4
     assert peak < 40e6 < whole, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_ingest_takes_pad_short_and_skip_bad_and_a_run_on_its_file_gives_the_folders_output(padded_output,
+                                                                                           tmp_path):
+    """ingest has run's options for the same checks; what they did is kept per clip, so a run on the gtzan.hdf5
+    gives what a run on the folder gave (the padded clip's own length, the bad clip invalid)."""
+    from support.cli import audioprep
+    from support.data import SMALL, SMALL_ARGS
+
+    genres = padded_output.parent.parent / "genres"
+    n = SMALL["nsamples"]
+    refused = audioprep("ingest", genres, "-o", tmp_path / "gtzan.hdf5", *SMALL_ARGS, "--pad-short", cwd=tmp_path,
+                        check=False)
+    assert refused.returncode == 3 and "No such option" not in refused.stderr
+    assert "rock/b.wav" in refused.stderr and "--skip-bad" in refused.stderr
+    assert not (tmp_path / "gtzan.hdf5").exists()
+    done = audioprep("ingest", genres, "-o", tmp_path / "gtzan.hdf5", *SMALL_ARGS, "--pad-short", "--skip-bad",
+                     cwd=tmp_path)
+    assert "1 bad clip(s)" in done.stderr and "rock/b.wav" in done.stderr
+    with h5py.File(tmp_path / "gtzan.hdf5") as f:  # a plain reading of the file against the audio files
+        own, _ = sf.read(genres / "blues" / "b.wav", dtype="float32")
+        assert np.array_equal(f["blues"][:, 1], np.concatenate([own, np.zeros(n - own.size, np.float32)]))
+        full, _ = sf.read(genres / "rock" / "a.wav", dtype="float32")
+        assert np.array_equal(f["rock"][:, 0], full[:n])
+        assert not f["rock"][:, 1].any()
+        assert f[".clips/samples"][...].tolist() == [[n, own.size], [n, 0]]
+        bad = [[b.decode() for b in row] for row in f[".clips/bad"][...]]
+        assert bad[0] == ["", ""] and bad[1][0] == "" and bad[1][1].startswith("rock/b.wav: ")
+    assert "padded: 1 clip(s)" in audioprep("info", tmp_path / "gtzan.hdf5", cwd=tmp_path).stdout
+
+    again = audioprep("run", tmp_path / "gtzan.hdf5", "-o", tmp_path / "out", *SMALL_ARGS, cwd=tmp_path, check=False)
+    assert again.returncode == 3  # the run on the file finds both clips again, each named
+    assert "[blues][:, 1]: 1.00 s long" in again.stderr and "[rock][:, 1]: left as zeros by" in again.stderr
+    audioprep("run", tmp_path / "gtzan.hdf5", "-o", tmp_path / "out", *SMALL_ARGS, "--pad-short", "--skip-bad",
+              cwd=tmp_path)
+    with h5py.File(tmp_path / "out" / "audio.hdf5") as a, h5py.File(padded_output) as b:
+        for name in ("Xa", "Xs", "Xn", "valid", "samples"):
+            assert np.array_equal(a[name][...], b[name][...]), name

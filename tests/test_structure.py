@@ -41,3 +41,17 @@ def test_the_wheel_holds_every_package_and_the_packaged_yaml(tmp_path):
     assert packages and packages <= names, sorted(packages - names)
     assert {"pipeline/audioprep.yaml", "pipeline/cli.py", "pipeline/__main__.py"} <= names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
+
+
+def test_the_readme_examples_output_is_ignored_by_git_and_passing_tests_leave_no_files(request):
+    """The README's examples write ~1 GB under mydata/: git ignores it in a checkout, and the README says so.
+    pytest removes a passing test's tmp_path (and, after a green session, everything else it made)."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / ".git").exists():
+        p = subprocess.run(["git", "check-ignore", "-q", "mydata/out/audio.hdf5"], cwd=repo)
+        assert p.returncode == 0, "mydata/ is not ignored by git"
+    readme = " ".join((repo / "README.md").read_text().split())
+    assert "These examples write about 1.1 GB under `mydata/` in the folder you run them from" in readme
+    assert request.config.getini("tmp_path_retention_policy") == "failed"

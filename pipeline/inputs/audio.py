@@ -155,6 +155,13 @@ def common_fix(problems) -> str | None:
     return " ".join(sorted(union, key=lambda f: order.index(f) if f in order else len(order))) or None
 
 
+def no_valid_clip(n: int, problems, written: str = "audio.hdf5") -> str:
+    """The closing line when no valid clip would be left: nothing is written (exit 3)."""
+    fix = common_fix(problems)
+    return (f"no valid clip is left: all {n} clip(s) are bad, so no {written} is written; "
+            + (f"all {n} pass with {fix}" if fix else "fix the clips (or the parameters) and run again"))
+
+
 def _and(items: list) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 

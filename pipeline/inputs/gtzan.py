@@ -8,6 +8,7 @@ column (chunked a column a chunk), and the attributes :data:`ATTRS`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,12 @@ from .index import ClipRef, InputIndex
 NAME = "hdf5"
 #: The attributes of a gtzan.hdf5 (int64 scalars).
 ATTRS = ("Ngenres", "Nclips", "sr", "Nsamples")
+#: The group of per-clip records ``ingest`` writes (a name no genre folder has: indexing skips dot folders):
+#: ``samples``, each clip's own length in samples (the rest of its column is ``--pad-short``'s zeros), and
+#: ``bad``, why a clip ``--skip-bad`` left as zeros could not be used ("" for a good clip); both
+#: ``(Ngenres, Nclips)`` in the genres' sorted order.  A file without it (the original layout, which ingest
+#: keeps when every clip is full and good) has every column full and good.
+CLIPS = ".clips"
 
 
 def can_open(path: Path) -> bool:
@@ -41,15 +48,47 @@ def create(f, labels, nsamples: int, nclips: int, sr: int) -> dict:
     return dsets
 
 
+def write_records(f, samples: np.ndarray, bad: np.ndarray) -> None:
+    """Write :data:`CLIPS` into the open gtzan.hdf5 ``f`` when some clip is padded or bad; a file whose clips
+    are all full and good keeps the original layout (nothing but the genre datasets)."""
+    import h5py
+
+    if (samples >= int(f.attrs["Nsamples"])).all() and not (bad != "").any():
+        return
+    clips = f.create_group(CLIPS)
+    clips.create_dataset("samples", data=samples.astype(np.int64))
+    clips.create_dataset("bad", data=bad.astype(object), dtype=h5py.string_dtype())
+
+
+def records(f) -> tuple:
+    """``(samples, bad)`` of the open gtzan.hdf5 ``f`` (see :data:`CLIPS`); full and good if it has none."""
+    ng, nc, ns = (int(f.attrs[a]) for a in ("Ngenres", "Nclips", "Nsamples"))
+    if CLIPS not in f:
+        return np.full((ng, nc), ns, dtype=np.int64), np.full((ng, nc), "", dtype=object)
+    bad = np.array([[b.decode() if isinstance(b, bytes) else b for b in row] for row in f[CLIPS]["bad"][...]],
+                   dtype=object).reshape(ng, nc)
+    return f[CLIPS]["samples"][...], bad
+
+
 def describe(f) -> list:
     """The lines ``audioprep info`` prints for the open gtzan.hdf5 ``f``."""
     lines = ["kind: gtzan.hdf5 (input layout: one (Nsamples, Nclips) dataset per genre)"]
     lines += [f"{k}: {f.attrs[k]}" for k in ATTRS]
     lines.append("datasets:")
-    for name in sorted(f.keys()):
+    genres = [name for name in sorted(f.keys()) if name != CLIPS]
+    for name in genres:
         d = f[name]
         lines.append(f"  {name:<12} {str(d.shape):<16} {d.dtype}  chunks {d.chunks}  codec {d.compression or 'none'}")
-    lines.append(f"labels: {', '.join(sorted(f.keys()))}")
+    lines.append(f"labels: {', '.join(genres)}")
+    samples, bad = records(f)
+    ns = int(f.attrs["Nsamples"])
+    padded = samples[(samples < ns) & (bad == "")]
+    if padded.size:
+        lines.append(f"padded: {padded.size} clip(s) zero-padded to Nsamples={ns} (ingest --pad-short), their own "
+                     f"lengths {padded.min()} to {padded.max()} samples")
+    if (bad != "").any():
+        lines.append(f"bad: {int((bad != '').sum())} clip(s) left as zeros (ingest --skip-bad); a run reports "
+                     "them again and needs --skip-bad")
     return lines
 
 
@@ -90,32 +129,47 @@ def index(path: Path, **_) -> InputIndex:
     return InputIndex(str(path.resolve()), NAME, tuple(genres), nc, clips)
 
 
+def _check(sr: int, own: int, bad: str, params: Params) -> tuple:
+    if bad:
+        return f"left as zeros by 'audioprep ingest --skip-bad' ({bad})", 0
+    reason = check_format(sr, 1, int(own), params)
+    return reason, 0 if reason else clip_samples(int(own), sr, params)
+
+
 def inspect(ref: ClipRef, params: Params) -> tuple:
-    """``(reason, samples)`` from the file's attributes: every clip of a gtzan.hdf5 has its rate and length."""
+    """``(reason, samples)`` from the file's attributes and records: each clip's own length (shorter than
+    ``Nsamples`` if ingest zero-padded it) and whether ingest left it out as bad."""
     import h5py
 
     with h5py.File(ref.source, "r") as f:
-        sr, ns = int(f.attrs["sr"]), int(f.attrs["Nsamples"])
-    reason = check_format(sr, 1, ns, params)
-    return reason, 0 if reason else clip_samples(ns, sr, params)
+        samples, bad = records(f)
+        sr = int(f.attrs["sr"])
+    return _check(sr, samples[ref.g, ref.c], bad[ref.g, ref.c], params)
 
 
 def inspect_all(index: InputIndex, params: Params) -> list:
-    """Pre-flight of the whole file from one header: ``[(ref, reason, samples)]`` for every clip."""
-    reason, n = inspect(index.clips[0], params)
-    return [(ref, reason, n) for ref in index.clips]
+    """Pre-flight of the whole file from one read of its header and records: ``[(ref, reason, samples)]``."""
+    import h5py
+
+    with h5py.File(index.clips[0].source, "r") as f:
+        samples, bad = records(f)
+        sr, ns = int(f.attrs["sr"]), int(f.attrs["Nsamples"])
+    whole = check_format(sr, 1, ns, params)  # the file's rate, or its Nsamples: one problem, filed under the file
+    if whole:
+        return [(dataclasses.replace(index.clips[0], column=None), whole, 0)]
+    return [(ref, *_check(sr, samples[ref.g, ref.c], bad[ref.g, ref.c], params)) for ref in index.clips]
 
 
 def load(ref: ClipRef, params: Params) -> np.ndarray:
-    """Read column ``ref.column`` of genre ``ref.genre`` as float32 of exactly ``Nsamples`` samples."""
+    """Read column ``ref.column`` of genre ``ref.genre`` as float32 of exactly ``Nsamples`` samples (its own
+    samples, then zeros if ``pad_short``)."""
     import h5py
 
     try:
         with h5py.File(ref.source, "r") as f:
             rate = int(f.attrs["sr"])
-            d = f[ref.genre]
-            y = d[:decode_frames(rate, params), ref.column]
-            frames = d.shape[0]
+            own = int(f[CLIPS]["samples"][ref.g, ref.c]) if CLIPS in f else int(f.attrs["Nsamples"])
+            y = f[ref.genre][:min(own, decode_frames(rate, params)), ref.column]
     except Exception as e:
         raise BadInputError([Problem(ref.name, f"reading failed ({error_text(e)})")]) from None
-    return to_nsamples(y, rate, params, ref.name, frames=frames)
+    return to_nsamples(y, rate, params, ref.name, frames=own)

@@ -51,7 +51,12 @@ class ClipRef:
 
     @property
     def where(self) -> str:
-        """What pre-flight files this clip's problems under: its file (a gtzan.hdf5 is good or bad as a whole)."""
+        """What pre-flight files this clip's problems under: its file, or its column of a gtzan.hdf5."""
+        return shown(self.name)
+
+    @property
+    def file(self) -> str:
+        """Its file, where a problem of the whole file is filed (a gtzan.hdf5 at another sample rate)."""
         return shown(self.source)
 
 
