@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .cluster import ClusterSpec, Starter, remove_stale_credentials
 from .config import setting
-from .inputs.audio import common_fix, no_valid_clip
+from .inputs.audio import common_fix, no_valid_clip, unreadable
 from .inputs import open_index, preflight
 from .exceptions import (BadInputError, IncompleteError, ParameterError, PipelineError, Problem, StorageError,
                          StoreError, Terminated, escaped)
@@ -230,8 +230,11 @@ def _check_outdir(input_path, outdir) -> None:
 
 def ignored_line(ignored: list, first: int = 10) -> str:
     """The one line naming the entries of the input that are not clips (the first ``first`` of them)."""
+    audio = unreadable(ignored)  # audio files no installed decoder reads: named apart, with what would read them
+    ignored = [x for x in ignored if unreadable([x]) is None]
     more = f", and {len(ignored) - first} more (listed in the run summary)" if len(ignored) > first else ""
-    return f"ignored {len(ignored)} non-audio file(s): {', '.join(escaped(x) for x in ignored[:first])}{more}"
+    rest = f"ignored {len(ignored)} non-audio file(s): {', '.join(escaped(x) for x in ignored[:first])}{more}"
+    return "; ".join(([f"ignored {audio}"] if audio else []) + ([rest] if ignored else []))
 
 
 def _account(result: RunResult, attrs: dict, *, resumed: int | None) -> None:

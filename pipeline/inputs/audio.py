@@ -19,6 +19,7 @@ import numpy as np
 
 from ..exceptions import BadInputError, Problem
 from ..params import Params
+from . import ffmpeg
 from .index import ClipRef, shown
 
 #: File extensions of the libsndfile formats, where they are not the format's name in lower case.
@@ -37,7 +38,7 @@ RESAMPLE_MARGIN_SAMPLES = 16384
 
 
 @functools.lru_cache(maxsize=1)
-def audio_extensions() -> frozenset:
+def sndfile_extensions() -> frozenset:
     """The file extensions (lower case, no dot) of the audio formats the installed libsndfile reads."""
     import soundfile as sf
 
@@ -46,6 +47,40 @@ def audio_extensions() -> frozenset:
         if fmt not in _NOT_CLIPS:
             exts.update(_EXTENSIONS.get(fmt, (fmt.lower(),)))
     return frozenset(exts)
+
+
+def audio_extensions() -> frozenset:
+    """The extensions taken as clips: libsndfile's, and ffmpeg's (:mod:`.ffmpeg`) where PyAV is installed."""
+    return sndfile_extensions() | (ffmpeg.EXTENSIONS if ffmpeg.available() else frozenset())
+
+
+def _via_ffmpeg(path: str) -> bool:
+    ext = Path(path).suffix[1:].lower()
+    return ext in ffmpeg.EXTENSIONS and ext not in sndfile_extensions()
+
+
+#: Audio that no installed decoder reads, by extension: what it is, and what would read it.
+_TRACKER = ("mod", "it", "s3m", "xm", "mptm", "mtm", "669")
+_UNREADABLE = {**{e: "tracker modules (note data and samples, not a recording): render them to .wav first, "
+                     "e.g. openmpt123 --render" for e in _TRACKER},
+               "mid": "MIDI (notes, not a recording): render it to .wav first, e.g. fluidsynth -F",
+               "midi": "MIDI (notes, not a recording): render it to .wav first, e.g. fluidsynth -F"}
+
+
+def unreadable(names) -> str | None:
+    """``names`` (ignored entries) that are audio no installed decoder reads, grouped by what would read
+    them, in one clause; None if there are none."""
+    groups = {}
+    for name in names:
+        ext = Path(name).suffix[1:].lower()
+        why = _UNREADABLE.get(ext) or (ffmpeg.INSTALL if ext in ffmpeg.EXTENSIONS and not ffmpeg.available()
+                                       else None)
+        if why and not Path(name).name.startswith("."):
+            groups.setdefault(why, []).append(name)
+    if not groups:
+        return None
+    return "; ".join(f"{len(v)} audio file(s) no installed decoder reads ({', '.join(shown(n) for n in v[:5])}"
+                     f"{', ...' if len(v) > 5 else ''}): {why}" for why, v in groups.items())
 
 
 def is_audio_name(name: str) -> bool:
@@ -63,14 +98,21 @@ def inspect(ref: ClipRef, params: Params) -> tuple:
         return why, 0
     if os.path.getsize(ref.source) == 0:
         return "empty file (0 bytes)", 0
-    try:
-        info = sf.info(ref.source)
-    except Exception as e:  # libsndfile says why in its own words, when it says anything useful
-        return undecodable(ref.source, e), 0
-    if info.format == "RAW":
-        return _NO_HEADER, 0
-    reason = check_format(info.samplerate, info.channels, info.frames, params)
-    return reason, 0 if reason else clip_samples(info.frames, info.samplerate, params)
+    if _via_ffmpeg(ref.source):
+        try:
+            rate, channels, frames = ffmpeg.info(ref.source)
+        except Exception as e:
+            return f"not a decodable audio file (ffmpeg: {error_text(e)})", 0
+    else:
+        try:
+            info = sf.info(ref.source)
+        except Exception as e:  # libsndfile says why in its own words, when it says anything useful
+            return undecodable(ref.source, e), 0
+        if info.format == "RAW":
+            return _NO_HEADER, 0
+        rate, channels, frames = info.samplerate, info.channels, info.frames
+    reason = check_format(rate, channels, frames, params)
+    return reason, 0 if reason else clip_samples(frames, rate, params)
 
 
 def clip_samples(frames: int, rate: int, params: Params) -> int:
@@ -211,21 +253,27 @@ def load(ref: ClipRef, params: Params) -> np.ndarray:
     if why:
         raise BadInputError([Problem(shown(ref.source), why)])
     try:
-        with sf.SoundFile(ref.source) as f:
-            rate, channels = f.samplerate, f.channels
-            reason = _NO_HEADER if f.format == "RAW" else check_format(rate, channels, f.frames, params)
+        if _via_ffmpeg(ref.source):
+            rate, channels, frames = ffmpeg.info(ref.source)
+            reason = check_format(rate, channels, frames, params)
             if reason:
                 raise BadInputError([Problem(shown(ref.source), reason)])
-            y = f.read(frames=decode_frames(rate, params), dtype="float32", always_2d=True)
+            y = ffmpeg.read(ref.source, decode_frames(rate, params), frames)  # (channels, samples)
+        else:
+            with sf.SoundFile(ref.source) as f:
+                rate, channels, frames = f.samplerate, f.channels, f.frames
+                reason = _NO_HEADER if f.format == "RAW" else check_format(rate, channels, frames, params)
+                if reason:
+                    raise BadInputError([Problem(shown(ref.source), reason)])
+                y = f.read(frames=decode_frames(rate, params), dtype="float32", always_2d=True).T
     except BadInputError:
         raise
     except Exception as e:
         raise BadInputError([Problem(shown(ref.source), f"decoding failed ({error_text(e)})")]) from None
-    y = y.T  # (channels, samples)
     if channels > 1:
         y = y.mean(axis=0, keepdims=True)
     return to_nsamples(y[0], rate, params, shown(ref.source), "(the file is truncated or corrupt)",
-                        frames=f.frames)
+                        frames=frames)
 
 
 def decode_frames(rate: int, params: Params) -> int:

@@ -61,7 +61,11 @@ def index(root: Path, **_) -> InputIndex:
         ignored.extend(f"{genre}/{name}" for name in other)
     if not any(files.values()):
         loose = sum(is_audio_name(e.name) and not _is_dir(e) for e in entries)  # audio files beside the genres
-        raise BadInputError([Problem(shown(root), _no_clips(genres, loose))], _did_you_mean(root, genres, loose))
+        why = _no_clips(genres, loose)
+        unread = audio.unreadable(ignored)
+        if unread:  # e.g. a folder of tracker modules, or of .m4a without PyAV: say what they are
+            why = why.replace("holds no audio files", "holds no audio files it can read") + f": {unread}"
+        raise BadInputError([Problem(shown(root), why)], _did_you_mean(root, genres, loose))
     nclips = max(len(n) for n in files.values())
     by_label = {}
     for genre in genres:

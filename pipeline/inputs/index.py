@@ -131,9 +131,15 @@ def check_sizes(index: InputIndex, pad: bool) -> None:
         counts[ref.genre] = counts.get(ref.genre, 0) + 1
     broken = {p.path for p in index.problems}  # an unreadable genre folder is said once, as such
     sized = [g for g in index.labels if shown(Path(index.path) / g) not in broken]
+    from .audio import unreadable  # (audio imports this module)
+
     for genre in sized:
         if not counts.get(genre):  # only a folder can hold a genre without clips
-            index.problems.append(Problem(shown(Path(index.path) / genre), "empty genre folder: holds no audio files"))
+            why = "empty genre folder: holds no audio files"
+            unread = unreadable([x for x in index.ignored if x.startswith(f"{genre}/")])
+            if unread:  # tracker modules, or .m4a without PyAV: named, with what would read them
+                why = f"holds no audio files it can read: {unread}"
+            index.problems.append(Problem(shown(Path(index.path) / genre), why))
     if len({counts.get(g, 0) for g in sized}) > 1:
         detail = ", ".join(f"{g}={counts.get(g, 0)}" for g in sized)
         index.problems.append(Problem(shown(index.path), f"genres hold unequal numbers of clips ({detail}); use "
