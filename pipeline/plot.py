@@ -62,8 +62,12 @@ def _clip_figure(plt, src, path, genre, clip, stream, seconds):
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)), squeeze=False)
     axes = axes[:, 0]
     valid = bool(np.asarray(src.array("valid")[g, clip])) if "valid" in src.names else True
+    own = int(src.samples()[g, clip])  # where the clip's own samples end: --pad-short's zeros follow
+    padded = valid and own < int(a["Nsamples"])
     fig.suptitle(f"{genre} clip {clip}, {'aligned' if stream == 0 else 'overlapped'} stream"
-                 + ("" if valid else "  (INVALID: zero-filled bad clip)"), fontsize=13)
+                 + ("" if valid else "  (INVALID: zero-filled bad clip)")
+                 + (f"  (its own samples end at {own / sr:.2f} s: zero padding after, --pad-short)" if padded
+                    else ""), fontsize=13)
     ticks, ticklabels = _octave_ticks(a)
     for ax, name in zip(axes, panels):
         style = ARRAYS[name].panel
@@ -92,6 +96,10 @@ def _clip_figure(plt, src, path, genre, clip, stream, seconds):
         ax.set_yticks(ticks)
         ax.set_yticklabels(ticklabels, fontsize=8)
         ax.set_ylabel("pitch")
+    if padded:
+        for ax in axes:
+            ax.axvline(own / sr, color="tab:green", ls="--", lw=1.5, label="end of the clip's own samples")
+        axes[0].legend(loc="upper right", fontsize=8)
     axes[-1].set_xlabel("time (s)")
     for ax in axes[:-1]:
         if ax.get_xlabel() == "":

@@ -97,3 +97,24 @@ def test_summary_averages_each_clip_over_its_own_frames_only(padded_output):
     mean = np.stack(means, axis=1)
     want = 20 * np.log10(np.maximum(mean, mean.max() * 1e-5) / mean.max())
     assert np.allclose(shown, want, atol=1e-4)
+
+
+def test_show_marks_where_a_padded_clips_own_samples_end(padded_output):
+    """blues clip 1 is 1 s of its own, zero-padded by --pad-short: every panel marks 1.00 s; a full clip has no
+    mark."""
+    import h5py
+
+    with h5py.File(padded_output) as f:
+        end = int(f["samples"][0, 1]) / int(f.attrs["sr"])
+    assert abs(end - 1.0) < 1e-9
+    fig = show_clip(padded_output, genre="blues", clip=1, seconds=3.0)
+    assert "its own samples end at 1.00 s" in fig._suptitle.get_text()
+    panels = [ax for ax in fig.axes if ax.get_ylabel() != "" and "dB" not in ax.get_ylabel()
+              and "normalized" not in ax.get_ylabel()]
+    assert len(panels) == 3
+    for ax in panels:
+        marks = [ln for ln in ax.get_lines() if ln.get_label() == "end of the clip's own samples"]
+        assert len(marks) == 1 and np.allclose(marks[0].get_xdata(), end)
+    full = show_clip(padded_output, genre="blues", clip=0)
+    assert not any(ln.get_label() == "end of the clip's own samples" for ax in full.axes for ln in ax.get_lines())
+    assert "own samples end" not in full._suptitle.get_text()
