@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import sys
 from pathlib import Path
 
 from . import config
+from .exceptions import BadInputError, PipelineError, Problem
 from .cluster import ClusterSpec
 from .run import RunResult, run
 
@@ -67,7 +70,20 @@ def preprocess(input=None, outdir=None, *, client=None, config_file=None, overwr
         :class:`BadInputError` for bad clips or a bad input,
         :class:`IncompleteError` for clips the run could not compute,
         :class:`StoreError` and :class:`ClusterError` for the output and the cluster.
+        Their messages name keyword arguments (``pad_short=True``) where the
+        command line's name options (``--pad-short``).
     """
+    try:
+        return command_line_run(input, outdir, client=client, config_file=config_file, overwrite=overwrite,
+                                progress=progress, echo=echo, **options)
+    except PipelineError as e:
+        raise _in_python_words(e)  # the same error, naming keyword arguments where the CLI names --flags
+
+
+def command_line_run(input=None, outdir=None, *, client=None, config_file=None, overwrite: bool = False,
+                     progress: bool | None = None, echo=None, **options) -> RunResult:
+    """What :func:`preprocess` runs, its messages in the command line's words (``--pad-short``): ``audioprep
+    run`` calls it."""
     import dask
 
     known = _known_options()
@@ -107,6 +123,56 @@ def _known_options() -> set:
 
     return ({f.name for f in dataclasses.fields(Params)} | {o.dest for o in config.RUN_OPTIONS if not o.path}
             | {k.replace("-", "_") for k in config.RUN_SETTINGS} | set(config.JOBQUEUE_KEYS))
+
+
+_FLAG = re.compile(r"(?<![\w-])--(no-)?([a-z][a-z0-9-]*)")
+
+
+@functools.lru_cache(maxsize=1)
+def _keywords() -> dict:
+    """``{option: (keyword, is_flag)}`` for every option ``audioprep run`` has: ``"pad-short": ("pad_short",
+    True)``."""
+    import dataclasses
+
+    from .params import Params
+
+    names = {"overwrite": ("overwrite", True), "config": ("config_file", False)}
+    for f in dataclasses.fields(Params):
+        option = (f.metadata["option"] or "--" + f.name.replace("_", "-"))[2:]
+        names[option] = (f.name, isinstance(f.default, bool))
+    for o in config.RUN_OPTIONS:
+        names[o.key] = (o.dest, o.flag)
+    for key, rule in config.RUNTIME_RULES.items():
+        leaf = key.rsplit(".", 1)[-1]
+        names.setdefault(leaf, (leaf.replace("-", "_"), rule.metavar == "BOOLEAN"))
+    return names
+
+
+def python_words(text: str) -> str:
+    """A message of the command line in Python's words: ``use --mono --pad-short`` -> ``use mono=True,
+    pad_short=True``; ``a smaller --nsamples`` -> ``a smaller nsamples``; ``-o DIR`` -> ``outdir=DIR``."""
+    names = _keywords()
+
+    def keyword(m):
+        if m.group(2) not in names:
+            return m.group(0)
+        dest, flag = names[m.group(2)]
+        return f"{dest}={m.group(1) is None}" if flag else dest
+
+    text = _FLAG.sub(keyword, text)
+    text = re.sub(r"(=True|=False) (?=\w+=(?:True|False))", r"\1, ", text)
+    text = text.replace("or -o another folder", "or another outdir")
+    return re.sub(r"(?<![\w-])-o (?=\S)", "outdir=", text)
+
+
+def _in_python_words(e: PipelineError) -> PipelineError:
+    """``e`` itself, its message (and a :class:`BadInputError`'s problems and hint) in :func:`python_words`."""
+    if isinstance(e, BadInputError):
+        problems = [Problem(p.path, python_words(p.reason)) for p in e.problems]
+        BadInputError.__init__(e, problems, python_words(e.hint))
+    else:
+        e.args = tuple(python_words(a) if isinstance(a, str) else a for a in e.args)
+    return e
 
 
 def _interactive() -> bool:

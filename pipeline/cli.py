@@ -238,12 +238,12 @@ def run(quiet, verbose, config_file, overwrite, **options):
     configuration is saved as OUTDIR/audio.config.yaml; '--config' repeats it.
     """
     _setup_logging(verbose)
-    from .api import preprocess
+    from .api import command_line_run
 
     progress = _progress_enabled(quiet)
     say = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
-    res = preprocess(options.pop("input"), options.pop("outdir"), config_file=config_file, overwrite=overwrite,
-                     progress=progress, echo=say, **options)
+    res = command_line_run(options.pop("input"), options.pop("outdir"), config_file=config_file,
+                           overwrite=overwrite, progress=progress, echo=say, **options)
     _print_summary(res, quiet)
 
 

@@ -38,7 +38,9 @@ def test_preprocess_refuses_what_the_command_line_refuses_with_the_same_words(ti
     with pytest.raises(ParameterError) as e:
         preprocess(tiny_dataset, tmp_path / "o", client=client, progress=False, nsamples=1.5)
     r = CliRunner().invoke(main, ["run", str(tiny_dataset), "-o", str(tmp_path / "o"), "--nsamples", "1.5"])
-    assert r.exit_code == 1 and r.stderr.strip() == f"error: {e.value}"
+    rule = "nsamples=1.5 must be a whole number >= 1"  # the same rule; each names what its caller typed
+    assert r.exit_code == 1 and r.stderr.strip() == f"error: {rule} (--nsamples or params.nsamples)"
+    assert str(e.value) == f"{rule} (nsamples or params.nsamples)"
     with pytest.raises(TypeError, match=r"unknown keyword argument\(s\) \(nsample: did you mean nsamples\?\)"):
         preprocess(tiny_dataset, tmp_path / "o", client=client, nsample=100)
     assert not (tmp_path / "o").exists()
@@ -108,3 +110,34 @@ def test_a_complete_run_without_its_store_is_still_up_to_date(tiny_dataset, clie
     again = preprocess(tiny_dataset, out, client=client, progress=False, **SMALL)
     assert again.up_to_date and again.computed == 0
     assert (out / "audio.hdf5").stat().st_mtime_ns == before and not (out / "audio.zarr").exists()
+
+
+def test_preprocess_errors_name_keyword_arguments_where_the_cli_names_flags(client, tmp_path):
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from pipeline import BadInputError
+    from pipeline.cli import main
+
+    root = tmp_path / "genres"
+    (root / "a").mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    sf.write(root / "a" / "stereo.wav", rng.uniform(-0.3, 0.3, (SMALL["nsamples"] * 2 + 10, 2)), 44100)
+    sf.write(root / "a" / "short.wav", rng.uniform(-0.3, 0.3, 22050), 22050)
+    with pytest.raises(BadInputError) as e:
+        preprocess(root, tmp_path / "o", client=client, progress=False, nsamples=SMALL["nsamples"])
+    text = str(e.value)
+    assert "(use mono=True, resample=True)" in text and "(use pad_short=True to keep it zero-padded, or a " \
+        "smaller nsamples)" in text
+    assert text.splitlines()[-1].endswith("all 2 pass with mono=True, resample=True, pad_short=True")
+    assert "--" not in text
+    assert [p.reason for p in e.value.problems][0].endswith("(use pad_short=True to keep it zero-padded, or a "
+                                                             "smaller nsamples)")
+    r = CliRunner().invoke(main, ["run", str(root), "-o", str(tmp_path / "o"), "--nsamples", str(SMALL["nsamples"])])
+    assert r.exit_code == 3 and r.stderr.strip().endswith("all 2 pass with --mono --resample --pad-short")
+
+    preprocess(root, tmp_path / "o", client=client, progress=False, nsamples=SMALL["nsamples"], mono=True,
+               resample=True, pad_short=True)
+    with pytest.raises(pipeline.StoreError, match=r"use overwrite=True to replace it, or another outdir$"):
+        preprocess(root, tmp_path / "o", client=client, progress=False, nsamples=SMALL["nsamples"], mono=True,
+                   resample=True, pad_short=True, precision="exact")
