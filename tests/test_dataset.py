@@ -194,3 +194,35 @@ def test_ingest_takes_pad_short_and_skip_bad_and_a_run_on_its_file_gives_the_fol
     with h5py.File(tmp_path / "out" / "audio.hdf5") as a, h5py.File(padded_output) as b:
         for name in ("Xa", "Xs", "Xn", "valid", "samples"):
             assert np.array_equal(a[name][...], b[name][...]), name
+
+
+def test_genre_album_track_folders_are_indexed_below_the_genre_in_sorted_path_order(tmp_path):
+    """A library's Genre/Album/track layout: every audio file below a genre folder is a clip of it, in sorted
+    path order, named by its path in 'source'; non-audio files below are named as ignored."""
+    from support.cli import audioprep
+    from support.data import SMALL, SMALL_ARGS
+
+    root = tmp_path / "library"
+    files = {"Jazz": ["Artist X/Live/01 Intro.flac", "Artist X/Live/02 Blue.flac", "solo.wav"],
+             "Rock": ["Album A/01.wav", "Album A/02.wav", "Album B/01.wav"]}
+    rng = np.random.default_rng(5)
+    for genre, names in files.items():
+        for name in names:
+            (root / genre / name).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(root / genre / name, rng.uniform(-0.3, 0.3, SMALL["nsamples"]), 22050, subtype="PCM_16")
+    (root / "Rock" / "Album A" / "cover.jpg").write_bytes(b"\xff\xd8")
+    (root / "Rock" / "Album B" / ".hidden").mkdir()
+
+    idx = open_index(root)
+    assert idx.labels == ("Jazz", "Rock") and idx.nclips == 3
+    assert [r.rel for r in idx.clips] == [f"{g}/{n}" for g in ("Jazz", "Rock") for n in sorted(files[g])]
+    assert sorted(idx.ignored) == ["Rock/Album A/cover.jpg", "Rock/Album B/.hidden/"]
+
+    p = audioprep("run", root, "-o", tmp_path / "out", *SMALL_ARGS, cwd=tmp_path)
+    assert "ignored 2 non-audio file(s): Rock/Album A/cover.jpg, Rock/Album B/.hidden/" in p.stderr
+    with h5py.File(tmp_path / "out" / "audio.hdf5") as f:
+        assert f["source"].asstr()[...].tolist() == [sorted(f"{g}/{n}" for n in files[g]) for g in ("Jazz", "Rock")]
+        for g, genre in enumerate(("Jazz", "Rock")):
+            for c, name in enumerate(sorted(files[genre])):
+                y, _ = sf.read(root / genre / name, dtype="float32")
+                assert np.array_equal(f["Xa"][g, c, :, 0, :].ravel(), y[: f["Xa"].shape[2] * 1024]), name

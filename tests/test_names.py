@@ -4,6 +4,7 @@ a genre left with no valid clip.  Real files, real runs on the session's LocalCl
 import os
 import shutil
 import struct
+import subprocess
 import unicodedata
 
 import h5py
@@ -63,6 +64,25 @@ def test_a_manifest_failure_is_one_error_line(tmp_path):
                           "audio, audio_path); its columns: track, duration, style; name the path column with "
                           "--path-column"]
     assert p.stderr.count("\n") == 1
+
+
+def test_a_windows_1252_manifest_is_named_as_such_and_the_fix_it_gives_works(tmp_path):
+    """Before: 'not UTF-8 text (invalid start byte at byte 23)' with a hint about header rows."""
+    (tmp_path / "café").mkdir()
+    for c in range(2):
+        _clip(tmp_path / "café" / f"t{c}.wav", c)
+    m = tmp_path / "tracks.csv"
+    m.write_bytes("path,genre\ncafé/t0.wav,électro\ncafé/t1.wav,électro\n".encode("cp1252"))
+    p = audioprep("run", m, "-o", tmp_path / "o", "--nsamples", "2048", check=False, cwd=tmp_path)
+    assert p.returncode == 3
+    fixed = tmp_path / "tracks-utf8.csv"
+    assert _errors(p) == [f"error: {m}: not UTF-8 text: byte 0xe9 at byte 14, line 2 ('café/t0.wav,électro'); it "
+                          "looks like Windows-1252 text (Excel's 'CSV' on Windows); save it as UTF-8 (Excel: 'CSV "
+                          f"UTF-8'), or convert it: iconv -f WINDOWS-1252 -t UTF-8 {m} > {fixed}"]
+    command = p.stderr.split("convert it: ", 1)[1].strip()
+    subprocess.run(["bash", "-c", command], check=True)  # the fix, as the line gives it
+    index = open_index(fixed)
+    assert index.labels == ("électro",) and [r.rel for r in index.clips] == ["café/t0.wav", "café/t1.wav"]
 
 
 # -- names ----------------------------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """Input format: a genres folder ``ROOT/<genre>/<file>`` (GTZAN's layout).
 
 Each sub-folder is a genre; its files with an audio extension are its clips,
-sorted by name; anything else is ignored and named.  A folder that holds no
-clip gets a "did you mean" for the layouts downloads have.
+those in its own sub-folders too (a library's ``Genre/Album/track``), sorted by
+their path below the genre folder; anything else is ignored and named.  A
+folder that holds no clip, or a download's wrapper around one
+(``Data/genres_original``), gets a "did you mean" for the layouts downloads
+have.
 """
 
 from __future__ import annotations
@@ -26,16 +29,34 @@ inspect = audio.inspect
 load = audio.load
 
 
-def _scan(folder: Path) -> tuple:
-    """The audio files and the other entries of ``folder``, each sorted by name; OSError if it cannot be read."""
+def _scan(folder: Path, *, below: bool = False) -> tuple:
+    """The audio files and the other entries of ``folder``, each sorted by path relative to it; OSError if it
+    cannot be read.  ``below``: the audio files in its sub-folders too (an artist's or album's folder inside a
+    genre), found without following linked folders; a hidden sub-folder is not entered (it is named)."""
     clips, other = [], []
-    with os.scandir(folder) as it:
-        for entry in it:
+    pending = [""]
+    while pending:
+        rel = pending.pop()
+        with os.scandir(folder / rel) as it:
+            entries = list(it)
+        if rel and not entries:
+            other.append(rel)  # an empty sub-folder is named, as a sub-folder was before the search went below
+        for entry in entries:
+            name = f"{rel}{entry.name}"
             if is_audio_name(entry.name):
-                clips.append(entry.name)  # whatever it is: pre-flight names a folder, FIFO or broken link
+                clips.append(name)  # whatever it is: pre-flight names a folder, FIFO or broken link
+            elif below and not entry.name.startswith(".") and _is_dir(entry) and not entry.is_symlink():
+                pending.append(name + "/")
             else:
-                other.append(entry.name + ("/" if _is_dir(entry) else ""))
+                other.append(name + ("/" if _is_dir(entry) else ""))
     return sorted(clips), sorted(other)
+
+
+def _is_download(root: Path, genres: list) -> bool:
+    """Whether a folder whose genre folders hold no audio file directly is a download's wrapper (Kaggle's
+    ``Data/genres_original``, or one folder around it) rather than a library of ``Genre/Album/track``."""
+    named = any(g in ("genres_original", "genres") for g in genres)
+    return (named or len(genres) == 1) and "did you mean" in _did_you_mean(root, genres, 0)
 
 
 def index(root: Path, **_) -> InputIndex:
@@ -52,9 +73,17 @@ def index(root: Path, **_) -> InputIndex:
             genres.append(entry.name)
         else:
             ignored.append(entry.name + ("/" if _is_dir(entry) else ""))
+    below = True
     for genre in genres:
         try:
-            files[genre], other = _scan(root / genre)
+            files[genre], _ = _scan(root / genre)
+        except OSError:
+            files[genre] = []
+    if not any(files.values()) and _is_download(root, genres):
+        below = False  # the did-you-mean below, not one genre holding a whole download
+    for genre in genres:
+        try:
+            files[genre], other = _scan(root / genre, below=below)
         except OSError as e:
             files[genre], other = [], []
             problems.append(Problem(shown(root / genre), f"cannot be read ({e.strerror})"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..exceptions import BadInputError, Problem
 from . import audio
-from .index import ClipRef, InputIndex, label
+from .index import ClipRef, InputIndex, label, shown
 
 NAME = "manifest"
 
@@ -24,6 +24,26 @@ NAME = "manifest"
 PATH_COLUMNS = ("path", "filepath", "file_path", "filename", "file", "audio", "audio_path")
 LABEL_COLUMNS = ("label", "genre", "genre_top", "class", "category")
 
+
+
+def _not_utf8(path: Path, e: UnicodeDecodeError) -> str:
+    """Where a manifest stops being UTF-8: the byte, its line, and that line as Windows-1252 would read it."""
+    data = e.object
+    line = data[:e.start].count(b"\n") + 1
+    text = data.splitlines()[line - 1] if data.splitlines() else b""
+    seen = text.decode("cp1252", errors="replace").strip()
+    return f"not UTF-8 text: byte 0x{data[e.start]:02x} at byte {e.start}, line {line} ({seen[:60]!r})"
+
+
+def _encoding_fix(path: Path) -> str:
+    """How to make the manifest UTF-8, naming the encoding it most likely has."""
+    try:
+        path.read_bytes().decode("cp1252")
+        was, looks = "WINDOWS-1252", "it looks like Windows-1252 text (Excel's 'CSV' on Windows); "
+    except (OSError, UnicodeDecodeError):
+        was, looks = "<its encoding>", ""
+    return (f"{looks}save it as UTF-8 (Excel: 'CSV UTF-8'), or convert it: iconv -f {was} -t UTF-8 "
+            f"{shown(path)} > {shown(path.with_name(path.stem + '-utf8.csv'))}")
 
 
 def can_open(path: Path) -> bool:
@@ -42,7 +62,7 @@ def index(path: Path, *, path_column: str | None = None, label_column: str | Non
             text = f.read()
         rows = list(csv.reader(text.splitlines(), _dialect(text)))
     except UnicodeDecodeError as e:
-        raise BadInputError([Problem(str(path), f"not UTF-8 text ({e.reason} at byte {e.start})")], hint) from None
+        raise BadInputError([Problem(str(path), _not_utf8(path, e))], _encoding_fix(path)) from None
     except (OSError, csv.Error) as e:
         raise BadInputError([Problem(str(path), f"cannot be read as CSV ({getattr(e, 'strerror', None) or e})")],
                             hint) from None
