@@ -77,17 +77,18 @@ def whole(lo: int | None = None, hi: int | None = None, *, optional: bool = Fals
     return Rule(convert, f"a whole number{bounds}", optional, "INTEGER")
 
 
-def number(*, above: float = 0.0) -> Rule:
-    """A finite number greater than ``above``."""
+def number(*, above: float = 0.0, at_least: float | None = None) -> Rule:
+    """A finite number greater than ``above`` (or, given ``at_least``, not less than it)."""
     def convert(value):
         if isinstance(value, bool):
             raise Invalid
         value = float(_text(value) if isinstance(value, str) else value)
-        if not math.isfinite(value) or value <= above:
+        if not math.isfinite(value) or (value < at_least if at_least is not None else value <= above):
             raise Invalid
         return value
 
-    return Rule(convert, f"a number > {above:g}", metavar="FLOAT")
+    bound = f">= {at_least:g}" if at_least is not None else f"> {above:g}"
+    return Rule(convert, f"a number {bound}", metavar="FLOAT")
 
 
 def flag() -> Rule:

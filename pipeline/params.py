@@ -55,6 +55,10 @@ def _param(default, help: str, *, doc: str, option: str | None = None, shown: st
     return field(default=default, metadata=meta)
 
 
+#: Where the kept span of a longer clip lies: from ``offset`` seconds (start), or in the middle (center).
+CROPS = ("start", "center")
+
+
 @dataclass(frozen=True)
 class Params:
     """Numerical parameters; defaults are those of SPEC.md (GTZAN).
@@ -88,6 +92,11 @@ class Params:
                                        "float64 LCN)", doc='{"float32", "exact"}')
     pad_short: bool = _param(False, "zero-pad clips shorter than nsamples instead of rejecting them (each "
                                     "slot's true length is the 'samples' coordinate)", doc="bool", ingest=True)
+    offset: float = _param(0.0, "seconds into each clip where the kept Nsamples start (what comes before is "
+                                "skipped, not decoded; each slot's start is the 'start' array)", doc="float >= 0",
+                           ingest=True)
+    crop: str = _param("start", "which Nsamples of a longer clip to keep: from --offset (start) or the middle "
+                                "(center)", doc='{"start", "center"}', ingest=True)
 
     def __post_init__(self):
         # Every value passes its type's rule (a config file's "false" is False, "abc" is refused), and types are
@@ -96,7 +105,7 @@ class Params:
 
         rules = {int: checks.whole(1), float: checks.number(), bool: checks.flag()}
         for f in dataclasses.fields(self):
-            rule = rules.get(type(f.default))
+            rule = checks.number(at_least=0.0) if f.name == "offset" else rules.get(type(f.default))
             if rule is not None and f.name != "fmin":
                 option = f.metadata["option"] or "--" + f.name.replace("_", "-")
                 object.__setattr__(self, f.name, rule(f.name, getattr(self, f.name), f"{option} or params.{f.name}"))
@@ -105,6 +114,7 @@ class Params:
 
         object.__setattr__(self, "precision", checks.choice(PRECISIONS)("precision", self.precision,
                                                                         "--precision or params.precision"))
+        object.__setattr__(self, "crop", checks.choice(CROPS)("crop", self.crop, "--crop or params.crop"))
         ds = self.datasets
         if isinstance(ds, str):
             ds = [d.strip() for d in ds.split(",") if d.strip()]
@@ -170,6 +180,9 @@ class Params:
                 f"nsamples={self.nsamples} gives no frame of na={self.na} samples in both streams; "
                 f"needs nsamples >= {3 * self.na // 2}"
             )
+        if self.crop == "center" and self.offset:
+            raise ParameterError(f"offset={self.offset:g} and crop=center both say where the kept span starts; "
+                                 "give --offset SECONDS or --crop center, not both")
         unknown = [d for d in self.datasets if d not in DATASETS]
         if unknown or not self.datasets or len(set(self.datasets)) != len(self.datasets):
             raise ParameterError(

@@ -226,3 +226,54 @@ def test_genre_album_track_folders_are_indexed_below_the_genre_in_sorted_path_or
             for c, name in enumerate(sorted(files[genre])):
                 y, _ = sf.read(root / genre / name, dtype="float32")
                 assert np.array_equal(f["Xa"][g, c, :, 0, :].ravel(), y[: f["Xa"].shape[2] * 1024]), name
+
+
+def test_offset_and_centre_crop_keep_the_span_plain_slicing_and_librosa_load_give(tmp_path):
+    """--offset: librosa.load(offset=...) then the first Nsamples (stereo 44.1 kHz, down-mixed and resampled);
+    --crop center: the middle Nsamples of each file by plain slicing.  Both are recorded per slot (start) and in
+    the attributes."""
+    import json
+
+    import librosa
+    from support.cli import audioprep
+    from support.data import SMALL, SMALL_ARGS
+
+    n = SMALL["nsamples"]
+    rng = np.random.default_rng(11)
+    lengths = {"a.wav": 2 * n + 5001, "b.wav": n + 6001}  # at 22050 Hz
+    root = tmp_path / "genres"
+    (root / "x").mkdir(parents=True)
+    for name, size in lengths.items():
+        sf.write(root / "x" / name, rng.uniform(-0.3, 0.3, size).astype(np.float32), 22050, subtype="FLOAT")
+    (root / "st").mkdir()
+    sf.write(root / "st" / "s.wav", rng.uniform(-0.3, 0.3, (int(2.5 * 44100 * n / 22050), 2)).astype(np.float32),
+             44100, subtype="FLOAT")
+    sf.write(root / "st" / "t.wav", rng.uniform(-0.3, 0.3, (3 * 44100 * n // 22050, 2)).astype(np.float32),
+             44100, subtype="FLOAT")
+
+    audioprep("run", root, "-o", tmp_path / "off", *SMALL_ARGS, "--offset", "0.25", "--mono", "--resample",
+              cwd=tmp_path)
+    with h5py.File(tmp_path / "off" / "audio.hdf5") as f:
+        assert json.loads(f.attrs["params"])["offset"] == 0.25
+        assert np.allclose(f["start"][...], 0.25, atol=1 / 22050, rtol=0)  # the first kept sample, in seconds
+        for g, genre in enumerate(("st", "x")):
+            for c, name in enumerate(sorted(p.name for p in (root / genre).iterdir())):
+                y, _ = librosa.load(root / genre / name, sr=22050, mono=True, offset=0.25)
+                frames = f["Xa"].shape[2]
+                assert np.array_equal(f["Xa"][g, c, :, 0, :].ravel(), y[:frames * 1024]), name
+
+    audioprep("run", root, "-o", tmp_path / "mid", *SMALL_ARGS, "--crop", "center", "--mono",
+              "--resample", cwd=tmp_path)
+    with h5py.File(tmp_path / "mid" / "audio.hdf5") as f:
+        assert json.loads(f.attrs["params"])["crop"] == "center"
+        for c, (name, size) in enumerate(sorted(lengths.items())):
+            y, _ = sf.read(root / "x" / name, dtype="float32")
+            start = (size - n) // 2
+            assert f["start"][1, c] == start / 22050
+            frames = f["Xa"].shape[2]
+            assert np.array_equal(f["Xa"][1, c, :, 0, :].ravel(), y[start:start + frames * 1024]), name
+
+    p = audioprep("run", root, "-o", tmp_path / "bad", *SMALL_ARGS, "--offset", "1", "--crop", "center",
+                  cwd=tmp_path, check=False)
+    assert p.returncode == 1 and "give --offset SECONDS or --crop center, not both" in p.stderr
+    assert not (tmp_path / "bad").exists()

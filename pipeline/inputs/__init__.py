@@ -8,7 +8,7 @@ its clips.
 - :mod:`.index`: :class:`ClipRef`, :class:`InputIndex` and the rules of an input as a whole.
 
 A format module has ``NAME``, ``can_open(path)``, ``index(path, **options)``,
-``inspect(ref, params) -> (reason, samples)`` and ``load(ref, params)``, and may
+``inspect(ref, params) -> (reason, samples, start)`` and ``load(ref, params)``, and may
 have ``inspect_all(index, params)``.  :data:`FORMATS` lists them in the order
 they are asked; no code outside this package asks which format a clip came from.
 
@@ -84,11 +84,13 @@ def load_clip(ref: ClipRef, params: Params) -> np.ndarray:
 
 
 def preflight(index: InputIndex, params: Params, *, progress: bool = False) -> list:
-    """Every problem of the input (scan problems and bad clips), without full decodes; sets ``index.samples``."""
+    """Every problem of the input (scan problems and bad clips), without full decodes; sets ``index.samples``
+    and ``index.starts`` (each clip's own samples, and where its kept span starts in seconds)."""
     from ..progress import bar
 
     problems = list(index.problems)
     index.samples = np.zeros((index.ngenres, index.nclips), dtype=np.int64)
+    index.starts = np.zeros((index.ngenres, index.nclips), dtype=np.float64)
     if not index.clips:
         return problems
     fmt = format_of(index.kind)
@@ -99,8 +101,9 @@ def preflight(index: InputIndex, params: Params, *, progress: bool = False) -> l
         found = [(ref, *inspect_clip(ref, params))
                  for ref in bar(index.clips, desc="checking", enabled=progress, leave=False)
                  if ref.where not in known]
-    for ref, reason, n in found:
+    for ref, reason, n, start in found:
         index.samples[ref.g, ref.c] = n
+        index.starts[ref.g, ref.c] = start
         if reason and (not problems or problems[-1] != Problem(ref.where, reason)):
             problems.append(Problem(ref.where, reason))
     return problems

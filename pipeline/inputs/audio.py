@@ -95,30 +95,48 @@ def inspect(ref: ClipRef, params: Params) -> tuple:
 
     why = _not_a_file(ref.source)
     if why:
-        return why, 0
+        return why, 0, 0.0
     if os.path.getsize(ref.source) == 0:
-        return "empty file (0 bytes)", 0
+        return "empty file (0 bytes)", 0, 0.0
     if _via_ffmpeg(ref.source):
         try:
             rate, channels, frames = ffmpeg.info(ref.source)
         except Exception as e:
-            return f"not a decodable audio file (ffmpeg: {error_text(e)})", 0
+            return f"not a decodable audio file (ffmpeg: {error_text(e)})", 0, 0.0
     else:
         try:
             info = sf.info(ref.source)
         except Exception as e:  # libsndfile says why in its own words, when it says anything useful
-            return undecodable(ref.source, e), 0
+            return undecodable(ref.source, e), 0, 0.0
         if info.format == "RAW":
-            return _NO_HEADER, 0
+            return _NO_HEADER, 0, 0.0
         rate, channels, frames = info.samplerate, info.channels, info.frames
+    return header_verdict(rate, channels, frames, params)
+
+
+def header_verdict(rate: int, channels: int, frames: int, params: Params) -> tuple:
+    """``(reason, samples, start)`` of a clip from its header: why it is bad (None if it is not), how many
+    slot samples are its own, and where (seconds into the file) its kept span starts."""
     reason = check_format(rate, channels, frames, params)
-    return reason, 0 if reason else clip_samples(frames, rate, params)
+    if reason:
+        return reason, 0, 0.0
+    return None, clip_samples(frames, rate, params), span_start(frames, rate, params) / rate
+
+
+def span_start(frames: int, rate: int, params: Params) -> int:
+    """The first sample (at ``rate``) of the span a clip of ``frames`` samples keeps: ``offset`` seconds in,
+    or, with ``crop="center"``, the middle ``Nsamples`` (the whole clip if it is shorter)."""
+    if params.crop == "center":
+        need = params.nsamples if rate == params.sr else -(-params.nsamples * rate // params.sr)
+        return max(0, (frames - need) // 2)
+    return int(round(params.offset * rate))
 
 
 def clip_samples(frames: int, rate: int, params: Params) -> int:
     """How many samples of an ``Nsamples`` slot a clip of ``frames`` samples at ``rate`` fills (the rest is
-    zero with ``pad_short``): ``frames``, or as many as resampling to ``sr`` gives (librosa: the ceiling of
-    ``frames * sr / rate``), at most ``Nsamples``."""
+    zero with ``pad_short``): its samples from :func:`span_start` on, or as many as resampling them to ``sr``
+    gives (librosa: the ceiling of ``frames * sr / rate``), at most ``Nsamples``."""
+    frames = max(0, frames - span_start(frames, rate, params))
     n = frames if rate == params.sr else -(-frames * params.sr // rate)
     return int(min(n, params.nsamples))
 
@@ -163,12 +181,21 @@ def check_format(rate: int, channels: int, frames: int, params: Params) -> str |
         needs.append(f"sr={params.sr}")
         fixes.append("--resample")
     seconds = frames / rate if rate else 0.0
-    short = (int(frames * params.sr / rate) if rate else 0) < params.nsamples
+    start = span_start(frames, rate, params) if rate else 0
+    short = (int((frames - start) * params.sr / rate) if rate else 0) < params.nsamples
     if frames <= 0:
         found.append("no samples (an empty recording)")
         needs.append("at least one sample")
+    elif start >= frames:
+        found.append(f"{seconds:.2f} s long, not longer than offset={params.offset:g} s")
+        needs.append("samples after the offset")
+        fixes.append("--offset")
     elif short and not params.pad_short:
-        found.append(f"{seconds:.2f} s long ({frames} samples at {rate} Hz)")
+        if start:
+            found.append(f"{(frames - start) / rate:.2f} s long after offset={params.offset:g} s "
+                         f"({frames - start} samples at {rate} Hz)")
+        else:
+            found.append(f"{seconds:.2f} s long ({frames} samples at {rate} Hz)")
         needs.append(f"at least Nsamples={params.nsamples} samples at {params.sr} Hz "
                      f"({params.nsamples / params.sr:.2f} s)")
         fixes.append("--pad-short")
@@ -178,7 +205,10 @@ def check_format(rate: int, channels: int, frames: int, params: Params) -> str |
     if not fixes:
         return text
     shorter = " to keep it zero-padded, or a smaller --nsamples" if "--pad-short" in fixes else ""
-    return text + f" (use {' '.join(fixes)}{shorter})"
+    others = [f for f in fixes if f != "--offset"]
+    tail = ([f"use {' '.join(others)}{shorter}"] if others else []) + \
+        (["use a smaller --offset"] if "--offset" in fixes else [])
+    return text + f" ({'; '.join(tail)})"
 
 
 _FIXES = re.compile(r"\(use ((?:--[a-z-]+ ?)+)")
@@ -190,7 +220,7 @@ def common_fix(problems) -> str | None:
     union = []
     for p in problems:
         m = _FIXES.search(p.reason)
-        if not m:
+        if not m or "a smaller --offset" in p.reason:  # no option makes an offset past the end pass
             return None
         union += [f for f in m.group(1).split() if f not in union]
     order = ["--mono", "--resample", "--pad-short"]
@@ -258,13 +288,15 @@ def load(ref: ClipRef, params: Params) -> np.ndarray:
             reason = check_format(rate, channels, frames, params)
             if reason:
                 raise BadInputError([Problem(shown(ref.source), reason)])
-            y = ffmpeg.read(ref.source, decode_frames(rate, params), frames)  # (channels, samples)
+            y = ffmpeg.read(ref.source, decode_frames(rate, params), frames,
+                            span_start(frames, rate, params))  # (channels, samples)
         else:
             with sf.SoundFile(ref.source) as f:
                 rate, channels, frames = f.samplerate, f.channels, f.frames
                 reason = _NO_HEADER if f.format == "RAW" else check_format(rate, channels, frames, params)
                 if reason:
                     raise BadInputError([Problem(shown(ref.source), reason)])
+                f.seek(span_start(frames, rate, params))  # span decode: the samples before are not decoded
                 y = f.read(frames=decode_frames(rate, params), dtype="float32", always_2d=True).T
     except BadInputError:
         raise

@@ -52,17 +52,19 @@ def info(path: str) -> tuple:
         return rate, int(s.codec_context.channels), int(round(seconds * rate))
 
 
-def read(path: str, nframes: int, frames: int) -> np.ndarray:
-    """Decode ``min(nframes, frames)`` samples of every channel as float32, shape ``(channels, n)``.
+def read(path: str, nframes: int, frames: int, start: int = 0) -> np.ndarray:
+    """Decode ``min(nframes, frames - start)`` samples of every channel from sample ``start`` on, as float32,
+    shape ``(channels, n)``.
 
-    Decoding stops once they are there.  A decode short of them by at most
-    :data:`LENGTH_TOLERANCE_SECONDS` is zero-filled to them (the container's
-    stated length is pre-flight's); a shorter one is returned as it is, and the
-    caller says the file is truncated.
+    Decoding stops once they are there (the samples before ``start`` are
+    decoded and dropped: a compressed stream has no sample-exact seek).  A
+    decode short of them by at most :data:`LENGTH_TOLERANCE_SECONDS` is
+    zero-filled to them (the container's stated length is pre-flight's); a
+    shorter one is returned as it is, and the caller says the file is truncated.
     """
     import av
 
-    want = min(nframes, frames)
+    want = max(0, min(nframes, frames - start))
     parts, got = [], 0
     with av.open(path) as c:
         s = c.streams.audio[0]
@@ -73,10 +75,10 @@ def read(path: str, nframes: int, frames: int) -> np.ndarray:
                 for out in to_float.resample(frame):
                     parts.append(out.to_ndarray())
                     got += parts[-1].shape[1]
-            if got >= want:
+            if got >= start + want:
                 break
     y = np.concatenate(parts, axis=1) if parts else np.zeros((int(s.codec_context.channels), 0), np.float32)
-    y = np.ascontiguousarray(y[:, :want], dtype=np.float32)
+    y = np.ascontiguousarray(y[:, start:start + want], dtype=np.float32)
     short = want - y.shape[1]
     if 0 < short <= LENGTH_TOLERANCE_SECONDS * rate:
         y = np.pad(y, ((0, 0), (0, short)))

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..exceptions import BadInputError, Problem
 from ..params import Params
-from .audio import check_format, clip_samples, decode_frames, error_text, to_nsamples
+from .audio import check_format, decode_frames, error_text, header_verdict, span_start, to_nsamples
 from .index import ClipRef, InputIndex
 
 NAME = "hdf5"
@@ -131,9 +131,8 @@ def index(path: Path, **_) -> InputIndex:
 
 def _check(sr: int, own: int, bad: str, params: Params) -> tuple:
     if bad:
-        return f"left as zeros by 'audioprep ingest --skip-bad' ({bad})", 0
-    reason = check_format(sr, 1, int(own), params)
-    return reason, 0 if reason else clip_samples(int(own), sr, params)
+        return f"left as zeros by 'audioprep ingest --skip-bad' ({bad})", 0, 0.0
+    return header_verdict(sr, 1, int(own), params)
 
 
 def inspect(ref: ClipRef, params: Params) -> tuple:
@@ -156,7 +155,7 @@ def inspect_all(index: InputIndex, params: Params) -> list:
         sr, ns = int(f.attrs["sr"]), int(f.attrs["Nsamples"])
     whole = check_format(sr, 1, ns, params)  # the file's rate, or its Nsamples: one problem, filed under the file
     if whole:
-        return [(dataclasses.replace(index.clips[0], column=None), whole, 0)]
+        return [(dataclasses.replace(index.clips[0], column=None), whole, 0, 0.0)]
     return [(ref, *_check(sr, samples[ref.g, ref.c], bad[ref.g, ref.c], params)) for ref in index.clips]
 
 
@@ -169,7 +168,8 @@ def load(ref: ClipRef, params: Params) -> np.ndarray:
         with h5py.File(ref.source, "r") as f:
             rate = int(f.attrs["sr"])
             own = int(f[CLIPS]["samples"][ref.g, ref.c]) if CLIPS in f else int(f.attrs["Nsamples"])
-            y = f[ref.genre][:min(own, decode_frames(rate, params)), ref.column]
+            start = span_start(own, rate, params)
+            y = f[ref.genre][start:min(own, start + decode_frames(rate, params)), ref.column]
     except Exception as e:
         raise BadInputError([Problem(ref.name, f"reading failed ({error_text(e)})")]) from None
     return to_nsamples(y, rate, params, ref.name, frames=own)

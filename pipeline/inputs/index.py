@@ -72,6 +72,7 @@ class InputIndex:
     problems: list = field(default_factory=list)  # found while scanning
     ignored: list = field(default_factory=list)  # entries of a folder that are not clips, relative to it
     samples: np.ndarray | None = None  # each slot's own samples [shape=(genres, clips)], set by preflight
+    starts: np.ndarray | None = None  # where each clip's kept span starts, in seconds, set by preflight
 
     @property
     def ngenres(self) -> int:

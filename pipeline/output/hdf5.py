@@ -186,13 +186,15 @@ def finish(slots: Slots, zarr_path, hdf5_path) -> int:
     valid = np.asarray(root["valid"][...], dtype=bool)
     sources = np.asarray(root[layout.SOURCE][...]).astype(object)
     lengths = np.asarray(root[layout.SAMPLES][...], dtype=np.int64)
+    starts = np.asarray(root[layout.START][...], dtype=np.float64)
     try:
         with h5py.File(slots.path, "r+") as f:
             names = [n for n in slots.offsets]
             coords = layout.coordinates(attrs, [*names, "valid"])
             scales = write_coordinates(f, coords)
             for name, data, doc in ((layout.SOURCE, sources, layout.SOURCE_DOC),
-                                    (layout.SAMPLES, lengths, layout.SAMPLES_DOC)):
+                                    (layout.SAMPLES, lengths, layout.SAMPLES_DOC),
+                                    (layout.START, starts, layout.START_DOC)):
                 d = f.create_dataset(name, data=data, dtype=h5py.string_dtype("utf-8") if data.dtype == object
                                      else data.dtype)
                 d.attrs["long_name"] = doc

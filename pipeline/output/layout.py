@@ -37,8 +37,11 @@ SOURCE_DOC = "the clip's file relative to the input, or its gtzan.hdf5 column; e
 #: zeros); 0 for a bad or missing slot.
 SAMPLES = "samples"
 SAMPLES_DOC = "samples of the slot that are the clip's own (at sr); the rest, up to Nsamples, is zero padding"
+#: The per-slot start: seconds into the clip's file where its kept span begins (--offset, --crop center).
+START = "start"
+START_DOC = "seconds into the clip's file where the slot's samples begin (--offset, --crop center)"
 #: The per-slot coordinates, in the order readers show them.
-SLOT_COORDS = (SOURCE, SAMPLES)
+SLOT_COORDS = (SOURCE, SAMPLES, START)
 
 
 def dims(name: str) -> tuple:

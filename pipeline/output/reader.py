@@ -97,10 +97,9 @@ def open_dataset(path):
     ``overlap`` (0 aligned, 1 shifted by ``na // 2``), ``frequency`` (bin centres
     in Hz) and ``note`` (bin note names), ``sample``, ``source`` (each
     slot's file relative to the input, ``""`` for a missing slot) and
-    ``samples`` (how many of a slot's samples are the clip's own; the rest is
-    ``--pad-short``'s zeros).  ``valid`` flags the clips.  ``time`` is the start
-    of an ``Xa`` frame and the centre of an ``Xs``/``Xn`` frame (the CQT is
-    centred).
+    ``samples`` (a slot's own samples; the rest is ``--pad-short``'s zeros), ``start`` (seconds into the
+    file where they begin).  ``valid`` flags the clips.  ``time``: an ``Xa`` frame's start, an ``Xs``/``Xn``
+    frame's centre (the CQT is centred).
 
     Examples
     --------
@@ -118,6 +117,8 @@ def open_dataset(path):
     coords[layout.SOURCE] = xr.Variable(layout.dims(layout.SOURCE), src.sources())
     coords[layout.SAMPLES] = xr.Variable(layout.dims(layout.SAMPLES), src.samples(),
                                          attrs={"long_name": layout.SAMPLES_DOC})
+    if layout.START in src._root:  # outputs of before --offset have none
+        coords[layout.START] = xr.Variable(layout.dims(layout.START), src._root[layout.START][...])
     ds = xr.Dataset(data, coords=coords, attrs={k: v for k, v in a.items() if k != "labels"})
     ds.set_close(src.close)
     return ds

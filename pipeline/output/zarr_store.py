@@ -74,6 +74,10 @@ def create_store(path, index, params: Params, attrs: dict):
                                     dimension_names=layout.dims(layout.SAMPLES), chunk_key_encoding=flat)
         lengths[...] = slot_samples(index, params)
         lengths.attrs["long_name"] = layout.SAMPLES_DOC
+        starts = root.create_array(layout.START, shape=(G, C), dtype="float64", chunks=(G, C), fill_value=0.0,
+                                   dimension_names=layout.dims(layout.START), chunk_key_encoding=flat)
+        starts[...] = index.starts if index.starts is not None else np.full((G, C), params.offset)
+        starts.attrs["long_name"] = layout.START_DOC
         coords = layout.coordinates(attrs, [*params.datasets, "valid"])
         for name, (dims, values, extra) in coords.items():
             a = root.create_array(name, shape=values.shape, dtype=str if values.dtype == object else values.dtype,
