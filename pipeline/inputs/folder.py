@@ -52,6 +52,19 @@ def _scan(folder: Path, *, below: bool = False) -> tuple:
     return sorted(clips), sorted(other)
 
 
+def _scan_genres(root: Path, genres: list, *, below: bool) -> tuple:
+    """``(files, ignored, problems)`` of the genre folders: :func:`_scan` of each, an unreadable one a problem."""
+    files, ignored, problems = {}, [], []
+    for genre in genres:
+        try:
+            files[genre], other = _scan(root / genre, below=below)
+        except OSError as e:
+            files[genre], other = [], []
+            problems.append(Problem(shown(root / genre), f"cannot be read ({e.strerror})"))
+        ignored.extend(f"{genre}/{name}" for name in other)
+    return files, ignored, problems
+
+
 def _is_download(root: Path, genres: list) -> bool:
     """Whether a folder whose genre folders hold no audio file directly is a download's wrapper (Kaggle's
     ``Data/genres_original``, or one folder around it) rather than a library of ``Genre/Album/track``."""
@@ -67,27 +80,18 @@ def index(root: Path, **_) -> InputIndex:
     except OSError as e:
         raise BadInputError([Problem(shown(root), f"cannot be read ({e.strerror})")],
                             "give a folder you can read") from None
-    genres, ignored, problems, files = [], [], [], {}
+    genres, ignored = [], []
     for entry in entries:
         if not entry.name.startswith(".") and _is_dir(entry):
             genres.append(entry.name)
         else:
             ignored.append(entry.name + ("/" if _is_dir(entry) else ""))
-    below = True
-    for genre in genres:
-        try:
-            files[genre], _ = _scan(root / genre)
-        except OSError:
-            files[genre] = []
-    if not any(files.values()) and _is_download(root, genres):
-        below = False  # the did-you-mean below, not one genre holding a whole download
-    for genre in genres:
-        try:
-            files[genre], other = _scan(root / genre, below=below)
-        except OSError as e:
-            files[genre], other = [], []
-            problems.append(Problem(shown(root / genre), f"cannot be read ({e.strerror})"))
-        ignored.extend(f"{genre}/{name}" for name in other)
+    files, other, problems = _scan_genres(root, genres, below=True)
+    if not any("/" not in name for names in files.values() for name in names) and _is_download(root, genres):
+        # no genre holds audio of its own, and this is a download's wrapper: the did-you-mean below, not one
+        # genre holding a whole download (the one case scanned twice)
+        files, other, problems = _scan_genres(root, genres, below=False)
+    ignored.extend(other)
     if not any(files.values()):
         loose = sum(is_audio_name(e.name) and not _is_dir(e) for e in entries)  # audio files beside the genres
         why = _no_clips(genres, loose)

@@ -26,7 +26,7 @@ LABEL_COLUMNS = ("label", "genre", "genre_top", "class", "category")
 
 
 
-def _not_utf8(path: Path, e: UnicodeDecodeError) -> str:
+def _not_utf8(e: UnicodeDecodeError) -> str:
     """Where a manifest stops being UTF-8: the byte, its line, and that line as Windows-1252 would read it."""
     data = e.object
     line = data[:e.start].count(b"\n") + 1
@@ -35,12 +35,12 @@ def _not_utf8(path: Path, e: UnicodeDecodeError) -> str:
     return f"not UTF-8 text: byte 0x{data[e.start]:02x} at byte {e.start}, line {line} ({seen[:60]!r})"
 
 
-def _encoding_fix(path: Path) -> str:
-    """How to make the manifest UTF-8, naming the encoding it most likely has."""
+def _encoding_fix(path: Path, data: bytes) -> str:
+    """How to make the manifest (its bytes ``data``) UTF-8, naming the encoding it most likely has."""
     try:
-        path.read_bytes().decode("cp1252")
+        data.decode("cp1252")
         was, looks = "WINDOWS-1252", "it looks like Windows-1252 text (Excel's 'CSV' on Windows); "
-    except (OSError, UnicodeDecodeError):
+    except UnicodeDecodeError:
         was, looks = "<its encoding>", ""
     return (f"{looks}save it as UTF-8 (Excel: 'CSV UTF-8'), or convert it: iconv -f {was} -t UTF-8 "
             f"{shown(path)} > {shown(path.with_name(path.stem + '-utf8.csv'))}")
@@ -62,7 +62,7 @@ def index(path: Path, *, path_column: str | None = None, label_column: str | Non
             text = f.read()
         rows = list(csv.reader(text.splitlines(), _dialect(text)))
     except UnicodeDecodeError as e:
-        raise BadInputError([Problem(str(path), _not_utf8(path, e))], _encoding_fix(path)) from None
+        raise BadInputError([Problem(str(path), _not_utf8(e))], _encoding_fix(path, e.object)) from None
     except (OSError, csv.Error) as e:
         raise BadInputError([Problem(str(path), f"cannot be read as CSV ({getattr(e, 'strerror', None) or e})")],
                             hint) from None
