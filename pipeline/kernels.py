@@ -1,7 +1,9 @@
 """Pure numpy kernels: framing, constant-Q transform, local contrast normalization.
 
 Nothing here imports dask, zarr or h5py; each function takes and returns numpy
-arrays, so each can be tested on a two-second sine without a cluster.
+arrays, so each can be tested on a two-second sine without a cluster.  The CQT
+itself is in :mod:`pipeline.cqt`, its plans cached on disk by
+:mod:`pipeline.plancache`.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ import functools
 
 import numpy as np
 
-#: The ways the CQT and the LCN can be computed (``Params.precision``): ``float32``, the default, runs the
-#: CQT's STFT on float32 frames and the LCN in float32, within 1e-6 of the clip's maximum of ``librosa.cqt``
-#: (SPEC section 3) and 1e-5 of the float64 LCN (section 4); ``exact`` gives ``librosa.cqt``'s bits and the
-#: LCN in float64.
+#: The ways the CQT and the LCN can be computed (``Params.precision``): ``float32``, the default, computes both
+#: streams' CQT in one float32 pass (:meth:`pipeline.cqt.CQTPlan.streams`), within 1e-6 of the clip's maximum of
+#: ``librosa.cqt`` (SPEC section 3), and the LCN in float32, within 1e-5 of the float64 LCN (section 4);
+#: ``exact`` gives ``librosa.cqt``'s bits and the LCN in float64.
 PRECISIONS = ("float32", "exact")
 
-#: How many :class:`CQTPlan` this process has built (a warm worker, forked from a process that built its
-#: plan, inherits the count and builds none).
+#: How many CQT plans this process has made, built or loaded from the disk cache (a warm worker, forked from
+#: a process that made its plan, inherits the count and makes none).
 PLANS_BUILT = {"count": 0, "pid": None}
 
 
@@ -55,149 +57,33 @@ def frame_streams(y: np.ndarray, *, na: int, nframes: int) -> np.ndarray:
     return out
 
 
-class CQTPlan:
-    """``librosa.cqt`` with its filter bases built once, for many signals of one dtype.
-
-    ``librosa.cqt`` (a VQT with ``gamma=0``) rebuilds the FFT of every
-    octave's filter basis at each call, about 60 % of a call on a 30 s clip.
-    This plan builds them once, from librosa's public pieces
-    (``interval_frequencies``, ``filters.wavelet``, ``filters.wavelet_lengths``,
-    ``util.sparsify_rows``, ``resample``, and an STFT equal to ``stft``'s), and then follows
-    librosa's algorithm step by step (librosa 0.10 to 0.11, ``core/constantq.py``:
-    ``vqt``, ``__vqt_filter_fft``, ``__cqt_response``, ``__early_downsample``,
-    ``__trim_stack``), with its defaults: ``tuning=0``, ``filter_scale=1``,
-    ``norm=1``, ``sparsity=0.01``, a Hann window, ``scale=True``,
-    ``pad_mode="constant"``, ``res_type="soxr_hq"``.  The same operations in
-    the same order give the same bits: the tests compare it with
-    ``librosa.cqt`` bit for bit, so a change in a future librosa is caught.
-
-    Parameters
-    ----------
-    sr : int > 0
-    hop_length : int > 0, a multiple of ``2**(n_octaves - 1)``
-    fmin : float > 0
-    n_bins : int > 1
-    bins_per_octave : int > 0
-    dtype : np.dtype
-        The real dtype of the signals (float32 here): it fixes the complex dtype.
-    exact : bool
-        True: the STFTs run on float64 frames, as librosa's do (its window is
-        float64), giving ``librosa.cqt``'s bits.  False: on float32 frames,
-        about half the STFT's time, within float32 rounding of it (tested).
-    """
-
-    def __init__(self, *, sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_octave: int,
-                 dtype=np.float32, exact: bool = True):
-        import os
-
-        import librosa
-        from librosa import filters
-
-        PLANS_BUILT["count"] += 1
-        PLANS_BUILT["pid"] = os.getpid()
-        self.exact = bool(exact)
-        self.dtype = np.dtype(dtype)
-        self.cdtype = librosa.util.dtype_r2c(self.dtype)
-        self.n_bins = n_bins
-        n_octaves = int(np.ceil(float(n_bins) / bins_per_octave))
-        n_filters = min(bins_per_octave, n_bins)
-        freqs = librosa.interval_frequencies(n_bins=n_bins, fmin=fmin, intervals="equal",
-                                             bins_per_octave=bins_per_octave, sort=True)
-        alpha = filters._relative_bandwidth(freqs=freqs)
-        _, cutoff = filters.wavelet_lengths(freqs=freqs, sr=sr, window="hann", filter_scale=1, gamma=0,
-                                            alpha=alpha)
-        nyquist = sr / 2.0
-        if cutoff > nyquist:
-            raise ValueError(f"CQT filters reach {cutoff:.1f} Hz, above the Nyquist frequency {nyquist:g} Hz")
-        # Early downsampling: as many halvings as both the filters' cut-off and the hop allow.
-        twos = (hop_length & -hop_length).bit_length() - 1
-        count = min(max(0, int(np.ceil(np.log2(nyquist / cutoff)) - 1) - 1), max(0, twos - n_octaves + 1))
-        self.early_factor = 2 ** count if count > 0 else 1
-        sr_used, hop = (sr / float(self.early_factor), hop_length // self.early_factor) \
-            if count > 0 else (sr, hop_length)
-        self.octaves = []  # (fft_basis, n_fft, hop, halve_after)
-        my_sr, my_hop = sr_used, hop
-        fft = librosa.get_fftlib()
-        for i in range(n_octaves):
-            sl = slice(-n_filters, None) if i == 0 else slice(-n_filters * (i + 1), -n_filters * i)
-            basis, lengths = filters.wavelet(freqs=freqs[sl], sr=my_sr, filter_scale=1, norm=1, pad_fft=True,
-                                             window="hann", gamma=0, alpha=alpha[sl])
-            n_fft = basis.shape[1]
-            basis *= lengths[:, np.newaxis] / float(n_fft)
-            fft_basis = fft.fft(basis, n=n_fft, axis=1)[:, : (n_fft // 2) + 1]
-            fft_basis = librosa.util.sparsify_rows(fft_basis, quantile=0.01, dtype=self.cdtype)
-            fft_basis[:] *= np.sqrt(sr_used / my_sr)  # compensates the downsampling, as librosa does
-            halve = my_hop % 2 == 0
-            self.octaves.append((fft_basis, n_fft, my_hop, halve))
-            if halve:
-                my_hop //= 2
-                my_sr /= 2.0
-        lengths, _ = filters.wavelet_lengths(freqs=freqs, sr=sr_used, window="hann", filter_scale=1, gamma=0,
-                                             alpha=alpha)
-        self.sqrt_lengths = np.sqrt(lengths)[:, np.newaxis]
-
-    def __call__(self, y: np.ndarray) -> np.ndarray:
-        """The complex CQT of ``y`` [shape=(n,)], exactly as ``librosa.cqt`` returns it [shape=(n_bins, t)]."""
-        import librosa
-
-        if y.dtype != self.dtype:
-            raise ValueError(f"this plan is for {self.dtype} signals, not {y.dtype}")
-        if self.early_factor > 1:
-            y = librosa.resample(y, orig_sr=self.early_factor, target_sr=1, res_type="soxr_hq", scale=True)
-        responses = []
-        for fft_basis, n_fft, hop, halve in self.octaves:
-            responses.append(fft_basis.dot(_stft_ones(y, n_fft=n_fft, hop_length=hop, dtype=self.cdtype,
-                                                      exact=self.exact)))
-            if halve:
-                y = librosa.resample(y, orig_sr=2, target_sr=1, res_type="soxr_hq", scale=True)
-        # Stack the octaves, lowest bins first, trimmed to the shortest response.
-        cols = min(r.shape[-1] for r in responses)
-        out = np.empty((self.n_bins, cols), dtype=self.cdtype, order="F")
-        end = self.n_bins
-        for r in responses:
-            n_oct = r.shape[-2]
-            if end < n_oct:
-                out[:end, :] = r[-end:, :cols]
-            else:
-                out[end - n_oct: end, :] = r[:, :cols]
-            end -= n_oct
-        out /= self.sqrt_lengths
-        return out
-
-
-def _stft_ones(y: np.ndarray, *, n_fft: int, hop_length: int, dtype, exact: bool = True) -> np.ndarray:
-    """``librosa.stft(y, window="ones", center=True, pad_mode="constant")`` in one FFT call.
-
-    librosa frames the zero-padded signal, multiplies by the float64 window
-    (ones: exact, but it makes the frames float64), and transforms blocks of
-    columns with ``scipy.fft.rfft``; framing once and transforming all frames
-    at once gives the same bits in 60 % of the time.  With ``exact=False``
-    the frames stay in ``y``'s float32 and the FFT is a float32 one: no
-    float64 copy, half the FFT's work, within float32 rounding.
-
-    Returns
-    -------
-    D : np.ndarray [shape=(1 + n_fft // 2, frames)], ``dtype``
-    """
-    import scipy.fft
-
-    real = np.float64 if exact else y.dtype
-    pad = n_fft // 2
-    padded = np.zeros(y.shape[-1] + 2 * pad, dtype=real)
-    padded[pad: pad + y.shape[-1]] = y
-    n = 1 + (padded.shape[0] - n_fft) // hop_length
-    step = padded.itemsize
-    frames = np.lib.stride_tricks.as_strided(padded, shape=(n, n_fft), strides=(hop_length * step, step),
-                                             writeable=False)
-    return scipy.fft.rfft(frames, axis=-1).T.astype(dtype, copy=False)
+def cqt_plan(*, sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_octave: int):
+    """The :class:`~pipeline.cqt.CQTPlan` of these parameters, made once a process: loaded from the disk cache
+    (:mod:`pipeline.plancache`, no librosa needed), else built with librosa and cached there."""
+    return _cqt_plan(int(sr), int(hop_length), float(fmin), int(n_bins), int(bins_per_octave))
 
 
 @functools.lru_cache(maxsize=8)
-def cqt_plan(*, sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_octave: int,
-             dtype: str = "float32", exact: bool = True) -> CQTPlan:
-    """The :class:`CQTPlan` of these parameters, built once per process."""
-    return CQTPlan(sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins, bins_per_octave=bins_per_octave,
-                   dtype=np.dtype(dtype), exact=exact)
+def _cqt_plan(sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_octave: int):
+    import os
+
+    from . import cqt, plancache
+
+    kw = dict(sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins, bins_per_octave=bins_per_octave)
+    key = dict(kw, fmin=repr(fmin), format=cqt.PLAN_FORMAT, **plancache.versions())
+    plan, arrays = None, plancache.load(key)
+    if arrays is not None:
+        try:
+            plan = cqt.CQTPlan(arrays)
+        except Exception:  # well-formed and ours, yet not a plan: built again
+            plan = None
+    if plan is None:
+        arrays = cqt.build_plan(**kw)
+        plan = cqt.CQTPlan(arrays)
+        plancache.save(key, arrays)
+    PLANS_BUILT["count"] += 1
+    PLANS_BUILT["pid"] = os.getpid()
+    return plan
 
 
 def _check_precision(precision: str) -> bool:
@@ -206,35 +92,12 @@ def _check_precision(precision: str) -> bool:
     return precision == "exact"
 
 
-def cqt_magnitude(
-    y: np.ndarray, *, sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_octave: int, nframes: int,
-    precision: str = "exact",
-) -> np.ndarray:
-    """``|librosa.cqt(y)|`` as (frames x bins), keeping the first ``nframes`` frames.
-
-    With centred frames librosa returns ``1 + len(y) // hop_length`` frames; the
-    last, mostly padded, one is dropped (SPEC section 3).  Computed with the
-    process's cached :class:`CQTPlan`: with ``precision="exact"`` the same bits
-    as ``librosa.cqt``, with ``"float32"`` a float32 STFT within float32
-    rounding of it.
-
-    Returns
-    -------
-    S : np.ndarray [shape=(nframes, n_bins)], float32
-    """
-    plan = cqt_plan(sr=sr, hop_length=hop_length, fmin=float(fmin), n_bins=n_bins,
-                    bins_per_octave=bins_per_octave, dtype=y.dtype.name, exact=_check_precision(precision))
-    C = plan(y)
-    if C.shape[-1] < nframes + 1:
-        raise ValueError(f"CQT gave {C.shape[-1]} frames, needs at least nframes+1={nframes + 1}")
-    return np.abs(C[..., :nframes]).T.astype(np.float32, copy=False)
-
-
 def cqt_streams(
     y: np.ndarray, *, sr: int, na: int, fmin: float, ns: int, n_octaves: int, nframes: int,
-    precision: str = "exact",
+    precision: str = "exact", out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Constant-Q magnitudes of both streams of a clip.
+    """Constant-Q magnitudes of both streams of a clip: ``|librosa.cqt(ys)|[:, :nframes].T`` for ``y`` and
+    ``y[na // 2:]`` (SPEC section 3; the last, mostly padded, frame dropped).
 
     Parameters
     ----------
@@ -249,18 +112,25 @@ def cqt_streams(
         Number of bins; ``ns // n_octaves`` bins per octave.
     nframes : int > 0
     precision : "exact" or "float32"
-        See :data:`PRECISIONS`.
+        See :data:`PRECISIONS`: ``librosa.cqt``'s bits, or both streams in one float32 pass
+        (:meth:`pipeline.cqt.CQTPlan.streams`).
+    out : np.ndarray [shape=(nframes, 2, ns)], float32, optional
+        Where to write the result.
 
     Returns
     -------
     Xs : np.ndarray [shape=(nframes, 2, ns)], float32
     """
-    out = np.empty((nframes, 2, ns), dtype=np.float32)
+    plan = cqt_plan(sr=sr, hop_length=na, fmin=fmin, n_bins=ns, bins_per_octave=ns // n_octaves)
+    if not _check_precision(precision):
+        return plan.streams(y, na=na, nframes=nframes, out=out)
+    if out is None:
+        out = np.empty((nframes, 2, ns), dtype=np.float32)
     for s, ys in enumerate(streams(y, na=na)):
-        out[:, s, :] = cqt_magnitude(
-            ys, sr=sr, hop_length=na, fmin=fmin, n_bins=ns, bins_per_octave=ns // n_octaves, nframes=nframes,
-            precision=precision,
-        )
+        C = plan.exact(ys)
+        if C.shape[-1] < nframes + 1:
+            raise ValueError(f"CQT gave {C.shape[-1]} frames, needs at least nframes+1={nframes + 1}")
+        out[:, s, :] = np.abs(C[..., :nframes]).T
     return out
 
 
