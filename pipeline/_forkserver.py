@@ -1,8 +1,9 @@
 """Imported by the forkserver of :mod:`pipeline.warm` only: the imports and the CQT plan every worker needs.
 
 The run's parameters come from the environment variable ``AUDIOPREP_WARM_PARAMS``;
-the stages run once on a silent clip, which imports what they use, compiles
-numba's helpers and builds the plan.  Each worker forked from this process
+the stages run once on a silent clip, which imports what they use and loads the
+CQT plan (from the plan cache, :mod:`pipeline.plancache`: no librosa; else it
+builds it with librosa and caches it).  Each worker forked from this process
 starts with all of it.
 """
 

@@ -1,8 +1,9 @@
 """Workers that start warm: each worker process forks from one that has already done the work of starting.
 
-A worker needs librosa, scipy's signal and FFT modules, numba's compiled
-helpers and the run's CQT plan before its first clip: 2.5 to 3 s of CPU when
-each worker process is spawned from scratch.  Here a forkserver (Python's
+A worker needs its imports (distributed, scipy's FFT, soxr; librosa and numba
+too where the plan is not in the plan cache, :mod:`pipeline.plancache`) and the
+run's CQT plan before its first clip: 0.6 s of CPU (2.5 to 3 s without the plan
+cache) when each worker process is spawned from scratch.  Here a forkserver (Python's
 ``multiprocessing`` forkserver, which Dask's nannies use when
 ``distributed.worker.multiprocessing-method`` is ``forkserver``) imports
 :mod:`pipeline._forkserver` once, which does all of that; every worker is then
@@ -135,7 +136,7 @@ def check_room(client) -> None:
     """Refuse, at once, workers that a warm start already fills past the share of their memory limit at which
     distributed pauses them (they would never run a task) or kills them (again and again).
 
-    A forked worker starts holding what its forkserver gave it (librosa, the CQT plan): what each holds is read
+    A forked worker starts holding what its forkserver gave it (its imports, the CQT plan): what each holds is read
     from the workers themselves, and a worker that died meanwhile is refused the same way.
     """
     import dask.config

@@ -51,8 +51,8 @@ except ImportError:  # pragma: no cover - distributed is a dependency
 
 
 class Warmup(WorkerPlugin):
-    """Readies a worker for a run's clips before the first one arrives: the imports (librosa, scipy's signal
-    and FFT modules, numba's compiled helpers) and the process's CQT plan, built by running the stages once
+    """Readies a worker for a run's clips before the first one arrives: the imports and the process's CQT plan
+    (from the plan cache, else built with librosa), made by running the stages once
     on a silent clip.  Registered while the driver checks the input, so that time is not spent twice."""
 
     name = "audioprep-warmup"
