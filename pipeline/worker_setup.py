@@ -37,7 +37,16 @@ class _KnownFailures(logging.Filter):
         return not any(t.startswith(self.names) for t in texts)
 
 
+def one_blosc_thread() -> None:
+    """A worker is one core: blosc encodes the store's chunks in the calling thread, never in a pool of its own
+    (numcodecs uses one per core from the main thread)."""
+    from numcodecs import blosc
+
+    blosc.use_threads = False
+
+
 def dask_setup(worker) -> None:
+    one_blosc_thread()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if os.environ.get("AUDIOPREP_VERBOSE", "0") == "0":
@@ -67,6 +76,7 @@ class Warmup(WorkerPlugin):
         from . import graph
         from .warm import forked_warm
 
+        one_blosc_thread()
         if not forked_warm(self.params):  # else forked from a forkserver that did all of this (pipeline.warm)
             graph.compute(np.zeros(self.params.nsamples, dtype=np.float32), self.params,
                           graph.stages_for(self.params))

@@ -15,6 +15,12 @@ from pipeline.worker_setup import Warmup
 PARAMS = Params(**SMALL)
 
 
+def _blosc_threads():
+    from numcodecs import blosc
+
+    return blosc.use_threads
+
+
 def _probe(client):
     return list(client.run(who_built_the_plan, PARAMS).values())
 
@@ -25,6 +31,8 @@ def test_local_workers_fork_from_one_warm_parent_and_a_replacement_does_too():
         client.register_plugin(Warmup(PARAMS))
         first = _probe(client)
         assert len(first) == 2
+        # one blosc thread a worker: the store's chunks are encoded in the task's thread
+        assert list(client.run(_blosc_threads).values()) == [False, False]
         parents = {w["parent"] for w in first}
         assert len(parents) == 1  # one forkserver for all workers
         for w in first:
