@@ -47,6 +47,7 @@ from scipy import ndimage
 HERE = Path(__file__).resolve().parent
 SR, NSAMPLES, NA, NS, NO = 22050, 660000, 1024, 96, 4
 FMIN = 65.40639132514966
+ARRAYS = ("Xa", "Xs", "Xn")
 
 
 # ----------------------------------------------------------------------------
@@ -121,13 +122,14 @@ def serial_reference(root: Path, out: Path) -> dict:
 # e. the peer: the short script a user would write instead (joblib over the clips)
 
 
-def peer_clip(path: str):
-    """One clip as a user's script computes it: decode, frame, two librosa.cqt calls, separable LCN."""
+def peer_clip(path: str, names=ARRAYS):
+    """One clip as a user's script computes it: decode, frame (unless Xa is not wanted), two librosa.cqt calls,
+    separable LCN."""
     y1, _ = sf.read(path, dtype="float32")
     y1 = y1[:NSAMPLES]
     y2 = y1[NA // 2:]
     F = min(NSAMPLES // NA, int(np.floor(NSAMPLES / NA - 0.5)))
-    xa = np.stack([y1[: NA * F].reshape(F, NA), y2[: NA * F].reshape(F, NA)], axis=1)
+    xa = np.stack([y1[: NA * F].reshape(F, NA), y2[: NA * F].reshape(F, NA)], axis=1) if "Xa" in names else None
     xs = np.stack([np.abs(librosa.cqt(y, sr=SR, hop_length=NA, fmin=FMIN, n_bins=NS, bins_per_octave=NS // NO))
                    [:, :-1].T for y in (y1, y2)], axis=1)
     r = np.arange(9) - 4
@@ -145,10 +147,10 @@ def peer_clip(path: str):
         sd = np.sqrt(smooth(v * v) / ones)
         c = sd.mean()
         xn[:, s] = 0 if c <= 1e-6 * np.abs(S).max() else v / np.maximum(sd, c)
-    return xa, xs, xn
+    return [a for name, a in zip(ARRAYS, (xa, xs, xn)) if name in names]
 
 
-def peer(root: Path, out: Path, cores: int) -> dict:
+def peer(root: Path, out: Path, cores: int, names=ARRAYS) -> dict:
     """joblib.Parallel over the clips; the parent writes each result into one HDF5 file as it arrives."""
     from joblib import Parallel, delayed
 
@@ -160,10 +162,10 @@ def peer(root: Path, out: Path, cores: int) -> dict:
     F = min(NSAMPLES // NA, int(np.floor(NSAMPLES / NA - 0.5)))
     with h5py.File(out / "audio.hdf5", "w") as f:
         d = {name: f.create_dataset(name, (len(genres), nclips, F, 2, n), dtype="float32", chunks=(1, 1, F, 2, n))
-             for name, n in (("Xa", NA), ("Xs", NS), ("Xn", NS))}
-        results = Parallel(n_jobs=cores, return_as="generator")(delayed(peer_clip)(p) for _, _, p in files)
+             for name, n in (("Xa", NA), ("Xs", NS), ("Xn", NS)) if name in names}
+        results = Parallel(n_jobs=cores, return_as="generator")(delayed(peer_clip)(p, names) for _, _, p in files)
         for (g, c, _), arrays in zip(files, results):
-            for name, a in zip(("Xa", "Xs", "Xn"), arrays):
+            for name, a in zip(d, arrays):
                 d[name][g, c] = a
         f.attrs["labels"] = np.array([s.encode() for s in genres])
     return {"seconds": time.perf_counter() - t0}
@@ -256,6 +258,9 @@ def floor(root: Path, cores: int, params=None, limit: int | None = None, scratch
     from pipeline.output.layout import make_attrs
     from pipeline.params import Params
 
+    from pipeline.worker_setup import one_blosc_thread
+
+    one_blosc_thread()  # as a worker encodes
     p = params or Params()
     idx = open_index(root)
     clips = idx.clips[:limit] if limit else idx.clips
@@ -364,16 +369,20 @@ def write_parts(root: Path, scratch: Path, n: int = 100) -> str:
     clock = time.process_time
     rows = []
     raw = sum(a.nbytes for arr in arrays for a in arr.values()) / n
-    for label, shuffle in (("lz4 + bit-shuffle (the store's)", blosc.BITSHUFFLE), ("lz4, no shuffle", blosc.NOSHUFFLE),
-                           ("lz4 + byte shuffle", blosc.SHUFFLE)):
+    blosc.use_threads = False  # one blosc thread, as in a worker
+    for label, cname, level, shuffle in (("lz4 9 + bit-shuffle (the store's)", b"lz4", 9, blosc.BITSHUFFLE),
+                                         ("lz4 1 + bit-shuffle", b"lz4", 1, blosc.BITSHUFFLE),
+                                         ("lz4 1, no shuffle", b"lz4", 1, blosc.NOSHUFFLE),
+                                         ("lz4 1 + byte shuffle", b"lz4", 1, blosc.SHUFFLE),
+                                         ("zstd 1 + bit-shuffle", b"zstd", 1, blosc.BITSHUFFLE)):
         t = clock()
-        enc = [{k: blosc.compress(np.ascontiguousarray(a), b"lz4", 1, shuffle, typesize=4) for k, a in arr.items()}
+        enc = [{k: blosc.compress(np.ascontiguousarray(a), cname, level, shuffle, typesize=4) for k, a in arr.items()}
                for arr in arrays]
         t_enc = clock() - t
         t0, w0 = clock(), time.perf_counter()
         for i, e in enumerate(enc):
             for k, data in e.items():
-                (scratch / f"{k}.{i}.{shuffle}").write_bytes(data)
+                (scratch / f"{k}.{i}").write_bytes(data)
         t_files, w_files = clock() - t0, time.perf_counter() - w0
         size = sum(len(d) for e in enc for d in e.values()) / n
         rows.append(f"| encode: {label} | {1e3 * t_enc / n:.2f} | {size / 1e6:.2f} MB ({100 * size / raw:.0f} %) "
@@ -474,39 +483,221 @@ def reading_table(path: Path) -> str:
             f"{path.stat().st_size / 1e6:.0f} MB).\n")
 
 
+# ----------------------------------------------------------------------------
+# the disk: its sustained write rate, what a run writes, and what it makes writers wait
+
+
+def disk_rate(where: Path, mb: int) -> float:
+    """The disk's sustained write rate in MB/s: ``mb`` MB of incompressible bytes written and fdatasync'ed into a new
+    file under ``where`` (what ``dd if=/dev/urandom of=F bs=64M count=N conv=fdatasync`` measures, without
+    urandom's cost; every 4 KiB page differs from every other, so nothing can be deduplicated)."""
+    block = 64 * 2**20
+    buf = np.random.default_rng(0).integers(0, 256, block, dtype=np.uint8)
+    pages = buf.reshape(-1, 4096)
+    path = where / "disk-rate.bin"
+    where.mkdir(parents=True, exist_ok=True)
+    os.sync()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    n = max(1, mb * 2**20 // block)
+    try:
+        t = time.perf_counter()
+        for i in range(n):
+            pages[:, :8] = np.frombuffer(np.int64(i).tobytes(), np.uint8)
+            view = memoryview(buf)
+            while view:
+                view = view[os.write(fd, view):]
+        os.fdatasync(fd)
+        secs = time.perf_counter() - t
+    finally:
+        os.close(fd)
+        path.unlink()
+    return n * block / 1e6 / secs
+
+
+def written(path: Path) -> int:
+    """Bytes a command left under ``path`` (allocated blocks, as the disk must write them)."""
+    return sum(f.lstat().st_blocks * 512 for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def _vmstat() -> dict:
+    with open("/proc/vmstat") as f:
+        return {k: int(v) for k, v in (line.split() for line in f)}
+
+
+def _psi_io() -> tuple:
+    """Seconds some task / every task waited on I/O since boot (/proc/pressure/io); (nan, nan) without PSI."""
+    try:
+        with open("/proc/pressure/io") as f:
+            tot = {line.split()[0]: int(line.rsplit("total=", 1)[1]) for line in f}
+        return tot["some"] / 1e6, tot["full"] / 1e6
+    except (OSError, KeyError, ValueError, IndexError):
+        return float("nan"), float("nan")
+
+
+class IOWatch:
+    """What a command makes writers wait for the disk, from /proc every 50 ms while it runs: the peak of dirty and
+    writeback pages (/proc/vmstat nr_dirty + nr_writeback) against the kernel's dirty limit (nr_dirty_threshold),
+    the seconds spent past the point where the kernel starts to throttle writers (halfway between
+    nr_dirty_background_threshold and nr_dirty_threshold: balance_dirty_pages), and the seconds some task and
+    every task of the machine waited on I/O (/proc/pressure/io)."""
+
+    def __enter__(self):
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.stop, self.peak, self.throttled, self.limit = threading.Event(), 0, 0.0, 0
+        self.psi0 = _psi_io()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        last = time.perf_counter()
+        while not self.stop.is_set():
+            v = _vmstat()
+            dirty = v.get("nr_dirty", 0) + v.get("nr_writeback", 0)
+            self.limit = v.get("nr_dirty_threshold", 0)
+            now = time.perf_counter()
+            if dirty > (self.limit + v.get("nr_dirty_background_threshold", 0)) / 2:
+                self.throttled += now - last
+            last = now
+            self.peak = max(self.peak, dirty)
+            self.stop.wait(0.05)
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        psi1 = _psi_io()
+        self.result = {"dirty_peak_gb": self.peak * self.page / 1e9, "dirty_limit_gb": self.limit * self.page / 1e9,
+                       "throttled_s": self.throttled, "io_some_s": psi1[0] - self.psi0[0],
+                       "io_full_s": psi1[1] - self.psi0[1]}
+
+
+def on_disk(fn, *args, **kw) -> dict:
+    """``fn(*args, **kw)`` timed until its output is on disk: a ``sync`` before (untimed: earlier commands' pages)
+    and one after (timed: audioprep fsyncs audio.hdf5, the script does not), watched by :class:`IOWatch`."""
+    os.sync()
+    with IOWatch() as io:
+        t = time.perf_counter()
+        r = fn(*args, **kw)
+        os.sync()
+        r["seconds"] = time.perf_counter() - t
+    r["io"] = io.result
+    return r
+
+
+def check_pair(c: Path, e: Path, names) -> str:
+    """The largest difference of audioprep's output from the script's, every clip (Xs: of each clip's maximum)."""
+    out = []
+    with h5py.File(c) as fc, h5py.File(e) as fe:
+        for name in names:
+            G, C = fc[name].shape[:2]
+            worst = 0.0
+            for g in range(G):
+                for k in range(C):
+                    x, y = fc[name][g, k], fe[name][g, k]
+                    scale = float(np.abs(y).max()) or 1.0 if name == "Xs" else 1.0
+                    worst = max(worst, float(np.abs(x - y).max()) / scale)
+            out.append(f"{name} {'=' if worst == 0 else f'{worst:.1e}'}")
+    return ", ".join(out)
+
+
+def alternating(root: Path, work: Path, cores: int, names, pairs: int) -> dict:
+    """The script (e) and audioprep (c) alternating, e c e c ..., ``pairs`` times, each timed until its output is
+    on disk; the outputs of the last pair are compared and left in ``work/e``, ``work/c``."""
+    extra = [] if tuple(names) == ARRAYS else ["--datasets", ",".join(names)]
+    runs = {"e": [], "c": []}
+    for k in range(pairs):
+        for who in ("e", "c"):
+            out = work / who
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            print(f"  pair {k + 1}/{pairs}: {'the joblib script' if who == 'e' else 'audioprep'} "
+                  f"({','.join(names)}) ...", file=sys.stderr)
+            r = on_disk(peer, root, out, cores, names) if who == "e" else on_disk(pipeline_run, root, out, cores, extra)
+            r["bytes"] = written(out)
+            runs[who].append(r)
+    ratios = [e["seconds"] / c["seconds"] for e, c in zip(runs["e"], runs["c"])]
+    med = {w: float(np.median([r["seconds"] for r in rs])) for w, rs in runs.items()}
+    return {"e": med["e"], "c": med["c"], "ratio": float(np.median(ratios)), "ratios": ratios, "runs": runs,
+            "last_c": runs["c"][-1], "same": check_pair(work / "c" / "audio.hdf5", work / "e" / "audio.hdf5", names)}
+
+
+def pair_row(n: int, names, p: dict, floor_cpu: float, rate: float, cores: int) -> str:
+    """One row of the pairs table: medians, the range of the pair ratios, bytes, the floor, the disk waits."""
+    c = p["last_c"]
+    c_bytes = float(np.median([r["bytes"] for r in p["runs"]["c"]]))
+    e_bytes = float(np.median([r["bytes"] for r in p["runs"]["e"]]))
+    fl_cpu, fl_disk = floor_cpu / cores, c_bytes / 1e6 / rate
+    fl = max(fl_cpu, fl_disk)
+    io = {w: {k: float(np.median([r["io"][k] for r in p["runs"][w]])) for k in c["io"]} for w in ("c", "e")}
+    busy = sum(c["cpu"].values()) / c["seconds"]
+    return (f"| {n} | {','.join(names)} | {len(p['ratios'])} | {p['e']:.1f} | {p['c']:.1f} | **{p['ratio']:.2f}** "
+            f"({min(p['ratios']):.2f} to {max(p['ratios']):.2f}) | {e_bytes / 1e9:.2f} / {c_bytes / 1e9:.2f} "
+            f"| {fl_cpu:.1f} / {fl_disk:.1f} = **{fl:.1f}** | {p['c'] / fl:.2f} | {busy:.2f} of {cores} "
+            f"| {io['c']['dirty_peak_gb']:.1f} / {io['c']['dirty_limit_gb']:.1f} "
+            f"| {io['e']['throttled_s']:.1f} / {io['c']['throttled_s']:.1f} "
+            f"| {io['e']['io_some_s']:.1f} / {io['c']['io_some_s']:.1f} | {p['same']} |")
+
+
+PAIR_HEAD = ("| N | arrays | pairs | e script (s) | c audioprep (s) | e/c, median of the pairs (range) "
+             "| written GB (e / c) | c's floor (s): CPU of kernels+writes / cores, bytes / disk rate = max "
+             "| c / floor | c: cores busy | c: dirty+writeback peak / limit (GB) "
+             "| s writers throttled (e / c) | s some task waited on I/O (e / c) | c vs e, every clip |\n"
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
 def full(args) -> str:
-    rows, details, coord = [], [], []
+    rate = disk_rate(args.data, args.disk_mb)
+    ratios = {k: open(f"/proc/sys/vm/{k}").read().strip() for k in ("dirty_ratio", "dirty_background_ratio")}
+    disk = (f"Disk: **{rate:.0f} MB/s** sustained ({args.disk_mb} MB written and fdatasync'ed under {args.data}, "
+            f"before the runs); vm.dirty_ratio {ratios['dirty_ratio']} %, "
+            f"vm.dirty_background_ratio {ratios['dirty_background_ratio']} %.\n\n")
+    pair_rows, rows, details, coord, read, quick_details = [], [], [], [], "", []
+    from pipeline.params import Params
+
     for n in args.sizes:
         root = dataset(args.data, n)
         work = args.data / f"out{n}"
         shutil.rmtree(work, ignore_errors=True)
-        for sub in ("a", "b", "c", "e", "plain"):
-            (work / sub).mkdir(parents=True)
-        print(f"N={n}: a, the serial original ...", file=sys.stderr)
-        a = serial_reference(root, work / "a")
-        print(f"N={n}: e, the joblib script ...", file=sys.stderr)
-        e = peer(root, work / "e", args.cores)
-        print(f"N={n}: b, audioprep with 1 worker ...", file=sys.stderr)
-        b = pipeline_run(root, work / "b", 1)
-        shutil.rmtree(work / "b")  # keep the disk use bounded
-        print(f"N={n}: c, audioprep with {args.cores} workers ...", file=sys.stderr)
-        c = pipeline_run(root, work / "c", args.cores)
-        print(f"N={n}: c with --precision exact ...", file=sys.stderr)
-        cx = pipeline_run(root, work / "cx", args.cores, extra=["--precision", "exact"])
-        same_exact = check_same(work / "a" / "audio.hdf5", work / "cx" / "audio.hdf5", work / "e" / "audio.hdf5")
-        shutil.rmtree(work / "cx")
-        print(f"N={n}: c without TLS ...", file=sys.stderr)
-        plain = pipeline_run(root, work / "plain", args.cores, extra=["--no-tls"])
-        shutil.rmtree(work / "plain")
-        same = check_same(work / "a" / "audio.hdf5", work / "c" / "audio.hdf5", work / "e" / "audio.hdf5")
-        extra = hdf5_extra(work / "c", c["summary"])
+        work.mkdir(parents=True)
         print(f"N={n}: d, the floor (kernels and writes in one process) ...", file=sys.stderr)
         d = floor(root, args.cores, scratch=work / "floor")
-        from pipeline.params import Params
-
-        dx = floor(root, args.cores, params=Params(precision="exact"), limit=min(n, 100))
-        read = reading_table(work / "c" / "audio.hdf5")
+        d_xsn = floor(root, args.cores, params=Params(datasets=("Xs", "Xn")), limit=min(n, 100),
+                      scratch=work / "floor")
+        print(f"N={n}: the joblib script (e) and audioprep (c) alternating, all arrays ...", file=sys.stderr)
+        pa = alternating(root, work / "pairs", args.cores, ARRAYS, args.pairs)
+        pair_rows.append(pair_row(n, ARRAYS, pa, d["serial"] / d["clips"] * n, rate, args.cores))
+        print(pair_rows[-1], file=sys.stderr)
+        e, c = {"seconds": pa["e"]}, dict(pa["last_c"], seconds=pa["c"])
+        if not args.quick:
+            for sub in ("a", "b", "plain"):
+                (work / sub).mkdir(parents=True)
+            print(f"N={n}: a, the serial original ...", file=sys.stderr)
+            a = on_disk(serial_reference, root, work / "a")
+            print(f"N={n}: b, audioprep with 1 worker ...", file=sys.stderr)
+            b = on_disk(pipeline_run, root, work / "b", 1)
+            shutil.rmtree(work / "b")  # keep the disk use bounded
+            print(f"N={n}: c with --precision exact ...", file=sys.stderr)
+            cx = on_disk(pipeline_run, root, work / "cx", args.cores, extra=["--precision", "exact"])
+            same_exact = check_same(work / "a" / "audio.hdf5", work / "cx" / "audio.hdf5",
+                                    work / "pairs" / "e" / "audio.hdf5")
+            shutil.rmtree(work / "cx")
+            print(f"N={n}: c without TLS ...", file=sys.stderr)
+            plain = on_disk(pipeline_run, root, work / "plain", args.cores, extra=["--no-tls"])
+            shutil.rmtree(work / "plain")
+            same = check_same(work / "a" / "audio.hdf5", work / "pairs" / "c" / "audio.hdf5",
+                              work / "pairs" / "e" / "audio.hdf5")
+            extra = hdf5_extra(work / "pairs" / "c", c["summary"])
+            dx = floor(root, args.cores, params=Params(precision="exact"), limit=min(n, 100))
+            read = reading_table(work / "pairs" / "c" / "audio.hdf5")
+        shutil.rmtree(work / "pairs")
+        print(f"N={n}: the joblib script (e) and audioprep (c) alternating, Xs and Xn only ...", file=sys.stderr)
+        px = alternating(root, work / "pairs", args.cores, ("Xs", "Xn"), args.pairs)
+        pair_rows.append(pair_row(n, ("Xs", "Xn"), px, d_xsn["serial"] / d_xsn["clips"] * n, rate, args.cores))
+        print(pair_rows[-1], file=sys.stderr)
         shutil.rmtree(work)
+        quick_details.append(f"| {n} | " + " | ".join(f"{1e3 * v / d['clips']:.1f}" for v in d["stages"].values()) + " |")
+        if args.quick:
+            continue
         s = c["summary"]
         rows.append(
             f"| {n} | {a['seconds']:.1f} | {e['seconds']:.1f} | {b['seconds']:.1f} | {c['seconds']:.1f} "
@@ -539,8 +730,14 @@ def full(args) -> str:
              "| d: kernels + writes CPU (s) "
              "| workers beyond d, ms/clip | audio.hdf5 beyond its arrays | store files+folders per clip |\n"
              "|---|---|---|---|---|---|---|---|---|")
+    pairs = ("The joblib script (e) and audioprep (c) alternating, e c e c ..., each timed until its output is on "
+             "disk (a `sync` before and after each); medians:\n\n" + disk + PAIR_HEAD + "\n" + "\n".join(pair_rows)
+             + "\n\nBreakdown (d: audioprep's stages in one process, CPU per clip, all arrays):\n\n")
+    if args.quick:
+        return pairs + dhead.split("| exact:")[0] + "|\n|---|---|---|---|---|---|\n" + "\n".join(quick_details) + "\n"
     parts = write_parts(dataset(args.data, args.sizes[-1]), args.data / "write-parts")
-    return (head + "\n" + "\n".join(rows) + "\n\nBreakdown (d: audioprep's stages in one process, CPU per clip):\n\n"
+    return (pairs.rsplit("\n\nBreakdown", 1)[0] + "\n\nThe other runs (e and c: the medians above):\n\n" + head
+            + "\n" + "\n".join(rows) + "\n\nBreakdown (d: audioprep's stages in one process, CPU per clip):\n\n"
             + dhead + "\n" + "\n".join(details)
             + "\n\nCPU of every process of c (read from /proc every 50 ms):\n\n" + chead + "\n" + "\n".join(coord)
             + f"\n\nTraining reads from c's audio.hdf5 (N={args.sizes[-1]}):\n\n" + read
@@ -599,6 +796,12 @@ def main():
     ap.add_argument("--data", type=Path, default=HERE / "data", help="where datasets and outputs go")
     ap.add_argument("--cores", type=int, default=os.cpu_count(), help="workers for c, e and the floor")
     ap.add_argument("--out", type=Path, help="append the results (Markdown) to this file")
+    ap.add_argument("--pairs", type=int, default=3, help="alternating pairs (script, audioprep) a row (default 3)")
+    ap.add_argument("--quick", action="store_true",
+                    help="only the floor and the alternating pairs (no serial loop, 1 worker, exact, no-TLS, reads, "
+                         "write parts or start-up runs)")
+    ap.add_argument("--disk-mb", type=int, default=4096,
+                    help="MB written (and fdatasync'ed) to measure the disk's sustained rate (default 4096)")
     ap.add_argument("--startup", action="store_true", help="only time the workers' start-up (warm and spawned)")
     ap.add_argument("--read", type=Path, metavar="AUDIO_HDF5",
                     help="only time training reads (FrameBlocks against plain h5py) of an existing audio.hdf5")

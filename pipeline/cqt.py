@@ -22,7 +22,7 @@ needs no librosa.  Two ways to compute:
   padded and its resampler starts there): they are computed from a short
   prefix of that stream (``patch_frames`` frames, found when the plan is
   built).  The resampling scales and ``1 / sqrt(lengths)`` are folded into one
-  dense complex64 matrix an octave over the FFT bins its filters touch.
+  complex64 matrix an octave over the FFT bins its filters touch.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class CQTPlan:
             basis = scipy.sparse.csr_matrix((arrays[f"data{i}"], arrays[f"indices{i}"], arrays[f"indptr{i}"]),
                                             shape=tuple(int(n) for n in shape))
             self.octaves.append((basis, int(arrays["n_fft"][i]), int(arrays["hop"][i]), bool(arrays["halve"][i])))
-        # The fast path: each octave's filters as a dense matrix over the FFT bins they touch, with the
+        # The fast path: each octave's filters as a matrix over the FFT bins they touch, with the
         # resampling scales and 1 / sqrt(lengths) folded in; the bins of the output each octave fills.
         self.fast, scale, end = [], np.sqrt(float(self.early)) if self.early > 1 else 1.0, self.n_bins
         for basis, n_fft, hop, halve in self.octaves:
@@ -160,7 +160,8 @@ class CQTPlan:
             sub = basis[basis.shape[0] - rows:]
             c0, c1 = int(sub.indices.min()), int(sub.indices.max()) + 1
             w = sub[:, c0:c1].toarray().astype(np.complex128) * scale / self.sqrt_lengths[end - rows: end]
-            self.fast.append((np.ascontiguousarray(w.T.astype(np.complex64)), c0, c1, n_fft, hop, halve,
+            # sparse (no BLAS: a threaded BLAS's spinning threads would take the core from the FFTs between calls)
+            self.fast.append((scipy.sparse.csr_matrix(w.astype(np.complex64)), c0, c1, n_fft, hop, halve,
                               end - rows, end))
             end -= rows
             if halve:
@@ -214,7 +215,7 @@ class CQTPlan:
             padded = np.zeros(x.shape[-1] + 2 * pad, dtype=np.float32)
             padded[pad: pad + x.shape[-1]] = x
             D = scipy.fft.rfft(_frames(padded, n_fft, step_of(hop), count), axis=-1)
-            write(i, D[:, c0:c1] @ w)
+            write(i, (w @ np.ascontiguousarray(D[:, c0:c1].T)).T)
             if halve:
                 x = _down_unscaled(x, 2)
 
