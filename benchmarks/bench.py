@@ -1,7 +1,16 @@
 #!/usr/bin/env python
 """Time audioprep against the serial original and the script a user would write, in one run, on the same files.
 
-For each N (clips, 30 s each, 10 genres) it measures:
+First the disk's sustained write rate (--disk-mb MB written and fdatasync'ed).
+For each N (clips, 30 s each, 10 genres), the rows the comparison rests on:
+  e against c, alternating (e c e c ..., --pairs times, 3 by default), each
+  timed until its output is on disk (a sync before and after each), once with
+  all arrays and once with Xs and Xn only (the script skipping Xa too); the
+  medians, the range of the pair ratios, the bytes each wrote, audioprep's
+  physical floor (max of the kernels' and writes' CPU / cores and its bytes /
+  the disk's rate), the cores it kept busy, and what the disk made writers wait
+  (dirty pages against the kernel's limit from /proc/vmstat, /proc/pressure/io).
+Then (not with --quick) the other runs:
   a. the serial original: the notebook's loop (convert the folder to gtzan.hdf5,
      then per clip two librosa.cqt calls and HDF5 writes), with the SPEC's LCN
      added so that it writes the same three arrays;
@@ -21,6 +30,7 @@ clip as the slope between sizes, the driver's ceiling in clips/s that this
 implies, memory, and the store's files per clip.
 
     python benchmarks/bench.py --sizes 300 1000 --scale-sizes 500 2000 20000 --out benchmarks/RESULTS.md
+    python benchmarks/bench.py --sizes 20 --quick --disk-mb 256     # a smoke check: about 2 minutes
 """
 
 from __future__ import annotations
