@@ -132,7 +132,7 @@ def build_plan(*, sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_o
     arrays.update(n_fft=np.array(n_ffts), hop=np.array(hops), halve=np.array(halves), shape=np.array(shapes),
                   sqrt_lengths=np.sqrt(lengths)[:, np.newaxis])
     plan = CQTPlan(arrays)
-    arrays["patch"] = np.array(plan.find_patch(hop_length, sr))
+    arrays["patch"] = np.array(plan.find_patch(hop_length))
     return arrays
 
 
@@ -166,6 +166,7 @@ class CQTPlan:
             end -= rows
             if halve:
                 scale *= np.sqrt(2.0)
+        self.bins = [slice(b0, b1) for *_, b0, b1 in self.fast]
         self.shared = all(hop % 2 == 0 for _, _, hop, _ in self.octaves)
 
     # -- librosa.cqt, bit for bit -------------------------------------------------------------------
@@ -230,22 +231,16 @@ class CQTPlan:
             raise ValueError(f"CQT gave {self.frames_available(y.shape[-1] - shift)} frames, needs at least "
                              f"nframes+1={F + 1}")
         if not self.shared or self.patch_frames < 0 or self.octaves[0][2] * self.early != na:
-            for s, ys in enumerate((y, y[shift:])):
-                self._chain(ys, lambda hop: hop, F, lambda i, R, s=s: np.abs(R, out=out[:, s, self.fast[i][6]:
-                                                                                    self.fast[i][7]]))
+            for s, ys in enumerate((y, y[shift:])):  # each stream on its own
+                self._chain(ys, lambda hop: hop, F, lambda i, R, s=s: np.abs(R, out=out[:, s, self.bins[i]]))
             return out
-
-        def both(i, R):
-            b0, b1 = self.fast[i][6:8]
-            np.abs(R.reshape(F, 2, b1 - b0), out=out[:, :, b0:b1])
-
-        self._chain(y, lambda hop: hop // 2, 2 * F, both)
+        # Frames half a hop apart: even ones the first stream's, odd ones the second's, i.e. (frames, 2, bins).
+        self._chain(y, lambda hop: hop // 2, 2 * F,
+                    lambda i, R: np.abs(R.reshape(F, 2, R.shape[-1]), out=out[:, :, self.bins[i]]))
         K = min(self.patch_frames, F)
-        if K:
-            # The second stream's first frames, from its own start: a prefix long enough for them.
-            prefix = y[shift: shift + self.patch_len]
-            self._chain(prefix, lambda hop: hop, K, lambda i, R: np.abs(R, out=out[:K, 1, self.fast[i][6]:
-                                                                                   self.fast[i][7]]))
+        if K:  # the second stream's first frames, from its own start: a prefix long enough for them
+            self._chain(y[shift: shift + self.patch_len], lambda hop: hop, K,
+                        lambda i, R: np.abs(R, out=out[:K, 1, self.bins[i]]))
         return out
 
     def _reach(self) -> list:
@@ -273,7 +268,7 @@ class CQTPlan:
             factor *= 2 if halve else 1
         return need
 
-    def find_patch(self, na: int, sr: int) -> tuple:
+    def find_patch(self, na: int) -> tuple:
         """``(frames, samples)``: the second stream's first frames the shared chain gets wrong (those whose
         window reaches its zero-padded start or the resamplers' start-up there), from a prefix of how many
         samples; ``(-1, 0)`` where the chain cannot be shared.  Checked on noise against the stream's own
