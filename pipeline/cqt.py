@@ -215,8 +215,10 @@ class CQTPlan:
             pad = n_fft // 2
             padded = np.zeros(x.shape[-1] + 2 * pad, dtype=np.float32)
             padded[pad: pad + x.shape[-1]] = x
-            D = scipy.fft.rfft(_frames(padded, n_fft, step_of(hop), count), axis=-1)
-            write(i, (w @ np.ascontiguousarray(D[:, c0:c1].T)).T)
+            # transformed along the first axis of the frames' transpose: the bins come out as rows, so the bins
+            # the filters touch are one contiguous block for the sparse product (the same bits as axis=-1)
+            D = scipy.fft.rfft(_frames(padded, n_fft, step_of(hop), count).T, axis=0)
+            write(i, (w @ D[c0:c1]).T)
             if halve:
                 x = _down_unscaled(x, 2)
 
