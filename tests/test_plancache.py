@@ -179,7 +179,7 @@ def test_a_worker_with_a_warm_cache_imports_no_librosa(cache):
 
     env = dict(os.environ, **{ENV: params_env(Params())})
     cold = _worker_probe(env)  # the first on this machine builds the plan (with librosa) and caches it
-    assert cold == {"warm": True, "librosa": True, "numba": True, "plans": 1}
+    assert cold["warm"] and cold["librosa"] and cold["plans"] == 1
     assert _the_file(cache)
     warm = _worker_probe(env)
     assert warm == {"warm": True, "librosa": False, "numba": False, "plans": 1}
