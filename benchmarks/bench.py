@@ -705,7 +705,8 @@ def full(args) -> str:
         pair_rows.append(pair_row(n, ("Xs", "Xn"), px, d_xsn["serial"] / d_xsn["clips"] * n, rate, args.cores))
         print(pair_rows[-1], file=sys.stderr)
         shutil.rmtree(work)
-        quick_details.append(f"| {n} | " + " | ".join(f"{1e3 * v / d['clips']:.1f}" for v in d["stages"].values()) + " |")
+        quick_details.append(f"| {n} | " + " | ".join(f"{1e3 * v / d['clips']:.1f}" for v in d["stages"].values())
+                             + " |")
         if args.quick:
             continue
         s = c["summary"]
