@@ -122,7 +122,7 @@ def test_the_wheel_holds_every_package_and_the_packaged_yaml(tmp_path):
 
 
 def test_the_readme_examples_output_is_ignored_by_git_and_passing_tests_leave_no_files(request):
-    """The README's examples write ~1 GB under mydata/: git ignores it in a checkout, and the README says so.
+    """The docs' worked example writes ~1 GB under mydata/: git ignores it in a checkout, and the page says so.
     pytest removes a passing test's tmp_path (and, after a green session, everything else it made)."""
     import subprocess
 
@@ -130,6 +130,6 @@ def test_the_readme_examples_output_is_ignored_by_git_and_passing_tests_leave_no
     if (repo / ".git").exists():
         p = subprocess.run(["git", "check-ignore", "-q", "mydata/out/audio.hdf5"], cwd=repo)
         assert p.returncode == 0, "mydata/ is not ignored by git"
-    readme = " ".join((repo / "README.md").read_text().split())
-    assert "These examples write about 1.1 GB under `mydata/` in the folder you run them from" in readme
+    page = " ".join((repo / "docs" / "getting-started.md").read_text().split())
+    assert "These examples write about 1.1 GB under `mydata/` in the folder you run them from" in page
     assert request.config.getini("tmp_path_retention_policy") == "failed"
