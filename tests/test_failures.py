@@ -1,4 +1,4 @@
-"""Bad input (SPEC section 7): one clear line per bad clip, never a traceback."""
+"""Bad input (docs/reliability.md, "Bad input"): one clear line per bad clip, never a traceback."""
 
 import json
 import shutil
