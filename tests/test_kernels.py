@@ -173,7 +173,7 @@ def _real_length_clips():
 
 @pytest.fixture(scope="module")
 def real_length():
-    """Each clip with plain librosa.cqt of both streams (frames x bins, last frame dropped: docs/numerics.md, section 3)."""
+    """Each clip with plain librosa.cqt of both streams (frames x bins, last frame dropped: docs/numerics.md)."""
     import librosa
 
     out = {}
