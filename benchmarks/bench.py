@@ -12,7 +12,7 @@ For each N (clips, 30 s each, 10 genres), the rows the comparison rests on:
   (dirty pages against the kernel's limit from /proc/vmstat, /proc/pressure/io).
 Then (not with --quick) the other runs:
   a. the serial original: the notebook's loop (convert the folder to gtzan.hdf5,
-     then per clip two librosa.cqt calls and HDF5 writes), with the SPEC's LCN
+     then per clip two librosa.cqt calls and HDF5 writes), with the LCN of docs/numerics.md
      added so that it writes the same three arrays;
   e. the peer: the short script a user would write instead: joblib.Parallel
      over the clips (decode, two librosa.cqt calls, the separable LCN), the
@@ -308,7 +308,7 @@ def floor(root: Path, cores: int, params=None, limit: int | None = None, scratch
 
 def check_same(a: Path, c: Path, e: Path) -> str:
     """Compare the serial (a) and the peer (e) outputs with audioprep's (c): every clip, every array.
-    Xs differences are relative to each clip's maximum (SPEC section 3), the others absolute."""
+    Xs differences are relative to each clip's maximum (docs/numerics.md, section 3), the others absolute."""
     out = []
     with h5py.File(a) as fa, h5py.File(c) as fc, h5py.File(e) as fe:
         for name in ("Xa", "Xs", "Xn"):

@@ -1,4 +1,4 @@
-"""The numerical parameters of the pipeline (SPEC sections 1 to 5).
+"""The numerical parameters of the pipeline (the numerical contract: docs/numerics.md).
 
 One frozen dataclass holds everything that changes the numbers written to the
 output; anything that does not (workers, cluster, progress bars) lives in
@@ -61,7 +61,7 @@ CROPS = ("start", "center")
 
 @dataclass(frozen=True)
 class Params:
-    """Numerical parameters; defaults are those of SPEC.md (GTZAN).
+    """Numerical parameters; the defaults are GTZAN's (docs/numerics.md, "Parameters").
 
     Everything that changes the numbers written to the output is a field here,
     and only here: the command-line options, the commented YAML of ``audioprep

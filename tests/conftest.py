@@ -12,6 +12,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 # Dask's scratch files go to a temporary folder, not the repo or /tmp/dask-scratch-space.
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
+# Every run a test starts puts its dashboard on a free port: none binds the default 8787 (tests run side by side,
+# and a user's own Dask may hold it). A test of the default itself removes this (audioprep(env={KEY: None})).
+os.environ.setdefault("DASK_AUDIOPREP__DASHBOARD_ADDRESS", "127.0.0.1:0")
 
 from support.data import SMALL, SMALL_SECONDS  # noqa: E402
 

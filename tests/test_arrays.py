@@ -25,6 +25,9 @@ def test_an_array_brings_what_it_needs_and_nothing_else():
     assert [a.name for a in needed(["Xn"])] == ["Xs", "Xn"]
     assert stages_for(Params(datasets="Xn")) == ["load", "cqt", "lcn", "write"]
     assert stages_for(Params(datasets="Xa")) == ["load", "frame", "write"]
+    assert stages_for(Params(datasets="Xs")) == ["load", "cqt", "write"]
+    assert stages_for(Params(datasets="Xs,Xn")) == ["load", "cqt", "lcn", "write"]
+    assert stages_for(Params(datasets="Xa,Xs,Xn")) == ["load", "frame", "cqt", "lcn", "write"]
 
 
 def test_the_cli_offers_exactly_the_registered_arrays():

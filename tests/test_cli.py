@@ -13,13 +13,37 @@ def test_help_lists_commands_and_defaults():
     out = audioprep("--help").stdout
     for cmd in ("run", "ingest", "synth", "cluster"):
         assert cmd in out
-    run_help = " ".join(audioprep("run", "--help").stdout.split())
+    run_help = " ".join(audioprep("run", "--help", env={"DASK_AUDIOPREP__DASHBOARD_ADDRESS": None}).stdout.split())
     assert "[default: 1024]" in run_help and "C2 = 65.406 Hz" in run_help and "127.0.0.1:8787" in run_help
 
 
-def test_console_script_is_installed():
-    p = subprocess.run(["audioprep", "--version"], capture_output=True, text=True)
-    assert p.returncode == 0 and "audioprep" in p.stdout
+def test_console_script_is_installed(tmp_path):
+    """The 'audioprep' installed beside this Python is the package's entry point (pipeline.cli:main), and it
+    answers as 'python -m pipeline' does: its version, a user's mistake (one line, exit 3), a command's files."""
+    import importlib.metadata
+    import os
+    import shutil
+    import sys
+
+    import pipeline
+
+    (entry,) = importlib.metadata.entry_points(group="console_scripts", name="audioprep")
+    assert entry.value == "pipeline.cli:main"
+    exe = shutil.which("audioprep", path=os.path.dirname(sys.executable))
+    assert exe, f"no audioprep script beside {sys.executable}"
+    v = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert (v.returncode, v.stdout) == (0, f"audioprep, version {pipeline.__version__}\n"), v.stderr
+    missing = tmp_path / "nowhere"
+    script = subprocess.run([exe, "run", str(missing), "-o", str(tmp_path / "o")], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    module = audioprep("run", missing, "-o", tmp_path / "o", check=False, cwd=tmp_path)
+    assert script.returncode == module.returncode == 3
+    assert script.stderr == module.stderr == f"error: {missing}: no such file or folder; give a GTZAN-style " \
+                                             "folder ROOT/<genre>/<file>, a gtzan.hdf5 or a manifest .csv\n"
+    s = subprocess.run([exe, "synth", str(tmp_path / "s"), "--genres", "2", "--clips", "1", "-q"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert s.returncode == 0, s.stderr
+    assert sorted(p.name for p in (tmp_path / "s" / "genres").iterdir()) == ["blues", "classical"]
 
 
 @pytest.mark.slow

@@ -191,8 +191,8 @@ def test_running_scheduler_address(tiny_dataset, local_output, tmp_path):
 
 
 def readme_block(marker: str) -> str:
-    """The shell block that follows ``<!-- marker -->`` in the README."""
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    """The shell block that follows ``<!-- marker -->`` in the clusters page of the docs."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "clusters.md").read_text()
     after = text.split(f"<!-- {marker} -->", 1)[1]
     return after.split("```bash", 1)[1].split("```", 1)[0]
 

@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 from support.reference import reference_clip
 from support.cli import audioprep
+from support.data import genre_folder
 
 SR = 22050
 ONE_S = ["--nsamples", str(SR)]  # 1-s clips: 21 frames, enough for every check here
@@ -49,10 +50,7 @@ def kaggle(tmp_path_factory):
     """Data/genres_original/<genre>/<genre>.000NN.wav (55 each), stray files, a corrupt jazz.00054.wav."""
     data = tmp_path_factory.mktemp("kaggle") / "Data"
     genres = data / "genres_original"
-    for g, genre in enumerate(("blues", "jazz")):
-        (genres / genre).mkdir(parents=True)
-        for c in range(55):
-            sf.write(genres / genre / f"{genre}.{c:05d}.wav", _tone(100 * g + c, 1.1), SR, subtype="PCM_16")
+    genre_folder(genres, {"blues": 55, "jazz": 55}, lambda g, c: _tone(100 * g + c, 1.1), subtype="PCM_16")
     (genres / "jazz" / "jazz.00054.wav").write_bytes(b"RIFF" + np.random.default_rng(0).bytes(30000))
     (genres / ".DS_Store").write_bytes(b"\0\0\0\1Bud1" * 50)
     (genres / "jazz" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1" * 50)
@@ -241,18 +239,12 @@ def test_stereo_44k_vorbis_flac_unequal_genres_match_librosa_load_and_cqt(own_co
 
 def test_a_resumed_run_accounts_for_every_slot(tmp_path, client):
     """computed + resumed + bad + missing = clips, in the result and the summary, after a resume too."""
-    import shutil
-
     import zarr
 
     from pipeline.params import Params
     from pipeline.run import run
 
-    root = tmp_path / "g"
-    for genre, n in (("blues", 4), ("jazz", 2)):
-        (root / genre).mkdir(parents=True)
-        for c in range(n):
-            sf.write(root / genre / f"{genre}.{c:05d}.wav", _tone(c, 1.1), SR, subtype="PCM_16")
+    root = genre_folder(tmp_path / "g", {"blues": 4, "jazz": 2}, lambda g, c: _tone(c, 1.1), subtype="PCM_16")
     (root / "blues" / "blues.00002.wav").write_bytes(b"RIFF junk")
     params = Params(nsamples=SR, datasets=("Xa",))
     out = tmp_path / "o"
@@ -360,11 +352,8 @@ def test_kaggle_features_csv_as_a_manifest_says_where_the_files_are(kaggle, tmp_
 
 
 def test_entries_that_are_not_files_are_named_not_hung_on(tmp_path):
-    root = tmp_path / "g"
-    for genre in ("blues", "classical"):
-        (root / genre).mkdir(parents=True)
-        for c in range(2):
-            sf.write(root / genre / f"{genre}.{c:05d}.au", _tone(c, 1.1), SR, format="AU")
+    root = genre_folder(tmp_path / "g", {"blues": 2, "classical": 2}, lambda g, c: _tone(c, 1.1), ext=".au",
+                        format="AU")
     os.mkfifo(root / "blues" / "blues.00002.au")
     (root / "blues" / "x.au").mkdir()
     (root / "classical" / "classical.00002.au").symlink_to("nowhere.au")
@@ -388,10 +377,8 @@ def test_unreadable_genre_folder_and_file_are_named(tmp_path):
 
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root and setpriv to drop the capability of reading everything")
-    root = tmp_path / "g"
-    for genre in ("blues", "jazz", "rock"):
-        (root / genre).mkdir(parents=True)
-        sf.write(root / genre / f"{genre}.00000.wav", _tone(1, 1.1), SR, subtype="PCM_16")
+    root = genre_folder(tmp_path / "g", {"blues": 1, "jazz": 1, "rock": 1}, lambda g, c: _tone(1, 1.1),
+                        subtype="PCM_16")
     (root / "jazz").chmod(0)
     (root / "rock" / "rock.00000.wav").chmod(0)
     try:
@@ -408,15 +395,14 @@ def test_unreadable_genre_folder_and_file_are_named(tmp_path):
 
 @pytest.mark.slow
 def test_non_finite_samples_are_bad_input_found_at_decode(tmp_path):
-    root = tmp_path / "g"
-    for genre in ("blues", "jazz"):
-        (root / genre).mkdir(parents=True)
-        for c in range(2):
-            y = _tone(c, 1.1)
-            if (genre, c) == ("jazz", 1):
-                y[5000] = np.inf
-                y[9000] = np.nan
-            sf.write(root / genre / f"{genre}.{c:05d}.wav", y, SR, subtype="FLOAT")
+    def clip(g, c):
+        y = _tone(c, 1.1)
+        if (g, c) == (1, 1):  # jazz.00001
+            y[5000] = np.inf
+            y[9000] = np.nan
+        return y
+
+    root = genre_folder(tmp_path / "g", {"blues": 2, "jazz": 2}, clip, subtype="FLOAT")
     for datasets in ("Xa", "Xa,Xs,Xn"):
         out = tmp_path / datasets
         p = audioprep("run", root, "-o", out, "--skip-bad", "--datasets", datasets, "--workers", 2, *ONE_S,

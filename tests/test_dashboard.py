@@ -151,10 +151,47 @@ def test_dashboard_of_a_local_run_comes_up_on_loopback(long_dataset, tmp_path):
     assert f"dashboard: http://127.0.0.1:{port}/status" in err
 
 
-def test_dashboard_binds_to_loopback_by_default():
-    """The packaged default keeps the dashboard private."""
-    import dask
+def test_dashboard_binds_to_loopback_by_default(tiny_dataset, tmp_path):
+    """A run with the packaged default's host (on a free port, not 8787) listens on 127.0.0.1 only: every socket of
+    the run's processes, the dashboard's among them, read from the kernel while the run is stopped on its dashboard
+    line; from the machine's other addresses the dashboard cannot be reached."""
+    import signal
 
-    import pipeline.config  # noqa: F401  (loads the packaged defaults)
+    import psutil
+    import yaml
 
-    assert dask.config.get("audioprep.dashboard-address").startswith("127.0.0.1:")
+    import pipeline
+
+    packaged = yaml.safe_load((Path(pipeline.__file__).parent / "audioprep.yaml").read_text())
+    host = packaged["audioprep"]["dashboard-address"].rpartition(":")[0]
+    env = {**os.environ, "DASK_AUDIOPREP__DASHBOARD_ADDRESS": f"{host}:0", "DASK_TEMPORARY_DIRECTORY": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(tiny_dataset), "-o", str(tmp_path / "o"),
+                             "--nsamples", str(1024 * 64 + 600), "--workers", "2"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    said, listening, port = [], set(), None
+    try:
+        for line in proc.stdout:
+            said.append(line)
+            if line.startswith("dashboard: "):
+                os.killpg(proc.pid, signal.SIGSTOP)  # the cluster and its dashboard are up: hold them there
+                port = int(re.match(r"dashboard: http://[^:/]+:(\d+)/", line)[1])
+                for p in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
+                    listening |= {(c.laddr.ip, c.laddr.port) for c in p.net_connections("inet")
+                                  if c.status == psutil.CONN_LISTEN}
+                others = [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+                          if a.family == socket.AF_INET and not a.address.startswith("127.")]
+                reachable = []
+                for address in others:
+                    with socket.socket() as s:
+                        s.settimeout(2)
+                        if s.connect_ex((address, port)) == 0:
+                            reachable.append(address)
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
+    said.append(proc.communicate(timeout=300)[0])
+    assert proc.returncode == 0, "".join(said)
+    assert port is not None and port != 8787, said
+    assert ("127.0.0.1", port) in listening, listening
+    assert len(listening) >= 5 and {ip for ip, _ in listening} == {"127.0.0.1"}, listening  # scheduler, workers too
+    assert reachable == [], reachable

@@ -1,4 +1,4 @@
-"""Bad input (SPEC section 7): one clear line per bad clip, never a traceback."""
+"""Bad input (docs/reliability.md, "Bad input"): one clear line per bad clip, never a traceback."""
 
 import json
 import shutil
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from support.data import SMALL, SMALL_SECONDS
-from support.data import SMALL_ARGS
+from support.data import SMALL_ARGS, genre_folder
 from support.cli import audioprep
 
 from pipeline import BadInputError
@@ -17,6 +17,15 @@ from pipeline.params import Params
 from pipeline.synth import synth_dataset
 
 SR = 22050
+
+
+def _rewrite(clip, ext: str, change, **write):
+    """The clip ``clip`` replaced by ``change(samples)`` in another file format (``ext``); its new path."""
+    y, sr = sf.read(clip, dtype="float32")
+    clip.unlink()
+    new = clip.with_suffix(ext)
+    sf.write(new, change(y), sr, **write)
+    return new
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +107,7 @@ def test_clip_failing_only_in_full_decode_does_not_end_the_run(tmp_path, client,
     from pipeline.run import run
 
     root = synth_dataset(tmp_path / "in", genres=2, clips=2, seconds=SMALL_SECONDS, seed=3)
-    target = root / "blues" / "blues.00001.au"
-    y, _ = sf.read(target, dtype="float32")
-    target.unlink()
-    flac = root / "blues" / "blues.00001.flac"
-    sf.write(flac, y, SR, format="FLAC")
+    flac = _rewrite(root / "blues" / "blues.00001.au", ".flac", lambda y: y, format="FLAC")
     data = flac.read_bytes()
     flac.write_bytes(data[: len(data) // 3])
     assert preflight(open_index(root), small_params) == []  # the header alone looks fine
@@ -130,11 +135,8 @@ def test_clip_failing_only_in_full_decode_does_not_end_the_run(tmp_path, client,
     ("no_genres", r"holds no genre sub-folders"),
 ])
 def test_folder_layout_problems(tmp_path, setup, pattern):
-    root = tmp_path / "genres"
-    for genre, n in (("blues", 2), ("classical", 2)):
-        (root / genre).mkdir(parents=True)
-        for c in range(n):
-            sf.write(root / genre / f"{genre}.{c:05d}.au", np.zeros(SR * 4, np.float32), SR, format="AU")
+    root = genre_folder(tmp_path / "genres", {"blues": 2, "classical": 2}, lambda g, c: np.zeros(SR * 4, np.float32),
+                        ext=".au", format="AU")
     if setup == "empty_genre":
         (root / "jazz").mkdir()
     elif setup == "unequal":
@@ -200,12 +202,12 @@ def test_clip_failing_mid_run_is_listed_in_both_stores(tmp_path, client, small_p
 
     from pipeline.run import run
 
+    def with_nan(y):
+        y[1000] = np.nan  # a float WAV holding NaN: the header is fine, the computation is not
+        return y
+
     root = synth_dataset(tmp_path / "in", genres=2, clips=2, seed=7, seconds=SMALL_SECONDS)
-    target = root / "classical" / "classical.00000.au"
-    y, _ = sf.read(target, dtype="float32")
-    target.unlink()
-    y[1000] = np.nan  # a float WAV holding NaN: the header is fine, the computation is not
-    sf.write(root / "classical" / "classical.00000.wav", y, SR, subtype="FLOAT")
+    _rewrite(root / "classical" / "classical.00000.au", ".wav", with_nan, subtype="FLOAT")
     res = run(root, tmp_path / "out", small_params, client=client, skip_bad=True)
     assert len(res.bad) == 1 and "classical.00000.wav" in res.bad[0]
     with h5py.File(tmp_path / "out" / "audio.hdf5") as f:

@@ -155,15 +155,13 @@ def test_output_made_read_only_during_a_run_is_one_line(full_clips, undisturbed,
 
 
 def test_quiet_means_quiet_and_a_refused_run_keeps_the_saved_config(tiny_dataset, tmp_path):
-    with socket.socket() as busy:
-        try:
-            busy.bind(("127.0.0.1", 8787))
-        except OSError:
-            pytest.skip("port 8787 is in use by something else")
+    with socket.socket() as busy:  # the dashboard's port is taken (a free one, never the default 8787)
+        busy.bind(("127.0.0.1", 0))
         busy.listen()
+        port = busy.getsockname()[1]
         code, text = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "-q", "--workers", "2", *SMALL_ARGS,
-                               cwd=tmp_path, check=False).outcome
-        assert code == 0 and text == "", text  # no "Port 8787 is already in use", no semaphore warnings
+                               "--dashboard-address", f"127.0.0.1:{port}", cwd=tmp_path, check=False).outcome
+        assert code == 0 and text == "", text  # no "Port N is already in use", no semaphore warnings
         code, text = audioprep("cluster", "job-script", "--cluster", "slurm", cwd=tmp_path, check=False).outcome
         assert code == 0 and text.startswith("#!/usr/bin/env bash") and "Warning" not in text, text
     saved = (tmp_path / "o" / "audio.config.yaml").read_text()

@@ -2,11 +2,10 @@
 
 import dask
 import numpy as np
-import pytest
 from dask.utils import key_split
 
 from pipeline.inputs import ClipRef, open_index
-from pipeline.graph import ClipTask, Target, build_graph, clip_token, plan_tasks, run_task, stages_for
+from pipeline.graph import ClipTask, Target, build_graph, clip_token, plan_tasks, run_task
 from pipeline.output.layout import make_attrs
 from pipeline.output.zarr_store import create_store, done_mask, read_clip
 
@@ -66,16 +65,6 @@ def test_a_bad_clip_is_reported_and_costs_its_batch_nothing(tiny_dataset, small_
     assert done[0, 0] and not done[0, 1]
     Xs = read_clip(store, 0, 0, ["Xs"])["Xs"]
     assert Xs.shape == (small_params.nframes, 2, small_params.ns) and np.abs(Xs).max() > 0
-
-
-@pytest.mark.parametrize("datasets,stages", [
-    ("Xa", ["load", "frame", "write"]),
-    ("Xs", ["load", "cqt", "write"]),
-    ("Xs,Xn", ["load", "cqt", "lcn", "write"]),
-    ("Xa,Xs,Xn", ["load", "frame", "cqt", "lcn", "write"]),
-])
-def test_only_needed_stages_run(small_params, datasets, stages):
-    assert stages_for(small_params.replace(datasets=datasets)) == stages
 
 
 def test_clip_token_groups_well_for_awkward_genre_names():

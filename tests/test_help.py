@@ -4,7 +4,6 @@ Each is checked against its exact words, so a change to them is a decision, not 
 """
 
 import io
-import time
 
 import yaml
 from click.testing import CliRunner
@@ -76,14 +75,25 @@ def test_job_script_says_its_scheduler_address_is_a_placeholder():
     assert any("--scheduler-file" in ln or "tls://" in ln for ln in lines[3:])
 
 
+class Clock:
+    """The time a tqdm bar reads (its ``_time``), set by the test: clips take as long as the test says, no sleep."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_progress_rate_is_always_clips_per_second():
-    """Before: tqdm wrote '2.10s/clip' for slow clips and '3.20clip/s' for fast ones."""
-    for pause in (0.0, 1.2):
-        out = io.StringIO()
-        with bar(desc="clips", enabled=True, total=3, file=out, mininterval=0) as b:
+    """Before: tqdm wrote '1.20s/clip' for slow clips and '100.00clip/s' for fast ones."""
+    for seconds_a_clip, rate in ((0.01, "100.00clip/s"), (1.2, "0.83clip/s"), (40.0, "0.03clip/s")):
+        out, clock = io.StringIO(), Clock()
+        with bar(desc="clips", enabled=True, total=3, file=out, mininterval=0, smoothing=0) as b:
+            b._time, b.start_t, b.last_print_t = clock, clock.now, clock.now
             for _ in range(2):
-                time.sleep(pause)
+                clock.now += seconds_a_clip
                 b.update(1)
         text = out.getvalue()
-        assert "clip/s" in text and "s/clip" not in text, text
+        assert rate in text and "s/clip" not in text, text
         assert "clips:  67%" in text and "| 2/3 [" in text, text

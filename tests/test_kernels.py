@@ -1,4 +1,4 @@
-"""The pure kernels on synthetic signals, against SPEC formulas written out here."""
+"""The pure kernels on synthetic signals, against the formulas of docs/numerics.md written out here."""
 
 import numpy as np
 import pytest
@@ -195,7 +195,7 @@ def _real_length_clips():
 
 @pytest.fixture(scope="module")
 def real_length():
-    """Each clip with plain librosa.cqt of both streams (frames x bins, last frame dropped: SPEC section 3)."""
+    """Each clip with plain librosa.cqt of both streams (frames x bins, last frame dropped: docs/numerics.md)."""
     import librosa
 
     out = {}
@@ -209,7 +209,7 @@ def real_length():
 @pytest.mark.parametrize("name", list(_real_length_clips()))
 def test_both_cqt_paths_against_plain_librosa_on_every_frame(real_length, name):
     """exact: librosa.cqt's bits; float32 (the default of Params): within 1e-6 of the clip's maximum on every
-    frame of both streams (SPEC section 3 allows 1e-6 for a float32 default)."""
+    frame of both streams (docs/numerics.md allows 1e-6 for the float32 default)."""
     y, want = real_length[name]
     F = want.shape[0]
     assert F == 644

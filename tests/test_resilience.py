@@ -4,11 +4,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
+from support.cli import audioprep, finished, start, wait_until
 from support.compare import assert_same_output, read_hdf5
 
 from pipeline import StoreError
@@ -18,65 +18,52 @@ from pipeline.synth import synth_dataset
 pytestmark = pytest.mark.slow
 
 
-def done_count(out: Path) -> int:
-    d = out / "audio.zarr" / "done"
-    # a clip is done once its one-byte chunk is there (a kill in mid-write can leave it empty)
-    return sum(1 for p in d.glob("c.*") if p.stat().st_size == 1) if d.exists() else 0
+def kill_mid_run(proc, out: Path) -> None:
+    """Stop the driver where the run is now, check that it has not finished, then SIGKILL the run and its workers.
 
-
-def start(args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "run", *map(str, args)], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-
-def wait_for(cond, proc, timeout=240):
-    t0 = time.time()
-    while not cond():
-        if proc.poll() is not None:
-            return False
-        if time.time() - t0 > timeout:
-            raise AssertionError("timed out waiting for the run to reach the kill point")
-        time.sleep(0.02)
-    return True
+    Only the driver renames audio.hdf5 into place: once it is stopped (SIGSTOP), the run cannot finish before the
+    kill, whatever the workers do meanwhile."""
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        assert proc.poll() is None and not (out / "audio.hdf5").exists(), "the run finished before the kill point"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the run and all its workers
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL  # killed, not finished
 
 
 @pytest.mark.parametrize("point", ["store-created", "hdf5-partial", "2-clips", "6-clips", "all-done"])
 def test_sigkill_whole_run_then_rerun_is_identical(full_clips, undisturbed, tmp_path, point):
+    """Before: a run that finished before its kill point was not killed, and the test passed all the same."""
     out = tmp_path / "out"
     proc = start([full_clips, "-o", out, "--workers", "2"], tmp_path)
     conds = {
         "store-created": lambda: (out / "audio.zarr" / "done").exists(),
-        "2-clips": lambda: done_count(out) >= 2,
-        "6-clips": lambda: done_count(out) >= 6,
+        "2-clips": lambda: finished(out) >= 2,
+        "6-clips": lambda: finished(out) >= 6,
         "hdf5-partial": lambda: any(out.glob(".audio.hdf5.*.partial")),
-        "all-done": lambda: done_count(out) >= 8,  # the last copies and the rename are under way
+        "all-done": lambda: finished(out) >= 8,  # the last copies and the rename are under way
     }
-    reached = wait_for(conds[point], proc)
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)  # the run and all its workers
-    proc.wait()
-    if reached and point != "all-done":
-        assert not (out / "audio.hdf5").exists()  # never a half-written output
-    finished = done_count(out)
-    rerun = subprocess.run([sys.executable, "-m", "pipeline", "run", str(full_clips), "-o", str(out),
-                            "--workers", "2"], capture_output=True, text=True, cwd=tmp_path)
-    assert rerun.returncode == 0, rerun.stderr
-    if 0 < finished < 8:
-        assert f"resuming: {finished} of 8 clips" in rerun.stderr
-        assert f"{8 - finished} clips computed ({finished} resumed" in rerun.stdout
+    wait_until(conds[point], proc)  # fails if the run ends first
+    kill_mid_run(proc, out)
+    done = finished(out)
+    rerun = audioprep("run", full_clips, "-o", out, "--workers", "2", cwd=tmp_path)
+    if done:
+        assert f"resuming: {done} of 8 clips" in rerun.stderr
+        assert f"{8 - done} clips computed ({done} resumed" in rerun.stdout
     assert_same_output(out / "audio.hdf5", undisturbed)
 
 
 def test_sigkill_of_a_worker_does_not_fail_the_run(full_clips, undisturbed, tmp_path):
     out = tmp_path / "out"
     proc = start([full_clips, "-o", out, "--workers", "2"], tmp_path)
-    assert wait_for(lambda: done_count(out) >= 1, proc)
+    wait_until(lambda: finished(out) >= 1, proc)
     workers = children(proc)
     assert workers, "no worker process found"
     workers[0].send_signal(signal.SIGKILL)
-    stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 0, stderr
-    assert "0 bad" in stdout
+    text, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, text
+    assert "0 bad" in text
     assert_same_output(out / "audio.hdf5", undisturbed)
 
 
@@ -109,14 +96,9 @@ def test_sigkill_during_the_per_clip_hdf5_writes_then_rerun_is_identical(full_cl
     """Workers write each clip's bytes into the temporary audio.hdf5: kill everything while they do."""
     out = tmp_path / "out"
     proc = start([full_clips, "-o", out, "--workers", "2"], tmp_path)
-    reached = wait_for(lambda: hdf5_bytes_written(out) > 1 << 20 and done_count(out) < 8, proc)
-    assert reached, "the run ended before its workers wrote into audio.hdf5"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (out / "audio.hdf5").exists()
-    rerun = subprocess.run([sys.executable, "-m", "pipeline", "run", str(full_clips), "-o", str(out),
-                            "--workers", "2"], capture_output=True, text=True, cwd=tmp_path)
-    assert rerun.returncode == 0, rerun.stderr
+    wait_until(lambda: hdf5_bytes_written(out) > 1 << 20 and finished(out) < 8, proc)
+    kill_mid_run(proc, out)
+    rerun = audioprep("run", full_clips, "-o", out, "--workers", "2", cwd=tmp_path)
     assert "Traceback" not in rerun.stderr
     assert not list(out.glob(".audio.hdf5.*.partial"))  # the killed run's temporary is gone
     assert_same_output(out / "audio.hdf5", undisturbed)
@@ -155,9 +137,8 @@ def test_second_run_on_same_output_exits_at_once_naming_the_holder(many_clips, t
     out = tmp_path / "out"
     first = start([many_clips, "-o", out, "--workers", "1"], tmp_path)
     try:
-        assert wait_for(lambda: (out / "audio.zarr").exists(), first)
-        second = subprocess.run([sys.executable, "-m", "pipeline", "run", str(many_clips), "-o", str(out)],
-                                capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        wait_until(lambda: (out / "audio.zarr").exists(), first)
+        second = audioprep("run", many_clips, "-o", out, check=False, cwd=tmp_path, timeout=60)
         assert second.returncode == 1
         assert f"in use by another audioprep run (pid {first.pid} on host " in second.stderr
         assert "Traceback" not in second.stderr

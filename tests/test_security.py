@@ -5,9 +5,9 @@ The attacker here is another client on the same machine: it knows the ports
 """
 
 import os
+import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from support.cli import audioprep, start
@@ -55,13 +55,23 @@ def test_dask_scratch_is_private_and_removed(tiny_dataset, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(tiny_dataset), "-o", str(tmp_path / "o"),
                              "--nsamples", str(SMALL["nsamples"]), "--workers", "2"],
                             env={**env, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    seen = set()
-    while proc.poll() is None:
-        seen |= {(p.name, oct(p.stat().st_mode & 0o777)) for p in tmp.glob("audioprep-dask-*")}
-        time.sleep(0.05)
-    assert proc.returncode == 0, proc.stdout.read()
-    assert seen and all(mode == "0o700" for _, mode in seen), seen
+                            text=True, start_new_session=True)
+    said, stopped = [], False
+    try:
+        # The dashboard's line comes once the cluster runs in its scratch folder: stop the whole run there.
+        for line in proc.stdout:
+            said.append(line)
+            if line.startswith("dashboard: "):
+                os.killpg(proc.pid, signal.SIGSTOP)
+                stopped = True
+                break
+        seen = {(p.name, oct(p.stat().st_mode & 0o777)) for p in tmp.glob("audioprep-dask-*")}
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
+    said.append(proc.communicate(timeout=300)[0])
+    assert proc.returncode == 0, "".join(said)
+    assert stopped  # on its dashboard line, mid-run
+    assert len(seen) == 1 and all(mode == "0o700" for _, mode in seen), seen
     assert not list(tmp.iterdir())  # removed at the end
 
 

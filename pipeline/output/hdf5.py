@@ -13,7 +13,7 @@ reader never sees a half-written ``audio.hdf5``.  Slots never written (bad
 clips, missing slots) read as zeros.
 
 Workers on several nodes write disjoint byte ranges of the one file, which
-Lustre, GPFS and local disks allow; see the README for NFS.
+Lustre, GPFS and local disks allow; see docs/output.md for NFS.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def write_attr(attrs, key, value) -> None:
     """Write one attribute as ``audio.hdf5`` stores it.
 
     ``labels`` is a fixed-length byte string per genre (``S<longest>``, the
-    SPEC's type) holding UTF-8, and typed as UTF-8 in the file, so HDF5 tools
+    type docs/output.md documents) holding UTF-8, and typed as UTF-8 in the file, so HDF5 tools
     show ``musique électronique`` as it is: ``[s.decode() for s in
     f.attrs["labels"]]`` reads it with plain h5py.  Other strings are
     variable-length UTF-8; numbers and booleans are stored as they are.

@@ -23,8 +23,11 @@ class Result(subprocess.CompletedProcess):
 
 
 def audioprep(*args, cwd=None, env=None, check: bool = True, timeout: float = 600) -> Result:
-    """Run ``python -m pipeline ARGS`` in a process of its own; with ``check``, fail the test on a non-zero exit."""
+    """Run ``python -m pipeline ARGS`` in a process of its own; with ``check``, fail the test on a non-zero exit.
+
+    ``env`` adds to the environment; a variable given as None is removed from it."""
     full_env = {**os.environ, "DASK_TEMPORARY_DIRECTORY": str(cwd or os.getcwd()), **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v is not None}
     p = subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], cwd=cwd, env=full_env,
                        capture_output=True, text=True, timeout=timeout)
     if check and p.returncode != 0:
@@ -40,9 +43,16 @@ def start(args, cwd, env=None) -> subprocess.Popen:
 
 
 def finished(out: Path) -> int:
-    """Clips marked done in ``out``'s store so far (bad and missing slots included)."""
+    """Clips marked done in ``out``'s store so far (bad and missing slots included): a done chunk holding its byte
+    (a run killed while it writes one can leave it empty, and such a clip is computed again)."""
     d = Path(out) / "audio.zarr" / "done"
-    return sum(1 for _ in d.glob("c.*")) if d.exists() else 0
+    count = 0
+    for p in d.glob("c.*") if d.exists() else ():
+        try:
+            count += p.stat().st_size > 0
+        except FileNotFoundError:  # replaced while we look
+            continue
+    return count
 
 
 def wait_until(cond, proc, timeout: float = 240) -> None:

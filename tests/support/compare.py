@@ -27,7 +27,7 @@ def assert_matches_reference(path, reference, datasets=("Xa", "Xs", "Xn")):
         if name == "Xa":
             assert np.array_equal(got, want)
         elif name == "Xs":
-            # SPEC: within 1e-5 of each clip's maximum
+            # docs/numerics.md: within 1e-5 of each clip's maximum
             for g in range(want.shape[0]):
                 for c in range(want.shape[1]):
                     tol = 1e-5 * np.abs(want[g, c]).max()

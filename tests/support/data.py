@@ -16,3 +16,16 @@ SMALL_ARGS = ["--nsamples", str(SMALL["nsamples"])]
 def copy_tree(src, dst) -> Path:
     shutil.copytree(src, dst)
     return Path(dst)
+
+
+def genre_folder(root, sizes: dict, clip, *, ext: str = ".wav", **write) -> Path:
+    """``root/<genre>/<genre>.<NNNNN><ext>``: ``sizes[genre]`` clips a genre, clip ``c`` of genre ``g`` (both
+    counted from 0) holding ``clip(g, c)`` written by ``soundfile.write`` at ``SR`` with ``write``'s options."""
+    import soundfile as sf
+
+    root = Path(root)
+    for g, (genre, n) in enumerate(sizes.items()):
+        (root / genre).mkdir(parents=True)
+        for c in range(n):
+            sf.write(root / genre / f"{genre}.{c:05d}{ext}", clip(g, c), SR, **write)
+    return root

@@ -63,7 +63,7 @@ def is_open(port: int) -> bool:
 
 
 def is_http(port: int) -> bool:
-    """The dashboard speaks plain HTTP (readable by local users, as the README says); Dask ports do not."""
+    """The dashboard speaks plain HTTP (readable by local users, as docs/security.md says); Dask ports do not."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
             s.settimeout(1)

@@ -1,6 +1,6 @@
-"""An independent, plain serial reference: the original notebook's loop plus SPEC's LCN.
+"""An independent, plain serial reference: the original notebook's loop plus the LCN of docs/numerics.md.
 
-Written for the tests only, directly from SPEC.md, sharing no code with the
+Written for the tests only, directly from docs/numerics.md, sharing no code with the
 package: a 2-D window and a 2-D correlation (the package uses two 1-D passes),
 two ``librosa.cqt`` calls per clip, plain reshapes.
 """
