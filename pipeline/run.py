@@ -22,7 +22,7 @@ from .inputs.audio import common_fix, no_valid_clip, unreadable
 from .inputs import open_index, preflight
 from .exceptions import (BadInputError, IncompleteError, ParameterError, PipelineError, Problem, StorageError,
                          StoreError, Terminated, escaped)
-from .graph import ClipTask, Target, plan_tasks, run_task, task_key
+from .graph import ClipTask, Target, plan_tasks, run_task, run_token, task_key
 from .output import OutputFolder, zarr_store
 from .output.files import is_storage_error
 from .output.layout import bad_and_missing, bad_entry, make_attrs, store_token
@@ -69,6 +69,7 @@ class _Computed:
 
     computed: int = 0
     bytes_written: int = 0
+    written: list = field(default_factory=list)  # [ClipRef]: clips this run's tasks said they computed and wrote
     failures: list = field(default_factory=list)  # [(ClipRef, reason)]: the clip's own data is bad
     unfinished: list = field(default_factory=list)  # [(ClipRef, reason)]: the run failed it (a worker killed, ...)
     dashboard: str | None = None
@@ -188,6 +189,7 @@ def _compute_and_finish(index, params, out, root, todo, copies, starter, result,
         target = Target(str(out.zarr_path), store_token(zarr_store.attrs(out.zarr_path)), slots)
         try:
             got = _compute(todo, copies, index, params, target, starter, progress, echo)
+            _check_written(got, root)
         except BaseException:
             starter.close()  # the workers stop before their temporary audio.hdf5 is removed
             with contextlib.suppress(Exception):
@@ -314,8 +316,9 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
     total = len(todo) + len(copies)
     per_task = max(1, min(int(setting("clips-per-task")), -(-total // (2 * workers))))
     window = max(1, -(-int(setting("clips-in-flight")) // per_task))  # tasks in the scheduler at once
-    planned = itertools.chain(plan_tasks(copies, index.labels, per_task=per_task, kind="copy"),
-                              plan_tasks(todo, index.labels, per_task=per_task))
+    run = run_token()  # in every key: another run on this scheduler never shares a task with this one
+    planned = itertools.chain(plan_tasks(copies, index.labels, per_task=per_task, kind="copy", run=run),
+                              plan_tasks(todo, index.labels, per_task=per_task, run=run))
     retry = collections.deque()  # one task a clip, after a failed task; submitted first
     tasks = {}  # key -> ClipTask in flight
 
@@ -338,12 +341,14 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
                     status = fut.status
                     fut.release()
                     if status == "finished":
-                        bad = {(g, c): why for g, c, why in value}
+                        written, bad = set(value[0]), {(g, c): why for g, c, why in value[1]}
                         for ref in task.refs:
                             if (ref.g, ref.c) in bad:
                                 got.failures.append((ref, bad[ref.g, ref.c]))
+                            elif (ref.g, ref.c) not in written:  # its task did not say it wrote it
+                                got.unfinished.append((ref, "not written by its task"))
                             elif task.kind == "clips":
-                                got.computed += 1
+                                got.written.append(ref)
                                 got.bytes_written += clip_bytes
                         bar.update(len(task.refs))
                         continue
@@ -351,7 +356,7 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
                     if isinstance(value, StorageError) or is_storage_error(value):
                         storage_error = getattr(value, "reason", None) or value.strerror
                     elif len(task.refs) > 1 or task.kind == "copy":
-                        retry.extend(ClipTask(task_key("retry", [ref], index.labels), "clips", (ref,))
+                        retry.extend(ClipTask(task_key("retry", [ref], index.labels, run), "clips", (ref,))
                                      for ref in task.refs)
                     else:
                         got.unfinished.append((task.refs[0], _reason(value)))
@@ -368,6 +373,17 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
     if storage_error is not None:
         raise StorageError(storage_error, str(target.zarr))
     return got
+
+
+def _check_written(got: _Computed, root) -> None:
+    """Count as computed only the clips this run's tasks wrote that the store holds as done; any other is
+    unfinished (the next run computes it), never reported as computed."""
+    done = zarr_store.done_mask(root)
+    for ref in got.written:
+        if done[ref.g, ref.c]:
+            got.computed += 1
+        else:
+            got.unfinished.append((ref, "its task returned but the store does not hold it"))
 
 
 __all__ = ["run", "RunResult", "PipelineError"]
