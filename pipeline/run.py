@@ -21,10 +21,10 @@ from .config import setting
 from .inputs.audio import common_fix, no_valid_clip, unreadable
 from .inputs import open_index, preflight
 from .exceptions import (BadInputError, IncompleteError, ParameterError, PipelineError, Problem, StorageError,
-                         StoreError, Terminated, escaped)
+                         StoreError, Terminated, UnsafeOutputError, escaped)
 from .graph import ClipTask, Target, plan_tasks, run_task, run_token, task_key
 from .output import OutputFolder, zarr_store
-from .output.files import is_storage_error
+from .output.files import gone, is_storage_error
 from .output.layout import bad_and_missing, bad_entry, make_attrs, store_token
 from .params import Params
 
@@ -154,7 +154,11 @@ def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwr
         raise
     except StorageError as e:
         raise _cannot_write(out, e.reason) from None
-    except OSError as e:
+    except PipelineError:
+        raise
+    except Exception as e:
+        if out.store_removed():  # the driver met the store's absence first (KeyError: 'done', ...)
+            raise gone(out.zarr_path) from None
         if not is_storage_error(e):
             raise
         raise _cannot_write(out, e.strerror) from None
@@ -332,7 +336,7 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
                       pure=False)
 
     done_iter = as_completed(submit(window), with_results=True, raise_errors=False)
-    storage_error = None
+    storage_error = fatal = None
     try:
         with progress_bar(desc="clips", enabled=progress, total=len(todo) + len(copies), smoothing=0.1) as bar:
             for finished in done_iter.batches():
@@ -355,13 +359,15 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
                     value = value[1] if isinstance(value, tuple) else value  # (type, exception, traceback)
                     if isinstance(value, StorageError) or is_storage_error(value):
                         storage_error = getattr(value, "reason", None) or value.strerror
+                    elif isinstance(value, UnsafeOutputError) or not Path(target.zarr).is_dir():
+                        fatal = value if isinstance(value, UnsafeOutputError) else gone(target.zarr)
                     elif len(task.refs) > 1 or task.kind == "copy":
                         retry.extend(ClipTask(task_key("retry", [ref], index.labels, run), "clips", (ref,))
                                      for ref in task.refs)
                     else:
                         got.unfinished.append((task.refs[0], _reason(value)))
                         bar.update(1)
-                if storage_error is not None:
+                if storage_error is not None or fatal is not None:
                     cl.cancel(list(done_iter.futures))
                     break
                 done_iter.update(submit(window - len(tasks)))
@@ -370,6 +376,8 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
             cl.cancel(list(done_iter.futures))
         raise
     got.workers = sorted({str(w.get("name")) for w in cl.scheduler_info()["workers"].values()})
+    if fatal is not None:
+        raise fatal
     if storage_error is not None:
         raise StorageError(storage_error, str(target.zarr))
     return got

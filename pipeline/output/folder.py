@@ -26,6 +26,7 @@ class OutputFolder:
         self.summary_path = self.path / layout.SUMMARY_NAME
         self.config_path = self.path / layout.CONFIG_NAME
         self.log_dir = self.path / layout.LOG_DIR
+        self._store_opened = False
 
     def check_early(self) -> None:
         """Refuse now, creating nothing, a folder this run cannot use (:func:`files.check_early`)."""
@@ -41,6 +42,7 @@ class OutputFolder:
         created = not self.path.exists()
         files.check_writable(self.path)
         with files.OutputLock(self.path):
+            files.check_owned(self.path)  # again, under the lock: what this run reads and writes is its user's
             for name in (layout.HDF5_NAME, layout.ZARR_NAME, layout.SUMMARY_NAME, layout.CONFIG_NAME):
                 files.remove_partials(self.path, name)
             try:
@@ -50,17 +52,21 @@ class OutputFolder:
                     files.remove_if_only_lock(self.path)
                 raise
 
-    def _mismatch(self, attrs: dict, expected: dict, index) -> str | None:
-        """Why an output cannot serve this run (:func:`layout.mismatch`), naming the input files that changed."""
+    def _mismatch(self, attrs: dict, expected: dict, index) -> tuple:
+        """``(why, again)``: why an output cannot serve this run (:func:`layout.mismatch`; None if it can),
+        naming the input files that changed, and what ``--overwrite`` would compute again then ("" if all)."""
         why = layout.mismatch(attrs, expected)
         if why is None or attrs.get("input_fingerprint") == expected["input_fingerprint"] or index is None:
-            return why
+            return why, ""
         try:
             old = json.loads((self.zarr_path / layout.INPUTS_NAME).read_text())
         except (OSError, ValueError):
-            return why
-        changed = layout.changed_files(old, index.stamps())
-        return f"{why}: {changed}" if changed else why
+            return why, ""
+        new = index.stamps()
+        changed = layout.changed_files(old, new)
+        same = sum(1 for k, v in new.items() if old.get(k) == v)
+        again = f" (it computes all {len(index.clips)} clips again, those of the {same} unchanged file(s) too)"
+        return (f"{why}: {changed}", again) if changed else (why, "")
 
     def up_to_date(self, expected: dict, *, overwrite: bool, index=None) -> bool:
         """True if ``audio.hdf5`` exists and was made from the same input and parameters.
@@ -75,10 +81,11 @@ class OutputFolder:
         except OSError as e:
             raise StoreError(f"{self.hdf5_path} exists but cannot be read ({hdf5.describe_error(e)}; is another "
                              "program writing it?); close that program, or use --overwrite to replace it") from None
-        why = self._mismatch(attrs, expected, index)
+        why, again = self._mismatch(attrs, expected, index)
         if why is None:
             return True
-        raise StoreError(f"{self.hdf5_path} exists and {why}; use --overwrite to replace it, or -o another folder")
+        raise StoreError(f"{self.hdf5_path} exists and {why}; use --overwrite to replace it{again}, or -o another "
+                         "folder")
 
     def hdf5_attrs(self) -> dict:
         """The attributes of the existing ``audio.hdf5``."""
@@ -95,15 +102,22 @@ class OutputFolder:
                 attrs = dict(root.attrs)
             except StoreError:
                 attrs = {}
-            why = self._mismatch(attrs, expected, index)
+            why, again = self._mismatch(attrs, expected, index)
             if why is not None:
-                raise StoreError(f"{self.zarr_path} exists and {why}; use --overwrite to start it again, "
+                raise StoreError(f"{self.zarr_path} exists and {why}; use --overwrite to start it again{again}, "
                                  "or -o another folder")
+            self._store_opened = True
             return root
         try:
-            return zarr_store.create_store(self.zarr_path, index, params, expected)
+            root = zarr_store.create_store(self.zarr_path, index, params, expected)
         except OSError as e:
             raise StoreError(f"cannot create {self.zarr_path} ({e.strerror or e})") from None
+        self._store_opened = True
+        return root
+
+    def store_removed(self) -> bool:
+        """Whether this run opened or created its store and it is gone now (removed while the run wrote)."""
+        return self._store_opened and not self.zarr_path.is_dir()
 
     def finished_clips(self) -> int:
         """Valid clips whose results are complete in the store (0 if there is none)."""

@@ -28,7 +28,7 @@ import numpy as np
 from ..exceptions import StorageError, StoreError
 from ..arrays import DATASETS
 from . import layout, zarr_store
-from .files import commit, discard, is_storage_error, new_partial
+from .files import commit, discard, is_storage_error, new_partial, open_to_write
 
 
 def write_attr(attrs, key, value) -> None:
@@ -123,7 +123,7 @@ class Slots:
     def write(self, g: int, c: int, arrays: dict) -> None:
         """Write clip ``(g, c)`` of each array in ``arrays`` into its place (float32, little-endian)."""
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # never created here
+            fd = open_to_write(self.path, create=False)  # never created here, never through a link
         except FileNotFoundError:
             raise StoreError(f"{self.path}: the run's temporary audio.hdf5 is gone (the run ended)") from None
         try:

@@ -29,7 +29,7 @@ from ..exceptions import StorageError, StoreError
 from ..arrays import DATASETS
 from ..params import Params
 from . import layout
-from .files import atomic_path, is_storage_error
+from .files import atomic_path, gone, is_storage_error, write_bytes
 
 
 #: The chunk codec of the datasets.  Samples come from 16-bit PCM, so their
@@ -162,7 +162,7 @@ class ClipChunks:
             raise ValueError(f"{name}[{g}, {c}] must have shape {self.arrays[name].shape[2:]}, not {a.shape}")
         data = blosc.compress(a, CODEC["cname"].encode(), CODEC["clevel"], blosc.BITSHUFFLE, typesize=4) \
             if a.dtype == np.float32 else a.tobytes()
-        self._file(name, g, c).write_bytes(data)
+        write_bytes(self._file(name, g, c), data)  # never through a link planted in its place
 
     def read(self, name: str, g: int, c: int) -> np.ndarray:
         """The clip ``(g, c)`` of array ``name`` (the fill value where nothing was written)."""
@@ -209,6 +209,8 @@ def write_clip(path, g: int, c: int, arrays: dict, token: str = "", slots=None) 
     except OSError as e:
         if is_storage_error(e):
             raise StorageError(e.strerror, str(path)) from None  # the driver says it once, for the whole run
+        if isinstance(e, FileNotFoundError) and not Path(path).is_dir():
+            raise gone(path) from None
         raise
     return nbytes
 
