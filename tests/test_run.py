@@ -120,6 +120,7 @@ def test_two_runs_on_one_scheduler_each_write_their_own_clips(small_params, tmp_
 
     Both runs' tasks are in the scheduler before any worker exists (a cluster of no workers, scaled up once the
     scheduler has received both runs' graphs), so they always overlap."""
+    import concurrent.futures
     import threading
 
     from distributed import Client, LocalCluster
@@ -145,22 +146,11 @@ def test_two_runs_on_one_scheduler_each_write_their_own_clips(small_params, tmp_
                       dashboard_address="127.0.0.1:0", local_directory=str(tmp_path / "scratch")) as cluster, \
             Client(cluster) as cl:
         cluster.scheduler.add_plugin(graphs)
-        results, errors = {}, []
-
-        def one(i):
-            try:
-                results[i] = run(inputs[i], tmp_path / f"o{i}", small_params, client=cl)
-            except BaseException as e:  # said by the test below
-                errors.append(e)
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        assert graphs.both.wait(120), "the two runs did not both submit their tasks"
-        cluster.scale(2)
-        for t in threads:
-            t.join(300)
-    assert not errors, errors
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:  # two notebook cells, one client
+            runs = [pool.submit(run, inputs[i], tmp_path / f"o{i}", small_params, client=cl) for i in range(2)]
+            assert graphs.both.wait(120), "the two runs did not both submit their tasks"
+            cluster.scale(2)
+            results = [r.result(timeout=300) for r in runs]
     for i in range(2):
         assert results[i].computed == 6 and not results[i].bad, results[i]
         assert_matches_reference(tmp_path / f"o{i}" / "audio.hdf5",
