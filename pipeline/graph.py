@@ -5,8 +5,9 @@ an output array of :mod:`pipeline.arrays`), each stage a call of one pure kernel
 timed through distributed's fine performance
 metrics (``context_meter``), so the dashboard's "Fine Performance Metrics"
 page shows where the time goes per stage while the scheduler sees one task
-for several clips.  The write stage fills the clip's Zarr chunks and its
-byte ranges of the temporary ``audio.hdf5``.  Task keys name their clips and
+for several clips.  The write stage hands the clip to the run's
+:class:`~pipeline.output.store.ClipWriter` (the Zarr store's chunks, the
+temporary ``audio.hdf5``'s byte ranges: the graph does not ask which).  Task keys name their clips and
 end with the run's token (``clips-blues.00003-00010-3f9a2c1d``): two runs on
 one scheduler never share a task, even for clips of the same names.
 
@@ -23,8 +24,7 @@ from dataclasses import dataclass
 from .arrays import ARRAYS, needed
 from .inputs import ClipRef, load_clip
 from .exceptions import BadInputError
-from .output import zarr_store
-from .output.hdf5 import Slots
+from .output.store import ClipWriter, store_writer
 from .params import Params
 
 #: Every stage a task can time: loading, one for each output array, writing.
@@ -32,18 +32,9 @@ STAGES = ("load", *(a.stage for a in ARRAYS.values()), "write")
 
 
 @dataclass(frozen=True)
-class Target:
-    """Where a task writes: the Zarr store (and its creation token) and the temporary ``audio.hdf5``'s slots."""
-
-    zarr: str
-    token: str = ""
-    slots: Slots | None = None
-
-
-@dataclass(frozen=True)
 class ClipTask:
     """One task: ``kind`` "clips" computes ``refs``; "copy" copies them, finished by an earlier run, from
-    the Zarr store into ``audio.hdf5``."""
+    the resume store (``audio.zarr``) into the run's other stores (``audio.hdf5``)."""
 
     key: str
     kind: str
@@ -58,9 +49,9 @@ def load(ref: ClipRef, params: Params):
     return load_clip(ref, params)
 
 
-def write(ref: ClipRef, arrays: dict, target: Target) -> int:
-    """Write the clip's arrays into its Zarr chunks and its ``audio.hdf5`` slots, then mark it done."""
-    return zarr_store.write_clip(target.zarr, ref.g, ref.c, arrays, target.token, target.slots)
+def write(ref: ClipRef, arrays: dict, target: ClipWriter) -> None:
+    """Write the clip's arrays into every store of the run, then mark it done."""
+    target.write(ref.g, ref.c, arrays)
 
 
 def stages_for(params: Params) -> list:
@@ -81,7 +72,7 @@ def compute(y, params: Params, stages, meter=None) -> dict:
     return arrays
 
 
-def process_clip(ref: ClipRef, params: Params, target: Target, stages=None) -> None:
+def process_clip(ref: ClipRef, params: Params, target: ClipWriter, stages=None) -> None:
     """All stages of one clip, each timed on the dashboard; raises :class:`BadInputError` for a bad clip."""
     from distributed.metrics import context_meter
 
@@ -92,16 +83,15 @@ def process_clip(ref: ClipRef, params: Params, target: Target, stages=None) -> N
         write(ref, {n: arrays[n] for n in params.datasets}, target)
 
 
-def copy_clip(ref: ClipRef, params: Params, target: Target) -> None:
-    """Copy a clip an earlier run finished from the Zarr store into its ``audio.hdf5`` slots."""
+def copy_clip(ref: ClipRef, params: Params, target: ClipWriter) -> None:
+    """Copy a clip an earlier run finished from the resume store into the run's other stores."""
     from distributed.metrics import context_meter
 
     with context_meter.meter("copy"):
-        arrays = zarr_store.read_clip(target.zarr, ref.g, ref.c, params.datasets, target.token)
-        target.slots.write(ref.g, ref.c, arrays)
+        target.copy(ref.g, ref.c, params.datasets)
 
 
-def run_task(task: ClipTask, params: Params, target: Target) -> tuple:
+def run_task(task: ClipTask, params: Params, target: ClipWriter) -> tuple:
     """Run one task on a worker; return ``(written, failures)``: ``[(g, c)]`` of the clips it wrote and
     ``[(g, c, reason)]`` of its bad clips.
 
@@ -175,7 +165,8 @@ def plan_tasks(refs, labels, *, per_task: int, kind: str = "clips", run: str = "
         yield ClipTask(task_key(kind, batch, labels, run), kind, tuple(batch))
 
 
-def build_graph(clips, params: Params, target: Target | str, labels, *, per_task: int = 1, run: str = "") -> dict:
+def build_graph(clips, params: Params, target: ClipWriter | str, labels, *, per_task: int = 1,
+                run: str = "") -> dict:
     """Build (do not run) the tasks for ``clips``, as ``dask.delayed`` objects a client computes.
 
     Returns
@@ -187,6 +178,6 @@ def build_graph(clips, params: Params, target: Target | str, labels, *, per_task
     import dask
 
     if isinstance(target, str):
-        target = Target(target)
+        target = store_writer(target)  # a Zarr store alone
     return {t.key: dask.delayed(run_task, pure=True)(t, params, target, dask_key_name=t.key)
             for t in plan_tasks(clips, labels, per_task=per_task, run=run)}

@@ -22,10 +22,10 @@ from .inputs.audio import common_fix, no_valid_clip, unreadable
 from .inputs import open_index, preflight
 from .exceptions import (BadInputError, IncompleteError, ParameterError, PipelineError, Problem, StorageError,
                          StoreError, Terminated, UnsafeOutputError, escaped)
-from .graph import ClipTask, Target, plan_tasks, run_task, run_token, task_key
-from .output import OutputFolder, zarr_store
+from .graph import ClipTask, plan_tasks, run_task, run_token, task_key
+from .output import OutputFolder
 from .output.files import gone, is_storage_error
-from .output.layout import bad_and_missing, bad_entry, make_attrs, store_token
+from .output.layout import bad_and_missing, bad_entry, make_attrs
 from .params import Params
 
 log = logging.getLogger("audioprep")
@@ -108,7 +108,7 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
         spec = dataclasses.replace(spec, shared_directory=str(out.path))  # batch jobs' credentials
     # A local cluster starts (and its workers warm up) while the input is checked; a batch cluster
     # needs the output folder, so it starts once the run is accepted.
-    early = client is None and spec.resolved_kind() == "local" and not out.hdf5_path.exists()
+    early = client is None and spec.resolved_kind() == "local" and not out.has_output()
     with Starter(spec, client, params, early=early) as starter:
         problems = preflight(index, params, progress=progress)
         if index.problems:
@@ -140,11 +140,11 @@ def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwr
                 result.up_to_date = True
                 _account(result, out.hdf5_attrs(), resumed=None)
             else:
-                root, todo, copies, resumed = _prepare(index, problems, params, out, expected, result.clips,
-                                                       overwrite=overwrite, config_text=config_text, echo=echo)
-                _compute_and_finish(index, params, out, root, todo, copies, starter, result, skip_bad=skip_bad,
+                todo, copies, resumed = _prepare(index, problems, params, out, expected, result.clips,
+                                                 overwrite=overwrite, config_text=config_text, echo=echo)
+                _compute_and_finish(index, params, out, todo, copies, starter, result, skip_bad=skip_bad,
                                     progress=progress, echo=echo)
-                _account(result, zarr_store.attrs(out.zarr_path), resumed=resumed)
+                _account(result, out.store_attrs(), resumed=resumed)
             result.seconds = time.perf_counter() - t0
             if not result.up_to_date or not out.summary_path.exists():  # (a stop may have lost it after the rename)
                 out.write_summary(result.to_json())
@@ -165,63 +165,60 @@ def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwr
 
 
 def _prepare(index, problems, params, out, expected, nslots, *, overwrite, config_text, echo) -> tuple:
-    """Check the space, open or create the store, mark the bad and missing slots; return ``(root, clips to
+    """Check the space, open or lay out the store, mark the bad and missing slots; return ``(clips to
     compute, clips to copy from an earlier run, how many those are)``."""
     out.check_space(params, index)
-    root = out.store(index, params, expected, overwrite=overwrite)
+    out.lay_out(index, params, expected, overwrite=overwrite)
     if config_text is not None:
         out.write_config(config_text)
-    done = zarr_store.done_mask(root)
-    finished = zarr_store.valid_mask(root, done)  # done and not bad: copied into audio.hdf5 by tasks
+    done = out.done_mask()
+    finished = out.finished_mask(done)  # done and not bad: copied into audio.hdf5 by tasks
     resumed = int(finished.sum())
     if done.any():
         echo(f"resuming: {resumed} of {nslots} clips already in {out.zarr_path}, skipping them")
-    todo = _plan(index, problems, root, done)
+    todo = _plan(index, problems, out, done)
     copies = [ref for ref in index.clips if finished[ref.g, ref.c]]
-    return root, todo, copies, resumed
+    return todo, copies, resumed
 
 
-def _compute_and_finish(index, params, out, root, todo, copies, starter, result, *, skip_bad, progress,
+def _compute_and_finish(index, params, out, todo, copies, starter, result, *, skip_bad, progress,
                         echo) -> None:
     """Lay out audio.hdf5, let the workers fill it (and the store), record what failed, and rename it into place.
 
     No process but the workers touches array bytes: each writes a clip's bytes
     into its slots as it finishes it, and copies the clips of earlier runs.
     """
-    shapes = {n: params.shape(n, index.ngenres, index.nclips) for n in params.datasets}
-    with out.hdf5_slots(shapes) as slots:
-        target = Target(str(out.zarr_path), store_token(zarr_store.attrs(out.zarr_path)), slots)
+    with out.writer(index, params) as target:
         try:
-            got = _compute(todo, copies, index, params, target, starter, progress, echo)
-            _check_written(got, root)
+            got = _compute(todo, copies, index, params, target, starter, progress, echo, out)
+            _check_written(got, out)
         except BaseException:
             starter.close()  # the workers stop before their temporary audio.hdf5 is removed
             with contextlib.suppress(Exception):
-                zarr_store.write_valid(root)  # the store says what it holds, also when interrupted
+                out.write_valid()  # the store says what it holds, also when interrupted
             raise
         result.computed, result.bytes_written = got.computed, got.bytes_written
         result.dashboard, result.workers = got.dashboard, got.workers
         listed = [Problem(r.name, why) for r, why in got.failures + got.unfinished]
         if got.failures and not got.unfinished and got.computed + len(copies) == 0:
-            zarr_store.write_valid(root)
+            out.write_valid()
             raise BadInputError(listed, no_valid_clip(len(got.failures), listed))
         if got.failures and not skip_bad:
-            zarr_store.write_valid(root)
+            out.write_valid()
             raise BadInputError(listed, f"{len(got.failures)} clip(s) failed; the other clips are saved in "
                                         f"{out.zarr_path}: fix the bad clips and run again, or add --skip-bad")
-        zarr_store.mark_bad(root, [bad_entry(ref.g, ref.c, ref.name, why) for ref, why in got.failures])
+        out.mark_bad([bad_entry(ref.g, ref.c, ref.name, why) for ref, why in got.failures])
         for ref, _ in got.failures:
-            slots.zero(ref.g, ref.c)  # a failed attempt may have written part of its slot
-        zarr_store.write_valid(root)
+            target.zero(ref.g, ref.c)  # a failed attempt may have written part of its slot
+        out.write_valid()
         if got.unfinished:  # not the clips' fault: not stored as bad, so the next run computes them
             raise IncompleteError(listed, f"{len(got.unfinished)} clip(s) not computed because of the run, not "
                                           f"their data; the other clips are saved in {out.zarr_path}: run the same "
                                           "command again to compute them (give the workers more memory, or fewer "
                                           "workers, if they ran out)")
-        zarr_store.consolidate_metadata(out.zarr_path)
         echo(f"consolidating {out.zarr_path} -> {out.hdf5_path}")
         t1 = time.perf_counter()
-        result.hdf5_bytes = out.finish_hdf5(slots)
+        result.hdf5_bytes = out.finish()
         result.consolidate_seconds = time.perf_counter() - t1
 
 
@@ -259,7 +256,7 @@ def _cannot_write(out, reason: str) -> StoreError:
                       "free space or fix permissions, then run the same command again to resume")
 
 
-def _plan(index, problems, root, done) -> list:
+def _plan(index, problems, out, done) -> list:
     """Mark the clips pre-flight found bad, and the missing slots, invalid; return the clips to compute."""
     bad_paths = {p.path: p.reason for p in problems}
     todo, marks = [], []
@@ -278,7 +275,7 @@ def _plan(index, problems, root, done) -> list:
         if not done[g, c]:
             marks.append(bad_entry(g, c, "", f"missing: {index.labels[g]} holds {sizes.get(g, 0)} clip(s)",
                               missing=True))
-    zarr_store.mark_bad(root, marks)
+    out.mark_bad(marks)
     return todo
 
 
@@ -292,7 +289,7 @@ def _reason(exc: BaseException) -> str:
     return f"failed in the run ({name}: {exc})".strip()
 
 
-def _compute(todo, copies, index, params, target, starter, progress, echo) -> _Computed:
+def _compute(todo, copies, index, params, target, starter, progress, echo, out) -> _Computed:
     """Compute the ``todo`` clips and copy the finished ``copies`` into the temporary ``audio.hdf5``.
 
     Tasks go to the scheduler in a bounded window (``audioprep.clips-in-flight``
@@ -359,8 +356,8 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
                     value = value[1] if isinstance(value, tuple) else value  # (type, exception, traceback)
                     if isinstance(value, StorageError) or is_storage_error(value):
                         storage_error = getattr(value, "reason", None) or value.strerror
-                    elif isinstance(value, UnsafeOutputError) or not Path(target.zarr).is_dir():
-                        fatal = value if isinstance(value, UnsafeOutputError) else gone(target.zarr)
+                    elif isinstance(value, UnsafeOutputError) or out.store_removed():
+                        fatal = value if isinstance(value, UnsafeOutputError) else gone(out.zarr_path)
                     elif len(task.refs) > 1 or task.kind == "copy":
                         retry.extend(ClipTask(task_key("retry", [ref], index.labels, run), "clips", (ref,))
                                      for ref in task.refs)
@@ -379,14 +376,14 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
     if fatal is not None:
         raise fatal
     if storage_error is not None:
-        raise StorageError(storage_error, str(target.zarr))
+        raise StorageError(storage_error, str(out.zarr_path))
     return got
 
 
-def _check_written(got: _Computed, root) -> None:
+def _check_written(got: _Computed, out) -> None:
     """Count as computed only the clips this run's tasks wrote that the store holds as done; any other is
     unfinished (the next run computes it), never reported as computed."""
-    done = zarr_store.done_mask(root)
+    done = out.done_mask()
     for ref in got.written:
         if done[ref.g, ref.c]:
             got.computed += 1

@@ -6,8 +6,9 @@ import pytest
 from dask.utils import key_split
 
 from pipeline.inputs import ClipRef, open_index
-from pipeline.graph import ClipTask, Target, build_graph, clip_token, plan_tasks, run_task, stages_for
+from pipeline.graph import ClipTask, build_graph, clip_token, plan_tasks, run_task, stages_for
 from pipeline.output.layout import make_attrs
+from pipeline.output.store import store_writer
 from pipeline.output.zarr_store import create_store, done_mask, read_clip
 
 
@@ -62,7 +63,7 @@ def test_a_bad_clip_is_reported_and_costs_its_batch_nothing(tiny_dataset, small_
     good = [r for r in idx.clips if r.g == 0]
     broken = ClipRef(0, 1, "blues", str(tmp_path / "missing.au"))
     written, failures = run_task(ClipTask("clips-blues.00000-00001", "clips", (good[0], broken)), small_params,
-                                 Target(str(store)))
+                                 store_writer(store))
     assert written == [(0, 0)]
     assert len(failures) == 1 and failures[0][:2] == (0, 1) and "cannot be read" in failures[0][2]
     import zarr

@@ -127,6 +127,20 @@ def gone(zarr_path) -> StoreError:
                       "store): nothing is left to resume; run the same command again to start afresh")
 
 
+@contextlib.contextmanager
+def storage_errors(store):
+    """On a worker: a storage error (full, read-only) as :class:`StorageError`, which the driver says once for
+    the whole run; ``store`` removed under the run as the one line that says so (:func:`gone`)."""
+    try:
+        yield
+    except OSError as e:
+        if is_storage_error(e):
+            raise StorageError(e.strerror, str(store)) from None
+        if isinstance(e, FileNotFoundError) and not Path(store).exists():
+            raise gone(store) from None
+        raise
+
+
 def _unsafe(path: Path, what: str) -> UnsafeOutputError:
     return UnsafeOutputError(f"{path} {what}: audioprep never writes through a link or into another user's "
                              "files; remove it (or choose another -o) and run again")
