@@ -266,6 +266,7 @@ def floor(root: Path, cores: int, params=None, limit: int | None = None, scratch
     from pipeline.inputs import open_index
     from pipeline.output import hdf5, zarr_store
     from pipeline.output.layout import make_attrs
+    from pipeline.output.store import store_writer
     from pipeline.params import Params
 
     from pipeline.worker_setup import one_blosc_thread
@@ -282,7 +283,7 @@ def floor(root: Path, cores: int, params=None, limit: int | None = None, scratch
         scratch.mkdir(parents=True)
         zarr_store.create_store(scratch / "audio.zarr", idx, p, make_attrs(idx, p, created="floor"))
         slots = hdf5.create(scratch / "audio.hdf5", {n: p.shape(n, idx.ngenres, idx.nclips) for n in p.datasets})
-        target = graph.Target(str(scratch / "audio.zarr"), "floor", slots)
+        target = store_writer(scratch / "audio.zarr", "floor", slots)
     order = graph.stages_for(p)
     graph.compute(graph.load(clips[0], p), p, order)  # warm librosa's caches and numba, as a worker's warm-up does
     clock = time.process_time

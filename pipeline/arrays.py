@@ -2,9 +2,10 @@
 
 For each array: the kernel that makes it from the clip and the arrays before it,
 the stage name the dashboard shows for it, what it needs, the name and size of
-its last dimension (which gives its coordinates: ``sample``, or ``bin`` with
-``frequency`` and ``note``), and how ``audioprep show`` draws it.  A new array is
-a new record here and a kernel in :mod:`pipeline.kernels`.
+its last dimension and that dimension's coordinates (``sample``, or ``bin`` with
+``frequency`` and ``note``), its dimensions (:meth:`OutputArray.dims`), and how
+``audioprep show`` draws it.  A new array is a new record here and a kernel in
+:mod:`pipeline.kernels`; the stores, the readers and ``show`` derive the rest.
 
 Every array is float32 of shape ``(genres, clips, Nframes, 2, size)``.
 """
@@ -29,9 +30,37 @@ class OutputArray:
     make: Callable  # make(*needed, params) -> np.ndarray [shape=(Nframes, 2, size)]
     last: str  # the last dimension: "sample" (na of them) or "bin" (ns of them)
     panel: str  # how 'audioprep show' draws it: "waveform", "spectrogram" (dB) or "diverging"
+    axis: Callable = None  # axis(attrs) -> {coordinate: (dims, values, attrs)} of the last dimension
 
     def size(self, params: "Params") -> int:
         return params.na if self.last == "sample" else params.ns
+
+    def dims(self, clip_dims=("genre", "clip")) -> tuple:
+        """Its dimension names: the clip's (``clip_dims``, the layout's), then ``frame``, ``overlap``, last."""
+        return (*clip_dims, "frame", "overlap", self.last)
+
+    def coords(self, attrs: dict) -> dict:
+        """The coordinates of its last dimension, from an output's attributes (:func:`axis`)."""
+        return self.axis(attrs)
+
+
+def _sample_axis(attrs: dict) -> dict:
+    import numpy as np
+
+    return {"sample": (("sample",), np.arange(int(attrs["na"])), {})}
+
+
+def _bin_axis(attrs: dict) -> dict:
+    """``bin`` (0..ns-1), its centre ``frequency`` in Hz and its nearest ``note`` (with cents, e.g. ``C2+50``)."""
+    import numpy as np
+
+    from .pitch import cqt_frequencies, note_name
+
+    freqs = cqt_frequencies(int(attrs["ns"]), fmin=float(attrs["fmin"]), bins_per_octave=int(attrs["bins_per_octave"]))
+    return {"bin": (("bin",), np.arange(int(attrs["ns"])), {}),
+            "frequency": (("bin",), freqs, {"units": "Hz"}),
+            "note": (("bin",), np.array([note_name(f, cents=True).replace("+0", "") for f in freqs], dtype=object),
+                     {})}
 
 
 def _frame(y, p):
@@ -49,9 +78,9 @@ def _lcn(Xs, p):
 
 #: The arrays in the order they are computed and written.
 ARRAYS = {a.name: a for a in (
-    OutputArray("Xa", "raw frames", "frame", ("y",), _frame, "sample", "waveform"),
-    OutputArray("Xs", "constant-Q spectrogram magnitude", "cqt", ("y",), _cqt, "bin", "spectrogram"),
-    OutputArray("Xn", "local contrast normalization of Xs", "lcn", ("Xs",), _lcn, "bin", "diverging"),
+    OutputArray("Xa", "raw frames", "frame", ("y",), _frame, "sample", "waveform", _sample_axis),
+    OutputArray("Xs", "constant-Q spectrogram magnitude", "cqt", ("y",), _cqt, "bin", "spectrogram", _bin_axis),
+    OutputArray("Xn", "local contrast normalization of Xs", "lcn", ("Xs",), _lcn, "bin", "diverging", _bin_axis),
 )}
 
 #: Array names, in the order they are written.

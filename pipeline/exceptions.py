@@ -29,6 +29,10 @@ class StorageError(StoreError):
         super().__init__(f"{where}: {reason}" if where else reason)
 
 
+class UnsafeOutputError(StoreError):
+    """An entry of the output folder is a link, or another user's: audioprep never writes through it."""
+
+
 class ClusterError(PipelineError):
     """A cluster cannot be created or reached."""
 

@@ -5,9 +5,11 @@ an output array of :mod:`pipeline.arrays`), each stage a call of one pure kernel
 timed through distributed's fine performance
 metrics (``context_meter``), so the dashboard's "Fine Performance Metrics"
 page shows where the time goes per stage while the scheduler sees one task
-for several clips.  The write stage fills the clip's Zarr chunks and its
-byte ranges of the temporary ``audio.hdf5``.  Task keys name their clips
-(``clips-blues.00003-00010``).
+for several clips.  The write stage hands the clip to the run's
+:class:`~pipeline.output.store.ClipWriter` (the Zarr store's chunks, the
+temporary ``audio.hdf5``'s byte ranges: the graph does not ask which).  Task keys name their clips and
+end with the run's token (``clips-blues.00003-00010-3f9a2c1d``): two runs on
+one scheduler never share a task, even for clips of the same names.
 
 :func:`plan_tasks` only describes the tasks and :func:`build_graph` only
 builds delayed objects; the caller hands them to a client.
@@ -22,8 +24,7 @@ from dataclasses import dataclass
 from .arrays import ARRAYS, needed
 from .inputs import ClipRef, load_clip
 from .exceptions import BadInputError
-from .output import zarr_store
-from .output.hdf5 import Slots
+from .output.store import ClipWriter, store_writer
 from .params import Params
 
 #: Every stage a task can time: loading, one for each output array, writing.
@@ -31,18 +32,9 @@ STAGES = ("load", *(a.stage for a in ARRAYS.values()), "write")
 
 
 @dataclass(frozen=True)
-class Target:
-    """Where a task writes: the Zarr store (and its creation token) and the temporary ``audio.hdf5``'s slots."""
-
-    zarr: str
-    token: str = ""
-    slots: Slots | None = None
-
-
-@dataclass(frozen=True)
 class ClipTask:
     """One task: ``kind`` "clips" computes ``refs``; "copy" copies them, finished by an earlier run, from
-    the Zarr store into ``audio.hdf5``."""
+    the resume store (``audio.zarr``) into the run's other stores (``audio.hdf5``)."""
 
     key: str
     kind: str
@@ -57,9 +49,9 @@ def load(ref: ClipRef, params: Params):
     return load_clip(ref, params)
 
 
-def write(ref: ClipRef, arrays: dict, target: Target) -> int:
-    """Write the clip's arrays into its Zarr chunks and its ``audio.hdf5`` slots, then mark it done."""
-    return zarr_store.write_clip(target.zarr, ref.g, ref.c, arrays, target.token, target.slots)
+def write(ref: ClipRef, arrays: dict, target: ClipWriter) -> None:
+    """Write the clip's arrays into every store of the run, then mark it done."""
+    target.write(ref.g, ref.c, arrays)
 
 
 def stages_for(params: Params) -> list:
@@ -80,7 +72,7 @@ def compute(y, params: Params, stages, meter=None) -> dict:
     return arrays
 
 
-def process_clip(ref: ClipRef, params: Params, target: Target, stages=None) -> None:
+def process_clip(ref: ClipRef, params: Params, target: ClipWriter, stages=None) -> None:
     """All stages of one clip, each timed on the dashboard; raises :class:`BadInputError` for a bad clip."""
     from distributed.metrics import context_meter
 
@@ -91,31 +83,35 @@ def process_clip(ref: ClipRef, params: Params, target: Target, stages=None) -> N
         write(ref, {n: arrays[n] for n in params.datasets}, target)
 
 
-def copy_clip(ref: ClipRef, params: Params, target: Target) -> None:
-    """Copy a clip an earlier run finished from the Zarr store into its ``audio.hdf5`` slots."""
+def copy_clip(ref: ClipRef, params: Params, target: ClipWriter) -> None:
+    """Copy a clip an earlier run finished from the resume store into the run's other stores."""
     from distributed.metrics import context_meter
 
     with context_meter.meter("copy"):
-        arrays = zarr_store.read_clip(target.zarr, ref.g, ref.c, params.datasets, target.token)
-        target.slots.write(ref.g, ref.c, arrays)
+        target.copy(ref.g, ref.c, params.datasets)
 
 
-def run_task(task: ClipTask, params: Params, target: Target) -> list:
-    """Run one task on a worker; return ``[(g, c, reason)]`` for its bad clips (the others are written).
+def run_task(task: ClipTask, params: Params, target: ClipWriter) -> tuple:
+    """Run one task on a worker; return ``(written, failures)``: ``[(g, c)]`` of the clips it wrote and
+    ``[(g, c, reason)]`` of its bad clips.
 
     A bad clip is reported, not raised, so it never costs the other clips of
-    its task; anything else (a full disk, a bug) fails the task.
+    its task; anything else (a full disk, a bug) fails the task.  The driver
+    counts a clip as written only from this list, of this run's own task.
     """
-    failures, stages = [], stages_for(params)
+    written, failures, stages = [], [], stages_for(params)
     for ref in task.refs:
         if task.kind == "copy":
             copy_clip(ref, params, target)
+            written.append((ref.g, ref.c))
             continue
         try:
             process_clip(ref, params, target, stages)
         except BadInputError as e:
             failures.append((ref.g, ref.c, e.problems[0].reason if e.problems else str(e)))
-    return failures
+        else:
+            written.append((ref.g, ref.c))
+    return written, failures
 
 
 # -- planning -------------------------------------------------------------------------
@@ -137,13 +133,23 @@ def clip_token(ref: ClipRef, labels) -> str:
     return f"{genre}.{ref.c:05d}"
 
 
-def task_key(kind: str, refs, labels) -> str:
-    """``clips-blues.00003`` for one clip, ``clips-blues.00003-00010`` for a batch (first and last clip)."""
+def run_token() -> str:
+    """A new run's token: 8 hex digits, the last word of each of its task keys."""
+    import secrets
+
+    return secrets.token_hex(4)
+
+
+def task_key(kind: str, refs, labels, run: str = "") -> str:
+    """``clips-blues.00003`` for one clip, ``clips-blues.00003-00010`` for a batch (first and last clip), each
+    followed by ``-<run>`` (:func:`run_token`) when given: the scheduler takes equal keys for one task, so keys
+    of two runs must differ even where their clips' names do not."""
     first = clip_token(refs[0], labels)
-    return f"{kind}-{first}" if len(refs) == 1 else f"{kind}-{first}-{refs[-1].c:05d}"
+    key = f"{kind}-{first}" if len(refs) == 1 else f"{kind}-{first}-{refs[-1].c:05d}"
+    return f"{key}-{run}" if run else key
 
 
-def plan_tasks(refs, labels, *, per_task: int, kind: str = "clips"):
+def plan_tasks(refs, labels, *, per_task: int, kind: str = "clips", run: str = ""):
     """Group ``refs`` (ordered by genre, then clip) into tasks of at most ``per_task`` clips of one genre.
 
     A generator: a run takes tasks from it as its window has room, so nothing
@@ -152,25 +158,26 @@ def plan_tasks(refs, labels, *, per_task: int, kind: str = "clips"):
     batch = []
     for ref in refs:
         if batch and (len(batch) == per_task or ref.g != batch[0].g):
-            yield ClipTask(task_key(kind, batch, labels), kind, tuple(batch))
+            yield ClipTask(task_key(kind, batch, labels, run), kind, tuple(batch))
             batch = []
         batch.append(ref)
     if batch:
-        yield ClipTask(task_key(kind, batch, labels), kind, tuple(batch))
+        yield ClipTask(task_key(kind, batch, labels, run), kind, tuple(batch))
 
 
-def build_graph(clips, params: Params, target: Target | str, labels, *, per_task: int = 1) -> dict:
+def build_graph(clips, params: Params, target: ClipWriter | str, labels, *, per_task: int = 1,
+                run: str = "") -> dict:
     """Build (do not run) the tasks for ``clips``, as ``dask.delayed`` objects a client computes.
 
     Returns
     -------
     dict
         task key -> ``dask.delayed`` of :func:`run_task`, whose value is the
-        list of the task's bad clips.
+        task's written and bad clips.
     """
     import dask
 
     if isinstance(target, str):
-        target = Target(target)
+        target = store_writer(target)  # a Zarr store alone
     return {t.key: dask.delayed(run_task, pure=True)(t, params, target, dask_key_name=t.key)
-            for t in plan_tasks(clips, labels, per_task=per_task)}
+            for t in plan_tasks(clips, labels, per_task=per_task, run=run)}

@@ -21,11 +21,11 @@ from .config import setting
 from .inputs.audio import common_fix, no_valid_clip, unreadable
 from .inputs import open_index, preflight
 from .exceptions import (BadInputError, IncompleteError, ParameterError, PipelineError, Problem, StorageError,
-                         StoreError, Terminated, escaped)
-from .graph import ClipTask, Target, plan_tasks, run_task, task_key
-from .output import OutputFolder, zarr_store
-from .output.files import is_storage_error
-from .output.layout import bad_and_missing, bad_entry, make_attrs, store_token
+                         StoreError, Terminated, UnsafeOutputError, escaped)
+from .graph import ClipTask, plan_tasks, run_task, run_token, task_key
+from .output import OutputFolder
+from .output.files import gone, is_storage_error
+from .output.layout import bad_and_missing, bad_entry, make_attrs
 from .params import Params
 
 log = logging.getLogger("audioprep")
@@ -69,6 +69,7 @@ class _Computed:
 
     computed: int = 0
     bytes_written: int = 0
+    written: list = field(default_factory=list)  # [ClipRef]: clips this run's tasks said they computed and wrote
     failures: list = field(default_factory=list)  # [(ClipRef, reason)]: the clip's own data is bad
     unfinished: list = field(default_factory=list)  # [(ClipRef, reason)]: the run failed it (a worker killed, ...)
     dashboard: str | None = None
@@ -107,7 +108,7 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
         spec = dataclasses.replace(spec, shared_directory=str(out.path))  # batch jobs' credentials
     # A local cluster starts (and its workers warm up) while the input is checked; a batch cluster
     # needs the output folder, so it starts once the run is accepted.
-    early = client is None and spec.resolved_kind() == "local" and not out.hdf5_path.exists()
+    early = client is None and spec.resolved_kind() == "local" and not out.has_output()
     with Starter(spec, client, params, early=early) as starter:
         problems = preflight(index, params, progress=progress)
         if index.problems:
@@ -139,11 +140,11 @@ def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwr
                 result.up_to_date = True
                 _account(result, out.hdf5_attrs(), resumed=None)
             else:
-                root, todo, copies, resumed = _prepare(index, problems, params, out, expected, result.clips,
-                                                       overwrite=overwrite, config_text=config_text, echo=echo)
-                _compute_and_finish(index, params, out, root, todo, copies, starter, result, skip_bad=skip_bad,
+                todo, copies, resumed = _prepare(index, problems, params, out, expected, result.clips,
+                                                 overwrite=overwrite, config_text=config_text, echo=echo)
+                _compute_and_finish(index, params, out, todo, copies, starter, result, skip_bad=skip_bad,
                                     progress=progress, echo=echo)
-                _account(result, zarr_store.attrs(out.zarr_path), resumed=resumed)
+                _account(result, out.store_attrs(), resumed=resumed)
             result.seconds = time.perf_counter() - t0
             if not result.up_to_date or not out.summary_path.exists():  # (a stop may have lost it after the rename)
                 out.write_summary(result.to_json())
@@ -153,69 +154,71 @@ def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwr
         raise
     except StorageError as e:
         raise _cannot_write(out, e.reason) from None
-    except OSError as e:
+    except PipelineError:
+        raise
+    except Exception as e:
+        if out.store_removed():  # the driver met the store's absence first (KeyError: 'done', ...)
+            raise gone(out.zarr_path) from None
         if not is_storage_error(e):
             raise
         raise _cannot_write(out, e.strerror) from None
 
 
 def _prepare(index, problems, params, out, expected, nslots, *, overwrite, config_text, echo) -> tuple:
-    """Check the space, open or create the store, mark the bad and missing slots; return ``(root, clips to
+    """Check the space, open or lay out the store, mark the bad and missing slots; return ``(clips to
     compute, clips to copy from an earlier run, how many those are)``."""
     out.check_space(params, index)
-    root = out.store(index, params, expected, overwrite=overwrite)
+    out.lay_out(index, params, expected, overwrite=overwrite)
     if config_text is not None:
         out.write_config(config_text)
-    done = zarr_store.done_mask(root)
-    finished = zarr_store.valid_mask(root, done)  # done and not bad: copied into audio.hdf5 by tasks
+    done = out.done_mask()
+    finished = out.finished_mask(done)  # done and not bad: copied into audio.hdf5 by tasks
     resumed = int(finished.sum())
     if done.any():
         echo(f"resuming: {resumed} of {nslots} clips already in {out.zarr_path}, skipping them")
-    todo = _plan(index, problems, root, done)
+    todo = _plan(index, problems, out, done)
     copies = [ref for ref in index.clips if finished[ref.g, ref.c]]
-    return root, todo, copies, resumed
+    return todo, copies, resumed
 
 
-def _compute_and_finish(index, params, out, root, todo, copies, starter, result, *, skip_bad, progress,
+def _compute_and_finish(index, params, out, todo, copies, starter, result, *, skip_bad, progress,
                         echo) -> None:
     """Lay out audio.hdf5, let the workers fill it (and the store), record what failed, and rename it into place.
 
     No process but the workers touches array bytes: each writes a clip's bytes
     into its slots as it finishes it, and copies the clips of earlier runs.
     """
-    shapes = {n: params.shape(n, index.ngenres, index.nclips) for n in params.datasets}
-    with out.hdf5_slots(shapes) as slots:
-        target = Target(str(out.zarr_path), store_token(zarr_store.attrs(out.zarr_path)), slots)
+    with out.writer(index, params) as target:
         try:
-            got = _compute(todo, copies, index, params, target, starter, progress, echo)
+            got = _compute(todo, copies, index, params, target, starter, progress, echo, out)
+            _check_written(got, out)
         except BaseException:
             starter.close()  # the workers stop before their temporary audio.hdf5 is removed
             with contextlib.suppress(Exception):
-                zarr_store.write_valid(root)  # the store says what it holds, also when interrupted
+                out.write_valid()  # the store says what it holds, also when interrupted
             raise
         result.computed, result.bytes_written = got.computed, got.bytes_written
         result.dashboard, result.workers = got.dashboard, got.workers
         listed = [Problem(r.name, why) for r, why in got.failures + got.unfinished]
         if got.failures and not got.unfinished and got.computed + len(copies) == 0:
-            zarr_store.write_valid(root)
+            out.write_valid()
             raise BadInputError(listed, no_valid_clip(len(got.failures), listed))
         if got.failures and not skip_bad:
-            zarr_store.write_valid(root)
+            out.write_valid()
             raise BadInputError(listed, f"{len(got.failures)} clip(s) failed; the other clips are saved in "
                                         f"{out.zarr_path}: fix the bad clips and run again, or add --skip-bad")
-        zarr_store.mark_bad(root, [bad_entry(ref.g, ref.c, ref.name, why) for ref, why in got.failures])
+        out.mark_bad([bad_entry(ref.g, ref.c, ref.name, why) for ref, why in got.failures])
         for ref, _ in got.failures:
-            slots.zero(ref.g, ref.c)  # a failed attempt may have written part of its slot
-        zarr_store.write_valid(root)
+            target.zero(ref.g, ref.c)  # a failed attempt may have written part of its slot
+        out.write_valid()
         if got.unfinished:  # not the clips' fault: not stored as bad, so the next run computes them
             raise IncompleteError(listed, f"{len(got.unfinished)} clip(s) not computed because of the run, not "
                                           f"their data; the other clips are saved in {out.zarr_path}: run the same "
                                           "command again to compute them (give the workers more memory, or fewer "
                                           "workers, if they ran out)")
-        zarr_store.consolidate_metadata(out.zarr_path)
         echo(f"consolidating {out.zarr_path} -> {out.hdf5_path}")
         t1 = time.perf_counter()
-        result.hdf5_bytes = out.finish_hdf5(slots)
+        result.hdf5_bytes = out.finish()
         result.consolidate_seconds = time.perf_counter() - t1
 
 
@@ -253,7 +256,7 @@ def _cannot_write(out, reason: str) -> StoreError:
                       "free space or fix permissions, then run the same command again to resume")
 
 
-def _plan(index, problems, root, done) -> list:
+def _plan(index, problems, out, done) -> list:
     """Mark the clips pre-flight found bad, and the missing slots, invalid; return the clips to compute."""
     bad_paths = {p.path: p.reason for p in problems}
     todo, marks = [], []
@@ -272,7 +275,7 @@ def _plan(index, problems, root, done) -> list:
         if not done[g, c]:
             marks.append(bad_entry(g, c, "", f"missing: {index.labels[g]} holds {sizes.get(g, 0)} clip(s)",
                               missing=True))
-    zarr_store.mark_bad(root, marks)
+    out.mark_bad(marks)
     return todo
 
 
@@ -286,7 +289,7 @@ def _reason(exc: BaseException) -> str:
     return f"failed in the run ({name}: {exc})".strip()
 
 
-def _compute(todo, copies, index, params, target, starter, progress, echo) -> _Computed:
+def _compute(todo, copies, index, params, target, starter, progress, echo, out) -> _Computed:
     """Compute the ``todo`` clips and copy the finished ``copies`` into the temporary ``audio.hdf5``.
 
     Tasks go to the scheduler in a bounded window (``audioprep.clips-in-flight``
@@ -314,8 +317,9 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
     total = len(todo) + len(copies)
     per_task = max(1, min(int(setting("clips-per-task")), -(-total // (2 * workers))))
     window = max(1, -(-int(setting("clips-in-flight")) // per_task))  # tasks in the scheduler at once
-    planned = itertools.chain(plan_tasks(copies, index.labels, per_task=per_task, kind="copy"),
-                              plan_tasks(todo, index.labels, per_task=per_task))
+    run = run_token()  # in every key: another run on this scheduler never shares a task with this one
+    planned = itertools.chain(plan_tasks(copies, index.labels, per_task=per_task, kind="copy", run=run),
+                              plan_tasks(todo, index.labels, per_task=per_task, run=run))
     retry = collections.deque()  # one task a clip, after a failed task; submitted first
     tasks = {}  # key -> ClipTask in flight
 
@@ -329,7 +333,7 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
                       pure=False)
 
     done_iter = as_completed(submit(window), with_results=True, raise_errors=False)
-    storage_error = None
+    storage_error = fatal = None
     try:
         with progress_bar(desc="clips", enabled=progress, total=len(todo) + len(copies), smoothing=0.1) as bar:
             for finished in done_iter.batches():
@@ -338,25 +342,29 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
                     status = fut.status
                     fut.release()
                     if status == "finished":
-                        bad = {(g, c): why for g, c, why in value}
+                        written, bad = set(value[0]), {(g, c): why for g, c, why in value[1]}
                         for ref in task.refs:
                             if (ref.g, ref.c) in bad:
                                 got.failures.append((ref, bad[ref.g, ref.c]))
+                            elif (ref.g, ref.c) not in written:  # its task did not say it wrote it
+                                got.unfinished.append((ref, "not written by its task"))
                             elif task.kind == "clips":
-                                got.computed += 1
+                                got.written.append(ref)
                                 got.bytes_written += clip_bytes
                         bar.update(len(task.refs))
                         continue
                     value = value[1] if isinstance(value, tuple) else value  # (type, exception, traceback)
                     if isinstance(value, StorageError) or is_storage_error(value):
                         storage_error = getattr(value, "reason", None) or value.strerror
+                    elif isinstance(value, UnsafeOutputError) or out.store_removed():
+                        fatal = value if isinstance(value, UnsafeOutputError) else gone(out.zarr_path)
                     elif len(task.refs) > 1 or task.kind == "copy":
-                        retry.extend(ClipTask(task_key("retry", [ref], index.labels), "clips", (ref,))
+                        retry.extend(ClipTask(task_key("retry", [ref], index.labels, run), "clips", (ref,))
                                      for ref in task.refs)
                     else:
                         got.unfinished.append((task.refs[0], _reason(value)))
                         bar.update(1)
-                if storage_error is not None:
+                if storage_error is not None or fatal is not None:
                     cl.cancel(list(done_iter.futures))
                     break
                 done_iter.update(submit(window - len(tasks)))
@@ -365,9 +373,22 @@ def _compute(todo, copies, index, params, target, starter, progress, echo) -> _C
             cl.cancel(list(done_iter.futures))
         raise
     got.workers = sorted({str(w.get("name")) for w in cl.scheduler_info()["workers"].values()})
+    if fatal is not None:
+        raise fatal
     if storage_error is not None:
-        raise StorageError(storage_error, str(target.zarr))
+        raise StorageError(storage_error, str(out.zarr_path))
     return got
+
+
+def _check_written(got: _Computed, out) -> None:
+    """Count as computed only the clips this run's tasks wrote that the store holds as done; any other is
+    unfinished (the next run computes it), never reported as computed."""
+    done = out.done_mask()
+    for ref in got.written:
+        if done[ref.g, ref.c]:
+            got.computed += 1
+        else:
+            got.unfinished.append((ref, "its task returned but the store does not hold it"))
 
 
 __all__ = ["run", "RunResult", "PipelineError"]

@@ -79,7 +79,7 @@ def test_dashboard_shows_the_stages_and_the_clips(long_dataset, tmp_path):
 
     The fine-performance-metrics page names the stages (load, frame, cqt, lcn,
     write) measured inside the tasks; the task stream names the tasks after
-    their clips (``clips-blues.00000-00007``).
+    their clips and end with the run's token (``clips-blues.00000-00007-3f9a2c1d``).
     """
     if not Path(CHROMIUM).exists():
         if os.environ.get("AUDIOPREP_REQUIRE_BROWSER") == "1":
@@ -100,8 +100,8 @@ def test_dashboard_shows_the_stages_and_the_clips(long_dataset, tmp_path):
                                    str(tmp_path / "o"), "--cluster", cluster.scheduler_address, "-q"],
                                   cwd=tmp_path, capture_output=True, text=True, timeout=600)
             assert proc.returncode == 0, proc.stderr
-            tasks = strings_on(stream, stream.url, lambda s: re.fullmatch(r"clips-[a-z]+\.\d{5}(-\d{5})?", s)
-                               is not None)
+            tasks = strings_on(stream, stream.url,
+                               lambda s: re.fullmatch(r"clips-[a-z]+\.\d{5}(-\d{5})?-[0-9a-f]{8}", s) is not None)
             ARTIFACTS.mkdir(exist_ok=True)
             stream.screenshot(path=str(ARTIFACTS / "dashboard-task-stream.png"), full_page=True)
             page = browser.new_page(viewport={"width": 1400, "height": 900})

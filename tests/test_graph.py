@@ -5,8 +5,9 @@ import numpy as np
 from dask.utils import key_split
 
 from pipeline.inputs import ClipRef, open_index
-from pipeline.graph import ClipTask, Target, build_graph, clip_token, plan_tasks, run_task
+from pipeline.graph import ClipTask, build_graph, clip_token, plan_tasks, run_task
 from pipeline.output.layout import make_attrs
+from pipeline.output.store import store_writer
 from pipeline.output.zarr_store import create_store, done_mask, read_clip
 
 
@@ -48,6 +49,10 @@ def test_batches_hold_clips_of_one_genre_and_keys_name_them():
     assert [r for t in tasks for r in t.refs] == refs  # every clip once, in order
     assert {key_split(t.key) for t in tasks} == {"clips"}
     assert [t.key for t in plan_tasks(refs[:3], labels, per_task=8, kind="copy")] == ["copy-blues.00000-00002"]
+    # a run's token ends every key: two runs on one scheduler never share a task; the group stays the kind
+    keys = [t.key for t in plan_tasks(refs, labels, per_task=2, run="3f9a2c1d")]
+    assert keys[0] == "clips-blues.00000-00001-3f9a2c1d" and keys[2] == "clips-blues.00004-3f9a2c1d"
+    assert {key_split(k) for k in keys} == {"clips"}
 
 
 def test_a_bad_clip_is_reported_and_costs_its_batch_nothing(tiny_dataset, small_params, tmp_path):
@@ -56,8 +61,9 @@ def test_a_bad_clip_is_reported_and_costs_its_batch_nothing(tiny_dataset, small_
     create_store(store, idx, small_params, make_attrs(idx, small_params, created="x"))
     good = [r for r in idx.clips if r.g == 0]
     broken = ClipRef(0, 1, "blues", str(tmp_path / "missing.au"))
-    failures = run_task(ClipTask("clips-blues.00000-00001", "clips", (good[0], broken)), small_params,
-                        Target(str(store)))
+    written, failures = run_task(ClipTask("clips-blues.00000-00001", "clips", (good[0], broken)), small_params,
+                                 store_writer(store))
+    assert written == [(0, 0)]
     assert len(failures) == 1 and failures[0][:2] == (0, 1) and "cannot be read" in failures[0][2]
     import zarr
 

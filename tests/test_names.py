@@ -157,7 +157,8 @@ def test_a_changed_input_file_is_named(tmp_path, client):
     shutil.copy(root / "blues" / "blues.00000.au", root / "classical" / "classical.00002.au")
     with pytest.raises(StoreError, match=r"made from the same input .* when its files were different \(files "
                                          r"added, removed or changed since\): changed blues/blues.00001.au; added "
-                                         r"classical/classical.00002.au; use --overwrite"):
+                                         r"classical/classical.00002.au; use --overwrite to replace it \(it "
+                                         r"computes all 5 clips again, those of the 3 unchanged file\(s\) too\)"):
         run(root, tmp_path / "o", params, client=client, pad=True)
 
 

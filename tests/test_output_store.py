@@ -164,3 +164,54 @@ def test_lock_stops_a_second_holder_and_names_it(tmp_path):
     # the kernel released the dead holder's lock
     with OutputLock(tmp_path):
         pass
+
+
+def test_run_and_graph_reach_the_stores_only_through_the_output_folder():
+    """run.py and graph.py name no store module: OutputFolder and the store interface are their one door."""
+    import ast
+
+    import pipeline
+
+    base = Path(pipeline.__file__).parent
+    for module in ("run.py", "graph.py"):
+        tree = ast.parse((base / module).read_text())
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                names |= {node.module or ""} | {a.name for a in node.names}
+            elif isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.Attribute):
+                names.add(node.attr)
+        assert not names & {"zarr_store", "hdf5", "output.zarr_store", "output.hdf5", "Slots"}, module
+
+
+def test_a_clip_writer_fills_every_store_then_marks_the_clip_done(store, small_params, tmp_path):
+    """The stores behind the interface: a clip written through the run's ClipWriter reads back the same from
+    the Zarr store and the temporary audio.hdf5, and is done only once both hold it; a copy fills audio.hdf5
+    from the store."""
+    from pipeline.output.hdf5 import HDF5Output, Slots
+    from pipeline.output.store import ClipStore, ClipWriter, FinalOutput, ResumeStore
+    from pipeline.output.zarr_store import ZarrClips, done_mask
+
+    path, idx, _ = store
+    shapes = {n: small_params.shape(n, idx.ngenres, idx.nclips) for n in small_params.datasets}
+    final = HDF5Output(tmp_path / "final")
+    (tmp_path / "final").mkdir()
+    slots = final.lay_out(shapes)
+    resume = ZarrClips(str(path))
+    assert isinstance(resume, ResumeStore) and isinstance(slots, ClipStore) and isinstance(final, FinalOutput)
+    assert isinstance(slots, Slots) and not final.complete()
+    rng = np.random.default_rng(0)
+    arrays = {n: rng.standard_normal(s[2:]).astype(np.float32) for n, s in shapes.items()}
+    writer = ClipWriter(resume, (slots,))
+    writer.write(2, 1, arrays)
+    for got in (resume.read_clip(2, 1, list(arrays)), slots.read_clip(2, 1, list(arrays))):
+        assert all(np.array_equal(got[n], arrays[n]) for n in arrays)
+    assert done_mask(zarr.open_group(str(path))).nonzero() == (np.array([2]), np.array([1]))
+    writer.zero(2, 1)
+    assert not slots.read_clip(2, 1, ["Xs"])["Xs"].any()
+    writer.copy(2, 1, list(arrays))  # an earlier run's clip, from the store into audio.hdf5
+    assert np.array_equal(slots.read_clip(2, 1, ["Xn"])["Xn"], arrays["Xn"])
+    final.discard(slots)
+    assert not Path(slots.path).exists()

@@ -112,3 +112,46 @@ def test_a_window_of_one_clip_in_flight_gives_the_same_output(tiny_dataset, smal
         res = run(tiny_dataset, tmp_path, small_params, client=client)
     assert res.computed == 6 and not res.bad
     assert_matches_reference(tmp_path / "audio.hdf5", reference)
+
+
+def test_two_runs_on_one_scheduler_each_write_their_own_clips(small_params, tmp_path):
+    """Before: task keys were made from the clip names alone, so of two runs on one client with the same clip
+    names the scheduler gave the second the first's tasks: its output was all zeros, and it said '6 computed'.
+
+    Both runs' tasks are in the scheduler before any worker exists (a cluster of no workers, scaled up once the
+    scheduler has received both runs' graphs), so they always overlap."""
+    import concurrent.futures
+    import threading
+
+    from distributed import Client, LocalCluster
+    from distributed.diagnostics.plugin import SchedulerPlugin
+    from support.reference import reference_folder
+
+    from pipeline.synth import synth_dataset
+
+    inputs = [synth_dataset(tmp_path / f"in{i}", genres=3, clips=2, seconds=3.0, seed=11 + i) for i in range(2)]
+    assert sorted(p.name for p in inputs[0].rglob("*.au")) == sorted(p.name for p in inputs[1].rglob("*.au"))
+
+    class Graphs(SchedulerPlugin):
+        def __init__(self):
+            self.seen, self.both = 0, threading.Event()
+
+        def update_graph(self, scheduler, **kwargs):
+            self.seen += 1
+            if self.seen >= 2:
+                self.both.set()
+
+    graphs = Graphs()
+    with LocalCluster(n_workers=0, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", local_directory=str(tmp_path / "scratch")) as cluster, \
+            Client(cluster) as cl:
+        cluster.scheduler.add_plugin(graphs)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:  # two notebook cells, one client
+            runs = [pool.submit(run, inputs[i], tmp_path / f"o{i}", small_params, client=cl) for i in range(2)]
+            assert graphs.both.wait(120), "the two runs did not both submit their tasks"
+            cluster.scale(2)
+            results = [r.result(timeout=300) for r in runs]
+    for i in range(2):
+        assert results[i].computed == 6 and not results[i].bad, results[i]
+        assert_matches_reference(tmp_path / f"o{i}" / "audio.hdf5",
+                                 reference_folder(inputs[i], Nsamples=small_params.nsamples))

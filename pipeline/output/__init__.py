@@ -2,11 +2,12 @@
 
 Modules, one concern each:
 
+- :mod:`~pipeline.output.store`: the store interface (``ClipStore``, ``FinalOutput``, ``ClipWriter``);
 - :mod:`~pipeline.output.layout`: file and dimension names, attributes, provenance, mismatch rules;
 - :mod:`~pipeline.output.files`: atomic writes, the lock, the write probe, the space check;
 - :mod:`~pipeline.output.zarr_store`: the store the workers write, one chunk per clip;
 - :mod:`~pipeline.output.hdf5`: the writer process that consolidates it into ``audio.hdf5``;
-- :mod:`~pipeline.output.folder`: :class:`OutputFolder`, what a run uses;
+- :mod:`~pipeline.output.folder`: :class:`OutputFolder`, what a run uses, its one door to the stores;
 - :mod:`~pipeline.output.reader`: :class:`OutputReader`, ``open_dataset``, ``to_matrix``, :class:`FrameBlocks`,
   ``describe``.
 """

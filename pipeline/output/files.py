@@ -3,7 +3,11 @@
 Every file audioprep writes appears under its final name only when complete:
 it is written under a fresh, unpredictable temporary name in the same folder
 (created with ``O_EXCL``, so a planted link cannot redirect it) and renamed
-into place.  :func:`atomic_path` is that rule; everything else uses it.
+into place.  :func:`atomic_path` is that rule; everything else uses it, but
+the files workers write in place (a clip's chunks, its byte ranges of the
+temporary ``audio.hdf5``), which :func:`open_to_write` opens, never through a
+link.  :func:`check_owned` refuses an output entry that is a link or another
+user's before anything is read from or written into it.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ import contextlib
 import errno
 import fcntl
 import os
+import pwd
 import shutil
 import socket
+import stat
 import tempfile
 from pathlib import Path
 
-from ..exceptions import StorageError, StoreError
+from ..exceptions import StorageError, StoreError, UnsafeOutputError
 from . import layout
 
 _UMASK = os.umask(0)
@@ -89,6 +95,95 @@ def atomic_write(path, text: str) -> None:
         raise StorageError(e.strerror or str(e), str(path)) from None
 
 
+def open_to_write(path, *, create: bool = True) -> int:
+    """Open ``path`` to write (truncated and created if ``create``, else as it is), never through a link.
+
+    The one way a file of the output is opened for writing in place; :class:`UnsafeOutputError` if ``path``
+    is a link.  Returns the file descriptor.
+    """
+    flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT | os.O_TRUNC if create else 0)
+    try:
+        return os.open(path, flags, 0o666)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise _unsafe(Path(path), "is a link") from None
+        raise
+
+
+def write_bytes(path, data) -> None:
+    """Write ``data`` (bytes or a buffer) as the whole of ``path``, never through a link (:func:`open_to_write`)."""
+    fd = open_to_write(path)
+    try:
+        view = memoryview(data).cast("B")
+        while len(view):
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def gone(zarr_path) -> StoreError:
+    """The one line for a store (or its output folder) removed while a run wrote into it."""
+    return StoreError(f"{zarr_path} was removed while the run wrote into it (the output folder is gone, or its "
+                      "store): nothing is left to resume; run the same command again to start afresh")
+
+
+@contextlib.contextmanager
+def storage_errors(store):
+    """On a worker: a storage error (full, read-only) as :class:`StorageError`, which the driver says once for
+    the whole run; ``store`` removed under the run as the one line that says so (:func:`gone`)."""
+    try:
+        yield
+    except OSError as e:
+        if is_storage_error(e):
+            raise StorageError(e.strerror, str(store)) from None
+        if isinstance(e, FileNotFoundError) and not Path(store).exists():
+            raise gone(store) from None
+        raise
+
+
+def _unsafe(path: Path, what: str) -> UnsafeOutputError:
+    return UnsafeOutputError(f"{path} {what}: audioprep never writes through a link or into another user's "
+                             "files; remove it (or choose another -o) and run again")
+
+
+def _owner(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def check_entry(path) -> None:
+    """Refuse ``path`` if it is a link or not owned by the running user (nothing if it does not exist)."""
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise _unsafe(path, f"is a link (to {os.readlink(path)})")
+    if st.st_uid != os.geteuid():
+        raise _unsafe(path, f"belongs to {_owner(st.st_uid)}, not to {_owner(os.geteuid())} who runs audioprep")
+
+
+#: The entries of an output folder that a run reads or writes under their own names.
+ENTRIES = (layout.ZARR_NAME, layout.HDF5_NAME, layout.SUMMARY_NAME, layout.CONFIG_NAME, layout.LOG_DIR)
+
+
+def check_owned(folder) -> None:
+    """Refuse (:class:`UnsafeOutputError`, naming it) an entry of the output folder, or of its Zarr store's top
+    level, that is a link or another user's: in a shared folder another user could plant a store of their
+    own, or a link to a file of the run's user, for the run to trust or overwrite."""
+    folder = Path(folder)
+    for name in ENTRIES:
+        check_entry(folder / name)
+    store = folder / layout.ZARR_NAME
+    if store.is_dir():
+        with os.scandir(store) as entries:
+            for e in entries:
+                check_entry(store / e.name)
+
+
 def remove_partials(folder, name: str) -> None:
     """Remove temporary files or folders a killed run left for ``folder/name``."""
     for p in Path(folder).glob(partial_glob(name)):
@@ -122,6 +217,8 @@ def check_early(folder) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise _cannot_write(folder, f"{existing} is not a folder")
+    if existing == folder:
+        check_owned(folder)
     effective = os.access in os.supports_effective_ids
     if not os.access(existing, os.W_OK | os.X_OK, effective_ids=effective):
         reason = "Read-only file system" if _read_only(existing) else os.strerror(errno.EACCES)

@@ -1,9 +1,13 @@
 """The output folder of a run: what it holds and the rules for using it.
 
-:class:`OutputFolder` is the one object a run talks to: it checks that the
-folder is writable, locks it, decides whether an existing output is up to
-date, reusable or foreign, opens or creates the Zarr store, lays out the
-temporary ``audio.hdf5`` the workers fill, and writes the run's configuration and summary atomically.
+:class:`OutputFolder` is the one object a run talks to, and the only door
+to the stores (:mod:`pipeline.output.store`): it checks that the folder is
+writable and its entries the user's own, locks it, decides whether an
+existing output is up to date, reusable or foreign, lays out the Zarr store
+(the resume record) and the final output the workers fill (``audio.hdf5``,
+:data:`~pipeline.output.store.FINALS`), hands the tasks their
+:class:`~pipeline.output.store.ClipWriter`, records bad clips, finishes, and
+writes the run's configuration and summary atomically.
 """
 
 from __future__ import annotations
@@ -14,18 +18,22 @@ from pathlib import Path
 
 from ..exceptions import StoreError
 from . import files, hdf5, layout, zarr_store
+from .store import FINALS, ClipWriter
 
 
 class OutputFolder:
     """The files of one output folder (``audio.zarr``, ``audio.hdf5``, summary, config, logs)."""
 
-    def __init__(self, path):
+    def __init__(self, path, final: str = "hdf5"):
         self.path = Path(path)
         self.zarr_path = self.path / layout.ZARR_NAME
-        self.hdf5_path = self.path / layout.HDF5_NAME
+        self.final = FINALS[final](self.path)
+        self.hdf5_path = Path(self.final.path)
+        self._root = self._final_store = None
         self.summary_path = self.path / layout.SUMMARY_NAME
         self.config_path = self.path / layout.CONFIG_NAME
         self.log_dir = self.path / layout.LOG_DIR
+        self._store_opened = False
 
     def check_early(self) -> None:
         """Refuse now, creating nothing, a folder this run cannot use (:func:`files.check_early`)."""
@@ -41,6 +49,7 @@ class OutputFolder:
         created = not self.path.exists()
         files.check_writable(self.path)
         with files.OutputLock(self.path):
+            files.check_owned(self.path)  # again, under the lock: what this run reads and writes is its user's
             for name in (layout.HDF5_NAME, layout.ZARR_NAME, layout.SUMMARY_NAME, layout.CONFIG_NAME):
                 files.remove_partials(self.path, name)
             try:
@@ -50,17 +59,21 @@ class OutputFolder:
                     files.remove_if_only_lock(self.path)
                 raise
 
-    def _mismatch(self, attrs: dict, expected: dict, index) -> str | None:
-        """Why an output cannot serve this run (:func:`layout.mismatch`), naming the input files that changed."""
+    def _mismatch(self, attrs: dict, expected: dict, index) -> tuple:
+        """``(why, again)``: why an output cannot serve this run (:func:`layout.mismatch`; None if it can),
+        naming the input files that changed, and what ``--overwrite`` would compute again then ("" if all)."""
         why = layout.mismatch(attrs, expected)
         if why is None or attrs.get("input_fingerprint") == expected["input_fingerprint"] or index is None:
-            return why
+            return why, ""
         try:
             old = json.loads((self.zarr_path / layout.INPUTS_NAME).read_text())
         except (OSError, ValueError):
-            return why
-        changed = layout.changed_files(old, index.stamps())
-        return f"{why}: {changed}" if changed else why
+            return why, ""
+        new = index.stamps()
+        changed = layout.changed_files(old, new)
+        same = sum(1 for k, v in new.items() if old.get(k) == v)
+        again = f" (it computes all {len(index.clips)} clips again, those of the {same} unchanged file(s) too)"
+        return (f"{why}: {changed}", again) if changed else (why, "")
 
     def up_to_date(self, expected: dict, *, overwrite: bool, index=None) -> bool:
         """True if ``audio.hdf5`` exists and was made from the same input and parameters.
@@ -68,42 +81,58 @@ class OutputFolder:
         Raises :class:`StoreError` if it exists for another run (unless ``overwrite``)
         or cannot be read.
         """
-        if overwrite or not self.hdf5_path.exists():
+        if overwrite or not self.final.complete():
             return False
         try:
-            attrs = hdf5.read_attrs(self.hdf5_path)
+            attrs = self.final.read_attrs()
         except OSError as e:
             raise StoreError(f"{self.hdf5_path} exists but cannot be read ({hdf5.describe_error(e)}; is another "
                              "program writing it?); close that program, or use --overwrite to replace it") from None
-        why = self._mismatch(attrs, expected, index)
+        why, again = self._mismatch(attrs, expected, index)
         if why is None:
             return True
-        raise StoreError(f"{self.hdf5_path} exists and {why}; use --overwrite to replace it, or -o another folder")
+        raise StoreError(f"{self.hdf5_path} exists and {why}; use --overwrite to replace it{again}, or -o another "
+                         "folder")
+
+    def has_output(self) -> bool:
+        """Whether a finished output is in place (perhaps up to date: then no cluster is needed)."""
+        return self.final.complete()
 
     def hdf5_attrs(self) -> dict:
-        """The attributes of the existing ``audio.hdf5``."""
-        return hdf5.read_attrs(self.hdf5_path)
+        """The attributes of the existing final output (``audio.hdf5``)."""
+        return self.final.read_attrs()
 
     def check_space(self, params, index) -> None:
         files.check_space(self.path, params, index.ngenres, index.nclips)
 
-    def store(self, index, params, expected: dict, *, overwrite: bool):
-        """The Zarr store for this run: the existing one if it matches, else a new one."""
+    def lay_out(self, index, params, expected: dict, *, overwrite: bool) -> None:
+        """Open the Zarr store for this run (the existing one if it matches), or lay out a new one from the
+        index, the parameters and the attributes ``expected``."""
+        self._root = self._store(index, params, expected, overwrite=overwrite)
+
+    def _store(self, index, params, expected: dict, *, overwrite: bool):
         if self.zarr_path.exists() and not overwrite:
             try:
                 root = zarr_store.open_store(self.zarr_path, mode="r+")
                 attrs = dict(root.attrs)
             except StoreError:
                 attrs = {}
-            why = self._mismatch(attrs, expected, index)
+            why, again = self._mismatch(attrs, expected, index)
             if why is not None:
-                raise StoreError(f"{self.zarr_path} exists and {why}; use --overwrite to start it again, "
+                raise StoreError(f"{self.zarr_path} exists and {why}; use --overwrite to start it again{again}, "
                                  "or -o another folder")
+            self._store_opened = True
             return root
         try:
-            return zarr_store.create_store(self.zarr_path, index, params, expected)
+            root = zarr_store.create_store(self.zarr_path, index, params, expected)
         except OSError as e:
             raise StoreError(f"cannot create {self.zarr_path} ({e.strerror or e})") from None
+        self._store_opened = True
+        return root
+
+    def store_removed(self) -> bool:
+        """Whether this run opened or created its store and it is gone now (removed while the run wrote)."""
+        return self._store_opened and not self.zarr_path.is_dir()
 
     def finished_clips(self) -> int:
         """Valid clips whose results are complete in the store (0 if there is none)."""
@@ -112,22 +141,47 @@ class OutputFolder:
         except Exception:
             return 0
 
+    # -- the store, as a run uses it (driver) -------------------------------------------------------
+
+    def done_mask(self):
+        """Clips done in the store [shape=(genres, clips)], bool: finished, or recorded bad or missing."""
+        return zarr_store.done_mask(self._root)
+
+    def finished_mask(self, done=None):
+        """Clips done and not bad [shape=(genres, clips)]: their arrays are complete in the store."""
+        return zarr_store.valid_mask(self._root, done)
+
+    def mark_bad(self, entries) -> None:
+        """Record slots as invalid and why (:func:`layout.bad_entry` dicts), zeroed and done."""
+        zarr_store.mark_bad(self._root, entries)
+
+    def write_valid(self) -> None:
+        """Write the store's ``valid`` from what is done and not bad (the store says what it holds)."""
+        zarr_store.write_valid(self._root)
+
+    def store_attrs(self) -> dict:
+        """The store's attributes as they are on disk now."""
+        return zarr_store.attrs(self.zarr_path)
+
     @contextlib.contextmanager
-    def hdf5_slots(self, shapes: dict):
-        """The temporary ``audio.hdf5``, laid out for the workers to fill (:func:`hdf5.create`).
-
-        Yields its :class:`~pipeline.output.hdf5.Slots`; the file is removed
-        unless :meth:`finish_hdf5` renamed it into place.
-        """
-        slots = hdf5.create(self.hdf5_path, shapes)  # a storage error is said by the run, in one line
+    def writer(self, index, params):
+        """Lay out the final output for the workers to fill, and yield the :class:`ClipWriter` the tasks
+        carry (the store's clips, then the final output's places).  The final output's temporary file is
+        removed unless :meth:`finish` put it in place."""
+        shapes = {n: params.shape(n, index.ngenres, index.nclips) for n in params.datasets}
+        final = self.final.lay_out(shapes)  # a storage error is said by the run, in one line
+        self._final_store = final
         try:
-            yield slots
+            resume = zarr_store.ZarrClips(str(self.zarr_path), layout.store_token(self.store_attrs()))
+            yield ClipWriter(resume, (final,))
         finally:
-            files.discard(slots.path)  # nothing left once committed
+            self.final.discard(final)  # nothing left once committed
+            self._final_store = None
 
-    def finish_hdf5(self, slots) -> int:
-        """Complete the temporary ``audio.hdf5`` and rename it into place; return its size."""
-        return hdf5.finish(slots, self.zarr_path, self.hdf5_path)
+    def finish(self) -> int:
+        """Complete the store's metadata and the final output, and put it in place; return its size."""
+        zarr_store.consolidate_metadata(self.zarr_path)
+        return self.final.finish(self._final_store, self.zarr_path)
 
     def write_config(self, text: str) -> None:
         files.atomic_write(self.config_path, text)

@@ -28,7 +28,7 @@ import numpy as np
 from ..exceptions import StorageError, StoreError
 from ..arrays import DATASETS
 from . import layout, zarr_store
-from .files import commit, discard, is_storage_error, new_partial
+from .files import commit, discard, is_storage_error, new_partial, open_to_write, storage_errors
 
 
 def write_attr(attrs, key, value) -> None:
@@ -105,7 +105,8 @@ def read_attrs(path) -> dict:
 
 @dataclass(frozen=True)
 class Slots:
-    """Where each clip's bytes go in a temporary ``audio.hdf5`` (small and picklable: it travels with the tasks).
+    """Where each clip's bytes go in a temporary ``audio.hdf5`` (small and picklable: it travels with the tasks);
+    a :class:`~pipeline.output.store.ClipStore`.
 
     ``offsets`` and ``clip_shapes`` map each array to its contiguous dataset's
     byte offset in the file and to the shape of one clip (frames, 2, n).
@@ -123,7 +124,7 @@ class Slots:
     def write(self, g: int, c: int, arrays: dict) -> None:
         """Write clip ``(g, c)`` of each array in ``arrays`` into its place (float32, little-endian)."""
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # never created here
+            fd = open_to_write(self.path, create=False)  # never created here, never through a link
         except FileNotFoundError:
             raise StoreError(f"{self.path}: the run's temporary audio.hdf5 is gone (the run ended)") from None
         try:
@@ -138,6 +139,24 @@ class Slots:
     def zero(self, g: int, c: int) -> None:
         """Zero clip ``(g, c)`` (a slot a failed attempt may have written)."""
         self.write(g, c, {n: np.zeros(s, dtype="<f4") for n, s in self.clip_shapes.items()})
+
+    def write_clip(self, g: int, c: int, arrays: dict) -> None:
+        with storage_errors(self.path):
+            self.write(g, c, arrays)
+
+    def zero_clip(self, g: int, c: int) -> None:
+        with storage_errors(self.path):
+            self.zero(g, c)
+
+    def read_clip(self, g: int, c: int, names) -> dict:
+        """Clip ``(g, c)`` of the arrays ``names`` as written (zeros where nothing was)."""
+        out = {}
+        with open(self.path, "rb") as f:
+            for name in names:
+                shape = tuple(self.clip_shapes[name])
+                f.seek(self.position(name, g, c))
+                out[name] = np.frombuffer(f.read(4 * int(np.prod(shape))), dtype="<f4").reshape(shape)
+        return out
 
 
 def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
@@ -214,6 +233,29 @@ def finish(slots: Slots, zarr_path, hdf5_path) -> int:
             raise StorageError(describe_error(e), str(hdf5_path)) from None
         raise
     return Path(hdf5_path).stat().st_size
+
+
+class HDF5Output:
+    """``audio.hdf5`` as the run's :class:`~pipeline.output.store.FinalOutput`: laid out before the first
+    clip (:func:`create`), filled by the workers, finished from the Zarr store (:func:`finish`)."""
+
+    def __init__(self, folder):
+        self.path = Path(folder) / layout.HDF5_NAME
+
+    def complete(self) -> bool:
+        return self.path.exists()  # only ever renamed into place complete
+
+    def lay_out(self, shapes: dict) -> Slots:
+        return create(self.path, shapes)
+
+    def finish(self, store: Slots, resume_path) -> int:
+        return finish(store, resume_path, self.path)
+
+    def discard(self, store: Slots) -> None:
+        discard(store.path)
+
+    def read_attrs(self) -> dict:
+        return read_attrs(self.path)
 
 
 def _storage(error) -> bool:

@@ -50,12 +50,16 @@ def dims(name: str) -> tuple:
         return ("genre", "clip")
     if name not in DATASETS:
         raise KeyError(name)
-    return ("genre", "clip", "frame", "overlap", ARRAYS[name].last)
+    return ARRAYS[name].dims(("genre", "clip"))
 
 
 #: How frames line up in time (the CQT is centred on its hop).
 TIME_DOC = ("start of the frame's na samples in Xa, and centre of the frame's CQT column in Xs and Xn "
             "(the CQT is centred: column t covers t*na/sr seconds +- half its filter length)")
+
+
+#: The order the coordinates are written in (the seed's: files made before the arrays' records carried them).
+_ORDER = ("genre", "clip", "frame", "overlap", "time", "sample", "bin", "frequency", "note")
 
 
 def coordinates(attrs: dict, names) -> dict:
@@ -69,11 +73,8 @@ def coordinates(attrs: dict, names) -> dict:
     (HDF5 as dimension scales) and :func:`~pipeline.output.reader.open_dataset`
     labels its dataset with them, so every reader sees the same names.
     """
-    from ..pitch import cqt_frequencies, note_name
-
-    na, sr, ns = int(attrs["na"]), int(attrs["sr"]), int(attrs["ns"])
+    na, sr = int(attrs["na"]), int(attrs["sr"])
     nframes, nclips = int(attrs["Nframes"]), int(attrs["Nclips"])
-    freqs = cqt_frequencies(ns, fmin=float(attrs["fmin"]), bins_per_octave=int(attrs["bins_per_octave"]))
     start = np.arange(nframes) * na / sr
     coords = {
         "genre": (("genre",), np.array(list(attrs["labels"]), dtype=object), {}),
@@ -82,11 +83,11 @@ def coordinates(attrs: dict, names) -> dict:
         "overlap": (("overlap",), np.array([0, 1]), {}),
         "time": (("frame", "overlap"), start[:, None] + np.array([0.0, na / 2 / sr])[None, :],
                  {"units": "s", "long_name": TIME_DOC}),
-        "sample": (("sample",), np.arange(na), {}),
-        "bin": (("bin",), np.arange(ns), {}),
-        "frequency": (("bin",), freqs, {"units": "Hz"}),
-        "note": (("bin",), np.array([note_name(f, cents=True).replace("+0", "") for f in freqs], dtype=object), {}),
     }
+    for name in DATASETS:  # each array's last dimension, as its record says (sample; bin, frequency, note)
+        if name in names:
+            coords.update(ARRAYS[name].coords(attrs))
+    coords = dict(sorted(coords.items(), key=lambda kv: _ORDER.index(kv[0]) if kv[0] in _ORDER else len(_ORDER)))
     used = {d for name in names for d in dims(name)}
     return {k: v for k, v in coords.items() if set(v[0]) <= used}
 

@@ -21,15 +21,17 @@ import functools
 import json
 import os
 import shutil
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import StorageError, StoreError
+from ..exceptions import StoreError
 from ..arrays import DATASETS
 from ..params import Params
 from . import layout
-from .files import atomic_path, is_storage_error
+from .files import atomic_path, storage_errors, write_bytes
 
 
 #: The chunk codec of the datasets, chosen by measurement (20 GTZAN-shaped 30-s
@@ -165,7 +167,7 @@ class ClipChunks:
             raise ValueError(f"{name}[{g}, {c}] must have shape {self.arrays[name].shape[2:]}, not {a.shape}")
         data = blosc.compress(a, CODEC["cname"].encode(), CODEC["clevel"], blosc.BITSHUFFLE, typesize=4) \
             if a.dtype == np.float32 else a.tobytes()
-        self._file(name, g, c).write_bytes(data)
+        write_bytes(self._file(name, g, c), data)  # never through a link planted in its place
 
     def read(self, name: str, g: int, c: int) -> np.ndarray:
         """The clip ``(g, c)`` of array ``name`` (the fill value where nothing was written)."""
@@ -192,34 +194,51 @@ def clip_chunks(path: str, token: str) -> ClipChunks:
     return ClipChunks(path)
 
 
-def write_clip(path, g: int, c: int, arrays: dict, token: str = "", slots=None) -> int:
-    """Write one clip's arrays into their chunks (and ``slots``, the HDF5 file's), then mark the clip done.
+@dataclass(frozen=True)
+class ZarrClips:
+    """The store's :class:`~pipeline.output.store.ResumeStore`: what a task writes a clip into (small and
+    picklable: it travels with the tasks).  ``token`` (:func:`layout.store_token`) names the store's creation.
 
-    Runs on a worker.  ``slots`` (:class:`~pipeline.output.hdf5.Slots`) are the
-    clip's byte ranges in the temporary ``audio.hdf5``, written after the Zarr
-    chunks and before ``done``: a clip marked done is complete in both.
-    Returns the bytes of array data written.
+    A clip's ``done`` chunk is written last (:meth:`mark_done`), after its
+    chunks here and its places in every other store.
     """
-    store = clip_chunks(str(path), token)
-    nbytes = 0
-    try:
-        for name, a in arrays.items():
-            store.write(name, g, c, a)
-            nbytes += a.nbytes
-        if slots is not None:
-            slots.write(g, c, arrays)
-        store.write("done", g, c, np.True_)  # last: the clip counts as finished only now
-    except OSError as e:
-        if is_storage_error(e):
-            raise StorageError(e.strerror, str(path)) from None  # the driver says it once, for the whole run
-        raise
-    return nbytes
+
+    path: str
+    token: str = ""
+
+    def _chunks(self) -> ClipChunks:
+        return clip_chunks(str(self.path), self.token)
+
+    def write_clip(self, g: int, c: int, arrays: dict) -> None:
+        with storage_errors(self.path):
+            store = self._chunks()
+            for name, a in arrays.items():
+                store.write(name, g, c, a)
+
+    def mark_done(self, g: int, c: int) -> None:
+        with storage_errors(self.path):
+            self._chunks().write("done", g, c, np.True_)
+
+    def read_clip(self, g: int, c: int, names) -> dict:
+        store = self._chunks()
+        return {name: store.read(name, g, c) for name in names}
+
+    def zero_clip(self, g: int, c: int) -> None:
+        """Nothing: a clip's chunks are cleared by :func:`mark_bad`, on the driver."""
+
+
+def write_clip(path, g: int, c: int, arrays: dict, token: str = "", slots=None) -> int:
+    """Write one clip's arrays into their chunks (and ``slots``, the HDF5 file's), then mark the clip done;
+    return the bytes of array data written (a :class:`~pipeline.output.store.ClipWriter` of the store)."""
+    from .store import ClipWriter
+
+    ClipWriter(ZarrClips(str(path), token), (slots,) if slots is not None else ()).write(g, c, arrays)
+    return sum(a.nbytes for a in arrays.values())
 
 
 def read_clip(path, g: int, c: int, names, token: str = "") -> dict:
     """One finished clip's arrays, as :func:`write_clip` stored them (runs on a worker)."""
-    store = clip_chunks(str(path), token)
-    return {name: store.read(name, g, c) for name in names}
+    return ZarrClips(str(path), token).read_clip(g, c, names)
 
 
 def bad_entries(attrs: dict) -> list:
@@ -268,17 +287,21 @@ def write_valid(root) -> np.ndarray:
     return valid
 
 
+_WARNINGS = threading.Lock()
+
+
 def consolidate_metadata(path) -> None:
     """Write the store's consolidated metadata (once, at the end of a run), so readers open it in one read.
 
     zarr-python warns, each time, that consolidated metadata is not yet part of the Zarr v3 specification;
     audioprep writes it knowingly (xarray and tensorstore read it, tested), so the warning is not the user's news.
+    Two runs in one process (two notebook cells) take turns: ``catch_warnings`` is not thread-safe.
     """
     import warnings
 
     import zarr
 
-    with warnings.catch_warnings():
+    with _WARNINGS, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
         zarr.consolidate_metadata(str(path))
 

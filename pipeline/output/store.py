@@ -1,0 +1,112 @@
+"""The store interface: where a clip's arrays go.
+
+A run writes each clip into several stores at once, each a
+:class:`ClipStore`: the Zarr store (:class:`~pipeline.output.zarr_store.ZarrClips`,
+the resume record: it alone says which clips are done) and the temporary
+``audio.hdf5`` (:class:`~pipeline.output.hdf5.Slots`).  A task carries the run's
+:class:`ClipWriter`, small and picklable, and never asks which stores it holds.
+
+The driver's side of a store (laying it out from the index and the parameters,
+the done mask, ``mark_bad``, finishing, being up to date) is
+:class:`~pipeline.output.folder.OutputFolder`'s, the one door :mod:`pipeline.run`
+and :mod:`pipeline.graph` use.  The final output is a :class:`FinalOutput` of
+:data:`FINALS`: another kind of output (a Zarr-only one, Zarr through fsspec)
+is one new module implementing it and its entry there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class ClipStore(Protocol):
+    """A store one clip at a time is written into (on a worker) and read back from.
+
+    ``g, c`` name the clip's slot; ``arrays`` map array names (:data:`pipeline.arrays.ARRAYS`) to one clip's
+    array [shape=(Nframes, 2, size)], float32.
+    """
+
+    def write_clip(self, g: int, c: int, arrays: dict) -> None:
+        """Write the clip's arrays into its places."""
+
+    def read_clip(self, g: int, c: int, names) -> dict:
+        """The clip's arrays ``names``, as written (zeros where nothing was)."""
+
+    def zero_clip(self, g: int, c: int) -> None:
+        """Zero the clip's places (a failed attempt may have written part of them)."""
+
+
+@runtime_checkable
+class ResumeStore(ClipStore, Protocol):
+    """The store that records which clips are done, so that a later run resumes from it."""
+
+    def mark_done(self, g: int, c: int) -> None:
+        """Record the clip as complete in every store: called last, after every store was written."""
+
+
+@runtime_checkable
+class FinalOutput(Protocol):
+    """The output a run leaves for its readers (``audio.hdf5``), made from the resume store at the end."""
+
+    path: object  # its final path
+
+    def complete(self) -> bool:
+        """Whether a finished output is in place (made by some run: :meth:`read_attrs` says which)."""
+
+    def lay_out(self, shapes: dict) -> ClipStore:
+        """Create it under a temporary name, laid out for ``shapes`` (array name -> full shape)."""
+
+    def finish(self, store: ClipStore, resume_path) -> int:
+        """Add what the resume store at ``resume_path`` holds beside the arrays, and put it in place; its
+        size in bytes."""
+
+    def discard(self, store: ClipStore) -> None:
+        """Remove the temporary file (nothing once finished)."""
+
+    def read_attrs(self) -> dict:
+        """The attributes of the finished output (:class:`OSError` if it cannot be read)."""
+
+
+@dataclass(frozen=True)
+class ClipWriter:
+    """What each task carries: the run's resume store and the other stores its clips go to.
+
+    A clip is written into the resume store, then into the others, then marked
+    done: a clip marked done is complete in every store.
+    """
+
+    resume: ResumeStore
+    others: tuple = ()
+
+    def write(self, g: int, c: int, arrays: dict) -> None:
+        self.resume.write_clip(g, c, arrays)
+        for store in self.others:
+            store.write_clip(g, c, arrays)
+        self.resume.mark_done(g, c)  # last: the clip counts as finished only now
+
+    def copy(self, g: int, c: int, names) -> None:
+        """Copy a clip an earlier run finished from the resume store into the others."""
+        arrays = self.resume.read_clip(g, c, names)
+        for store in self.others:
+            store.write_clip(g, c, arrays)
+
+    def zero(self, g: int, c: int) -> None:
+        """Zero a clip in the other stores (a failed attempt may have written part of it); the resume store
+        clears it when it is marked bad."""
+        for store in self.others:
+            store.zero_clip(g, c)
+
+
+from .hdf5 import HDF5Output  # (the implementations need nothing from here)
+from .zarr_store import ZarrClips
+
+#: The kinds of final output, by name: ``FINALS[kind](folder)`` is a :class:`FinalOutput`.
+FINALS = {"hdf5": HDF5Output}
+
+
+def store_writer(zarr_path, token: str = "", *others) -> ClipWriter:
+    """The :class:`ClipWriter` of the Zarr store at ``zarr_path`` (and ``others``), for tests and benchmarks
+    that write clips without a run."""
+    return ClipWriter(ZarrClips(str(zarr_path), token), tuple(others))
