@@ -19,7 +19,7 @@ import numpy as np
 
 from ..exceptions import BadInputError, Problem
 from ..params import Params
-from . import ffmpeg
+from . import ffmpeg, headers
 from .index import ClipRef, shown
 
 #: File extensions of the libsndfile formats, where they are not the format's name in lower case.
@@ -111,6 +111,9 @@ def inspect(ref: ClipRef, params: Params) -> tuple:
         if info.format == "RAW":
             return _NO_HEADER, 0, 0.0
         rate, channels, frames = info.samplerate, info.channels, info.frames
+        cut = headers.truncation(ref.source, frames)  # libsndfile reads a cut file as a shorter one
+        if cut:
+            return cut.reason, 0, 0.0
     return header_verdict(rate, channels, frames, params)
 
 
@@ -293,7 +296,9 @@ def load(ref: ClipRef, params: Params) -> np.ndarray:
         else:
             with sf.SoundFile(ref.source) as f:
                 rate, channels, frames = f.samplerate, f.channels, f.frames
-                reason = _NO_HEADER if f.format == "RAW" else check_format(rate, channels, frames, params)
+                cut = headers.truncation(ref.source, frames)
+                reason = (_NO_HEADER if f.format == "RAW" else cut.reason if cut
+                          else check_format(rate, channels, frames, params))
                 if reason:
                     raise BadInputError([Problem(shown(ref.source), reason)])
                 f.seek(span_start(frames, rate, params))  # span decode: the samples before are not decoded
