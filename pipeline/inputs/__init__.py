@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import BadInputError, Problem
+from ..exceptions import BadInputError, ParameterError, Problem
 from ..params import Params
 from . import folder, gtzan, manifest
 from .audio import audio_extensions, clip_samples, decode_frames, is_audio_name
@@ -59,6 +59,11 @@ def open_index(path, *, pad: bool = False, path_column: str | None = None,
         raise BadInputError([Problem(str(p), "no such file or folder")],
                             "give a GTZAN-style folder ROOT/<genre>/<file>, a gtzan.hdf5 or a manifest .csv")
     fmt = next(f for f in FORMATS if f.can_open(p))
+    given = [o for o, v in (("--path-column", path_column), ("--label-column", label_column)) if v]
+    if given and fmt is not manifest:
+        what = "a genres folder" if fmt is folder else "not a manifest .csv"
+        raise ParameterError(f"{' and '.join(given)} name(s) a manifest's column, but {shown(p)} is {what}: leave "
+                             f"{' and '.join(given)} out, or give a manifest .csv")
     index = fmt.index(p, path_column=path_column, label_column=label_column)
     check_sizes(index, pad)
     check_names(index)
