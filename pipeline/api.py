@@ -168,8 +168,8 @@ def python_words(text: str) -> str:
 def _in_python_words(e: PipelineError) -> PipelineError:
     """``e`` itself, its message (and a :class:`BadInputError`'s problems and hint) in :func:`python_words`."""
     if isinstance(e, BadInputError):
-        problems = [Problem(p.path, python_words(p.reason)) for p in e.problems]
-        BadInputError.__init__(e, problems, python_words(e.hint))
+        problems = [Problem(p.path, python_words(p.reason), p.fixes) for p in e.problems]
+        BadInputError.__init__(e, problems, python_words(e.template), fixes=e.fixes, python=True)  # from data
     else:
         e.args = tuple(python_words(a) if isinstance(a, str) else a for a in e.args)
     return e

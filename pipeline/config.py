@@ -114,6 +114,8 @@ RUN_OPTIONS = (
               checks.text(optional=True), shown="the first of path, filepath, filename, file, ..."),
     RunOption("label-column", "a manifest's column of labels", checks.text(optional=True),
               shown="the first of label, genre, genre_top, class, category"),
+    RunOption("format", "the input's format: folder, manifest or hdf5 (a gtzan.hdf5), where its content should "
+              "not decide it", checks.text(optional=True), shown="the input's content decides"),
 )
 
 

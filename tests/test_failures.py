@@ -95,7 +95,8 @@ def test_skip_bad_completes_and_flags_exactly_the_bad_clips(bad_folder, tmp_path
 
 @pytest.mark.slow
 def test_clip_failing_only_in_full_decode_does_not_end_the_run(tmp_path, client, small_params):
-    """A FLAC whose header is fine but whose frames are cut off passes pre-flight, fails to decode."""
+    """A FLAC whose header and last frame are fine but whose middle frames are zeroed passes pre-flight, fails to
+    decode.  (A FLAC cut short no longer passes: pre-flight seeks to its last sample.)"""
     from pipeline.run import run
 
     root = synth_dataset(tmp_path / "in", genres=2, clips=2, seconds=SMALL_SECONDS, seed=3)
@@ -105,7 +106,8 @@ def test_clip_failing_only_in_full_decode_does_not_end_the_run(tmp_path, client,
     flac = root / "blues" / "blues.00001.flac"
     sf.write(flac, y, SR, format="FLAC")
     data = flac.read_bytes()
-    flac.write_bytes(data[: len(data) // 3])
+    n = len(data)
+    flac.write_bytes(data[: n // 3] + bytes(n // 6) + data[n // 3 + n // 6:])
     assert preflight(open_index(root), small_params) == []  # the header alone looks fine
 
     with pytest.raises(BadInputError,
