@@ -52,7 +52,9 @@ def preprocess(input=None, outdir=None, *, client=None, config_file=None, overwr
         Everything ``audioprep run --help`` lists, by its Python name: the
         numerical parameters (``nsamples=330000``, ``precision="exact"``,
         ``datasets="Xs,Xn"``, ``mono=True``, ...), ``skip_bad``, ``pad``,
-        ``path_column``, ``label_column``, and the settings ``cluster``,
+        ``path_column``, ``label_column``, ``format`` (``"folder"``,
+        ``"manifest"`` or ``"hdf5"``: the input's format, which its content
+        decides otherwise), and the settings ``cluster``,
         ``workers``, ``tls``, ``dashboard_address``, ``jobs``, ``cores``,
         ``memory``, ...  Each is checked by the same rule as its option.
 
