@@ -1,6 +1,7 @@
 """Inputs: one module per format, each an :class:`InputFormat` saying whether it can open a path, indexing it,
 checking and loading its clips.
 
+- :mod:`.fma`: an FMA audio folder (``fma_small``, ...) with its ``fma_metadata/tracks.csv``;
 - :mod:`.folder`: a genres folder ``ROOT/<genre>/<file>``;
 - :mod:`.manifest`: a manifest ``.csv`` (a path column and a label column);
 - :mod:`.gtzan`: a ``gtzan.hdf5`` (one ``(Nsamples, Nclips)`` dataset per genre), and its schema;
@@ -28,13 +29,14 @@ import numpy as np
 
 from ..exceptions import BadInputError, ParameterError, Problem
 from ..params import Params
-from . import folder, gtzan, manifest
+from . import fma, folder, gtzan, manifest
 from .audio import audio_extensions, clip_samples, decode_frames, is_audio_name
 from .base import InputFormat, Preflight, Verdict
 from .index import ClipRef, InputIndex, check_names, check_sizes, label, shown
 
-#: The input formats by name, in the order they are asked whether they can open a path.
-FORMATS = {f.name: f for f in (folder.FORMAT, manifest.FORMAT, gtzan.FORMAT)}
+#: The input formats by name, in the order they are asked whether they can open a path (a collection's own
+#: layout before the plain genres folder it also is).
+FORMATS = {f.name: f for f in (fma.FORMAT, folder.FORMAT, manifest.FORMAT, gtzan.FORMAT)}
 
 
 def format_of(name: str) -> InputFormat:

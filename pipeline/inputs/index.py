@@ -42,6 +42,8 @@ class ClipRef:
     column: int | None = None  # the column in gtzan.hdf5, None for audio files
     rel: str = ""  # the slot's ``source`` entry: the path relative to the input, or ``<genre>[:, <column>]``
     format: str = "folder"  # the name of the input format (module of :mod:`pipeline.inputs`) it came from
+    split: str = ""  # the collection's own split (FMA's training, validation, test); "" where it has none
+    tags: tuple = ()  # the collection's tags of the clip, as written (MTG-Jamendo's genre---punkrock, ...)
 
     @property
     def name(self) -> str:
@@ -74,6 +76,7 @@ class InputIndex:
     ignored: list = field(default_factory=list)  # entries of a folder that are not clips, relative to it
     samples: np.ndarray | None = None  # each slot's own samples [shape=(genres, clips)], as pre-flight found them
     starts: np.ndarray | None = None  # where each clip's kept span starts, in seconds, as pre-flight found them
+    subset: str = ""  # the collection's subset the input holds (FMA's small, medium, large, full)
 
     def measured(self, lengths) -> "InputIndex":
         """This index with the lengths pre-flight returned (a :class:`~pipeline.inputs.Preflight`): what the
