@@ -117,6 +117,8 @@ RUN_OPTIONS = (
               shown="the first of label, genre, genre_top, class, category"),
     RunOption("format", f"the input's format, one of {', '.join(INPUT_FORMATS)}, where its content should not "
               "decide it", checks.text(optional=True), shown="the input's content decides"),
+    RunOption("audio", "an MTG-Jamendo .tsv's audio folder, which its PATH column is relative to",
+              checks.text(optional=True), shown="the .tsv's folder"),
 )
 
 

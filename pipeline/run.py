@@ -78,7 +78,8 @@ class _Computed:
 
 def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, client=None,
         skip_bad: bool = False, pad: bool = False, path_column: str | None = None,
-        label_column: str | None = None, format: str | None = None, overwrite: bool = False,
+        label_column: str | None = None, format: str | None = None, audio: str | None = None,
+        overwrite: bool = False,
         progress: bool = False, echo=None, config_text: str | None = None) -> RunResult:
     """Run the pipeline; return a :class:`RunResult`.
 
@@ -97,7 +98,8 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
     out.check_early()  # unwritable or in use: said at once, before a cluster starts
     result = RunResult(str(out.zarr_path), str(out.hdf5_path), params=params.to_dict())
 
-    index = open_index(input_path, pad=pad, path_column=path_column, label_column=label_column, format=format)
+    index = open_index(input_path, pad=pad, path_column=path_column, label_column=label_column, format=format,
+                       audio=audio)
     result.ignored = list(index.ignored)
     if index.ignored:
         echo(ignored_line(index.ignored))

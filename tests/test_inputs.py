@@ -36,7 +36,7 @@ def _gtzan(path):
 
 
 def test_every_format_implements_the_interface():
-    assert list(FORMATS) == ["fma", "folder", "manifest", "hdf5"]
+    assert list(FORMATS) == ["fma", "folder", "jamendo", "manifest", "hdf5"]
     for name, fmt in FORMATS.items():
         assert isinstance(fmt, InputFormat) and fmt.name == name and fmt.description
 
@@ -58,7 +58,7 @@ def test_the_format_is_guessed_from_content_not_only_from_the_name(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("hello\n")
     with pytest.raises(BadInputError, match=r"notes.txt: not a folder, a manifest .csv or a readable HDF5 file .*"
-                                            r"name its format with --format \(fma, folder, manifest, hdf5\)"):
+                                            r"name its format with --format \(fma, folder, jamendo, manifest, hdf5\)"):
         open_index(text)
 
 
@@ -69,8 +69,8 @@ def test_format_overrides_the_guess_and_an_unknown_one_is_refused(tmp_path):
         open_index(listing, format="hdf5")  # read as what it was named, not as what it holds
     p = audioprep("run", listing, "-o", tmp_path / "o", "--format", "wav", check=False, cwd=tmp_path)
     assert p.returncode == 1
-    assert p.stderr.strip() == ("error: --format wav is not an input format; give one of fma, folder, manifest, hdf5 "
-                                "(or leave it out: the input's content says its format)")
+    assert p.stderr.strip() == ("error: --format wav is not an input format; give one of fma, folder, jamendo, "
+                                "manifest, hdf5 (or leave it out: the input's content says its format)")
     p = audioprep("run", listing, "-o", tmp_path / "o", "--format", "hdf5", check=False, cwd=tmp_path)
     assert p.returncode == 3 and "not a folder, a manifest .csv or a readable HDF5 file" in p.stderr
     assert not (tmp_path / "o").exists()

@@ -3,6 +3,7 @@ checking and loading its clips.
 
 - :mod:`.fma`: an FMA audio folder (``fma_small``, ...) with its ``fma_metadata/tracks.csv``;
 - :mod:`.folder`: a genres folder ``ROOT/<genre>/<file>``;
+- :mod:`.jamendo`: an MTG-Jamendo ``.tsv`` (tags per track; ``audio=`` is its audio folder);
 - :mod:`.manifest`: a manifest ``.csv`` (a path column and a label column);
 - :mod:`.gtzan`: a ``gtzan.hdf5`` (one ``(Nsamples, Nclips)`` dataset per genre), and its schema;
 - :mod:`.base`: the interface (:class:`InputFormat`) and its records (:class:`Verdict`, :class:`Preflight`);
@@ -29,14 +30,14 @@ import numpy as np
 
 from ..exceptions import BadInputError, ParameterError, Problem
 from ..params import Params
-from . import fma, folder, gtzan, manifest
+from . import fma, folder, gtzan, jamendo, manifest
 from .audio import audio_extensions, clip_samples, decode_frames, is_audio_name
 from .base import InputFormat, Preflight, Verdict
 from .index import ClipRef, InputIndex, check_names, check_sizes, label, shown
 
 #: The input formats by name, in the order they are asked whether they can open a path (a collection's own
 #: layout before the plain genres folder it also is).
-FORMATS = {f.name: f for f in (fma.FORMAT, folder.FORMAT, manifest.FORMAT, gtzan.FORMAT)}
+FORMATS = {f.name: f for f in (fma.FORMAT, folder.FORMAT, jamendo.FORMAT, manifest.FORMAT, gtzan.FORMAT)}
 
 
 def format_of(name: str) -> InputFormat:
@@ -56,13 +57,15 @@ def guess_format(path: Path) -> InputFormat:
 
 
 def open_index(path, *, pad: bool = False, path_column: str | None = None,
-               label_column: str | None = None, format: str | None = None) -> InputIndex:
+               label_column: str | None = None, format: str | None = None,
+               audio: str | None = None) -> InputIndex:
     """Index any input: the format ``format`` names, or else the first of :data:`FORMATS` that can open
     ``path``.
 
     ``pad`` allows genres of different sizes (the shorter ones' last slots are
     missing); without it they are a problem.  ``path_column`` and
-    ``label_column`` name a manifest's columns.
+    ``label_column`` name a manifest's columns, ``audio`` MTG-Jamendo's audio
+    folder.
 
     Raises :class:`BadInputError` for a missing path, a layout that cannot be
     read at all, or an input holding no clip; per-clip problems are checked by
@@ -82,7 +85,10 @@ def open_index(path, *, pad: bool = False, path_column: str | None = None,
         what = "a genres folder" if fmt is folder.FORMAT else "not a manifest .csv"
         raise ParameterError(f"{' and '.join(given)} name(s) a manifest's column, but {shown(p)} is {what}: leave "
                              f"{' and '.join(given)} out, or give a manifest .csv")
-    index = fmt.index(p, path_column=path_column, label_column=label_column)
+    if audio and fmt is not jamendo.FORMAT:
+        raise ParameterError(f"--audio names the audio folder of an MTG-Jamendo .tsv, but {shown(p)} is "
+                             f"{fmt.description}: leave --audio out")
+    index = fmt.index(p, path_column=path_column, label_column=label_column, audio=audio)
     check_sizes(index, pad)
     check_names(index)
     return index

@@ -74,9 +74,10 @@ class InputFormat(abc.ABC):
         cheap, and never raising."""
 
     @abc.abstractmethod
-    def index(self, path: Path, *, path_column: str | None = None,
-              label_column: str | None = None) -> InputIndex:
-        """Every clip of the input, in slot order; :class:`BadInputError` when it cannot be read at all."""
+    def index(self, path: Path, **options) -> InputIndex:
+        """Every clip of the input, in slot order; :class:`BadInputError` when it cannot be read at all.
+        ``options``: ``path_column``, ``label_column``, ``audio``, each None where not given (a format takes
+        those it has)."""
 
     @abc.abstractmethod
     def inspect(self, ref: ClipRef, params: Params) -> Verdict:
