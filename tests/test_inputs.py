@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 from support.cli import audioprep
 
-from pipeline import BadInputError, ParameterError
+from pipeline import BadInputError
 from pipeline.exceptions import Problem
 from pipeline.inputs import FORMATS, InputFormat, Verdict, inspect_clip, open_index, preflight
 from pipeline.inputs.report import common_fix

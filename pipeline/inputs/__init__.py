@@ -73,6 +73,7 @@ def open_index(path, *, pad: bool = False, path_column: str | None = None,
     ``format``, or a manifest's column given for another format.
     """
     p = Path(path)
+    format = format.strip().lower() if isinstance(format, str) else format
     if format is not None and format not in FORMATS:
         raise ParameterError(f"--format {format} is not an input format; give one of {', '.join(FORMATS)} (or leave "
                              "it out: the input's content says its format)")
