@@ -52,7 +52,9 @@ def preprocess(input=None, outdir=None, *, client=None, config_file=None, overwr
         Everything ``audioprep run --help`` lists, by its Python name: the
         numerical parameters (``nsamples=330000``, ``precision="exact"``,
         ``datasets="Xs,Xn"``, ``mono=True``, ...), ``skip_bad``, ``pad``,
-        ``path_column``, ``label_column``, and the settings ``cluster``,
+        ``path_column``, ``label_column``, ``format`` (``"folder"``,
+        ``"manifest"`` or ``"hdf5"``: the input's format, which its content
+        decides otherwise), and the settings ``cluster``,
         ``workers``, ``tls``, ``dashboard_address``, ``jobs``, ``cores``,
         ``memory``, ...  Each is checked by the same rule as its option.
 
@@ -168,8 +170,8 @@ def python_words(text: str) -> str:
 def _in_python_words(e: PipelineError) -> PipelineError:
     """``e`` itself, its message (and a :class:`BadInputError`'s problems and hint) in :func:`python_words`."""
     if isinstance(e, BadInputError):
-        problems = [Problem(p.path, python_words(p.reason)) for p in e.problems]
-        BadInputError.__init__(e, problems, python_words(e.hint))
+        problems = [Problem(p.path, python_words(p.reason), p.fixes) for p in e.problems]
+        BadInputError.__init__(e, problems, python_words(e.template), fixes=e.fixes, python=True)  # from data
     else:
         e.args = tuple(python_words(a) if isinstance(a, str) else a for a in e.args)
     return e

@@ -19,6 +19,7 @@ import yaml
 
 from . import checks
 from .exceptions import ParameterError
+from .inputs import FORMATS as INPUT_FORMATS
 from .params import Params
 
 _YAML = Path(__file__).with_name("audioprep.yaml")
@@ -114,6 +115,10 @@ RUN_OPTIONS = (
               checks.text(optional=True), shown="the first of path, filepath, filename, file, ..."),
     RunOption("label-column", "a manifest's column of labels", checks.text(optional=True),
               shown="the first of label, genre, genre_top, class, category"),
+    RunOption("format", f"the input's format, one of {', '.join(INPUT_FORMATS)}, where its content should not "
+              "decide it", checks.text(optional=True), shown="the input's content decides"),
+    RunOption("audio", "an MTG-Jamendo .tsv's audio folder, which its PATH column is relative to",
+              checks.text(optional=True), shown="the .tsv's folder"),
 )
 
 

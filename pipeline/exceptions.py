@@ -6,7 +6,7 @@ so that the command line can print it as one line instead of a traceback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class PipelineError(Exception):
@@ -53,22 +53,39 @@ def escaped(text: str) -> str:
                    for ch in text)
 
 
+def flags(fixes, *, python: bool = False) -> str:
+    """Flags (Python names, ``("mono", "pad_short")``) as the command line gives them (``--mono --pad-short``),
+    or as Python keywords (``mono=True, pad_short=True``)."""
+    if python:
+        return ", ".join(f"{name}=True" for name in fixes)
+    return " ".join("--" + name.replace("_", "-") for name in fixes)
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One bad clip (or bad part of the input): where it is and what is wrong."""
+    """One bad clip (or bad part of the input): where it is, what is wrong, and the flags (Python names) that
+    together make it pass, as data (empty when no flag does)."""
 
     path: str
     reason: str
+    fixes: tuple = field(default=(), compare=False)
 
     def __str__(self) -> str:
         return f"{escaped(self.path)}: {escaped(self.reason)}"
 
 
 class BadInputError(PipelineError):
-    """The input holds bad clips; ``problems`` lists each with its reason."""
+    """The input holds bad clips; ``problems`` lists each with its reason.
 
-    def __init__(self, problems, hint: str = ""):
+    ``fixes``: flags (Python names) that make every problem pass, written into
+    the hint where it says ``{fixes}``, in the command line's words or, with
+    ``python``, as keywords (what :func:`pipeline.preprocess` raises).
+    """
+
+    def __init__(self, problems, hint: str = "", *, fixes: tuple = (), python: bool = False):
         self.problems = list(problems)
+        self.template, self.fixes = hint, tuple(fixes)
+        hint = hint.replace("{fixes}", flags(self.fixes, python=python)) if self.fixes else hint
         self.hint = hint
         lines = [str(p) for p in self.problems]
         if hint and len(lines) == 1:

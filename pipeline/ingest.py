@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .inputs import gtzan, load_clip, open_index, preflight
-from .inputs.audio import common_fix, no_valid_clip
+from .inputs.report import refuse
 from .exceptions import BadInputError, Problem, StoreError
 from .output.files import commit, discard, new_partial
 from .params import Params
@@ -39,17 +39,8 @@ def ingest(genres_dir, out_path, params: Params | None = None, *, overwrite: boo
         raise BadInputError([], f"{genres_dir} is already a gtzan.hdf5; ingest reads ROOT/<genre>/<file> or a "
                                 "manifest .csv")
     problems = preflight(index, params, progress=progress)
-    if index.problems:
-        raise BadInputError(problems, f"{len(problems)} problem(s) in {index.path}: fix them, or give the options "
-                                      "they name, and ingest again")
-    if problems and not skip_bad:
-        fix = common_fix(problems)
-        raise BadInputError(problems, f"{len(problems)} problem(s); " + (
-            f"all {len(problems)} pass with {fix}" if fix else
-            "fix or remove the bad clips, or ingest with --skip-bad to leave them out (zero columns, recorded "
-            "as bad)"))
-    if len(problems) >= len(index.clips):
-        raise BadInputError(problems, no_valid_clip(len(problems), problems, out.name))
+    refuse(problems, index, skip_bad=skip_bad, verb="ingest", where=False, written=out.name,
+           skip="ingest with --skip-bad to leave them out (zero columns, recorded as bad)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = new_partial(out)
     n, C = params.nsamples, index.nclips
@@ -64,7 +55,7 @@ def ingest(genres_dir, out_path, params: Params | None = None, *, overwrite: boo
                 if why is None:
                     try:
                         dsets[ref.genre][:, ref.c] = load_clip(ref, params)
-                        samples[ref.g, ref.c] = index.samples[ref.g, ref.c]
+                        samples[ref.g, ref.c] = problems.samples[ref.g, ref.c]
                         continue
                     except BadInputError as e:
                         if not skip_bad:

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from .cluster import ClusterSpec, Starter, remove_stale_credentials
 from .config import setting
-from .inputs.audio import common_fix, no_valid_clip, unreadable
+from .inputs.audio import unreadable
 from .inputs import open_index, preflight
+from .inputs.report import no_valid_clip, refuse
 from .exceptions import (BadInputError, IncompleteError, ParameterError, PipelineError, Problem, StorageError,
                          StoreError, Terminated, UnsafeOutputError, escaped)
 from .graph import ClipTask, plan_tasks, run_task, run_token, task_key
@@ -78,8 +79,9 @@ class _Computed:
 
 def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, client=None,
         skip_bad: bool = False, pad: bool = False, path_column: str | None = None,
-        label_column: str | None = None, overwrite: bool = False, progress: bool = False,
-        echo=None, config_text: str | None = None) -> RunResult:
+        label_column: str | None = None, format: str | None = None, audio: str | None = None,
+        overwrite: bool = False,
+        progress: bool = False, echo=None, config_text: str | None = None) -> RunResult:
     """Run the pipeline; return a :class:`RunResult`.
 
     Raises :class:`BadInputError` for bad clips (unless ``skip_bad``) and for
@@ -97,7 +99,8 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
     out.check_early()  # unwritable or in use: said at once, before a cluster starts
     result = RunResult(str(out.zarr_path), str(out.hdf5_path), params=params.to_dict())
 
-    index = open_index(input_path, pad=pad, path_column=path_column, label_column=label_column)
+    index = open_index(input_path, pad=pad, path_column=path_column, label_column=label_column, format=format,
+                       audio=audio)
     result.ignored = list(index.ignored)
     if index.ignored:
         echo(ignored_line(index.ignored))
@@ -111,17 +114,8 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
     early = client is None and spec.resolved_kind() == "local" and not out.has_output()
     with Starter(spec, client, params, early=early) as starter:
         problems = preflight(index, params, progress=progress)
-        if index.problems:
-            raise BadInputError(problems, f"{len(problems)} problem(s) in {index.path}: fix them, or give the "
-                                          "options they name, and run again"
-                                          + (" (--skip-bad covers bad clips only)" if skip_bad else ""))
-        if problems and not skip_bad:
-            fix = common_fix(problems)
-            raise BadInputError(problems, f"{len(problems)} problem(s) in {index.path}; " + (
-                f"all {len(problems)} pass with {fix}" if fix else
-                "fix or remove the bad clips, or run with --skip-bad to go on without them"))
-        if problems and len(problems) >= len(index.clips):
-            raise BadInputError(problems, no_valid_clip(len(problems), problems))
+        refuse(problems, index, skip_bad=skip_bad)
+        index = index.measured(problems)  # each slot's own samples and start, for the stores
         result.clips = index.ngenres * index.nclips
         return _accepted(index, problems, params, out, starter, result, skip_bad=skip_bad, overwrite=overwrite,
                          progress=progress, echo=echo, config_text=config_text, t0=t0)
@@ -202,7 +196,7 @@ def _compute_and_finish(index, params, out, todo, copies, starter, result, *, sk
         listed = [Problem(r.name, why) for r, why in got.failures + got.unfinished]
         if got.failures and not got.unfinished and got.computed + len(copies) == 0:
             out.write_valid()
-            raise BadInputError(listed, no_valid_clip(len(got.failures), listed))
+            raise no_valid_clip(len(got.failures), listed)
         if got.failures and not skip_bad:
             out.write_valid()
             raise BadInputError(listed, f"{len(got.failures)} clip(s) failed; the other clips are saved in "

@@ -189,6 +189,28 @@ def test_stereo_44k_without_options_says_every_problem_in_one_line(own_collectio
     assert not (tmp_path / "o").exists()
 
 
+def test_a_mixed_collection_is_refused_with_the_one_command_that_passes_it(own_collection, tmp_path):
+    """Before: the refusal ended 'fix them, or give the options they name, and run again', leaving the user to
+    gather --pad from one line and --mono --resample from five others."""
+    root, _ = own_collection
+    p = audioprep("run", root, "-o", tmp_path / "o", *ONE_S, check=False, cwd=tmp_path)
+    assert _errors(p)[-1] == f"error: 6 problem(s) in {root}; all 6 pass with --pad --mono --resample"
+    from pipeline import BadInputError, preprocess
+
+    with pytest.raises(BadInputError) as e:
+        preprocess(root, tmp_path / "o", nsamples=SR, progress=False)
+    assert str(e.value).splitlines()[-1] == f"6 problem(s) in {root}; all 6 pass with pad=True, mono=True, " \
+                                            "resample=True"
+    # a problem no option fixes leaves the closing line as it was: nothing claims to pass
+    (root / LABELS[1] / "zz.ogg").write_bytes(b"not audio")
+    try:
+        p = audioprep("run", root, "-o", tmp_path / "o", *ONE_S, check=False, cwd=tmp_path)
+    finally:
+        (root / LABELS[1] / "zz.ogg").unlink()
+    assert _errors(p)[-1] == f"error: 7 problem(s) in {root}: fix them, or give the options they name, and run again"
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.slow
 def test_stereo_44k_vorbis_flac_unequal_genres_match_librosa_load_and_cqt(own_collection, tmp_path):
     import librosa

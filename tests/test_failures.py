@@ -1,6 +1,7 @@
 """Bad input (docs/reliability.md, "Bad input"): one clear line per bad clip, never a traceback."""
 
 import json
+import re
 import shutil
 
 import h5py
@@ -103,13 +104,15 @@ def test_skip_bad_completes_and_flags_exactly_the_bad_clips(bad_folder, tmp_path
 
 @pytest.mark.slow
 def test_clip_failing_only_in_full_decode_does_not_end_the_run(tmp_path, client, small_params):
-    """A FLAC whose header is fine but whose frames are cut off passes pre-flight, fails to decode."""
+    """A FLAC whose header and last frame are fine but whose middle frames are zeroed passes pre-flight, fails to
+    decode.  (A FLAC cut short no longer passes: pre-flight seeks to its last sample.)"""
     from pipeline.run import run
 
     root = synth_dataset(tmp_path / "in", genres=2, clips=2, seconds=SMALL_SECONDS, seed=3)
     flac = _rewrite(root / "blues" / "blues.00001.au", ".flac", lambda y: y, format="FLAC")
     data = flac.read_bytes()
-    flac.write_bytes(data[: len(data) // 3])
+    n = len(data)
+    flac.write_bytes(data[: n // 3] + bytes(n // 6) + data[n // 3 + n // 6:])
     assert preflight(open_index(root), small_params) == []  # the header alone looks fine
 
     with pytest.raises(BadInputError,
@@ -249,3 +252,64 @@ def test_a_run_left_with_no_valid_clip_fails_and_writes_no_hdf5(all_fixable, tmp
     assert lines[-1] == ("error: no valid clip is left: all 4 clip(s) are bad, so no audio.hdf5 is written; all 4 "
                          "pass with --mono --resample --pad-short")
     assert not (tmp_path / "o" / "audio.hdf5").exists()
+
+
+def _cut(path, keep_bytes: int):
+    """``path`` cut after ``keep_bytes`` bytes, as an interrupted copy or download leaves it."""
+    data = path.read_bytes()
+    path.write_bytes(data[:keep_bytes])
+
+
+@pytest.fixture(scope="module")
+def truncated(tmp_path_factory):
+    """One genre: a whole WAV, and a WAV (672,000 samples stated, 335,989 held), an AU, an AIFF and a FLAC each
+    cut near its middle."""
+    root = tmp_path_factory.mktemp("cut") / "genres"
+    (root / "rock").mkdir(parents=True)
+    y = np.random.default_rng(3).uniform(-0.3, 0.3, 672000).astype(np.float32)
+    sf.write(root / "rock" / "a_whole.wav", y, SR, subtype="PCM_16")
+    for fmt in ("wav", "au", "aiff", "flac"):
+        sf.write(root / "rock" / f"cut.{fmt}", y, SR, subtype="PCM_16")
+    _cut(root / "rock" / "cut.wav", 44 + 335989 * 2)  # a 44-byte header, then 2 bytes a sample
+    for fmt in ("au", "aiff", "flac"):
+        _cut(root / "rock" / f"cut.{fmt}", (root / "rock" / f"cut.{fmt}").stat().st_size // 2)
+    return root
+
+
+def test_a_truncated_file_is_bad_at_preflight_even_with_pad_short(truncated):
+    """Before: libsndfile read the cut WAV and AU as shorter clips, '15.24 s long ... all pass with --pad-short',
+    and with --pad-short they were stored as valid."""
+    problems = {p.path.rsplit("/", 1)[-1]: p.reason for p in
+                preflight(open_index(truncated), Params(nsamples=700000, pad_short=True))}
+    assert sorted(problems) == ["cut.aiff", "cut.au", "cut.flac", "cut.wav"], problems
+    assert problems["cut.wav"].startswith("truncated: its header states 672000 samples but the file holds 335989 "
+                                          "(672022 bytes missing)")
+    for name in ("cut.au", "cut.aiff"):
+        assert re.match(r"truncated: its header states 672000 samples but the file holds 33\d{4} ", problems[name])
+    assert problems["cut.flac"].startswith("truncated: its header states 672000 samples but its end cannot be "
+                                           "decoded")
+
+
+def test_a_truncated_file_is_one_line_and_no_option_claims_to_fix_it(truncated, tmp_path):
+    p = audioprep("run", truncated, "-o", tmp_path / "o", "--nsamples", 700000, cwd=tmp_path, check=False)
+    assert p.returncode == 3 and "Traceback" not in p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("error: ")]
+    assert f"error: {truncated / 'rock' / 'cut.wav'}: truncated: its header states 672000 samples but the file " \
+           "holds 335989 (672022 bytes missing); a cut or partly copied file stays bad (copy or download it " \
+           "again)" in lines
+    assert "pass with" not in lines[-1] and "--skip-bad" in lines[-1], lines[-1]
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_truncated_file_is_bad_at_decode_even_with_pad_short(truncated):
+    """The decode checks it again (a file cut after pre-flight): before, the cut WAV came back zero-padded."""
+    from pipeline.inputs import load_clip
+
+    params = Params(nsamples=700000, pad_short=True)
+    for ref in open_index(truncated).clips:
+        if ref.source.endswith("a_whole.wav"):
+            assert load_clip(ref, params).shape == (700000,)
+            continue
+        with pytest.raises(BadInputError, match=rf"^{re.escape(ref.source)}: (truncated: its header states "
+                                                 r"672000 samples|decoding failed)"):
+            load_clip(ref, params)

@@ -5,6 +5,7 @@ with the same command (float samples), then down-mixes and resamples as
 librosa.load does, and computes plain librosa.cqt.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -138,3 +139,49 @@ def test_audio_no_installed_decoder_reads_is_named_with_what_would_read_it(tmp_p
             "samples, not a recording): render them to .wav first, e.g. openmpt123 --render; 1 audio file(s) no "
             "installed decoder reads (rock/song.m4a): pip install 'audioprep[ffmpeg]' (PyAV) to decode them "
             "through ffmpeg; ignored 1 non-audio file(s): rock/notes.txt") in p.stderr
+
+
+_SPAN_PEAK = """
+import json, sys, tracemalloc
+import av, numpy as np, soundfile  # imported before the measure: it counts the decode, not the imports
+from pipeline.inputs import ClipRef, load_clip
+from pipeline.params import Params
+
+path, out, kw = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+ref, params = ClipRef(0, 0, "a", path, rel="a/long.m4a"), Params(**kw)
+tracemalloc.start()
+y = load_clip(ref, params)
+peak = tracemalloc.get_traced_memory()[1]
+np.save(out, y)
+print(peak)
+"""
+
+
+@pytest.mark.parametrize("how", [{"crop": "center"}, {"offset": 400.0}])
+def test_a_span_of_a_long_m4a_is_decoded_holding_the_span_not_the_file(tmp_path, how):
+    """Before: the whole decode up to the span's end was kept (a 1-hour 48-kHz stereo track: 1.5 GiB in a
+    worker).  A 10-minute track, a 10-s span: the decoding process's Python and numpy memory (tracemalloc, in a
+    process of its own) stays within twice the span's bytes, where the file's decode is 60 times them."""
+    _need_ffmpeg()
+    path = tmp_path / "long.m4a"
+    subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                    f"sine=frequency=330:sample_rate={SR}:duration=600", "-f", "lavfi", "-i",
+                    f"anoisesrc=color=pink:sample_rate={SR}:duration=600:amplitude=0.05:seed=4", "-filter_complex",
+                    "amix=inputs=2", "-ac", "1", "-c:a", "aac", "-b:a", "64k", str(path)], check=True)
+    nsamples = 10 * SR
+    kw = {"nsamples": nsamples, **how}
+    p = subprocess.run([sys.executable, "-c", _SPAN_PEAK, str(path), str(tmp_path / "y.npy"), json.dumps(kw)],
+                       capture_output=True, text=True, check=True)
+    peak = int(p.stdout.split()[-1])
+    span_bytes = nsamples * 4
+    assert peak <= 2 * span_bytes, (peak, span_bytes)
+    # the span is the samples the ffmpeg command decodes there
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.audio[0]
+        frames = int(round(float(s.duration * s.time_base) * SR))
+    start = (frames - nsamples) // 2 if "crop" in how else int(how["offset"] * SR)
+    whole, _ = _ffmpeg_decode(path)
+    assert whole.shape[0] >= 600 * SR
+    assert np.abs(np.load(tmp_path / "y.npy") - whole[start:start + nsamples, 0]).max() <= 1e-6

@@ -98,6 +98,40 @@ def test_a_newline_in_a_file_name_prints_as_one_line(tmp_path):
     assert p.stderr.count("\n") == 1
 
 
+def test_info_prints_names_holding_a_newline_or_a_direction_override_as_one_line_each(tmp_path, client):
+    """Before: 'audioprep info' printed the labels and sources raw, a newline splitting a line in two and U+202E
+    turning the rest of the line around, where the error lines escape them."""
+    root = tmp_path / "in"
+    genres = ("new\nline", "evil\u202eavw.exe")
+    for g, name in enumerate(genres):
+        (root / name).mkdir(parents=True)
+        _clip(root / name / f"t{g}\n.wav", g)
+    run(root, tmp_path / "o", TINY, client=client)
+    for target in ("audio.hdf5", "audio.zarr"):
+        text = audioprep("info", tmp_path / "o" / target).stdout
+        assert "\u202e" not in text and "new\nline" not in text
+        assert "labels: evil\\u202eavw.exe, new\\nline" in text.splitlines()
+        assert "source: evil\\u202eavw.exe/t1\\n.wav ... new\\nline/t0\\n.wav (each slot's file, in the 'source' " \
+               "array)" in text.splitlines()
+
+
+def test_a_manifest_column_given_with_a_folder_is_refused(tmp_path):
+    """Before: --path-column with a genres folder was ignored without a word."""
+    root = tmp_path / "in"
+    (root / "rock").mkdir(parents=True)
+    _clip(root / "rock" / "a.wav", 0)
+    p = audioprep("run", root, "-o", tmp_path / "o", "--path-column", "file", check=False, cwd=tmp_path)
+    assert p.returncode == 1
+    assert _errors(p) == [f"error: --path-column name(s) a manifest's column, but {root} is a genres folder: leave "
+                          "--path-column out, or give a manifest .csv"]
+    assert not (tmp_path / "o").exists()
+    from pipeline import ParameterError, preprocess
+
+    with pytest.raises(ParameterError, match=r"^path_column and label_column name\(s\) a manifest's column, but .* "
+                                             r"is a genres folder: leave path_column and label_column out"):
+        preprocess(root, tmp_path / "o", path_column="file", label_column="genre", progress=False)
+
+
 def test_nfc_and_nfd_folders_of_one_name_are_refused(tmp_path):
     root = tmp_path / "in"
     for name in (NFC, NFD):

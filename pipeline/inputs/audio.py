@@ -11,15 +11,15 @@ from __future__ import annotations
 import errno
 import functools
 import os
-import re
 import stat
 from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import BadInputError, Problem
+from ..exceptions import BadInputError, Problem, flags
 from ..params import Params
-from . import ffmpeg
+from . import ffmpeg, headers
+from .base import InputFormat, Verdict
 from .index import ClipRef, shown
 
 #: File extensions of the libsndfile formats, where they are not the format's name in lower case.
@@ -88,39 +88,52 @@ def is_audio_name(name: str) -> bool:
     return not name.startswith(".") and Path(name).suffix[1:].lower() in audio_extensions()
 
 
-def inspect(ref: ClipRef, params: Params) -> tuple:
-    """``(reason, samples)`` of an audio file from its header alone: why it is a bad clip (None if it looks
-    fine), and how many of its ``Nsamples`` slot samples are its own (:func:`clip_samples`; 0 for a bad clip)."""
+class AudioFiles(InputFormat):
+    """A format whose clips are audio files (a folder's, a manifest's): their header checks and their decode."""
+
+    def inspect(self, ref: ClipRef, params: Params) -> Verdict:
+        return inspect(ref, params)
+
+    def load(self, ref: ClipRef, params: Params) -> np.ndarray:
+        return load(ref, params)
+
+
+def inspect(ref: ClipRef, params: Params) -> Verdict:
+    """The :class:`Verdict` of an audio file from its header alone: why it is a bad clip (None if it looks
+    fine), how many of its ``Nsamples`` slot samples are its own (:func:`clip_samples`), where its span starts,
+    and the flags that fix it."""
     import soundfile as sf
 
     why = _not_a_file(ref.source)
     if why:
-        return why, 0, 0.0
+        return Verdict(why)
     if os.path.getsize(ref.source) == 0:
-        return "empty file (0 bytes)", 0, 0.0
+        return Verdict("empty file (0 bytes)")
     if _via_ffmpeg(ref.source):
         try:
             rate, channels, frames = ffmpeg.info(ref.source)
         except Exception as e:
-            return f"not a decodable audio file (ffmpeg: {error_text(e)})", 0, 0.0
+            return Verdict(f"not a decodable audio file (ffmpeg: {error_text(e)})")
     else:
         try:
             info = sf.info(ref.source)
         except Exception as e:  # libsndfile says why in its own words, when it says anything useful
-            return undecodable(ref.source, e), 0, 0.0
+            return Verdict(undecodable(ref.source, e))
         if info.format == "RAW":
-            return _NO_HEADER, 0, 0.0
+            return Verdict(_NO_HEADER)
         rate, channels, frames = info.samplerate, info.channels, info.frames
+        cut = headers.truncation(ref.source, frames)  # libsndfile reads a cut file as a shorter one
+        if cut:
+            return Verdict(cut.reason)
     return header_verdict(rate, channels, frames, params)
 
 
-def header_verdict(rate: int, channels: int, frames: int, params: Params) -> tuple:
-    """``(reason, samples, start)`` of a clip from its header: why it is bad (None if it is not), how many
-    slot samples are its own, and where (seconds into the file) its kept span starts."""
-    reason = check_format(rate, channels, frames, params)
+def header_verdict(rate: int, channels: int, frames: int, params: Params) -> Verdict:
+    """The :class:`Verdict` of a clip from its header's rate, channels and length."""
+    reason, fixes = format_problem(rate, channels, frames, params)
     if reason:
-        return reason, 0, 0.0
-    return None, clip_samples(frames, rate, params), span_start(frames, rate, params) / rate
+        return Verdict(reason, fixes=fixes)
+    return Verdict(None, clip_samples(frames, rate, params), span_start(frames, rate, params) / rate)
 
 
 def span_start(frames: int, rate: int, params: Params) -> int:
@@ -171,25 +184,31 @@ _NO_HEADER = "not a decodable audio file (no audio header found)"
 
 def check_format(rate: int, channels: int, frames: int, params: Params) -> str | None:
     """Every way a clip's format breaks the rules, in one line, with the options that fix it."""
+    return format_problem(rate, channels, frames, params)[0]
+
+
+def format_problem(rate: int, channels: int, frames: int, params: Params) -> tuple:
+    """``(reason, fixes)``: :func:`check_format`'s line, and the flags (Python names) that together make the
+    clip pass (empty when none does: no samples, or an offset past its end)."""
     found, needs, fixes = [], [], []
     if channels != 1 and not params.mono:
         found.append(f"{channels} channels")
         needs.append("mono")
-        fixes.append("--mono")
+        fixes.append("mono")
     if rate != params.sr and not params.resample:
         found.append(f"sample rate {rate} Hz")
         needs.append(f"sr={params.sr}")
-        fixes.append("--resample")
+        fixes.append("resample")
     seconds = frames / rate if rate else 0.0
     start = span_start(frames, rate, params) if rate else 0
     short = (int((frames - start) * params.sr / rate) if rate else 0) < params.nsamples
+    past = frames > 0 and start >= frames  # an offset past the end: only a smaller one makes it pass
     if frames <= 0:
         found.append("no samples (an empty recording)")
         needs.append("at least one sample")
-    elif start >= frames:
+    elif past:
         found.append(f"{seconds:.2f} s long, not longer than offset={params.offset:g} s")
         needs.append("samples after the offset")
-        fixes.append("--offset")
     elif short and not params.pad_short:
         if start:
             found.append(f"{(frames - start) / rate:.2f} s long after offset={params.offset:g} s "
@@ -198,40 +217,15 @@ def check_format(rate: int, channels: int, frames: int, params: Params) -> str |
             found.append(f"{seconds:.2f} s long ({frames} samples at {rate} Hz)")
         needs.append(f"at least Nsamples={params.nsamples} samples at {params.sr} Hz "
                      f"({params.nsamples / params.sr:.2f} s)")
-        fixes.append("--pad-short")
+        fixes.append("pad_short")
     if not found:
-        return None
+        return None, ()
     text = f"{_and(found)}; needs {_and(needs)}"
-    if not fixes:
-        return text
-    shorter = " to keep it zero-padded, or a smaller --nsamples" if "--pad-short" in fixes else ""
-    others = [f for f in fixes if f != "--offset"]
-    tail = ([f"use {' '.join(others)}{shorter}"] if others else []) + \
-        (["use a smaller --offset"] if "--offset" in fixes else [])
-    return text + f" ({'; '.join(tail)})"
-
-
-_FIXES = re.compile(r"\(use ((?:--[a-z-]+ ?)+)")
-
-
-def common_fix(problems) -> str | None:
-    """The options that make every one of ``problems`` pass (``--mono --resample``), if each reason names its own
-    (:func:`check_format` writes them as ``(use --mono ...)``); None if any has none."""
-    union = []
-    for p in problems:
-        m = _FIXES.search(p.reason)
-        if not m or "a smaller --offset" in p.reason:  # no option makes an offset past the end pass
-            return None
-        union += [f for f in m.group(1).split() if f not in union]
-    order = ["--mono", "--resample", "--pad-short"]
-    return " ".join(sorted(union, key=lambda f: order.index(f) if f in order else len(order))) or None
-
-
-def no_valid_clip(n: int, problems, written: str = "audio.hdf5") -> str:
-    """The closing line when no valid clip would be left: nothing is written (exit 3)."""
-    fix = common_fix(problems)
-    return (f"no valid clip is left: all {n} clip(s) are bad, so no {written} is written; "
-            + (f"all {n} pass with {fix}" if fix else "fix the clips (or the parameters) and run again"))
+    if not fixes and not past:
+        return text, ()
+    shorter = " to keep it zero-padded, or a smaller --nsamples" if "pad_short" in fixes else ""
+    tail = ([f"use {flags(fixes)}{shorter}"] if fixes else []) + (["use a smaller --offset"] if past else [])
+    return text + f" ({'; '.join(tail)})", tuple(fixes) if frames > 0 and not past else ()
 
 
 def _and(items: list) -> str:
@@ -293,7 +287,9 @@ def load(ref: ClipRef, params: Params) -> np.ndarray:
         else:
             with sf.SoundFile(ref.source) as f:
                 rate, channels, frames = f.samplerate, f.channels, f.frames
-                reason = _NO_HEADER if f.format == "RAW" else check_format(rate, channels, frames, params)
+                cut = headers.truncation(ref.source, frames)
+                reason = (_NO_HEADER if f.format == "RAW" else cut.reason if cut
+                          else check_format(rate, channels, frames, params))
                 if reason:
                     raise BadInputError([Problem(shown(ref.source), reason)])
                 f.seek(span_start(frames, rate, params))  # span decode: the samples before are not decoded

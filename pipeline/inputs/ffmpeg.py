@@ -56,30 +56,36 @@ def read(path: str, nframes: int, frames: int, start: int = 0) -> np.ndarray:
     """Decode ``min(nframes, frames - start)`` samples of every channel from sample ``start`` on, as float32,
     shape ``(channels, n)``.
 
-    Decoding stops once they are there (the samples before ``start`` are
-    decoded and dropped: a compressed stream has no sample-exact seek).  A
-    decode short of them by at most :data:`LENGTH_TOLERANCE_SECONDS` is
-    zero-filled to them (the container's stated length is pre-flight's); a
-    shorter one is returned as it is, and the caller says the file is truncated.
+    Frames are decoded one by one and only the part of each inside the span is
+    kept, so memory holds the span, not the file (a 1-hour track with
+    ``--crop center`` holds what a 30-s one does).  The samples before
+    ``start`` are decoded and dropped rather than sought past: a seek restarts
+    AAC's noise substitution from another state, which changes the samples of
+    noisy passages (measured up to 0.3), so a kept span would depend on the
+    seek.  Decoding stops once the span is there.  A decode short of it by at
+    most :data:`LENGTH_TOLERANCE_SECONDS` is zero-filled (the container's stated
+    length is pre-flight's); a shorter one is returned as it is, and the caller
+    says the file is truncated.
     """
     import av
 
     want = max(0, min(nframes, frames - start))
-    parts, got = [], 0
+    pos = kept = 0  # samples decoded so far; of them, inside the span (copied into y)
     with av.open(path) as c:
         s = c.streams.audio[0]
         rate = int(s.rate or s.codec_context.sample_rate)
+        y = np.zeros((int(s.codec_context.channels), want), dtype=np.float32)  # the span, and nothing more
         to_float = av.AudioResampler(format="fltp", layout=s.layout, rate=rate)
         for packet in c.demux(s):
             for frame in packet.decode():
                 for out in to_float.resample(frame):
-                    parts.append(out.to_ndarray())
-                    got += parts[-1].shape[1]
-            if got >= start + want:
+                    lo, hi = max(0, start - pos), min(out.samples, start + want - pos)
+                    if hi > lo:
+                        y[:, kept:kept + hi - lo] = out.to_ndarray()[:, lo:hi]
+                        kept += hi - lo
+                    pos += out.samples
+            if kept >= want:
                 break
-    y = np.concatenate(parts, axis=1) if parts else np.zeros((int(s.codec_context.channels), 0), np.float32)
-    y = np.ascontiguousarray(y[:, start:start + want], dtype=np.float32)
-    short = want - y.shape[1]
-    if 0 < short <= LENGTH_TOLERANCE_SECONDS * rate:
-        y = np.pad(y, ((0, 0), (0, short)))
-    return y
+    if want - kept > LENGTH_TOLERANCE_SECONDS * rate:
+        return y[:, :kept]  # truncated: the caller says so
+    return y  # complete, or zero-filled by at most the tolerance

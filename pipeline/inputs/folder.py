@@ -21,12 +21,18 @@ from .index import ClipRef, InputIndex, label, shown
 NAME = "folder"
 
 
-def can_open(path: Path) -> bool:
-    return path.is_dir()
+class Folder(audio.AudioFiles):
+    name = NAME
+    description = "a genres folder ROOT/<genre>/<file>"
+
+    def can_open(self, path: Path) -> bool:
+        return path.is_dir()
+
+    def index(self, path: Path, **_) -> InputIndex:
+        return index(path)
 
 
-inspect = audio.inspect
-load = audio.load
+FORMAT = Folder()
 
 
 def _scan(folder: Path, *, below: bool = False) -> tuple:

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..exceptions import BadInputError, Problem
 from ..params import Params
-from .audio import check_format, decode_frames, error_text, header_verdict, span_start, to_nsamples
+from .audio import decode_frames, error_text, format_problem, header_verdict, span_start, to_nsamples
+from .base import InputFormat, Verdict
 from .index import ClipRef, InputIndex
 
 NAME = "hdf5"
@@ -29,9 +30,43 @@ ATTRS = ("Ngenres", "Nclips", "sr", "Nsamples")
 CLIPS = ".clips"
 
 
-def can_open(path: Path) -> bool:
-    """Any other file: a gtzan.hdf5, or refused by :func:`index` with what it is not."""
-    return path.is_file()
+#: The first bytes of an HDF5 file (at offset 0, or after a user block of 512, 1024, 2048, ... bytes).
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+class Gtzan(InputFormat):
+    name = NAME
+    description = "a gtzan.hdf5 written by 'audioprep ingest'"
+
+    def can_open(self, path: Path) -> bool:
+        """An HDF5 file (its signature): a gtzan.hdf5, or refused by :func:`index` with what it lacks."""
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as f:
+                at = 0
+                while at + 8 <= size:
+                    f.seek(at)
+                    if f.read(8) == HDF5_SIGNATURE:
+                        return True
+                    at = 512 if at == 0 else 2 * at
+        except OSError:
+            return False
+        return False
+
+    def index(self, path: Path, **_) -> InputIndex:
+        return index(path)
+
+    def inspect(self, ref: ClipRef, params: Params) -> Verdict:
+        return inspect(ref, params)
+
+    def inspect_all(self, index: InputIndex, params: Params, *, progress: bool = False) -> list:
+        return inspect_all(index, params)
+
+    def load(self, ref: ClipRef, params: Params) -> np.ndarray:
+        return load(ref, params)
+
+
+FORMAT = Gtzan()
 
 
 def is_gtzan(f) -> bool:
@@ -129,14 +164,14 @@ def index(path: Path, **_) -> InputIndex:
     return InputIndex(str(path.resolve()), NAME, tuple(genres), nc, clips)
 
 
-def _check(sr: int, own: int, bad: str, params: Params) -> tuple:
+def _check(sr: int, own: int, bad: str, params: Params) -> Verdict:
     if bad:
-        return f"left as zeros by 'audioprep ingest --skip-bad' ({bad})", 0, 0.0
+        return Verdict(f"left as zeros by 'audioprep ingest --skip-bad' ({bad})")
     return header_verdict(sr, 1, int(own), params)
 
 
-def inspect(ref: ClipRef, params: Params) -> tuple:
-    """``(reason, samples)`` from the file's attributes and records: each clip's own length (shorter than
+def inspect(ref: ClipRef, params: Params) -> Verdict:
+    """The :class:`Verdict` from the file's attributes and records: each clip's own length (shorter than
     ``Nsamples`` if ingest zero-padded it) and whether ingest left it out as bad."""
     import h5py
 
@@ -147,16 +182,17 @@ def inspect(ref: ClipRef, params: Params) -> tuple:
 
 
 def inspect_all(index: InputIndex, params: Params) -> list:
-    """Pre-flight of the whole file from one read of its header and records: ``[(ref, reason, samples)]``."""
+    """Pre-flight of the whole file from one read of its header and records: ``[(ref, verdict)]``."""
     import h5py
 
     with h5py.File(index.clips[0].source, "r") as f:
         samples, bad = records(f)
         sr, ns = int(f.attrs["sr"]), int(f.attrs["Nsamples"])
-    whole = check_format(sr, 1, ns, params)  # the file's rate, or its Nsamples: one problem, filed under the file
+    whole, fixes = format_problem(sr, 1, ns, params)  # the file's rate, or its Nsamples: one problem, of the file
     if whole:
-        return [(dataclasses.replace(index.clips[0], column=None), whole, 0, 0.0)]
-    return [(ref, *_check(sr, samples[ref.g, ref.c], bad[ref.g, ref.c], params)) for ref in index.clips]
+        ref = index.clips[0]
+        return [(ref, Verdict(whole, fixes=fixes, ref=dataclasses.replace(ref, column=None)))]
+    return [(ref, _check(sr, samples[ref.g, ref.c], bad[ref.g, ref.c], params)) for ref in index.clips]
 
 
 def load(ref: ClipRef, params: Params) -> np.ndarray:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -41,6 +42,8 @@ class ClipRef:
     column: int | None = None  # the column in gtzan.hdf5, None for audio files
     rel: str = ""  # the slot's ``source`` entry: the path relative to the input, or ``<genre>[:, <column>]``
     format: str = "folder"  # the name of the input format (module of :mod:`pipeline.inputs`) it came from
+    split: str = ""  # the collection's own split (FMA's training, validation, test); "" where it has none
+    tags: tuple = ()  # the collection's tags of the clip, as written (MTG-Jamendo's genre---punkrock, ...)
 
     @property
     def name(self) -> str:
@@ -71,8 +74,14 @@ class InputIndex:
     clips: list = field(default_factory=list)
     problems: list = field(default_factory=list)  # found while scanning
     ignored: list = field(default_factory=list)  # entries of a folder that are not clips, relative to it
-    samples: np.ndarray | None = None  # each slot's own samples [shape=(genres, clips)], set by preflight
-    starts: np.ndarray | None = None  # where each clip's kept span starts, in seconds, set by preflight
+    samples: np.ndarray | None = None  # each slot's own samples [shape=(genres, clips)], as pre-flight found them
+    starts: np.ndarray | None = None  # where each clip's kept span starts, in seconds, as pre-flight found them
+    subset: str = ""  # the collection's subset the input holds (FMA's small, medium, large, full)
+
+    def measured(self, lengths) -> "InputIndex":
+        """This index with the lengths pre-flight returned (a :class:`~pipeline.inputs.Preflight`): what the
+        stores record per slot."""
+        return dataclasses.replace(self, samples=lengths.samples, starts=lengths.starts)
 
     @property
     def ngenres(self) -> int:
@@ -144,7 +153,7 @@ def check_sizes(index: InputIndex, pad: bool) -> None:
     if len({counts.get(g, 0) for g in sized}) > 1:
         detail = ", ".join(f"{g}={counts.get(g, 0)}" for g in sized)
         index.problems.append(Problem(shown(index.path), f"genres hold unequal numbers of clips ({detail}); use "
-                                                         "--pad to allow it (the missing slots are flagged invalid)"))
+                                                         "--pad to allow it (the missing slots are flagged invalid)", ("pad",)))
 
 
 def check_names(index: InputIndex) -> None:

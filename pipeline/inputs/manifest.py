@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..exceptions import BadInputError, Problem
 from . import audio
+from .gtzan import HDF5_SIGNATURE
 from .index import ClipRef, InputIndex, label, shown
 
 NAME = "manifest"
@@ -46,12 +47,33 @@ def _encoding_fix(path: Path, data: bytes) -> str:
             f"{shown(path)} > {shown(path.with_name(path.stem + '-utf8.csv'))}")
 
 
-def can_open(path: Path) -> bool:
-    return path.suffix.lower() == ".csv"
+class Manifest(audio.AudioFiles):
+    name = NAME
+    description = "a manifest .csv (a path column and a label column)"
+
+    def can_open(self, path: Path) -> bool:
+        """A ``.csv`` that is not an HDF5 file, or a text file (no NUL in its first 4 KiB) whose first line is
+        delimited: a table of clips named otherwise (``clips.txt``)."""
+        if not path.is_file():
+            return False
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4096)
+        except OSError:
+            return path.suffix.lower() == ".csv"  # refused by index(), with why it cannot be read
+        if head.startswith(HDF5_SIGNATURE):
+            return False
+        if path.suffix.lower() == ".csv":  # whatever its encoding: index() names it if it is not UTF-8
+            return True
+        first = head.split(b"\n", 1)[0]
+        return b"\0" not in head and any(d in first for d in (b",", b";", b"\t", b"|"))
+
+    def index(self, path: Path, *, path_column: str | None = None, label_column: str | None = None,
+              **_) -> InputIndex:
+        return index(path, path_column=path_column, label_column=label_column)
 
 
-inspect = audio.inspect
-load = audio.load
+FORMAT = Manifest()
 
 
 def index(path: Path, *, path_column: str | None = None, label_column: str | None = None, **_) -> InputIndex:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import PipelineError, StoreError
+from ..exceptions import PipelineError, StoreError, escaped
 from ..inputs import gtzan, label
 from ..arrays import DATASETS
 from . import hdf5, layout, zarr_store
@@ -332,10 +332,10 @@ def describe(path) -> str:
             raise StoreError(f"{path}: not a readable HDF5 file ({e})") from None
         with f:
             if gtzan.is_gtzan(f):
-                return "\n".join(lines + gtzan.describe(f))
+                return "\n".join(escaped(line) for line in lines + gtzan.describe(f))
     with OutputReader(path) as src:
         _describe_output(src, lines)
-    return "\n".join(lines)
+    return "\n".join(escaped(line) for line in lines)  # a name holding a newline or U+202E prints as one line
 
 
 def _describe_output(src, lines) -> None:

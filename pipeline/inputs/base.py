@@ -1,0 +1,101 @@
+"""The interface every input format implements, and the records it returns.
+
+A format (a genres folder, a manifest, a gtzan.hdf5, ...) is a subclass of
+:class:`InputFormat` in a module of its own, registered in
+:data:`pipeline.inputs.FORMATS`.  The caller asks each whether it can open a
+path (from the path's content), or takes the one ``--format`` names, and never
+asks which format it holds: a clip's checks come back as a :class:`Verdict`
+(a record, with the options that fix it as data), pre-flight's as a
+:class:`Preflight` (the problems, and each slot's lengths).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import Problem
+from ..params import Params
+from .index import ClipRef, InputIndex
+
+#: The order flags are named in, wherever several fix one problem (``--pad --mono --resample --pad-short``).
+FIX_ORDER = ("pad", "mono", "resample", "pad_short")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a clip's header (or a format's records) says about it, before any decode.
+
+    ``reason``: why it is a bad clip, one line (None if it looks fine);
+    ``samples``: how many of its ``Nsamples`` slot samples are its own (0 for
+    a bad clip); ``start``: where its kept span starts, in seconds into the
+    file; ``fixes``: the flags (Python names, ``("mono", "resample")``) that
+    together make it pass, empty when no flag does (a smaller value, or fixing
+    the file); ``ref``: where the problem is filed when not under the clip
+    itself (a whole gtzan.hdf5 at another rate).
+    """
+
+    reason: str | None = None
+    samples: int = 0
+    start: float = 0.0
+    fixes: tuple = ()
+    ref: ClipRef | None = None
+
+    def problem(self, ref: ClipRef) -> Problem | None:
+        """The :class:`Problem` of the clip ``ref`` this verdict is about (None if it passes)."""
+        if self.reason is None:
+            return None
+        return Problem((self.ref or ref).where, self.reason, self.fixes)
+
+
+class Preflight(list):
+    """The problems pre-flight found (a list of :class:`Problem`: scan problems first, then bad clips), and
+    each slot's lengths: ``samples`` [shape=(genres, clips)], its own samples at ``sr``, and ``starts``, where
+    its kept span starts in seconds (0 for a bad or missing slot)."""
+
+    def __init__(self, problems, samples: np.ndarray, starts: np.ndarray):
+        super().__init__(problems)
+        self.samples, self.starts = samples, starts
+
+
+class InputFormat(abc.ABC):
+    """One kind of input.  ``name`` is what ``--format`` (Python ``format=``) calls it and what
+    :attr:`ClipRef.format` records; ``description`` says what it is, in messages."""
+
+    name: str
+    description: str
+
+    @abc.abstractmethod
+    def can_open(self, path: Path) -> bool:
+        """Whether ``path`` is of this format, from what it holds (its first bytes, or its being a folder):
+        cheap, and never raising."""
+
+    @abc.abstractmethod
+    def index(self, path: Path, **options) -> InputIndex:
+        """Every clip of the input, in slot order; :class:`BadInputError` when it cannot be read at all.
+        ``options``: ``path_column``, ``label_column``, ``audio``, each None where not given (a format takes
+        those it has)."""
+
+    @abc.abstractmethod
+    def inspect(self, ref: ClipRef, params: Params) -> Verdict:
+        """The :class:`Verdict` of one clip, without decoding it."""
+
+    @abc.abstractmethod
+    def load(self, ref: ClipRef, params: Params) -> np.ndarray:
+        """One clip as float32 of exactly ``params.nsamples`` samples; :class:`BadInputError` naming it when it
+        cannot be used."""
+
+    def inspect_all(self, index: InputIndex, params: Params, *, progress: bool = False) -> list:
+        """``[(ref, verdict)]`` of every clip of ``index`` not already filed under a scan problem (a format
+        holding every clip in one file reads its records once instead)."""
+        from ..progress import bar
+
+        known = {p.path for p in index.problems}
+        return [(ref, self.inspect(ref, params))
+                for ref in bar(index.clips, desc="checking", enabled=progress, leave=False) if ref.where not in known]
+
+    def __repr__(self) -> str:
+        return f"<input format {self.name!r}: {self.description}>"

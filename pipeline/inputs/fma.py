@@ -1,0 +1,165 @@
+"""Input format: an FMA audio folder as downloaded (``fma_small``, ``fma_medium``, ``fma_large``, ``fma_full``),
+read with its ``fma_metadata/tracks.csv``.
+
+``tracks.csv`` has two header rows (a group: ``album``, ``artist``, ``set``,
+``track``; then the field: ``genre_top``, ``split``, ``subset``, ...) and a
+third holding only ``track_id``; its text fields are quoted and hold commas,
+quotes and newlines.  ``('set', 'subset')`` is ``small``, ``medium`` or
+``large``, ordered: the folder ``fma_medium`` holds every track whose subset
+is small or medium.  A track's audio is ``<first 3 digits>/<6-digit id>.mp3``.
+Each clip's label is its ``('track', 'genre_top')``, its ``split`` its
+``('set', 'split')``; clips are ordered by label, then by track id.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from pathlib import Path
+
+from ..exceptions import BadInputError, Problem
+from . import audio
+from .index import ClipRef, InputIndex, label, shown
+
+NAME = "fma"
+#: The subsets in their order: a folder of one holds the tracks of every subset up to it.
+SUBSETS = ("small", "medium", "large")
+_FOLDER = re.compile(r"fma_(small|medium|large|full)")
+_AUDIO = re.compile(r"(\d{6})\.mp3")
+#: Files of the download that are not clips, and not worth a line.
+_KNOWN = ("README.txt", "checksums")
+#: The columns read, as (group, field).
+_COLUMNS = {"subset": ("set", "subset"), "split": ("set", "split"), "genre_top": ("track", "genre_top")}
+
+
+def metadata_of(folder: Path) -> Path | None:
+    """The ``tracks.csv`` of an FMA audio folder: in ``fma_metadata`` beside it (as the downloads unzip), or
+    inside it."""
+    for candidate in (folder.parent / "fma_metadata" / "tracks.csv", folder / "fma_metadata" / "tracks.csv"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _is_tracks_csv(path: Path) -> bool:
+    """Whether ``path`` starts with tracks.csv's two header rows (groups, then fields)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [next(csv.reader(f)), next(csv.reader(f))]
+    except (OSError, UnicodeDecodeError, StopIteration, csv.Error):
+        return False
+    return all((g, k) in zip(*rows) for g, k in _COLUMNS.values())
+
+
+class Fma(audio.AudioFiles):
+    name = NAME
+    description = "an FMA audio folder (fma_small, fma_medium, ...) with its fma_metadata/tracks.csv"
+
+    def can_open(self, path: Path) -> bool:
+        if not (path.is_dir() and _FOLDER.fullmatch(path.name)):
+            return False
+        meta = metadata_of(path)
+        return meta is not None and _is_tracks_csv(meta)
+
+    def index(self, path: Path, **_) -> InputIndex:
+        return index(path)
+
+
+FORMAT = Fma()
+
+
+def read_tracks(path: Path) -> dict:
+    """``{track id: (subset, split, genre_top)}`` of ``tracks.csv`` (empty strings where a cell is empty)."""
+    hint = "give the tracks.csv of fma_metadata.zip as it unzips (two header rows, then track_id)"
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            groups, fields = next(reader), next(reader)
+            where = {name: list(zip(groups, fields)).index(key) for name, key in _COLUMNS.items()
+                     if key in zip(groups, fields)}
+            lacking = [f"{g}.{k}" for name, (g, k) in _COLUMNS.items() if name not in where]
+            if lacking:
+                raise BadInputError([Problem(shown(path), f"has no column {', '.join(lacking)}: not FMA's "
+                                                          "tracks.csv")], hint)
+            next(reader)  # the row naming the index: track_id
+            out = {}
+            for row in reader:
+                if not row or not row[0].strip().isdigit():
+                    continue
+                out[int(row[0])] = tuple(row[i].strip() if i < len(row) else "" for i in where.values())
+    except (OSError, UnicodeDecodeError, StopIteration, csv.Error) as e:
+        raise BadInputError([Problem(shown(path), f"cannot be read as FMA's tracks.csv "
+                                                  f"({getattr(e, 'strerror', None) or e or 'too short'})")],
+                            hint) from None
+    return out
+
+
+def _scan(folder: Path) -> tuple:
+    """``({track id: path relative to folder}, ignored entries)`` of an FMA audio folder."""
+    found, ignored = {}, []
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        if entry.is_dir() and entry.name.isdigit():
+            with os.scandir(entry.path) as inner:
+                for e in sorted(inner, key=lambda e: e.name):
+                    m = _AUDIO.fullmatch(e.name)
+                    if m:
+                        found[int(m.group(1))] = f"{entry.name}/{e.name}"
+                    else:
+                        ignored.append(f"{entry.name}/{e.name}")
+        elif entry.name not in _KNOWN and not entry.name.startswith("."):
+            ignored.append(entry.name + ("/" if entry.is_dir() else ""))
+    return found, ignored
+
+
+def _listed(what: str, items: list) -> str:
+    return f"{len(items)} {what} ({', '.join(items[:5])}{', ...' if len(items) > 5 else ''})"
+
+
+def index(folder: Path) -> InputIndex:
+    """Index an FMA audio folder with its tracks.csv: the tracks of its subset, labelled by ``genre_top``."""
+    meta = metadata_of(folder)
+    if meta is None:
+        raise BadInputError([Problem(shown(folder), "has no fma_metadata/tracks.csv beside it")],
+                            "unzip fma_metadata.zip beside the audio folder")
+    subset = _FOLDER.fullmatch(folder.name).group(1)
+    keep = SUBSETS if subset == "full" else SUBSETS[:SUBSETS.index(subset) + 1]
+    tracks = {tid: row for tid, row in read_tracks(meta).items() if row[0] in keep}
+    try:
+        found, ignored = _scan(folder)
+    except OSError as e:
+        raise BadInputError([Problem(shown(folder), f"cannot be read ({e.strerror})")],
+                            "give a folder you can read") from None
+    problems = []
+    missing = sorted(t for t in tracks if t not in found)
+    if missing:
+        problems.append(Problem(shown(folder), _listed(f"track(s) of subset {subset} in {shown(meta)} have no audio "
+                                                       "file here", [f"{t:06d}"[:3] + f"/{t:06d}.mp3"
+                                                                     for t in missing])
+                                + "; download or unzip them again"))
+    unlisted = sorted(t for t in found if t not in tracks)
+    if unlisted:
+        problems.append(Problem(shown(folder), _listed(f"audio file(s) here are not tracks of subset {subset} in "
+                                                       f"{shown(meta)}", [found[t] for t in unlisted])
+                                + "; remove them, or give the folder of their subset"))
+    unlabelled = sorted(t for t in tracks if t in found and not tracks[t][2])
+    if unlabelled:
+        problems.append(Problem(shown(folder), _listed("track(s) have no genre_top, so no label in the grid",
+                                                       [f"{t:06d}" for t in unlabelled])
+                                + "; use --layout clips (they get label -1)"))
+    by_label = {}
+    for tid in sorted(tracks):
+        _, split, genre = tracks[tid]
+        if tid in found and genre:
+            by_label.setdefault(label(genre), []).append((tid, split))
+    if not by_label:
+        raise BadInputError(problems or [Problem(shown(folder), f"holds no track of subset {subset} with a "
+                                                                "genre_top")],
+                            "give an FMA audio folder with its fma_metadata/tracks.csv")
+    labels = tuple(sorted(by_label))
+    clips = [ClipRef(g, c, name, str(folder / found[tid]), rel=found[tid], format=NAME, split=split)
+             for g, name in enumerate(labels) for c, (tid, split) in enumerate(by_label[name])]
+    return InputIndex(str(folder.resolve()), NAME, labels, max(len(v) for v in by_label.values()), clips,
+                      problems, ignored, subset=subset)

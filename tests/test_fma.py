@@ -1,0 +1,145 @@
+"""FMA as downloaded: fma_<subset>/<3 digits>/<6-digit id>.mp3 read with fma_metadata/tracks.csv.
+
+The fixture follows the collection's description: tracks.csv with its two header rows and the track_id row,
+quoted text holding commas, quotes and newlines (an artist's HTML bio), ordered subsets, root genres with a
+slash and spaces; short synthetic 44.1-kHz stereo MP3s written by libsndfile (LAME)."""
+
+import csv
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline import BadInputError
+from pipeline.inputs import open_index, preflight
+from pipeline.params import Params
+
+SR = 22050
+#: track id: (subset, split, genre_top); 'large' ids without a genre, as most of large is
+TRACKS = {2: ("small", "training", "Old-Time / Historic"), 5: ("small", "test", "Old-Time / Historic"),
+          10: ("small", "validation", "Soul-RnB"), 140: ("small", "training", "Soul-RnB"),
+          1482: ("medium", "training", "Soul-RnB"), 1666: ("medium", "test", "Easy Listening"),
+          20011: ("large", "training", "")}
+GROUPS = ["", "album", "artist", "set", "set", "track", "track", "track", "track"]
+FIELDS = ["", "title", "bio", "split", "subset", "genre_top", "genres", "genres_all", "title"]
+
+
+def _tracks_csv(path):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(GROUPS)
+        w.writerow(FIELDS)
+        w.writerow(["track_id"] + [""] * (len(FIELDS) - 1))
+        for tid, (subset, split, genre) in TRACKS.items():
+            bio = f'<p>Born in "Nowhere", 19{tid % 100:02d},\nplays <b>everything</b>, loudly.</p>\n'
+            w.writerow([tid, f"Album, vol. {tid}", bio, split, subset, genre, "[21, 811]", "[21, 811, 1]",
+                        f'Track "{tid}"'])
+
+
+def _mp3(path, seed):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(0.6 * 44100)) / 44100
+    y = 0.2 * np.sin(2 * np.pi * (200 + 30 * seed) * t)[:, None] + 0.02 * rng.standard_normal((t.size, 2))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, y.astype(np.float32), 44100, format="MP3")
+
+
+@pytest.fixture(scope="module")
+def fma(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fma")
+    (root / "fma_metadata").mkdir()
+    _tracks_csv(root / "fma_metadata" / "tracks.csv")
+    order = ("small", "medium", "large")
+    for subset in order:
+        folder = root / f"fma_{subset}"
+        folder.mkdir()
+        (folder / "README.txt").write_text("FMA: A Dataset For Music Analysis\n")
+        (folder / "checksums").write_text("")
+        for tid, (s, _, _) in TRACKS.items():
+            if order.index(s) <= order.index(subset):
+                _mp3(folder / f"{tid:06d}"[:3] / f"{tid:06d}.mp3", tid)
+    return root
+
+
+def test_fma_small_is_read_with_its_tracks_csv(fma):
+    """Before: its folders 000, 001, ... were taken for genres."""
+    index = open_index(fma / "fma_small")
+    assert index.kind == "fma" and index.subset == "small" and index.ignored == [] and index.problems == []
+    assert index.labels == ("Old-Time / Historic", "Soul-RnB")
+    got = [(r.genre, r.rel, r.split) for r in index.clips]
+    assert got == [("Old-Time / Historic", "000/000002.mp3", "training"), ("Old-Time / Historic", "000/000005.mp3",
+                                                                             "test"),
+                   ("Soul-RnB", "000/000010.mp3", "validation"), ("Soul-RnB", "000/000140.mp3", "training")]
+    for ref in index.clips:
+        tid = int(ref.rel[4:10])
+        assert (ref.genre, ref.split) == (TRACKS[tid][2], TRACKS[tid][1])
+    params = Params(nsamples=SR // 4, mono=True, resample=True, datasets=("Xa",))
+    assert preflight(index, params) == []
+
+
+def test_fma_medium_holds_small_and_medium_and_says_its_genres_are_unequal(fma):
+    index = open_index(fma / "fma_medium", pad=True)
+    assert index.subset == "medium" and index.labels == ("Easy Listening", "Old-Time / Historic", "Soul-RnB")
+    assert sorted(r.rel for r in index.clips) == sorted(f"{t:06d}"[:3] + f"/{t:06d}.mp3" for t, v in TRACKS.items()
+                                                         if v[0] != "large")
+    grid = open_index(fma / "fma_medium")
+    assert any("genres hold unequal numbers of clips (Easy Listening=1, Old-Time / Historic=2, Soul-RnB=3)"
+               in p.reason for p in grid.problems)
+
+
+def test_fma_large_names_the_tracks_without_a_genre(fma):
+    index = open_index(fma / "fma_large", pad=True)
+    (p,) = index.problems
+    assert p.path == str(fma / "fma_large")
+    assert p.reason == ("1 track(s) have no genre_top, so no label in the grid (020011); use --layout clips (they "
+                        "get label -1)")
+    assert "020/020011.mp3" not in [r.rel for r in index.clips]
+
+
+def test_audio_missing_or_not_listed_is_named_in_one_line_each(fma, tmp_path):
+    import shutil
+
+    folder = shutil.copytree(fma / "fma_small", tmp_path / "fma" / "fma_small")
+    shutil.copytree(fma / "fma_metadata", tmp_path / "fma" / "fma_metadata")
+    (folder / "000" / "000005.mp3").unlink()
+    shutil.copy(fma / "fma_medium" / "001" / "001482.mp3", folder / "001482.mp3.tmp")
+    (folder / "001").mkdir()
+    (folder / "001482.mp3.tmp").rename(folder / "001" / "001482.mp3")
+    index = open_index(folder, pad=True)
+    reasons = [p.reason for p in index.problems]
+    assert f"1 track(s) of subset small in {tmp_path / 'fma' / 'fma_metadata' / 'tracks.csv'} have no audio file " \
+           "here (000/000005.mp3); download or unzip them again" in reasons
+    assert f"1 audio file(s) here are not tracks of subset small in " \
+           f"{tmp_path / 'fma' / 'fma_metadata' / 'tracks.csv'} (001/001482.mp3); remove them, or give the folder " \
+           "of their subset" in reasons
+
+
+def test_fma_small_runs_in_the_grid_with_labels_and_sources_from_tracks_csv(fma, tmp_path, client):
+    import librosa
+
+    from pipeline.run import run
+    from support.reference import reference_clip
+
+    nsamples = 1024 * 8 + 600  # both streams give 8 frames, as reference_clip needs
+    params = Params(nsamples=nsamples, mono=True, resample=True)
+    res = run(fma / "fma_small", tmp_path / "o", params, client=client)
+    assert res.computed == 4 and not res.bad
+    with h5py.File(tmp_path / "o" / "audio.hdf5") as f:
+        assert [x.decode() if isinstance(x, bytes) else x for x in f.attrs["labels"]] == ["Old-Time / Historic",
+                                                                                         "Soul-RnB"]
+        assert f["source"].asstr()[1, 1] == "000/000140.mp3"
+        y, _ = librosa.load(fma / "fma_small" / "000" / "000140.mp3", sr=SR, mono=True)
+        xa, xs, _ = reference_clip(y[:nsamples], Nsamples=nsamples)
+        assert np.abs(f["Xs"][1, 1] - xs).max() <= 1e-5 * np.abs(xs).max()
+
+
+def test_a_tracks_csv_that_is_not_fmas_is_refused_in_one_line(fma, tmp_path):
+    import shutil
+
+    shutil.copytree(fma / "fma_small", tmp_path / "fma" / "fma_small")
+    (tmp_path / "fma" / "fma_metadata").mkdir()
+    (tmp_path / "fma" / "fma_metadata" / "tracks.csv").write_text(",set\n,subset\ntrack_id\n")
+    with pytest.raises(BadInputError, match=r"tracks.csv: has no column set.split, track.genre_top: not FMA's "
+                                            r"tracks.csv; give the tracks.csv of fma_metadata.zip"):
+        open_index(tmp_path / "fma" / "fma_small", format="fma")
