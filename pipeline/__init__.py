@@ -4,9 +4,22 @@ __version__ = "0.1.0"
 
 from .exceptions import (BadInputError, ClusterError, IncompleteError, ParameterError, PipelineError,  # noqa: E402
                          StoreError)
-from .params import Params  # noqa: E402
-from .output import FrameBlocks, OutputReader, describe, open_dataset, to_matrix  # noqa: E402
-from .api import preprocess  # noqa: E402
+
+#: The names imported when first used (``pipeline.preprocess``, ``from pipeline import Params``), so that
+#: importing the package is quick: the command line handles a Ctrl-C from its first moment (pipeline._entry).
+_LAZY = {"Params": "params", "preprocess": "api", "OutputReader": "output", "FrameBlocks": "output",
+         "open_dataset": "output", "to_matrix": "output", "describe": "output"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["preprocess", "Params", "PipelineError", "ParameterError", "BadInputError", "IncompleteError", "StoreError",
            "ClusterError",

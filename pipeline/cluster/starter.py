@@ -28,9 +28,19 @@ class Starter:
         self._conn: Connection | None = None
         self._error: BaseException | None = None
         self._thread = None
+        # Set when the start has ended. Waited on instead of the thread itself: on Python 3.11, a Ctrl-C that
+        # interrupts Thread.join(timeout) marks a running thread as stopped, and a later join returns at once
+        # (then the cluster still starting would be left running, its scratch folder behind).
+        self._ended = threading.Event()
         if early:
-            self._thread = threading.Thread(target=self._start, name="audioprep-cluster-start", daemon=True)
+            self._thread = threading.Thread(target=self._started, name="audioprep-cluster-start", daemon=True)
             self._thread.start()
+
+    def _started(self) -> None:
+        try:
+            self._start()
+        finally:
+            self._ended.set()
 
     def _start(self) -> None:
         import distributed  # noqa: F401  (its config defaults first: the set below must not insert them)
@@ -69,8 +79,7 @@ class Starter:
 
             with tqdm(desc="starting workers (imports, CQT plan)", bar_format="{desc}: {elapsed}",
                       disable=not progress, leave=False) as bar:
-                while self._thread.is_alive():
-                    self._thread.join(0.25)
+                while not self._ended.wait(0.25):
                     bar.refresh()
             self._thread = None
         if self._error is not None:
@@ -86,7 +95,7 @@ class Starter:
 
     def close(self) -> None:
         if self._thread is not None:
-            self._thread.join()
+            self._ended.wait()
             self._thread = None
         if self._conn is not None:
             self._conn.__exit__(None, None, None)
