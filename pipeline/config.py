@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,27 +43,59 @@ def cluster_kinds() -> tuple:
     return tuple(KINDS)
 
 
+def machine_memory() -> int:
+    """This machine's memory in bytes (what a local cluster's workers share)."""
+    import psutil
+
+    return int(psutil.virtual_memory().total)
+
+
+def machine_cores() -> int:
+    return os.cpu_count() or 1
+
+
+#: What a local worker holds once started (imports, the CQT plan) before its first clip.
+WORKER_BYTES = 300 * 2**20
+
+
+def _max_workers() -> int:
+    return max(1, machine_memory() // WORKER_BYTES)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+#: The most batch jobs a run submits or keeps (far above any batch system's per-user limit).
+MAX_JOBS = 10000
+#: The most cores and worker processes of one batch job (one node).
+MAX_JOB_CORES = 4096
+
 #: The rule of every runtime setting (keys of the ``audioprep`` namespace, jobqueue ones dotted).  Every
-#: value passes through its rule once, however it was given, before anything is created.
+#: value passes through its rule once, however it was given, before anything is created; each has an upper
+#: bound, and says where it comes from.
 RUNTIME_RULES = {
     "cluster": checks.choice_or_address(cluster_kinds),
-    "workers": checks.whole(1, optional=True),
-    "threads-per-worker": checks.whole(1),
-    "memory-limit": checks.size(minimum=100 * 2**20, auto=True),
+    "workers": checks.whole(1, _max_workers, optional=True,
+                            why=lambda: f"a local worker holds about {WORKER_BYTES // 2**20} MB before its first "
+                                        f"clip, and this machine has {_gib(machine_memory())}"),
+    "threads-per-worker": checks.whole(1, machine_cores, why=lambda: f"this machine's {machine_cores()} cores"),
+    "memory-limit": checks.size(minimum=100 * 2**20, maximum=machine_memory, auto=True,
+                                why="this machine's memory"),
     "tls": checks.flag(),
     "warm-start": checks.flag(),
     "dashboard-address": checks.host_port(),
     "connect-timeout": checks.duration(),
     "worker-timeout": checks.duration(),
-    "clips-in-flight": checks.whole(1),
-    "clips-per-task": checks.whole(1, 10000),
-    "allowed-failures": checks.whole(0, 1000),
-    "jobs": checks.whole(1),
-    "adapt-min": checks.whole(0, optional=True),
-    "adapt-max": checks.whole(1, optional=True),
-    "jobqueue.cores": checks.whole(1),
-    "jobqueue.processes": checks.whole(1),
-    "jobqueue.memory": checks.size(minimum=100 * 2**20),
+    "clips-in-flight": checks.whole(1, 10**6, why="the driver and the scheduler hold every clip in flight"),
+    "clips-per-task": checks.whole(1, 10000, why="a task's clips are one task's memory"),
+    "allowed-failures": checks.whole(0, 1000, why="each failure costs a worker's restart"),
+    "jobs": checks.whole(1, MAX_JOBS, why="more jobs than a batch system lets one user queue"),
+    "adapt-min": checks.whole(0, MAX_JOBS, optional=True, why="batch jobs at once"),
+    "adapt-max": checks.whole(1, MAX_JOBS, optional=True, why="batch jobs at once"),
+    "jobqueue.cores": checks.whole(1, MAX_JOB_CORES, why="the cores of one node"),
+    "jobqueue.processes": checks.whole(1, MAX_JOB_CORES, why="a process a core of one node"),
+    "jobqueue.memory": checks.size(minimum=100 * 2**20, maximum=2**50, why="the memory of one node"),
     "jobqueue.walltime": checks.walltime(),
     "jobqueue.queue": checks.text(optional=True),
     "jobqueue.account": checks.text(optional=True),
