@@ -268,6 +268,7 @@ def check_runtime(runtime: dict, jobqueue: dict) -> tuple:
     """
     import difflib
 
+    _check_namespace()
     with dask.config.set(runtime):
         ns = copy.deepcopy(dict(dask.config.get("audioprep")))
     nested = ns.pop("jobqueue", None) or {}
@@ -295,6 +296,26 @@ def check_runtime(runtime: dict, jobqueue: dict) -> tuple:
     runtime = {f"audioprep.{key}": value for key, value in checked.items()}
     jobqueue = {k: checked[f"jobqueue.{k}"] for k in jobqueue}
     return runtime, jobqueue
+
+
+def _check_namespace() -> None:
+    """Refuse a ``DASK_AUDIOPREP=5`` (or ``audioprep: 5`` in a dask config file), and the same of its
+    ``jobqueue`` section: dask.config would drop it without a word, under the packaged defaults."""
+    sources = [("the environment", dask.config.collect_env())]
+    sources += [("a dask config file in " + str(path), found) for path in dask.config.paths
+                for found in dask.config.collect_yaml(paths=[path]) if isinstance(found, dict)]
+    for where, found in sources:
+        ns = found.get("audioprep", {})
+        jobqueue = ns.get("jobqueue", {}) if isinstance(ns, dict) else {}
+        bad = ("audioprep", ns, "WORKERS=4") if not isinstance(ns, dict) else \
+            ("audioprep.jobqueue", jobqueue, "JOBQUEUE__CORES=4") if not isinstance(jobqueue, dict) else None
+        if bad is None:
+            continue
+        key, value, example = bad
+        given = f"DASK_{key.upper().replace('.', '__')}={checks.shown(value)}" if where == "the environment" else \
+            f"{key}: {checks.shown(value)} in {where}"
+        raise ParameterError(f"{given} is not a setting: {key} holds settings by name (e.g. DASK_AUDIOPREP__"
+                             f"{example}, or a mapping in a dask config file), as 'audioprep config' lists them")
 
 
 def _dotted(d: dict, prefix: str) -> dict:

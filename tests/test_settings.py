@@ -260,3 +260,20 @@ def test_minus_zero_is_zero():
     parameters ()'."""
     assert Params(offset="-0") == Params() and Params(offset=-0.0).to_dict() == Params().to_dict()
     assert str(Params(offset="-0").offset) == "0.0"
+
+
+@pytest.mark.parametrize("env, says", [
+    ({"DASK_AUDIOPREP": "5"}, "error: DASK_AUDIOPREP=5 is not a setting: audioprep holds settings by name"),
+    ({"DASK_AUDIOPREP__JOBQUEUE": "7"}, "error: DASK_AUDIOPREP__JOBQUEUE=7 is not a setting: audioprep.jobqueue "
+                                        "holds settings by name"),
+], ids=["namespace", "jobqueue"])
+def test_a_namespace_given_a_value_is_refused(env, says, tiny_dataset, tmp_path):
+    """Before: dask.config dropped it under the packaged defaults, and the run went on without a word."""
+    from support.data import SMALL_ARGS
+
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "pipeline", "run", str(tiny_dataset), "-o", str(out), *SMALL_ARGS],
+                       env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 1 and len(lines) == 1 and lines[0].startswith(says), p.stderr
+    assert not out.exists()

@@ -7,7 +7,8 @@ import dask.config
 
 from ..config import setting
 from ..exceptions import ClusterError
-from .connect import ClusterSpec, Connection
+from .connect import (ClusterSpec, Connection, check_client, check_tls_address, is_address,
+                      remove_stale_scratch)
 
 
 class Starter:
@@ -25,6 +26,12 @@ class Starter:
         import threading
 
         self.spec, self.client, self.params = spec, client, params
+        if client is not None:
+            check_client(client)  # a closed client is said now, before the output folder is created
+        if spec.resolved_kind() == "local":
+            remove_stale_scratch()  # of a killed run, also when this run finds its output up to date
+        elif is_address(spec.resolved_kind()):
+            check_tls_address(spec.resolved_kind())
         self._conn: Connection | None = None
         self._error: BaseException | None = None
         self._thread = None
@@ -75,10 +82,10 @@ class Starter:
     def wait(self, progress: bool = False) -> None:
         """Wait for an early start to finish; raise what it raised."""
         if self._thread is not None:
-            from tqdm.auto import tqdm
+            from ..progress import bar as progress_bar
 
-            with tqdm(desc="starting workers (imports, CQT plan)", bar_format="{desc}: {elapsed}",
-                      disable=not progress, leave=False) as bar:
+            with progress_bar(desc="starting workers (imports, CQT plan)", bar_format="{desc}: {elapsed}",
+                              enabled=progress, leave=False) as bar:
                 while not self._ended.wait(0.25):
                     bar.refresh()
             self._thread = None
