@@ -1,6 +1,6 @@
 """``audioprep show``: look at one clip (waveform, CQT, LCN) or each genre's mean spectrum.
 
-matplotlib is an optional extra (``pip install 'audioprep[plot]'``).
+matplotlib is an optional extra (``pip install matplotlib``, or the ``plot`` extra of a checkout).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise PipelineError("'audioprep show' needs matplotlib; install it with: pip install 'audioprep[plot]'") from None
+        raise PipelineError("'audioprep show' needs matplotlib; install it with: pip install matplotlib") from None
     return plt
 
 

@@ -109,7 +109,7 @@ def open_dataset(path):
     try:
         import xarray as xr
     except ImportError:
-        raise PipelineError("open_dataset needs xarray; install it with: pip install 'audioprep[xarray]'") from None
+        raise PipelineError("open_dataset needs xarray; install it with: pip install xarray") from None
     src = OutputReader(path)  # stays open while the dataset lives: ds.close() closes it
     a = src.attrs
     data = {name: (layout.dims(name), src.dask_array(name)) for name in src.names}
