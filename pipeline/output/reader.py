@@ -355,9 +355,10 @@ def _describe_output(src, lines) -> None:
         own, n = src.samples()[valid.astype(bool)], int(a["Nsamples"])
         if (own < n).any():
             s, sr = own[own < n], float(a["sr"])
+            span = f"{s.min()} samples ({s.min() / sr:.2f} s" if s.min() == s.max() else \
+                f"{s.min()} to {s.max()} samples ({s.min() / sr:.2f} to {s.max() / sr:.2f} s"
             lines.append(f"padded: {s.size} valid clip(s) zero-padded to Nsamples={n} (--pad-short), their own "
-                         f"{s.min()} to {s.max()} samples ({s.min() / sr:.2f} to {s.max() / sr:.2f} s: the "
-                         "'samples' array); the loaders leave the padding out")
+                         f"{span}: the 'samples' array); the loaders leave the padding out")
     if src.kind == "zarr":
         done = np.asarray(src.array("done")[...])
         lines.append(f"progress: {int(done.sum())} of {done.size} clips finished")
