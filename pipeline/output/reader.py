@@ -355,10 +355,9 @@ def _describe_output(src, lines) -> None:
         own, n = src.samples()[valid.astype(bool)], int(a["Nsamples"])
         if (own < n).any():
             s, sr = own[own < n], float(a["sr"])
-            span = f"{s.min()} samples ({s.min() / sr:.2f} s" if s.min() == s.max() else \
-                f"{s.min()} to {s.max()} samples ({s.min() / sr:.2f} to {s.max() / sr:.2f} s"
+            span = [" to ".join(dict.fromkeys(v)) for v in zip(*[(f"{x}", f"{x / sr:.2f}") for x in (min(s), max(s))])]
             lines.append(f"padded: {s.size} valid clip(s) zero-padded to Nsamples={n} (--pad-short), their own "
-                         f"{span}: the 'samples' array); the loaders leave the padding out")
+                         f"{span[0]} samples ({span[1]} s: the 'samples' array); the loaders leave the padding out")
     if src.kind == "zarr":
         done = np.asarray(src.array("done")[...])
         lines.append(f"progress: {int(done.sum())} of {done.size} clips finished")
