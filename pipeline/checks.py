@@ -22,6 +22,23 @@ _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 
 
+#: What a local worker holds once started (imports, the CQT plan) before its first clip.
+WORKER_BYTES = 300 * 2**20
+
+
+def machine_memory() -> int:
+    """This machine's memory in bytes (what a local cluster's workers share)."""
+    import psutil
+
+    return int(psutil.virtual_memory().total)
+
+
+def machine_cores() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
 class Invalid(ValueError):
     """Raised by a rule's converter; the caller adds the setting's name and value."""
 
@@ -196,16 +213,15 @@ def walltime() -> Rule:
                 metavar="HH:MM:SS")
 
 
-def text(*, optional: bool = False) -> Rule:
-    """A non-empty string without line breaks."""
+def text(*, optional: bool = False, most: int = 255, why: str = "a name") -> Rule:
+    """A non-empty string without line breaks, of at most ``most`` characters (``why`` says why)."""
     def convert(value):
         value = _text(value)
-        if not value or "\n" in value or len(value) > 255:
+        if not value or "\n" in value or len(value) > most:
             raise Invalid
         return value
 
-    return Rule(convert, "a non-empty text of at most 255 characters (a name: a queue, an account, an interface)",
-                optional)
+    return Rule(convert, f"a non-empty text of at most {most} characters ({why})", optional)
 
 
 def choice(options: tuple) -> Rule:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,27 +42,11 @@ def cluster_kinds() -> tuple:
     return tuple(KINDS)
 
 
-def machine_memory() -> int:
-    """This machine's memory in bytes (what a local cluster's workers share)."""
-    import psutil
-
-    return int(psutil.virtual_memory().total)
-
-
-def machine_cores() -> int:
-    return os.cpu_count() or 1
-
-
-#: What a local worker holds once started (imports, the CQT plan) before its first clip.
-WORKER_BYTES = 300 * 2**20
+machine_memory, machine_cores, WORKER_BYTES = checks.machine_memory, checks.machine_cores, checks.WORKER_BYTES
 
 
 def _max_workers() -> int:
     return max(1, machine_memory() // WORKER_BYTES)
-
-
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB"
 
 
 #: The most batch jobs a run submits or keeps (far above any batch system's per-user limit).
@@ -78,7 +61,7 @@ RUNTIME_RULES = {
     "cluster": checks.choice_or_address(cluster_kinds),
     "workers": checks.whole(1, _max_workers, optional=True,
                             why=lambda: f"a local worker holds about {WORKER_BYTES // 2**20} MB before its first "
-                                        f"clip, and this machine has {_gib(machine_memory())}"),
+                                        f"clip, and this machine has {machine_memory() / 2**30:.1f} GiB"),
     "threads-per-worker": checks.whole(1, machine_cores, why=lambda: f"this machine's {machine_cores()} cores"),
     "memory-limit": checks.size(minimum=100 * 2**20, maximum=machine_memory, auto=True,
                                 why="this machine's memory"),
@@ -97,9 +80,9 @@ RUNTIME_RULES = {
     "jobqueue.processes": checks.whole(1, MAX_JOB_CORES, why="a process a core of one node"),
     "jobqueue.memory": checks.size(minimum=100 * 2**20, maximum=2**50, why="the memory of one node"),
     "jobqueue.walltime": checks.walltime(),
-    "jobqueue.queue": checks.text(optional=True),
-    "jobqueue.account": checks.text(optional=True),
-    "jobqueue.interface": checks.text(optional=True),
+    "jobqueue.queue": checks.text(optional=True, why="a queue's name"),
+    "jobqueue.account": checks.text(optional=True, why="an account's name"),
+    "jobqueue.interface": checks.text(optional=True, why="a network interface's name"),
     "jobqueue.lifetime": checks.duration(optional=True),
     "jobqueue.lifetime-stagger": checks.duration(optional=True),
 }
@@ -134,12 +117,15 @@ class RunOption:
         return self.rule.metavar == "BOOLEAN"
 
 
+#: The longest path a file system call takes (Linux's PATH_MAX).
+PATH_MAX = 4096
+
 #: The run options, in the order 'audioprep config' writes them.
 RUN_OPTIONS = (
     RunOption("input", "a genres folder ROOT/<genre>/<file>, a gtzan.hdf5 or a manifest .csv",
-              checks.text(optional=True), path=True, argument=True),
+              checks.text(optional=True, most=PATH_MAX, why="PATH_MAX"), path=True, argument=True),
     RunOption("outdir", "folder for audio.zarr, audio.hdf5 and the run summary; not inside INPUT",
-              checks.text(optional=True), shown="data", short="-o", path=True),
+              checks.text(optional=True, most=PATH_MAX, why="PATH_MAX"), shown="data", short="-o", path=True),
     RunOption("skip-bad", "go on without bad clips: zero them, flag them invalid, list them", checks.flag()),
     RunOption("pad", "allow genres with different numbers of clips: the shorter genres' last slots are missing "
                      "(zero, flagged invalid, listed)", checks.flag()),

@@ -277,3 +277,13 @@ def test_a_namespace_given_a_value_is_refused(env, says, tiny_dataset, tmp_path)
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 1 and len(lines) == 1 and lines[0].startswith(says), p.stderr
     assert not out.exists()
+
+
+def test_a_long_path_is_not_a_long_name():
+    """The 255-character bound is for names (a queue, an account); paths go to PATH_MAX."""
+    from pipeline import config
+
+    long = "/tmp/" + "a" * 300
+    assert config.resolve_settings({"outdir": long}).outdir == long
+    with pytest.raises(ParameterError, match=r"queue=q+ must be a non-empty text of at most 255 characters"):
+        config.resolve_settings({"queue": "q" * 300})
