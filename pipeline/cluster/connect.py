@@ -248,7 +248,7 @@ def remove_stale_scratch() -> None:
 
 
 def check_client(client) -> None:
-    """Refuse a client given to the run that cannot run anything: closed, or its scheduler gone."""
+    """Refuse a client given to the run that cannot run anything: closed (or closing, or never connected)."""
     status = str(getattr(client, "status", "running"))
     if status != "running":
         raise ClusterError(f"the client given is {status}, not running: pass an open distributed.Client (or none, "
