@@ -12,15 +12,19 @@ from __future__ import annotations
 import os
 import signal
 
-import distributed  # noqa: F401  (what every worker imports first)
-
-from .warm import ENV, params_from_env
-
-# A SIGTERM to the whole process group (kill, a batch system's notice) is the driver's to handle: the forkserver
-# stays until its parent ends (it leaves when the parent's end of its pipe closes), so that the nannies do not
-# take a vanished forkserver for dead workers.  Its children, the workers, get the default back.
+# A Ctrl-C or a SIGTERM to the whole process group (kill, a batch system's notice) is the driver's to handle: the
+# forkserver stays until its parent ends (it leaves when the parent's end of its pipe closes), so that the nannies
+# do not take a vanished forkserver for dead workers, and it never prints a traceback of the imports a signal
+# interrupted.  It starts with both signals blocked (pipeline.warm.start_forkserver): ignoring them drops one that
+# came meanwhile, and only then are they unblocked.  Its children, the workers, get SIGTERM's default back.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+
+import distributed  # noqa: E402,F401  (what every worker imports first)
+
+from .warm import ENV, params_from_env  # noqa: E402
 
 #: What this process readied: its pid and the parameters it built the plan for (as :data:`ENV` holds them).
 WARM: dict = {}

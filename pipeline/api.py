@@ -97,6 +97,15 @@ def command_line_run(input=None, outdir=None, *, client=None, config_file=None, 
         hints = "; ".join(f"{k}: did you mean {near[k][0]}?" if near[k] else k for k in unknown)
         raise TypeError(f"preprocess() got unknown keyword argument(s) ({hints}); 'audioprep run --help' lists "
                         "the options, by their Python names")
+    if client is not None:
+        cluster_settings = sorted(k for k in (*config.RUN_SETTINGS, *config.JOBQUEUE_KEYS)
+                                  if options.get(k.replace("-", "_")) is not None)
+        if cluster_settings:
+            from .exceptions import ParameterError
+
+            given = ", ".join(f"{k}={options[k.replace('-', '_')]!r}" for k in cluster_settings)
+            raise ParameterError(f"{given} with client=: the run uses the workers of the client given, and these "
+                                 "settings are for a cluster audioprep starts; leave them out, or the client")
     file = config.load_run_config(config_file) if config_file else None
     settings = config.resolve_settings({**options, "input": input, "outdir": outdir}, file)
     if progress is None:
@@ -128,6 +137,8 @@ def _known_options() -> set:
 
 
 _FLAG = re.compile(r"(?<![\w-])--(no-)?([a-z][a-z0-9-]*)")
+#: An option's value as a message gives it: a number (``--fmin 65.406``) or a note name (``--fmin C2``).
+_VALUE = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*) (-?\d+(?:\.\d+)?(?:e[+-]?\d+)?|[A-G][#b]?-?\d)(?=[\s,;).]|$)")
 
 
 @functools.lru_cache(maxsize=1)
@@ -161,6 +172,13 @@ def python_words(text: str) -> str:
         dest, flag = names[m.group(2)]
         return f"{dest}={m.group(1) is None}" if flag else dest
 
+    def valued(m):
+        if m.group(1) not in names or names[m.group(1)][1]:
+            return m.group(0)
+        value = m.group(2)
+        return f"{names[m.group(1)][0]}={value if value[0] in '-0123456789' else repr(value)}"
+
+    text = _VALUE.sub(valued, text)  # --fmin 65.406 -> fmin=65.406, --fmin C2 -> fmin='C2'
     text = _FLAG.sub(keyword, text)
     text = re.sub(r"(=True|=False) (?=\w+=(?:True|False))", r"\1, ", text)
     text = text.replace("or -o another folder", "or another outdir")

@@ -348,7 +348,7 @@ def show(output, genre, clip, stream, seconds, summary, png):
     """Plot one clip of OUTPUT (audio.hdf5 or audio.zarr): waveform, CQT (dB) and LCN.
 
     With --summary, plot each genre's mean CQT spectrum side by side.
-    Needs matplotlib (pip install 'audioprep[plot]').
+    Needs matplotlib (pip install matplotlib).
     """
     if summary:
         png = png or Path("summary.png")

@@ -43,31 +43,47 @@ def cluster_kinds() -> tuple:
     return tuple(KINDS)
 
 
+machine_memory, machine_cores, WORKER_BYTES = checks.machine_memory, checks.machine_cores, checks.WORKER_BYTES
+
+
+def _max_workers() -> int:
+    return max(1, machine_memory() // WORKER_BYTES)
+
+
+#: The most batch jobs a run submits or keeps (far above any batch system's per-user limit).
+MAX_JOBS = 10000
+#: The most cores and worker processes of one batch job (one node).
+MAX_JOB_CORES = 4096
+
 #: The rule of every runtime setting (keys of the ``audioprep`` namespace, jobqueue ones dotted).  Every
-#: value passes through its rule once, however it was given, before anything is created.
+#: value passes through its rule once, however it was given, before anything is created; each has an upper
+#: bound, and says where it comes from.
 RUNTIME_RULES = {
     "cluster": checks.choice_or_address(cluster_kinds),
-    "workers": checks.whole(1, optional=True),
-    "threads-per-worker": checks.whole(1),
-    "memory-limit": checks.size(minimum=100 * 2**20, auto=True),
+    "workers": checks.whole(1, _max_workers, optional=True,
+                            why=lambda: f"a local worker holds about {WORKER_BYTES // 2**20} MB before its first "
+                                        f"clip, and this machine has {machine_memory() / 2**30:.1f} GiB"),
+    "threads-per-worker": checks.whole(1, machine_cores, why=lambda: f"this machine's {machine_cores()} cores"),
+    "memory-limit": checks.size(minimum=100 * 2**20, maximum=machine_memory, auto=True,
+                                why="this machine's memory"),
     "tls": checks.flag(),
     "warm-start": checks.flag(),
     "dashboard-address": checks.host_port(),
     "connect-timeout": checks.duration(),
     "worker-timeout": checks.duration(),
-    "clips-in-flight": checks.whole(1),
-    "clips-per-task": checks.whole(1, 10000),
-    "allowed-failures": checks.whole(0, 1000),
-    "jobs": checks.whole(1),
-    "adapt-min": checks.whole(0, optional=True),
-    "adapt-max": checks.whole(1, optional=True),
-    "jobqueue.cores": checks.whole(1),
-    "jobqueue.processes": checks.whole(1),
-    "jobqueue.memory": checks.size(minimum=100 * 2**20),
+    "clips-in-flight": checks.whole(1, 10**6, why="the driver and the scheduler hold every clip in flight"),
+    "clips-per-task": checks.whole(1, 10000, why="a task's clips are one task's memory"),
+    "allowed-failures": checks.whole(0, 1000, why="each failure costs a worker's restart"),
+    "jobs": checks.whole(1, MAX_JOBS, why="more jobs than a batch system lets one user queue"),
+    "adapt-min": checks.whole(0, MAX_JOBS, optional=True, why="batch jobs at once"),
+    "adapt-max": checks.whole(1, MAX_JOBS, optional=True, why="batch jobs at once"),
+    "jobqueue.cores": checks.whole(1, MAX_JOB_CORES, why="the cores of one node"),
+    "jobqueue.processes": checks.whole(1, MAX_JOB_CORES, why="a process a core of one node"),
+    "jobqueue.memory": checks.size(minimum=100 * 2**20, maximum=2**50, why="the memory of one node"),
     "jobqueue.walltime": checks.walltime(),
-    "jobqueue.queue": checks.text(optional=True),
-    "jobqueue.account": checks.text(optional=True),
-    "jobqueue.interface": checks.text(optional=True),
+    "jobqueue.queue": checks.text(optional=True, why="a queue's name"),
+    "jobqueue.account": checks.text(optional=True, why="an account's name"),
+    "jobqueue.interface": checks.text(optional=True, why="a network interface's name"),
     "jobqueue.lifetime": checks.duration(optional=True),
     "jobqueue.lifetime-stagger": checks.duration(optional=True),
 }
@@ -102,12 +118,15 @@ class RunOption:
         return self.rule.metavar == "BOOLEAN"
 
 
+#: The longest path a file system call takes (Linux's PATH_MAX).
+PATH_MAX = 4096
+
 #: The run options, in the order 'audioprep config' writes them.
 RUN_OPTIONS = (
     RunOption("input", "a genres folder ROOT/<genre>/<file>, a gtzan.hdf5 or a manifest .csv",
-              checks.text(optional=True), path=True, argument=True),
+              checks.text(optional=True, most=PATH_MAX, why="PATH_MAX"), path=True, argument=True),
     RunOption("outdir", "folder for audio.zarr, audio.hdf5 and the run summary; not inside INPUT",
-              checks.text(optional=True), shown="data", short="-o", path=True),
+              checks.text(optional=True, most=PATH_MAX, why="PATH_MAX"), shown="data", short="-o", path=True),
     RunOption("skip-bad", "go on without bad clips: zero them, flag them invalid, list them", checks.flag()),
     RunOption("pad", "allow genres with different numbers of clips: the shorter genres' last slots are missing "
                      "(zero, flagged invalid, listed)", checks.flag()),
@@ -240,6 +259,7 @@ def check_runtime(runtime: dict, jobqueue: dict) -> tuple:
     """
     import difflib
 
+    _check_namespace()
     with dask.config.set(runtime):
         ns = copy.deepcopy(dict(dask.config.get("audioprep")))
     nested = ns.pop("jobqueue", None) or {}
@@ -267,6 +287,26 @@ def check_runtime(runtime: dict, jobqueue: dict) -> tuple:
     runtime = {f"audioprep.{key}": value for key, value in checked.items()}
     jobqueue = {k: checked[f"jobqueue.{k}"] for k in jobqueue}
     return runtime, jobqueue
+
+
+def _check_namespace() -> None:
+    """Refuse a ``DASK_AUDIOPREP=5`` (or ``audioprep: 5`` in a dask config file), and the same of its
+    ``jobqueue`` section: dask.config would drop it without a word, under the packaged defaults."""
+    sources = [("the environment", dask.config.collect_env())]
+    sources += [("a dask config file in " + str(path), found) for path in dask.config.paths
+                for found in dask.config.collect_yaml(paths=[path]) if isinstance(found, dict)]
+    for where, found in sources:
+        ns = found.get("audioprep", {})
+        jobqueue = ns.get("jobqueue", {}) if isinstance(ns, dict) else {}
+        bad = ("audioprep", ns, "WORKERS=4") if not isinstance(ns, dict) else \
+            ("audioprep.jobqueue", jobqueue, "JOBQUEUE__CORES=4") if not isinstance(jobqueue, dict) else None
+        if bad is None:
+            continue
+        key, value, example = bad
+        given = f"DASK_{key.upper().replace('.', '__')}={checks.shown(value)}" if where == "the environment" else \
+            f"{key}: {checks.shown(value)} in {where}"
+        raise ParameterError(f"{given} is not a setting: {key} holds settings by name (e.g. DASK_AUDIOPREP__"
+                             f"{example}, or a mapping in a dask config file), as 'audioprep config' lists them")
 
 
 def _dotted(d: dict, prefix: str) -> dict:

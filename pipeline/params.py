@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass, field
 
 from .arrays import ARRAYS, DATASETS  # the output arrays, in the order they are written
@@ -54,6 +55,13 @@ def _param(default, help: str, *, doc: str, option: str | None = None, shown: st
     meta = {"help": help, "doc": doc, "option": option, "shown": shown, "ingest": ingest}
     return field(default=default, metadata=meta)
 
+
+#: The highest sample rate: the highest any audio format carries (DXD and 768 kHz PCM).
+MAX_SR = 768000
+MAX_SR_WHY = "768 kHz is the highest rate audio formats carry"
+#: na must be a multiple of 2**(n_octaves-1), and na is at most sys.maxsize.
+MAX_OCTAVES = 63
+MAX_OCTAVES_WHY = "na must be a multiple of 2**(n_octaves-1), below sys.maxsize"
 
 #: Where the kept span of a longer clip lies: from ``offset`` seconds (start), or in the middle (center).
 CROPS = ("start", "center")
@@ -103,9 +111,11 @@ class Params:
         # normalized so that equal parameters compare and hash equal.
         from . import checks
 
-        rules = {int: checks.whole(1), float: checks.number(), bool: checks.flag()}
+        rules = {int: checks.whole(1, sys.maxsize, why="sys.maxsize"), float: checks.number(), bool: checks.flag()}
+        special = {"offset": checks.number(at_least=0.0), "sr": checks.whole(1, MAX_SR, why=MAX_SR_WHY),
+                   "n_octaves": checks.whole(1, MAX_OCTAVES, why=MAX_OCTAVES_WHY)}
         for f in dataclasses.fields(self):
-            rule = checks.number(at_least=0.0) if f.name == "offset" else rules.get(type(f.default))
+            rule = special.get(f.name) or rules.get(type(f.default))
             if rule is not None and f.name != "fmin":
                 option = f.metadata["option"] or "--" + f.name.replace("_", "-")
                 object.__setattr__(self, f.name, rule(f.name, getattr(self, f.name), f"{option} or params.{f.name}"))
@@ -180,6 +190,17 @@ class Params:
                 f"nsamples={self.nsamples} gives no frame of na={self.na} samples in both streams; "
                 f"needs nsamples >= {3 * self.na // 2}"
             )
+        self._check_memory()
+        if self.lcn_size > 2 * max(self.nframes, self.ns) + 1:
+            most = 2 * max(self.nframes, self.ns) + 1
+            raise ParameterError(
+                f"lcn_size={self.lcn_size} is wider than the spectrogram ({self.nframes} frames, {self.ns} bins): "
+                f"beyond {most} taps the window reaches past it from every point and changes nothing; give "
+                f"--lcn-size {most if most % 2 else most - 1} or less"
+            )
+        if self.offset * self.sr > sys.maxsize:
+            raise ParameterError(f"offset={self.offset:g} s is {self.offset * self.sr:.3g} samples at sr={self.sr}, "
+                                 f"beyond sys.maxsize ({sys.maxsize}); give a smaller --offset")
         if self.crop == "center" and self.offset:
             raise ParameterError(f"offset={self.offset:g} and crop=center both say where the kept span starts; "
                                  "give --offset SECONDS or --crop center, not both")
@@ -190,6 +211,34 @@ class Params:
                 f"repeats of {', '.join(DATASETS)}; e.g. --datasets Xs,Xn"
             )
         self._check_nyquist()
+
+    def clip_memory(self) -> float:
+        """About the bytes one clip needs in a worker: its samples (decoded and kept), every array a stage
+        computes (float64 where precision is exact), and the CQT's top-octave filters and STFT.  Arithmetic only:
+        nothing is allocated (a float, as absurd values may exceed any integer type)."""
+        nframes = max(1, self.nframes)
+        samples = 8.0 * self.nsamples
+        arrays = sum(8.0 * nframes * 2 * ARRAYS[n].size(self) for n in DATASETS)
+        bpo = self.ns / self.n_octaves
+        q = 1.0 / (2.0 ** (1.0 / bpo) - 1.0)  # the filters' quality factor
+        longest = q * self.sr / (self.fmin * 2.0 ** (self.n_octaves - 1))  # the top octave's lowest filter
+        n_fft = 2.0 ** math.ceil(math.log2(max(2.0, longest))) if longest < 1e300 else math.inf
+        plan = 16.0 * bpo * n_fft  # its complex filters (before they are sparsified)
+        stft = 8.0 * (n_fft / 2 + 1) * (self.nsamples / self.na + 1)
+        return samples + arrays + plan + stft
+
+    def _check_memory(self) -> None:
+        import psutil
+
+        need, have = self.clip_memory(), psutil.virtual_memory().total
+        if need > have:
+            about = f"about {need / 2**30:.3g} GiB" if math.isfinite(need) else "more memory than any machine has"
+            raise ParameterError(
+                f"one clip would need {about} in a worker with nsamples={self.nsamples}, "
+                f"na={self.na}, ns={self.ns}, n_octaves={self.n_octaves}, fmin={self.fmin:g} (its samples, frames, "
+                f"CQT filters and arrays), more than this machine's {have / 2**30:.1f} GiB; give a smaller "
+                "--nsamples, --na or --ns, or a higher --fmin"
+            )
 
     def _check_nyquist(self) -> None:
         from .pitch import cqt_cutoff, cqt_frequencies

@@ -1,6 +1,6 @@
 """``audioprep show``: look at one clip (waveform, CQT, LCN) or each genre's mean spectrum.
 
-matplotlib is an optional extra (``pip install 'audioprep[plot]'``).
+matplotlib is an optional extra (``pip install matplotlib``, or the ``plot`` extra of a checkout).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise PipelineError("'audioprep show' needs matplotlib; install it with: pip install 'audioprep[plot]'") from None
+        raise PipelineError("'audioprep show' needs matplotlib; install it with: pip install matplotlib") from None
     return plt
 
 
@@ -97,9 +97,13 @@ def _clip_figure(plt, src, path, genre, clip, stream, seconds):
         ax.set_yticklabels(ticklabels, fontsize=8)
         ax.set_ylabel("pitch")
     if padded:
-        for ax in axes:
+        # Marked on each panel whose time span holds it (the waveform shows only its first seconds); the legend
+        # goes on the first of them, so it never names a line that is out of view.
+        marked = [ax for ax in axes if min(ax.get_xlim()) <= own / sr <= max(ax.get_xlim())]
+        for ax in marked:
             ax.axvline(own / sr, color="tab:green", ls="--", lw=1.5, label="end of the clip's own samples")
-        axes[0].legend(loc="upper right", fontsize=8)
+        if marked:
+            marked[0].legend(loc="upper right", fontsize=8)
     axes[-1].set_xlabel("time (s)")
     for ax in axes[:-1]:
         if ax.get_xlabel() == "":
@@ -149,7 +153,8 @@ def _summary_figure(plt, src, path):
     ax.set_yticks(ticks)
     ax.set_yticklabels(ticklabels, fontsize=8)
     ax.set_ylabel("pitch")
-    ax.set_title("mean CQT spectrum per genre (valid clips, each over its own frames: no padding)")
+    # Two lines: one would be wider than the figure of 2 or 3 genres, and cut on both sides.
+    ax.set_title("mean CQT spectrum per genre\n(valid clips, each over its own frames: no padding)", fontsize=11)
     fig.tight_layout()
     return fig
 

@@ -109,9 +109,10 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
         spec = dataclasses.replace(spec, log_directory=str(out.log_dir))  # batch jobs' stdout / stderr
     if spec.shared_directory is None:
         spec = dataclasses.replace(spec, shared_directory=str(out.path))  # batch jobs' credentials
-    # A local cluster starts (and its workers warm up) while the input is checked; a batch cluster
-    # needs the output folder, so it starts once the run is accepted.
-    early = client is None and spec.resolved_kind() == "local" and not out.has_output()
+    # A local cluster starts (and its workers warm up), or a scheduler's address is reached, while the input is
+    # checked; a batch cluster needs the output folder, so it starts once the run is accepted.
+    kind = spec.resolved_kind()
+    early = client is None and (kind == "local" or "://" in kind) and not out.has_output()
     with Starter(spec, client, params, early=early) as starter:
         problems = preflight(index, params, progress=progress)
         refuse(problems, index, skip_bad=skip_bad)

@@ -84,6 +84,7 @@ def start_forkserver(params) -> None:
     """
     import multiprocessing
     import multiprocessing.forkserver
+    import multiprocessing.resource_tracker
 
     import dask.config
     import distributed.utils
@@ -105,7 +106,25 @@ def start_forkserver(params) -> None:
         env["PYTHONHASHSEED"] = "6640"  # as a nanny sets it: hash() agrees across the workers
     env[ENV] = params_env(params)
     with _environ(env):
-        multiprocessing.forkserver.ensure_running()
+        # The resource tracker first: starting it unblocks SIGINT and SIGTERM in this thread.
+        multiprocessing.resource_tracker.ensure_running()
+        with _signals_blocked():
+            multiprocessing.forkserver.ensure_running()
+
+
+@contextlib.contextmanager
+def _signals_blocked():
+    """Block SIGINT and SIGTERM in this thread while it starts the forkserver: a new process inherits the mask,
+    so a Ctrl-C or a ``kill`` of the process group that reaches the forkserver before it ignores them
+    (:mod:`pipeline._forkserver` does, then unblocks them) waits instead of raising in its imports."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a signal that came meanwhile is delivered now
 
 
 def forked_warm(params) -> bool:

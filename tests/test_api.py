@@ -38,7 +38,8 @@ def test_preprocess_refuses_what_the_command_line_refuses_with_the_same_words(ti
     with pytest.raises(ParameterError) as e:
         preprocess(tiny_dataset, tmp_path / "o", client=client, progress=False, nsamples=1.5)
     r = CliRunner().invoke(main, ["run", str(tiny_dataset), "-o", str(tmp_path / "o"), "--nsamples", "1.5"])
-    rule = "nsamples=1.5 must be a whole number >= 1"  # the same rule; each names what its caller typed
+    # the same rule; each names what its caller typed
+    rule = "nsamples=1.5 must be a whole number from 1 to 9223372036854775807 (sys.maxsize)"
     assert r.exit_code == 1 and r.stderr.strip() == f"error: {rule} (--nsamples or params.nsamples)"
     assert str(e.value) == f"{rule} (nsamples or params.nsamples)"
     with pytest.raises(TypeError, match=r"unknown keyword argument\(s\) \(nsample: did you mean nsamples\?\)"):
@@ -62,7 +63,11 @@ def test_a_real_notebook_runs_preprocess_on_its_own_local_cluster(tiny_dataset, 
         "ds = pipeline.open_dataset(res.hdf5_path)\n"
         "print('Xn', ds.Xn.dims, ds.Xn.shape)\n"
         "print('genres', list(ds.genre.values))",
-        "print('client open', client.status, len(client.futures))\n"
+        "print('client open', client.status, len(client.futures))",
+        # progress off runs no progress code; on, in a kernel without ipywidgets, tqdm's text bar, quietly
+        f"again = pipeline.preprocess({str(tiny_dataset)!r}, {str(out)!r}, client=client, progress=False, "
+        f"nsamples={SMALL['nsamples']})\n"
+        "print('again up to date', again.up_to_date)\n"
         "client.close(); cluster.close()",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
@@ -77,6 +82,13 @@ def test_a_real_notebook_runs_preprocess_on_its_own_local_cluster(tiny_dataset, 
         in printed(2)
     assert "genres ['blues', 'classical', 'country']" in printed(2)
     assert "client open running 0" in printed(3)
+    assert "again up to date True" in printed(4)
+    # Before: "TqdmWarning: IProgress not found" from the kernel, even with progress=False.
+    said = "".join(o.get("text", "") for c in nb.cells for o in c.outputs)
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        assert "IProgress" not in said and "Warning" not in said, said
     arrays, _ = read_hdf5(out / "audio.hdf5")
     assert arrays["valid"].all() and np.abs(arrays["Xs"]).max() > 0
 
@@ -141,3 +153,39 @@ def test_preprocess_errors_name_keyword_arguments_where_the_cli_names_flags(clie
     with pytest.raises(pipeline.StoreError, match=r"use overwrite=True to replace it, or another outdir$"):
         preprocess(root, tmp_path / "o", client=client, progress=False, nsamples=SMALL["nsamples"], mono=True,
                    resample=True, pad_short=True, precision="exact")
+
+
+def test_settings_for_a_cluster_audioprep_starts_are_refused_with_a_client(tiny_dataset, client, tmp_path):
+    """Before: workers=4 with the caller's client was ignored without a word."""
+    with pytest.raises(ParameterError) as e:
+        preprocess(tiny_dataset, tmp_path / "o", client=client, progress=False, workers=4, **SMALL)
+    assert str(e.value).startswith("workers=4 with client=: the run uses the workers of the client given")
+    assert "\n" not in str(e.value) and not (tmp_path / "o").exists()
+
+
+def test_a_closed_client_is_one_line_and_leaves_nothing(tiny_dataset, tmp_path):
+    """Before: 'out of memory', and audio.zarr and audio.config.yaml left behind."""
+    from distributed import Client, LocalCluster
+
+    from pipeline import ClusterError
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0") as lc:
+        closed = Client(lc)
+        closed.close()
+        with pytest.raises(ClusterError) as e:
+            preprocess(tiny_dataset, tmp_path / "o", client=closed, progress=False, **SMALL)
+    assert str(e.value).startswith("the client given is closed, not running: pass an open distributed.Client")
+    assert not (tmp_path / "o").exists()
+
+
+def test_python_users_read_keyword_values(tmp_path):
+    """Before: 'give e.g. fmin 65.406 or fmin C2', where Python users write fmin=65.406."""
+    with pytest.raises(ParameterError) as e:
+        preprocess(tmp_path, tmp_path / "o", fmin="banana")
+    assert str(e.value).endswith("give e.g. fmin=65.406 or fmin='C2'")
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    r = CliRunner().invoke(main, ["run", str(tmp_path), "-o", str(tmp_path / "o"), "--fmin", "banana"])
+    assert r.exit_code == 1 and r.stderr.strip().endswith("give e.g. --fmin 65.406 or --fmin C2")

@@ -33,7 +33,7 @@ def _need_ffmpeg():
         return
     if REQUIRE:
         pytest.fail("ffmpeg or PyAV is missing but AUDIOPREP_REQUIRE_TOOLS=1 (.ci/run installs both)")
-    pytest.skip("needs Debian's ffmpeg and PyAV (pip install 'audioprep[ffmpeg]')")
+    pytest.skip("needs Debian's ffmpeg and PyAV (pip install av)")
 
 
 def _m4a(path, seconds: float, seed: int, rate: int = 44100, channels: int = 2):
@@ -137,7 +137,7 @@ def test_audio_no_installed_decoder_reads_is_named_with_what_would_read_it(tmp_p
     assert p.returncode == 0, p.stderr
     assert ("ignored 1 audio file(s) no installed decoder reads (rock/intro.mod): tracker modules (note data and "
             "samples, not a recording): render them to .wav first, e.g. openmpt123 --render; 1 audio file(s) no "
-            "installed decoder reads (rock/song.m4a): pip install 'audioprep[ffmpeg]' (PyAV) to decode them "
+            "installed decoder reads (rock/song.m4a): pip install av (PyAV) to decode them "
             "through ffmpeg; ignored 1 non-audio file(s): rock/notes.txt") in p.stderr
 
 

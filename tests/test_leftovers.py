@@ -157,3 +157,49 @@ def test_ctrl_c_counts_only_the_clips_computed_and_kept(tmp_path):
                            check=False).outcome
     assert code == 0 and f"resuming: {kept} of 24 clips" in text, text
     assert f"{20 - kept} clips computed ({kept} resumed, 1 bad, 3 missing) of 24" in text
+
+
+def test_an_up_to_date_run_removes_a_killed_runs_scratch_folder_and_minus_zero_is_zero(tiny_dataset, tmp_path):
+    """Before: only a run that started a cluster removed a killed run's scratch folder, so one finding its output
+    up to date left it; and '--offset -0' made the next run without it refuse the output as 'made with other
+    parameters ()'."""
+    import subprocess
+    import sys
+
+    from support.data import SMALL
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {"TMPDIR": str(tmp)}
+    out = tmp_path / "out"
+    args = ("run", tiny_dataset, "-o", out, "--nsamples", SMALL["nsamples"], "--workers", "1", "-q")
+    code, text = audioprep(*args, "--offset", "-0", cwd=tmp_path, env=env, check=False).outcome
+    assert code == 0, text
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process id that no longer runs: the killed run's
+    host = socket.gethostname()
+    stale = tmp / f"audioprep-dask-{host}-{gone.pid}-killed"
+    (stale / "dask-scratch-space").mkdir(parents=True)
+    other = tmp / f"audioprep-dask-{host}-{gone.pid}-other"  # another user's: kept
+    other.mkdir()
+    nobody = pwd.getpwnam("nobody")
+    os.chown(other, nobody.pw_uid, nobody.pw_gid)
+    code, text = audioprep(*args[:-1], cwd=tmp_path, env=env, check=False).outcome
+    assert code == 0 and "is up to date" in text, text
+    assert [p.name for p in tmp.iterdir()] == [other.name]
+
+
+@pytest.mark.parametrize("address, says", [
+    ("tcp://127.0.0.1:1", "could not reach the scheduler at tcp://127.0.0.1:1 ("),
+    ("tls://127.0.0.1:1", "--cluster tls://127.0.0.1:1 needs the certificates of that scheduler's TLS, and none "
+                          "are configured"),
+])
+def test_a_scheduler_that_cannot_be_reached_leaves_nothing(tiny_dataset, tmp_path, address, says):
+    """Before: both left audio.zarr and audio.config.yaml; tls:// said 'TLS expects a ssl_context argument'."""
+    from support.data import SMALL
+
+    out = tmp_path / "out"
+    code, text = audioprep("run", tiny_dataset, "-o", out, "--nsamples", SMALL["nsamples"], "--cluster", address,
+                           cwd=tmp_path, env={"DASK_AUDIOPREP__CONNECT_TIMEOUT": "3s"}, check=False).outcome
+    assert code == 1 and len(lines(text)) == 1 and lines(text)[0].startswith("error: " + says), text
+    assert not out.exists()

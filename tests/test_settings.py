@@ -43,7 +43,7 @@ CASES = [
      "memory=banana must be a size"),
     (["--walltime", "banana"], {"audioprep": {"jobqueue": {"walltime": "banana"}}}, "audioprep.jobqueue.walltime",
      "walltime=banana must be a walltime"),
-    (["--jobs", "0"], {"audioprep": {"jobs": 0}}, "audioprep.jobs", "jobs=0 must be a whole number >= 1"),
+    (["--jobs", "0"], {"audioprep": {"jobs": 0}}, "audioprep.jobs", "jobs=0 must be a whole number from 1 to 10000"),
     (["--lcn-sigma", "abc"], {"params": {"lcn_sigma": "abc"}}, None, "lcn_sigma=abc must be a number > 0"),
     (["--nsamples", "1.5"], {"params": {"nsamples": 1.5}}, None, "nsamples=1.5 must be a whole number"),
 ]
@@ -179,8 +179,9 @@ def test_job_script_with_a_bad_memory_is_one_line():
     p = subprocess.run([sys.executable, "-m", "pipeline", "cluster", "job-script", "--cluster", "slurm",
                         "--memory", "banana"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 1
-    assert p.stderr.splitlines() == ["error: memory=banana must be a size of at least 100 MiB (e.g. 2GiB, 500MB) "
-                                     "(--memory or audioprep.jobqueue.memory)"]
+    assert p.stderr.splitlines() == ["error: memory=banana must be a size of at least 100 MiB and at most 1.00 PiB "
+                                     "(the memory of one node) (e.g. 2GiB, 500MB) (--memory or "
+                                     "audioprep.jobqueue.memory)"]
 
 
 def test_good_values_are_normalized_for_the_run():
@@ -191,3 +192,98 @@ def test_good_values_are_normalized_for_the_run():
     assert s.runtime["audioprep.workers"] == 2 and s.runtime["audioprep.cluster"] == "slurm"
     assert s.runtime["audioprep.tls"] is False and s.runtime["audioprep.jobqueue.walltime"] == "90"
     assert s.jobqueue == {"cores": 4, "walltime": "90"}
+
+
+# Settings that passed their check and then killed the run: the kernel's OOM killer (ns: the check itself built
+# the bins), a hang (workers), exit 70 (islice), "raise audioprep.memory-limit" (sr).
+FATAL = [
+    (["--ns", "1000000000"], {}, "one clip would need about "),
+    (["--workers", "1000000"], {}, "workers=1000000 must be a whole number from 1 to "),
+    (["--lcn-size", "1000000001"], {}, "lcn_size=1000000001 is wider than the spectrogram"),
+    (["--nsamples", "1000000000000", "--pad-short"], {}, "one clip would need about "),
+    (["--sr", "99999999999999999999", "--resample"], {}, "sr=99999999999999999999 must be a whole number from 1 to "
+                                                         "768000"),
+    ([], {"DASK_AUDIOPREP__CLIPS_IN_FLIGHT": "99999999999999999999999999"},
+     "clips-in-flight=99999999999999999999999999 must be a whole number from 1 to 1000000"),
+]
+
+
+@pytest.mark.parametrize("args, env, says", FATAL, ids=[c[2].split("=")[0].split(" ")[0] + "-" + (c[0] or ["env"])[0]
+                                                       for c in FATAL])
+def test_a_setting_beyond_its_upper_bound_is_refused_before_anything_is_created(args, env, says, tiny_dataset,
+                                                                              tmp_path):
+    """A real process, as a user runs it: one line within seconds, exit 1, no output folder, no scratch folder."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "pipeline", "run", str(tiny_dataset), "-o", str(out), *args],
+                       env={**os.environ, "TMPDIR": str(tmp), **env}, capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.strip()]
+    assert p.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: " + says), p.stdout + p.stderr
+    assert not out.exists() and not list(tmp.iterdir())
+
+
+def _huge(rule):
+    """A value far beyond any sensible bound, as the rule's kind of value takes it (None: the kind is bounded by
+    what it is: a flag, a choice, a port)."""
+    return {"INTEGER": 10**30, "SIZE": "1000000PiB", "DURATION": "100000000d", "HH:MM:SS": "99999999:00:00",
+            "TEXT": "x" * 300, "FLOAT": 1e300}.get(rule.metavar)
+
+
+def test_every_setting_has_an_upper_bound_that_says_why():
+    """Each runtime setting and each numerical parameter refuses a huge value in one line, with its bound."""
+    import dataclasses
+
+    from pipeline import config
+
+    for key, rule in config.RUNTIME_RULES.items():
+        value = _huge(rule)
+        if value is None:
+            assert rule.metavar in ("BOOLEAN", "HOST:PORT") or rule.metavar.startswith("[") \
+                or key == "cluster", key
+            continue
+        with pytest.raises(ParameterError) as e:
+            rule(key, value)
+        assert "must be" in str(e.value) and ("at most" in str(e.value) or " to " in str(e.value)), (key, e.value)
+    # lcn_sigma: any finite value is safe (a wider Gaussian is only flatter); the booleans and choices are bounded.
+    for f in dataclasses.fields(Params):
+        if f.name == "lcn_sigma" or type(f.default) not in (int, float):
+            continue
+        value = 10**30 if type(f.default) is int else 1e300
+        with pytest.raises(ParameterError) as e:
+            Params(**{f.name: value})
+        assert f.name in str(e.value) and "\n" not in str(e.value), (f.name, e.value)
+
+
+def test_minus_zero_is_zero():
+    """Before: --offset -0 stored -0.0, and the next run without it refused the output as 'made with other
+    parameters ()'."""
+    assert Params(offset="-0") == Params() and Params(offset=-0.0).to_dict() == Params().to_dict()
+    assert str(Params(offset="-0").offset) == "0.0"
+
+
+@pytest.mark.parametrize("env, says", [
+    ({"DASK_AUDIOPREP": "5"}, "error: DASK_AUDIOPREP=5 is not a setting: audioprep holds settings by name"),
+    ({"DASK_AUDIOPREP__JOBQUEUE": "7"}, "error: DASK_AUDIOPREP__JOBQUEUE=7 is not a setting: audioprep.jobqueue "
+                                        "holds settings by name"),
+], ids=["namespace", "jobqueue"])
+def test_a_namespace_given_a_value_is_refused(env, says, tiny_dataset, tmp_path):
+    """Before: dask.config dropped it under the packaged defaults, and the run went on without a word."""
+    from support.data import SMALL_ARGS
+
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "pipeline", "run", str(tiny_dataset), "-o", str(out), *SMALL_ARGS],
+                       env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 1 and len(lines) == 1 and lines[0].startswith(says), p.stderr
+    assert not out.exists()
+
+
+def test_a_long_path_is_not_a_long_name():
+    """The 255-character bound is for names (a queue, an account); paths go to PATH_MAX."""
+    from pipeline import config
+
+    long = "/tmp/" + "a" * 300
+    assert config.resolve_settings({"outdir": long}).outdir == long
+    with pytest.raises(ParameterError, match=r"queue=q+ must be a non-empty text of at most 255 characters"):
+        config.resolve_settings({"queue": "q" * 300})

@@ -113,7 +113,7 @@ def test_the_wheel_holds_every_package_and_the_packaged_yaml(tmp_path):
                                                               "data", "mydata", "_build", ".*_cache"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
                     str(tmp_path), str(src)], check=True, capture_output=True, timeout=300)
-    wheel = next(tmp_path.glob("audioprep-*.whl"))
+    wheel = next(tmp_path.glob("audioprep_dask-*.whl"))  # the distribution's name, normalized
     names = set(zipfile.ZipFile(wheel).namelist())
     packages = {str(p.relative_to(ROOT)) for p in (ROOT / "pipeline").rglob("__init__.py")}
     assert packages and packages <= names, sorted(packages - names)

@@ -2,7 +2,10 @@
 that did the imports and built the CQT plan; checked by who built each worker's plan, never by time."""
 
 import os
+import signal
 import time
+
+import pytest
 
 from support.data import SMALL
 from support.probes import who_built_the_plan
@@ -80,3 +83,89 @@ def test_job_script_workers_fork_warm():
     import json
 
     assert Params.from_dict(json.loads(base64.urlsafe_b64decode(line.partition("=")[2]))) == PARAMS
+
+
+def _maps(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _forkserver(proc):
+    import psutil
+
+    try:
+        kids = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        return None
+    for p in kids:
+        try:
+            if "multiprocessing.forkserver" in " ".join(p.cmdline()):
+                return p
+        except psutil.Error:
+            continue
+    return None
+
+
+def _loaded(library):
+    """The driver has loaded ``library`` (it is importing the command line)."""
+    return lambda proc: library in _maps(proc.pid)
+
+
+def _forkserver_loaded(library):
+    """The forkserver has loaded ``library``: it is importing (numpy) or warming up (llvmlite: numba compiles)."""
+    def moment(proc):
+        fs = _forkserver(proc)
+        return fs is not None and library in _maps(fs.pid)
+    return moment
+
+
+def _worker_forked(proc):
+    import psutil
+
+    fs = _forkserver(proc)
+    try:
+        return fs is not None and bool(fs.children())
+    except psutil.Error:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment,sig,code", [
+    (_loaded("numpy"), signal.SIGINT, 130),
+    (_forkserver_loaded("numpy"), signal.SIGINT, 130),
+    (_forkserver_loaded("llvmlite"), signal.SIGINT, 130),
+    (_forkserver_loaded("llvmlite"), signal.SIGTERM, 143),
+    (_worker_forked, signal.SIGINT, 130),
+], ids=["driver-imports", "forkserver-imports", "forkserver-warms", "forkserver-warms-sigterm", "worker-forked"])
+def test_a_signal_while_the_workers_start_is_one_line(tiny_dataset, tmp_path, moment, sig, code):
+    """Before: a Ctrl-C 1 to 5 s after 'audioprep run' printed the forkserver's 42 to 93 line traceback of the
+    imports it interrupted (pipeline._forkserver's warm-up), and one during the driver's own imports printed
+    Python's.  Each moment is observed (a library mapped into a process, a worker process forked), never timed."""
+    from support.cli import assert_clean, children_alive, lines, start
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "out"
+    proc = start([tiny_dataset, "-o", out, "--workers", "2", "-q", "--nsamples", SMALL["nsamples"]], tmp_path,
+                 env={"TMPDIR": str(tmp)})
+    deadline = time.monotonic() + 240
+    while not moment(proc):
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "the run never reached the moment to interrupt it"
+        time.sleep(0.005)
+    os.killpg(proc.pid, sig)
+    text, _ = proc.communicate(timeout=180)
+    assert proc.returncode == code, text
+    assert len(lines(text)) == 1 and lines(text)[0].startswith("interrupted: "), text
+    assert_clean(text)
+    deadline = time.monotonic() + 15  # the resource tracker leaves a moment after the driver
+    while children_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not children_alive(proc.pid), "a process of the run outlived it"
+    assert not list(tmp.iterdir())  # no scratch folder
+    # Before any clip: no output folder, or (a worker forked: the run may have been accepted) one the same
+    # command resumes, holding no array.
+    assert not out.exists() or not (out / "audio.hdf5").exists()

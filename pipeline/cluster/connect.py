@@ -247,6 +247,28 @@ def remove_stale_scratch() -> None:
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
+def check_client(client) -> None:
+    """Refuse a client given to the run that cannot run anything: closed (or closing, or never connected)."""
+    status = str(getattr(client, "status", "running"))
+    if status != "running":
+        raise ClusterError(f"the client given is {status}, not running: pass an open distributed.Client (or none, "
+                           "and audioprep starts a cluster)")
+
+
+def check_tls_address(address: str) -> None:
+    """A ``tls://`` scheduler is reached with the user's own certificates (``distributed.comm.tls.*``): refuse
+    the address at once when none are configured."""
+    if not address.lower().startswith("tls://"):
+        return
+    tls = dask.config.get("distributed.comm.tls", {}) or {}
+    client = tls.get("client", {}) or {}
+    if not (tls.get("ca-file") and client.get("cert")):
+        raise ClusterError(f"--cluster {address} needs the certificates of that scheduler's TLS, and none are "
+                           "configured: set distributed.comm.tls.ca-file, distributed.comm.tls.client.cert and "
+                           "client.key in the dask config (DASK_DISTRIBUTED__COMM__TLS__CA_FILE=..., ...), or give "
+                           "its tcp:// address")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -7,7 +7,8 @@ import dask.config
 
 from ..config import setting
 from ..exceptions import ClusterError
-from .connect import ClusterSpec, Connection
+from .connect import (ClusterSpec, Connection, check_client, check_tls_address, is_address,
+                      remove_stale_scratch)
 
 
 class Starter:
@@ -25,12 +26,28 @@ class Starter:
         import threading
 
         self.spec, self.client, self.params = spec, client, params
+        if client is not None:
+            check_client(client)  # a closed client is said now, before the output folder is created
+        if spec.resolved_kind() == "local":
+            remove_stale_scratch()  # of a killed run, also when this run finds its output up to date
+        elif is_address(spec.resolved_kind()):
+            check_tls_address(spec.resolved_kind())
         self._conn: Connection | None = None
         self._error: BaseException | None = None
         self._thread = None
+        # Set when the start has ended. Waited on instead of the thread itself: on Python 3.11, a Ctrl-C that
+        # interrupts Thread.join(timeout) marks a running thread as stopped, and a later join returns at once
+        # (then the cluster still starting would be left running, its scratch folder behind).
+        self._ended = threading.Event()
         if early:
-            self._thread = threading.Thread(target=self._start, name="audioprep-cluster-start", daemon=True)
+            self._thread = threading.Thread(target=self._started, name="audioprep-cluster-start", daemon=True)
             self._thread.start()
+
+    def _started(self) -> None:
+        try:
+            self._start()
+        finally:
+            self._ended.set()
 
     def _start(self) -> None:
         import distributed  # noqa: F401  (its config defaults first: the set below must not insert them)
@@ -65,12 +82,11 @@ class Starter:
     def wait(self, progress: bool = False) -> None:
         """Wait for an early start to finish; raise what it raised."""
         if self._thread is not None:
-            from tqdm.auto import tqdm
+            from ..progress import bar as progress_bar
 
-            with tqdm(desc="starting workers (imports, CQT plan)", bar_format="{desc}: {elapsed}",
-                      disable=not progress, leave=False) as bar:
-                while self._thread.is_alive():
-                    self._thread.join(0.25)
+            with progress_bar(desc="starting workers (imports, CQT plan)", bar_format="{desc}: {elapsed}",
+                              enabled=progress, leave=False) as bar:
+                while not self._ended.wait(0.25):
                     bar.refresh()
             self._thread = None
         if self._error is not None:
@@ -86,7 +102,7 @@ class Starter:
 
     def close(self) -> None:
         if self._thread is not None:
-            self._thread.join()
+            self._ended.wait()
             self._thread = None
         if self._conn is not None:
             self._conn.__exit__(None, None, None)

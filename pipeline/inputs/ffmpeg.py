@@ -1,6 +1,6 @@
 """Audio formats libsndfile does not read (``.m4a``/AAC, ``.wma``, ...), decoded through ffmpeg's libraries.
 
-PyAV (``pip install 'audioprep[ffmpeg]'``) is the decoder: an optional extra,
+PyAV (``pip install av``) is the decoder: an optional extra,
 so these extensions are clips only where it is installed, and named with that
 fix where it is not.  The rules are those of every clip (:mod:`.audio`): the
 header's rate, channels and length are checked first, only the kept span is
@@ -25,7 +25,7 @@ EXTENSIONS = frozenset({"m4a", "m4b", "mp4", "aac", "alac", "wma", "asf", "ape",
 #: How much shorter than its header states a decode may be before the clip is bad (codec frames).
 LENGTH_TOLERANCE_SECONDS = 0.1
 #: Named in the ignored line when PyAV is missing.
-INSTALL = "pip install 'audioprep[ffmpeg]' (PyAV) to decode them through ffmpeg"
+INSTALL = "pip install av (PyAV) to decode them through ffmpeg"
 
 
 @functools.lru_cache(maxsize=1)

@@ -109,7 +109,7 @@ def open_dataset(path):
     try:
         import xarray as xr
     except ImportError:
-        raise PipelineError("open_dataset needs xarray; install it with: pip install 'audioprep[xarray]'") from None
+        raise PipelineError("open_dataset needs xarray; install it with: pip install xarray") from None
     src = OutputReader(path)  # stays open while the dataset lives: ds.close() closes it
     a = src.attrs
     data = {name: (layout.dims(name), src.dask_array(name)) for name in src.names}
@@ -355,9 +355,9 @@ def _describe_output(src, lines) -> None:
         own, n = src.samples()[valid.astype(bool)], int(a["Nsamples"])
         if (own < n).any():
             s, sr = own[own < n], float(a["sr"])
+            span = [" to ".join(dict.fromkeys(v)) for v in zip(*[(f"{x}", f"{x / sr:.2f}") for x in (min(s), max(s))])]
             lines.append(f"padded: {s.size} valid clip(s) zero-padded to Nsamples={n} (--pad-short), their own "
-                         f"{s.min()} to {s.max()} samples ({s.min() / sr:.2f} to {s.max() / sr:.2f} s: the "
-                         "'samples' array); the loaders leave the padding out")
+                         f"{span[0]} samples ({span[1]} s: the 'samples' array); the loaders leave the padding out")
     if src.kind == "zarr":
         done = np.asarray(src.array("done")[...])
         lines.append(f"progress: {int(done.sum())} of {done.size} clips finished")
