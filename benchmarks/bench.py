@@ -117,12 +117,13 @@ def serial_reference(root: Path, out: Path) -> dict:
         for g, genre in enumerate(genres):
             for c in range(nclips):
                 y1 = src[genre][:, c]
-                y2 = y1[NA // 2:]
+                y2 = y1[NA // 2 :]
                 Xa[g, c, :, 0, :] = y1[: NA * F].reshape(F, NA)
                 Xa[g, c, :, 1, :] = y2[: NA * F].reshape(F, NA)
                 for s, ys in enumerate((y1, y2)):
-                    S = np.abs(librosa.cqt(ys, sr=SR, hop_length=NA, fmin=FMIN, n_bins=NS,
-                                           bins_per_octave=NS // NO))[:, :-1].T
+                    S = np.abs(librosa.cqt(ys, sr=SR, hop_length=NA, fmin=FMIN, n_bins=NS, bins_per_octave=NS // NO))[
+                        :, :-1
+                    ].T
                     Xs[g, c, :, s, :] = S
                     Xn[g, c, :, s, :] = serial_lcn(S.astype(np.float64))
     return {"seconds": time.perf_counter() - t0, "convert": t_convert}
@@ -137,13 +138,18 @@ def peer_clip(path: str, names=ARRAYS):
     separable LCN."""
     y1, _ = sf.read(path, dtype="float32")
     y1 = y1[:NSAMPLES]
-    y2 = y1[NA // 2:]
+    y2 = y1[NA // 2 :]
     F = min(NSAMPLES // NA, int(np.floor(NSAMPLES / NA - 0.5)))
     xa = np.stack([y1[: NA * F].reshape(F, NA), y2[: NA * F].reshape(F, NA)], axis=1) if "Xa" in names else None
-    xs = np.stack([np.abs(librosa.cqt(y, sr=SR, hop_length=NA, fmin=FMIN, n_bins=NS, bins_per_octave=NS // NO))
-                   [:, :-1].T for y in (y1, y2)], axis=1)
+    xs = np.stack(
+        [
+            np.abs(librosa.cqt(y, sr=SR, hop_length=NA, fmin=FMIN, n_bins=NS, bins_per_octave=NS // NO))[:, :-1].T
+            for y in (y1, y2)
+        ],
+        axis=1,
+    )
     r = np.arange(9) - 4
-    g = np.exp(-r ** 2 / 8.0)
+    g = np.exp(-(r**2) / 8.0)
     g /= g.sum()
 
     def smooth(x):
@@ -166,13 +172,15 @@ def peer(root: Path, out: Path, cores: int, names=ARRAYS) -> dict:
 
     t0 = time.perf_counter()
     genres = sorted(d.name for d in root.iterdir())
-    files = [(g, c, str(f)) for g, genre in enumerate(genres)
-             for c, f in enumerate(sorted((root / genre).iterdir()))]
+    files = [(g, c, str(f)) for g, genre in enumerate(genres) for c, f in enumerate(sorted((root / genre).iterdir()))]
     nclips = max(c for _, c, _ in files) + 1
     F = min(NSAMPLES // NA, int(np.floor(NSAMPLES / NA - 0.5)))
     with h5py.File(out / "audio.hdf5", "w") as f:
-        d = {name: f.create_dataset(name, (len(genres), nclips, F, 2, n), dtype="float32", chunks=(1, 1, F, 2, n))
-             for name, n in (("Xa", NA), ("Xs", NS), ("Xn", NS)) if name in names}
+        d = {
+            name: f.create_dataset(name, (len(genres), nclips, F, 2, n), dtype="float32", chunks=(1, 1, F, 2, n))
+            for name, n in (("Xa", NA), ("Xs", NS), ("Xn", NS))
+            if name in names
+        }
         results = Parallel(n_jobs=cores, return_as="generator")(delayed(peer_clip)(p, names) for _, _, p in files)
         for (g, c, _), arrays in zip(files, results):
             for name, a in zip(d, arrays):
@@ -225,9 +233,28 @@ def watch(proc: subprocess.Popen, stop: threading.Event, peaks: dict, cpu: dict)
 def pipeline_run(root: Path, out: Path, workers: int, extra=()) -> dict:
     env = {**os.environ, "DASK_TEMPORARY_DIRECTORY": str(out)}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(root), "-o", str(out), "--workers",
-                             str(workers), "-q", "--overwrite", "--dashboard-address", "127.0.0.1:0", *extra],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "run",
+            str(root),
+            "-o",
+            str(out),
+            "--workers",
+            str(workers),
+            "-q",
+            "--overwrite",
+            "--dashboard-address",
+            "127.0.0.1:0",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     stop, peaks, cpu = threading.Event(), {}, {}
     th = threading.Thread(target=watch, args=(proc, stop, peaks, cpu), daemon=True)
     th.start()
@@ -240,12 +267,18 @@ def pipeline_run(root: Path, out: Path, workers: int, extra=()) -> dict:
     summary = json.loads((out / "audio.summary.json").read_text())
     workers_mb = [v / 2**20 for (k, _), v in peaks.items() if k == "worker"]
     zarr = out / "audio.zarr"
-    return {"seconds": wall, "summary": summary, "worker_mb": workers_mb,
-            "scheduler_mb": max([v / 2**20 for (k, _), v in peaks.items() if k == "driver"], default=0),
-            "cpu": {kind: sum(v for (k, _), v in cpu.items() if k == kind)
-                    for kind in ("driver", "worker", "forkserver", "other")},
-            "store_entries": sum(1 for _ in zarr.rglob("*")) if zarr.exists() else 0,
-            "array_bytes": summary["bytes_written"]}
+    return {
+        "seconds": wall,
+        "summary": summary,
+        "worker_mb": workers_mb,
+        "scheduler_mb": max([v / 2**20 for (k, _), v in peaks.items() if k == "driver"], default=0),
+        "cpu": {
+            kind: sum(v for (k, _), v in cpu.items() if k == kind)
+            for kind in ("driver", "worker", "forkserver", "other")
+        },
+        "store_entries": sum(1 for _ in zarr.rglob("*")) if zarr.exists() else 0,
+        "array_bytes": summary["bytes_written"],
+    }
 
 
 def hdf5_extra(out: Path, summary: dict) -> float:
@@ -268,7 +301,6 @@ def floor(root: Path, cores: int, params=None, limit: int | None = None, scratch
     from pipeline.output.layout import make_attrs
     from pipeline.output.store import store_writer
     from pipeline.params import Params
-
     from pipeline.worker_setup import one_blosc_thread
 
     one_blosc_thread()  # as a worker encodes
@@ -321,7 +353,9 @@ def check_same(a: Path, c: Path, e: Path) -> str:
                     scale = float(np.abs(fe[name][g, k]).max()) or 1.0 if name == "Xs" else 1.0
                     worst_a = max(worst_a, float(np.abs(fa[name][g, k] - x).max()) / scale)
                     worst_e = max(worst_e, float(np.abs(fe[name][g, k] - x).max()) / scale)
-            out.append(f"{name} {'=' if worst_a == 0 else f'{worst_a:.1e}'}/{'=' if worst_e == 0 else f'{worst_e:.1e}'}")
+            out.append(
+                f"{name} {'=' if worst_a == 0 else f'{worst_a:.1e}'}/{'=' if worst_e == 0 else f'{worst_e:.1e}'}"
+            )
     return ", ".join(out)
 
 
@@ -331,34 +365,44 @@ def startup(workers: int) -> str:
     rows = []
     for warm in (True, False):
         # a fresh process each time: a process starts its forkserver once
-        code = (f"import sys, psutil, dask.config; dask.config.set({{'audioprep.warm-start': {warm}, "
-                f"'audioprep.workers': {workers}}})\n"
-                "from pipeline.cluster.connect import ClusterSpec, Connection\n"
-                "from pipeline.params import Params\nfrom pipeline.worker_setup import Warmup\n"
-                "if __name__ == '__main__':\n"
-                "    with Connection(ClusterSpec(kind='local', warm=Params())) as conn:\n"
-                "        conn.client.register_plugin(Warmup(Params()))\n"
-                "        me = psutil.Process()\n"
-                "        out = {'driver': sum(me.cpu_times()[:2])}\n"
-                "        pids = set(conn.client.run(__import__('os').getpid).values())\n"
-                "        for ch in me.children(recursive=True):\n"
-                "            kind = 'worker' if ch.pid in pids else ('forkserver' if 'forkserver' in ' '.join(ch.cmdline()) "
-                "else 'other')\n"
-                "            out.setdefault(kind, []).append(sum(ch.cpu_times()[:2]))\n"
-                "        print(__import__('json').dumps(out))\n")
+        code = (
+            f"import sys, psutil, dask.config; dask.config.set({{'audioprep.warm-start': {warm}, "
+            f"'audioprep.workers': {workers}}})\n"
+            "from pipeline.cluster.connect import ClusterSpec, Connection\n"
+            "from pipeline.params import Params\nfrom pipeline.worker_setup import Warmup\n"
+            "if __name__ == '__main__':\n"
+            "    with Connection(ClusterSpec(kind='local', warm=Params())) as conn:\n"
+            "        conn.client.register_plugin(Warmup(Params()))\n"
+            "        me = psutil.Process()\n"
+            "        out = {'driver': sum(me.cpu_times()[:2])}\n"
+            "        pids = set(conn.client.run(__import__('os').getpid).values())\n"
+            "        for ch in me.children(recursive=True):\n"
+            "            kind = 'worker' if ch.pid in pids else "
+            "('forkserver' if 'forkserver' in ' '.join(ch.cmdline()) "
+            "else 'other')\n"
+            "            out.setdefault(kind, []).append(sum(ch.cpu_times()[:2]))\n"
+            "        print(__import__('json').dumps(out))\n"
+        )
         import tempfile
 
         with tempfile.NamedTemporaryFile("w", suffix=".py", prefix="audioprep-bench-") as script:  # a fresh name
             script.write(code)
             script.flush()
-            got = json.loads(subprocess.run([sys.executable, script.name], capture_output=True, text=True,
-                                            check=True).stdout.strip().splitlines()[-1])
+            got = json.loads(
+                subprocess.run([sys.executable, script.name], capture_output=True, text=True, check=True)
+                .stdout.strip()
+                .splitlines()[-1]
+            )
         w = got.get("worker", [])
-        rows.append(f"| {'forked warm (default)' if warm else 'spawned (warm-start: false)'} | {workers} "
-                    f"| {sum(got.get('forkserver', [0])):.2f} | {min(w):.2f} to {max(w):.2f} | {sum(w):.2f} "
-                    f"| {got['driver']:.2f} |")
-    return ("| how workers start | workers | forkserver CPU (s, once a node) | each worker's CPU until ready (s) "
-            "| all workers (s) | driver CPU to ready (s) |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+        rows.append(
+            f"| {'forked warm (default)' if warm else 'spawned (warm-start: false)'} | {workers} "
+            f"| {sum(got.get('forkserver', [0])):.2f} | {min(w):.2f} to {max(w):.2f} | {sum(w):.2f} "
+            f"| {got['driver']:.2f} |"
+        )
+    return (
+        "| how workers start | workers | forkserver CPU (s, once a node) | each worker's CPU until ready (s) "
+        "| all workers (s) | driver CPU to ready (s) |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
 
 
 def write_parts(root: Path, scratch: Path, n: int = 100) -> str:
@@ -381,14 +425,18 @@ def write_parts(root: Path, scratch: Path, n: int = 100) -> str:
     rows = []
     raw = sum(a.nbytes for arr in arrays for a in arr.values()) / n
     blosc.use_threads = False  # one blosc thread, as in a worker
-    for label, cname, level, shuffle in (("lz4 9 + bit-shuffle (the store's)", b"lz4", 9, blosc.BITSHUFFLE),
-                                         ("lz4 1 + bit-shuffle", b"lz4", 1, blosc.BITSHUFFLE),
-                                         ("lz4 1, no shuffle", b"lz4", 1, blosc.NOSHUFFLE),
-                                         ("lz4 1 + byte shuffle", b"lz4", 1, blosc.SHUFFLE),
-                                         ("zstd 1 + bit-shuffle", b"zstd", 1, blosc.BITSHUFFLE)):
+    for label, cname, level, shuffle in (
+        ("lz4 9 + bit-shuffle (the store's)", b"lz4", 9, blosc.BITSHUFFLE),
+        ("lz4 1 + bit-shuffle", b"lz4", 1, blosc.BITSHUFFLE),
+        ("lz4 1, no shuffle", b"lz4", 1, blosc.NOSHUFFLE),
+        ("lz4 1 + byte shuffle", b"lz4", 1, blosc.SHUFFLE),
+        ("zstd 1 + bit-shuffle", b"zstd", 1, blosc.BITSHUFFLE),
+    ):
         t = clock()
-        enc = [{k: blosc.compress(np.ascontiguousarray(a), cname, level, shuffle, typesize=4) for k, a in arr.items()}
-               for arr in arrays]
+        enc = [
+            {k: blosc.compress(np.ascontiguousarray(a), cname, level, shuffle, typesize=4) for k, a in arr.items()}
+            for arr in arrays
+        ]
         t_enc = clock() - t
         t0, w0 = clock(), time.perf_counter()
         for i, e in enumerate(enc):
@@ -396,14 +444,16 @@ def write_parts(root: Path, scratch: Path, n: int = 100) -> str:
                 (scratch / f"{k}.{i}").write_bytes(data)
         t_files, w_files = clock() - t0, time.perf_counter() - w0
         size = sum(len(d) for e in enc for d in e.values()) / n
-        rows.append(f"| encode: {label} | {1e3 * t_enc / n:.2f} | {size / 1e6:.2f} MB ({100 * size / raw:.0f} %) "
-                    f"| chunk files: {1e3 * t_files / n:.2f} CPU, {1e3 * w_files / n:.2f} wall |")
+        rows.append(
+            f"| encode: {label} | {1e3 * t_enc / n:.2f} | {size / 1e6:.2f} MB ({100 * size / raw:.0f} %) "
+            f"| chunk files: {1e3 * t_files / n:.2f} CPU, {1e3 * w_files / n:.2f} wall |"
+        )
         for f in scratch.iterdir():
             f.unlink()
     blobs = [b"".join(np.ascontiguousarray(a).tobytes() for a in arr.values()) for arr in arrays]
 
     def fresh_file(fill) -> tuple:
-        """CPU and wall seconds of ``fill(fd)`` into a new file of the clips' size (new page-cache pages, as a run's)."""
+        """CPU and wall seconds of ``fill(fd)`` into a new file of the clips' size (new page-cache pages)."""
         fd = os.open(scratch / f"slots-{len(rows)}.bin", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.ftruncate(fd, int(raw * n))
@@ -429,12 +479,21 @@ def write_parts(root: Path, scratch: Path, n: int = 100) -> str:
     t_plain, w_plain = fresh_file(plain)
     rows.pop()
     shutil.rmtree(scratch)
-    rows.append(f"| pwrite into audio.hdf5's slots (one call an array) | {1e3 * t_slots / n:.2f} | {raw / 1e6:.2f} MB "
-                f"| wall {1e3 * w_slots / n:.2f} |")
-    rows.append(f"| plain pwrite loop of the same bytes (page-cache limit) | {1e3 * t_plain / n:.2f} "
-                f"| {raw / 1e6:.2f} MB | wall {1e3 * w_plain / n:.2f}, {raw * n / w_plain / 1e9:.2f} GB/s |")
-    return ("| part (per 30-s clip, " + str(n) + " clips) | CPU ms/clip | bytes a clip | files |\n|---|---|---|---|\n"
-            + "\n".join(rows) + "\n")
+    rows.append(
+        f"| pwrite into audio.hdf5's slots (one call an array) | {1e3 * t_slots / n:.2f} | {raw / 1e6:.2f} MB "
+        f"| wall {1e3 * w_slots / n:.2f} |"
+    )
+    rows.append(
+        f"| plain pwrite loop of the same bytes (page-cache limit) | {1e3 * t_plain / n:.2f} "
+        f"| {raw / 1e6:.2f} MB | wall {1e3 * w_plain / n:.2f}, {raw * n / w_plain / 1e9:.2f} GB/s |"
+    )
+    return (
+        "| part (per 30-s clip, "
+        + str(n)
+        + " clips) | CPU ms/clip | bytes a clip | files |\n|---|---|---|---|\n"
+        + "\n".join(rows)
+        + "\n"
+    )
 
 
 def machine() -> str:
@@ -448,9 +507,11 @@ def machine() -> str:
 
     from pipeline import __version__
 
-    return (f"Machine: {cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-            f"{platform.system()} {platform.release()}; Python {platform.python_version()}, librosa "
-            f"{librosa.__version__}, dask {dask.__version__}, zarr {zarr.__version__}, audioprep {__version__}.")
+    return (
+        f"Machine: {cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+        f"{platform.system()} {platform.release()}; Python {platform.python_version()}, librosa "
+        f"{librosa.__version__}, dask {dask.__version__}, zarr {zarr.__version__}, audioprep {__version__}."
+    )
 
 
 def reading(path: Path, blocks: int = 2000, frames: int = 64, name: str = "Xn", reps: int = 3) -> dict:
@@ -469,12 +530,12 @@ def reading(path: Path, blocks: int = 2000, frames: int = 64, name: str = "Xn", 
         X = f[name]
         for i in picks:  # warm the page cache, and check the two agree
             g, c, s = fb.index[i]
-            assert np.array_equal(fb[i][0], X[g, c, s:s + frames])
+            assert np.array_equal(fb[i][0], X[g, c, s : s + frames])
         for _ in range(reps):
             t = time.perf_counter()
             for i in picks:
                 g, c, s = fb.index[i]
-                X[g, c, s:s + frames]
+                X[g, c, s : s + frames]
             best["h5py"] = min(best["h5py"], time.perf_counter() - t)
             t = time.perf_counter()
             for i in picks:
@@ -488,10 +549,12 @@ def reading(path: Path, blocks: int = 2000, frames: int = 64, name: str = "Xn", 
 def reading_table(path: Path) -> str:
     r = reading(path)
     ratio = r["FrameBlocks"]["blocks_per_s"] / r["h5py"]["blocks_per_s"]
-    return ("| reader (2000 shuffled 64-frame blocks of Xn) | blocks/s | MB/s |\n|---|---|---|\n"
-            + "\n".join(f"| {k} | {v['blocks_per_s']:,.0f} | {v['mb_per_s']:,.0f} |" for k, v in r.items())
-            + f"\n\nFrameBlocks reads at **{100 * ratio:.0f} %** of plain h5py's rate ({path.name}, "
-            f"{path.stat().st_size / 1e6:.0f} MB).\n")
+    return (
+        "| reader (2000 shuffled 64-frame blocks of Xn) | blocks/s | MB/s |\n|---|---|---|\n"
+        + "\n".join(f"| {k} | {v['blocks_per_s']:,.0f} | {v['mb_per_s']:,.0f} |" for k, v in r.items())
+        + f"\n\nFrameBlocks reads at **{100 * ratio:.0f} %** of plain h5py's rate ({path.name}, "
+        f"{path.stat().st_size / 1e6:.0f} MB).\n"
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -516,7 +579,7 @@ def disk_rate(where: Path, mb: int) -> float:
             pages[:, :8] = np.frombuffer(np.int64(i).tobytes(), np.uint8)
             view = memoryview(buf)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         os.fdatasync(fd)
         secs = time.perf_counter() - t
     finally:
@@ -577,9 +640,13 @@ class IOWatch:
         self.stop.set()
         self.thread.join()
         psi1 = _psi_io()
-        self.result = {"dirty_peak_gb": self.peak * self.page / 1e9, "dirty_limit_gb": self.limit * self.page / 1e9,
-                       "throttled_s": self.throttled, "io_some_s": psi1[0] - self.psi0[0],
-                       "io_full_s": psi1[1] - self.psi0[1]}
+        self.result = {
+            "dirty_peak_gb": self.peak * self.page / 1e9,
+            "dirty_limit_gb": self.limit * self.page / 1e9,
+            "throttled_s": self.throttled,
+            "io_some_s": psi1[0] - self.psi0[0],
+            "io_full_s": psi1[1] - self.psi0[1],
+        }
 
 
 def on_disk(fn, *args, **kw) -> dict:
@@ -621,15 +688,24 @@ def alternating(root: Path, work: Path, cores: int, names, pairs: int) -> dict:
             out = work / who
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir(parents=True)
-            print(f"  pair {k + 1}/{pairs}: {'the joblib script' if who == 'e' else 'audioprep'} "
-                  f"({','.join(names)}) ...", file=sys.stderr)
+            print(
+                f"  pair {k + 1}/{pairs}: {'the joblib script' if who == 'e' else 'audioprep'} ({','.join(names)}) ...",
+                file=sys.stderr,
+            )
             r = on_disk(peer, root, out, cores, names) if who == "e" else on_disk(pipeline_run, root, out, cores, extra)
             r["bytes"] = written(out)
             runs[who].append(r)
     ratios = [e["seconds"] / c["seconds"] for e, c in zip(runs["e"], runs["c"])]
     med = {w: float(np.median([r["seconds"] for r in rs])) for w, rs in runs.items()}
-    return {"e": med["e"], "c": med["c"], "ratio": float(np.median(ratios)), "ratios": ratios, "runs": runs,
-            "last_c": runs["c"][-1], "same": check_pair(work / "c" / "audio.hdf5", work / "e" / "audio.hdf5", names)}
+    return {
+        "e": med["e"],
+        "c": med["c"],
+        "ratio": float(np.median(ratios)),
+        "ratios": ratios,
+        "runs": runs,
+        "last_c": runs["c"][-1],
+        "same": check_pair(work / "c" / "audio.hdf5", work / "e" / "audio.hdf5", names),
+    }
 
 
 def pair_row(n: int, names, p: dict, floor_cpu: float, rate: float, cores: int) -> str:
@@ -641,27 +717,33 @@ def pair_row(n: int, names, p: dict, floor_cpu: float, rate: float, cores: int) 
     fl = max(fl_cpu, fl_disk)
     io = {w: {k: float(np.median([r["io"][k] for r in p["runs"][w]])) for k in c["io"]} for w in ("c", "e")}
     busy = sum(c["cpu"].values()) / c["seconds"]
-    return (f"| {n} | {','.join(names)} | {len(p['ratios'])} | {p['e']:.1f} | {p['c']:.1f} | **{p['ratio']:.2f}** "
-            f"({min(p['ratios']):.2f} to {max(p['ratios']):.2f}) | {e_bytes / 1e9:.2f} / {c_bytes / 1e9:.2f} "
-            f"| {fl_cpu:.1f} / {fl_disk:.1f} = **{fl:.1f}** | {p['c'] / fl:.2f} | {busy:.2f} of {cores} "
-            f"| {io['c']['dirty_peak_gb']:.1f} / {io['c']['dirty_limit_gb']:.1f} "
-            f"| {io['e']['throttled_s']:.1f} / {io['c']['throttled_s']:.1f} "
-            f"| {io['e']['io_some_s']:.1f} / {io['c']['io_some_s']:.1f} | {p['same']} |")
+    return (
+        f"| {n} | {','.join(names)} | {len(p['ratios'])} | {p['e']:.1f} | {p['c']:.1f} | **{p['ratio']:.2f}** "
+        f"({min(p['ratios']):.2f} to {max(p['ratios']):.2f}) | {e_bytes / 1e9:.2f} / {c_bytes / 1e9:.2f} "
+        f"| {fl_cpu:.1f} / {fl_disk:.1f} = **{fl:.1f}** | {p['c'] / fl:.2f} | {busy:.2f} of {cores} "
+        f"| {io['c']['dirty_peak_gb']:.1f} / {io['c']['dirty_limit_gb']:.1f} "
+        f"| {io['e']['throttled_s']:.1f} / {io['c']['throttled_s']:.1f} "
+        f"| {io['e']['io_some_s']:.1f} / {io['c']['io_some_s']:.1f} | {p['same']} |"
+    )
 
 
-PAIR_HEAD = ("| N | arrays | pairs | e script (s) | c audioprep (s) | e/c, median of the pairs (range) "
-             "| written GB (e / c) | c's floor (s): CPU of kernels+writes / cores, bytes / disk rate = max "
-             "| c / floor | c: cores busy | c: dirty+writeback peak / limit (GB) "
-             "| s writers throttled (e / c) | s some task waited on I/O (e / c) | c vs e, every clip |\n"
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+PAIR_HEAD = (
+    "| N | arrays | pairs | e script (s) | c audioprep (s) | e/c, median of the pairs (range) "
+    "| written GB (e / c) | c's floor (s): CPU of kernels+writes / cores, bytes / disk rate = max "
+    "| c / floor | c: cores busy | c: dirty+writeback peak / limit (GB) "
+    "| s writers throttled (e / c) | s some task waited on I/O (e / c) | c vs e, every clip |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def full(args) -> str:
     rate = disk_rate(args.data, args.disk_mb)
     ratios = {k: open(f"/proc/sys/vm/{k}").read().strip() for k in ("dirty_ratio", "dirty_background_ratio")}
-    disk = (f"Disk: **{rate:.0f} MB/s** sustained ({args.disk_mb} MB written and fdatasync'ed under {args.data}, "
-            f"before the runs); vm.dirty_ratio {ratios['dirty_ratio']} %, "
-            f"vm.dirty_background_ratio {ratios['dirty_background_ratio']} %.\n\n")
+    disk = (
+        f"Disk: **{rate:.0f} MB/s** sustained ({args.disk_mb} MB written and fdatasync'ed under {args.data}, "
+        f"before the runs); vm.dirty_ratio {ratios['dirty_ratio']} %, "
+        f"vm.dirty_background_ratio {ratios['dirty_background_ratio']} %.\n\n"
+    )
     pair_rows, rows, details, coord, read, quick_details = [], [], [], [], "", []
     from pipeline.params import Params
 
@@ -672,8 +754,7 @@ def full(args) -> str:
         work.mkdir(parents=True)
         print(f"N={n}: d, the floor (kernels and writes in one process) ...", file=sys.stderr)
         d = floor(root, args.cores, scratch=work / "floor")
-        d_xsn = floor(root, args.cores, params=Params(datasets=("Xs", "Xn")), limit=min(n, 100),
-                      scratch=work / "floor")
+        d_xsn = floor(root, args.cores, params=Params(datasets=("Xs", "Xn")), limit=min(n, 100), scratch=work / "floor")
         print(f"N={n}: the joblib script (e) and audioprep (c) alternating, all arrays ...", file=sys.stderr)
         pa = alternating(root, work / "pairs", args.cores, ARRAYS, args.pairs)
         pair_rows.append(pair_row(n, ARRAYS, pa, d["serial"] / d["clips"] * n, rate, args.cores))
@@ -689,14 +770,16 @@ def full(args) -> str:
             shutil.rmtree(work / "b")  # keep the disk use bounded
             print(f"N={n}: c with --precision exact ...", file=sys.stderr)
             cx = on_disk(pipeline_run, root, work / "cx", args.cores, extra=["--precision", "exact"])
-            same_exact = check_same(work / "a" / "audio.hdf5", work / "cx" / "audio.hdf5",
-                                    work / "pairs" / "e" / "audio.hdf5")
+            same_exact = check_same(
+                work / "a" / "audio.hdf5", work / "cx" / "audio.hdf5", work / "pairs" / "e" / "audio.hdf5"
+            )
             shutil.rmtree(work / "cx")
             print(f"N={n}: c without TLS ...", file=sys.stderr)
             plain = on_disk(pipeline_run, root, work / "plain", args.cores, extra=["--no-tls"])
             shutil.rmtree(work / "plain")
-            same = check_same(work / "a" / "audio.hdf5", work / "pairs" / "c" / "audio.hdf5",
-                              work / "pairs" / "e" / "audio.hdf5")
+            same = check_same(
+                work / "a" / "audio.hdf5", work / "pairs" / "c" / "audio.hdf5", work / "pairs" / "e" / "audio.hdf5"
+            )
             extra = hdf5_extra(work / "pairs" / "c", c["summary"])
             dx = floor(root, args.cores, params=Params(precision="exact"), limit=min(n, 100))
             read = reading_table(work / "pairs" / "c" / "audio.hdf5")
@@ -706,8 +789,9 @@ def full(args) -> str:
         pair_rows.append(pair_row(n, ("Xs", "Xn"), px, d_xsn["serial"] / d_xsn["clips"] * n, rate, args.cores))
         print(pair_rows[-1], file=sys.stderr)
         shutil.rmtree(work)
-        quick_details.append(f"| {n} | " + " | ".join(f"{1e3 * v / d['clips']:.1f}" for v in d["stages"].values())
-                             + " |")
+        quick_details.append(
+            f"| {n} | " + " | ".join(f"{1e3 * v / d['clips']:.1f}" for v in d["stages"].values()) + " |"
+        )
         if args.quick:
             continue
         s = c["summary"]
@@ -716,46 +800,79 @@ def full(args) -> str:
             f"| {d['seconds']:.1f} | {n / c['seconds']:.1f} | **{a['seconds'] / c['seconds']:.2f}** "
             f"| **{e['seconds'] / c['seconds']:.2f}** | **{b['seconds'] / c['seconds']:.2f}** "
             f"| {c['seconds'] / d['seconds']:.2f} | {max(b['worker_mb']):.0f} / {max(c['worker_mb']):.0f} "
-            f"| {c['scheduler_mb']:.0f} | {plain['seconds']:.1f} ({100 * (c['seconds'] / plain['seconds'] - 1):+.0f} %) "
-            f"| {cx['seconds']:.1f} | {e['seconds'] / cx['seconds']:.2f} |")
+            f"| {c['scheduler_mb']:.0f} | {plain['seconds']:.1f} "
+            f"({100 * (c['seconds'] / plain['seconds'] - 1):+.0f} %) "
+            f"| {cx['seconds']:.1f} | {e['seconds'] / cx['seconds']:.2f} |"
+        )
         st = d["stages"]
         details.append(
-            f"| {n} | " + " | ".join(f"{1e3 * v / n:.1f}" for v in st.values())
+            f"| {n} | "
+            + " | ".join(f"{1e3 * v / n:.1f}" for v in st.values())
             + f" | {1e3 * dx['stages']['cqt'] / dx['clips']:.1f} / {1e3 * dx['stages']['lcn'] / dx['clips']:.1f} "
-            f"| {1e3 * c['seconds'] / n:.1f} | {s['consolidate_seconds']:.2f} | {same} | {same_exact} |")
+            f"| {1e3 * c['seconds'] / n:.1f} | {s['consolidate_seconds']:.2f} | {same} | {same_exact} |"
+        )
         cpu = c["cpu"]
-        coord.append(f"| {n} | {cpu['driver']:.1f} | {cpu['worker']:.1f} | {cpu['forkserver']:.1f} "
-                     f"| {cpu['other']:.1f} | {d['serial']:.1f} "
-                     f"| {1e3 * (cpu['worker'] - d['serial']) / n:.1f} | {extra:.3f} % "
-                     f"| {c['store_entries'] / n:.2f} |")
+        coord.append(
+            f"| {n} | {cpu['driver']:.1f} | {cpu['worker']:.1f} | {cpu['forkserver']:.1f} "
+            f"| {cpu['other']:.1f} | {d['serial']:.1f} "
+            f"| {1e3 * (cpu['worker'] - d['serial']) / n:.1f} | {extra:.3f} % "
+            f"| {c['store_entries'] / n:.2f} |"
+        )
         print(rows[-1], file=sys.stderr)
-    head = ("| N | a serial (s) | e joblib script (s) | b audioprep 1 worker (s) | c audioprep (s) | d floor (s) "
-            "| clips/s (c) | a/c | e/c | b/c | c/d | worker peak MB (b / c) | driver peak MB (c) "
-            "| c without TLS (s) (TLS cost) | c --precision exact (s) | e/c exact |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    dhead = ("| N | decode ms/clip | frame ms/clip | CQT ms/clip | LCN ms/clip | writes ms/clip "
-             "| exact: CQT / LCN ms/clip | c: wall ms/clip "
-             "| c: final step (s) | max diff of a / e from c (Xs: of each clip's max; = bit-identical) "
-             "| the same for c --precision exact |\n"
-             "|---|---|---|---|---|---|---|---|---|---|---|")
-    chead = ("| N | c: driver CPU (s) | c: workers CPU (s) | c: forkserver CPU (s) | c: other processes CPU (s) "
-             "| d: kernels + writes CPU (s) "
-             "| workers beyond d, ms/clip | audio.hdf5 beyond its arrays | store files+folders per clip |\n"
-             "|---|---|---|---|---|---|---|---|---|")
-    pairs = ("The joblib script (e) and audioprep (c) alternating, e c e c ..., each timed until its output is on "
-             "disk (a `sync` before and after each); medians:\n\n" + disk + PAIR_HEAD + "\n" + "\n".join(pair_rows)
-             + "\n\nBreakdown (d: audioprep's stages in one process, CPU per clip, all arrays):\n\n")
+    head = (
+        "| N | a serial (s) | e joblib script (s) | b audioprep 1 worker (s) | c audioprep (s) | d floor (s) "
+        "| clips/s (c) | a/c | e/c | b/c | c/d | worker peak MB (b / c) | driver peak MB (c) "
+        "| c without TLS (s) (TLS cost) | c --precision exact (s) | e/c exact |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    dhead = (
+        "| N | decode ms/clip | frame ms/clip | CQT ms/clip | LCN ms/clip | writes ms/clip "
+        "| exact: CQT / LCN ms/clip | c: wall ms/clip "
+        "| c: final step (s) | max diff of a / e from c (Xs: of each clip's max; = bit-identical) "
+        "| the same for c --precision exact |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    chead = (
+        "| N | c: driver CPU (s) | c: workers CPU (s) | c: forkserver CPU (s) | c: other processes CPU (s) "
+        "| d: kernels + writes CPU (s) "
+        "| workers beyond d, ms/clip | audio.hdf5 beyond its arrays | store files+folders per clip |\n"
+        "|---|---|---|---|---|---|---|---|---|"
+    )
+    pairs = (
+        "The joblib script (e) and audioprep (c) alternating, e c e c ..., each timed until its output is on "
+        "disk (a `sync` before and after each); medians:\n\n"
+        + disk
+        + PAIR_HEAD
+        + "\n"
+        + "\n".join(pair_rows)
+        + "\n\nBreakdown (d: audioprep's stages in one process, CPU per clip, all arrays):\n\n"
+    )
     if args.quick:
         return pairs + dhead.split("| exact:")[0] + "|\n|---|---|---|---|---|---|\n" + "\n".join(quick_details) + "\n"
     parts = write_parts(dataset(args.data, args.sizes[-1]), args.data / "write-parts")
-    return (pairs.rsplit("\n\nBreakdown", 1)[0] + "\n\nThe other runs (e and c: the medians above):\n\n" + head
-            + "\n" + "\n".join(rows) + "\n\nBreakdown (d: audioprep's stages in one process, CPU per clip):\n\n"
-            + dhead + "\n" + "\n".join(details)
-            + "\n\nCPU of every process of c (read from /proc every 50 ms):\n\n" + chead + "\n" + "\n".join(coord)
-            + f"\n\nTraining reads from c's audio.hdf5 (N={args.sizes[-1]}):\n\n" + read
-            + "\n\nThe write stage's parts:\n\n" + parts
-            + "\n\nWorker start-up (CPU of each process until the workers are ready):\n\n" + startup(args.cores)
-            + "\n" + startup(2 * args.cores))
+    return (
+        pairs.rsplit("\n\nBreakdown", 1)[0]
+        + "\n\nThe other runs (e and c: the medians above):\n\n"
+        + head
+        + "\n"
+        + "\n".join(rows)
+        + "\n\nBreakdown (d: audioprep's stages in one process, CPU per clip):\n\n"
+        + dhead
+        + "\n"
+        + "\n".join(details)
+        + "\n\nCPU of every process of c (read from /proc every 50 ms):\n\n"
+        + chead
+        + "\n"
+        + "\n".join(coord)
+        + f"\n\nTraining reads from c's audio.hdf5 (N={args.sizes[-1]}):\n\n"
+        + read
+        + "\n\nThe write stage's parts:\n\n"
+        + parts
+        + "\n\nWorker start-up (CPU of each process until the workers are ready):\n\n"
+        + startup(args.cores)
+        + "\n"
+        + startup(2 * args.cores)
+    )
 
 
 def scale(args) -> str:
@@ -775,10 +892,12 @@ def scale(args) -> str:
         c["extra"] = hdf5_extra(out, c["summary"])
         shutil.rmtree(out)
         runs.append((n, c, root))
-        rows.append(f"| {n} | {c['seconds']:.1f} | {1e3 * c['seconds'] / n:.2f} | {c['cpu']['driver']:.2f} "
-                    f"| {c['cpu']['worker']:.2f} | {c['cpu']['other'] + c['cpu']['forkserver']:.2f} "
-                    f"| {c['scheduler_mb']:.0f} "
-                    f"| {max(c['worker_mb']):.0f} | {c['store_entries'] / n:.2f} | {c['extra']:.2f} % |")
+        rows.append(
+            f"| {n} | {c['seconds']:.1f} | {1e3 * c['seconds'] / n:.2f} | {c['cpu']['driver']:.2f} "
+            f"| {c['cpu']['worker']:.2f} | {c['cpu']['other'] + c['cpu']['forkserver']:.2f} "
+            f"| {c['scheduler_mb']:.0f} "
+            f"| {max(c['worker_mb']):.0f} | {c['store_entries'] / n:.2f} | {c['extra']:.2f} % |"
+        )
         print(rows[-1], file=sys.stderr)
     fl = floor(runs[0][2], 1, params=Params(nsamples=22050), limit=1000, scratch=args.data / "scale-floor")
     per_clip_floor = 1e3 * fl["serial"] / fl["clips"]
@@ -786,37 +905,60 @@ def scale(args) -> str:
     for (n1, c1, _), (n2, c2, _) in zip(runs, runs[1:]):
         ms = {k: 1e3 * (c2["cpu"][k] - c1["cpu"][k]) / (n2 - n1) for k in ("driver", "worker", "other")}
         ms["other"] += 1e3 * (c2["cpu"]["forkserver"] - c1["cpu"]["forkserver"]) / (n2 - n1)
-        slopes.append(f"| {n1} -> {n2} | **{ms['driver']:.2f}** | {ms['worker']:.2f} | {ms['other']:.2f} "
-                      f"| **{ms['worker'] - per_clip_floor:.2f}** | {1e3 / max(ms['driver'], 1e-3):,.0f} "
-                      f"| {(c2['store_entries'] - c1['store_entries']) / (n2 - n1):.2f} |")
-    return ("| N (1-s clips) | c audioprep (s) | wall ms/clip | driver CPU (s) | workers CPU (s) | other CPU (s) "
-            "| driver peak MB | worker peak MB | store entries per clip | audio.hdf5 beyond arrays |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
-            + f"\n\nCPU per clip as the slope between sizes (d for 1-s clips, kernels and writes in one process: "
-            f"{per_clip_floor:.2f} ms a clip; " + ", ".join(f"{k} {1e3 * v / fl['clips']:.2f}"
-                                                            for k, v in fl["stages"].items()) + "):\n\n"
-            "| sizes | driver ms/clip | workers ms/clip | other ms/clip | workers beyond d, ms/clip "
-            "| driver ceiling (clips/s) | store entries per added clip |\n|---|---|---|---|---|---|---|\n"
-            + "\n".join(slopes) + "\n")
+        slopes.append(
+            f"| {n1} -> {n2} | **{ms['driver']:.2f}** | {ms['worker']:.2f} | {ms['other']:.2f} "
+            f"| **{ms['worker'] - per_clip_floor:.2f}** | {1e3 / max(ms['driver'], 1e-3):,.0f} "
+            f"| {(c2['store_entries'] - c1['store_entries']) / (n2 - n1):.2f} |"
+        )
+    return (
+        "| N (1-s clips) | c audioprep (s) | wall ms/clip | driver CPU (s) | workers CPU (s) | other CPU (s) "
+        "| driver peak MB | worker peak MB | store entries per clip | audio.hdf5 beyond arrays |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + f"\n\nCPU per clip as the slope between sizes (d for 1-s clips, kernels and writes in one process: "
+        f"{per_clip_floor:.2f} ms a clip; "
+        + ", ".join(f"{k} {1e3 * v / fl['clips']:.2f}" for k, v in fl["stages"].items())
+        + "):\n\n"
+        "| sizes | driver ms/clip | workers ms/clip | other ms/clip | workers beyond d, ms/clip "
+        "| driver ceiling (clips/s) | store entries per added clip |\n|---|---|---|---|---|---|---|\n"
+        + "\n".join(slopes)
+        + "\n"
+    )
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="*", default=[300, 1000], help="numbers of 30-s clips N")
-    ap.add_argument("--scale-sizes", type=int, nargs="*", default=[],
-                    help="numbers of 1-s clips for the scale benchmark, e.g. 1000 20000")
+    ap.add_argument(
+        "--scale-sizes",
+        type=int,
+        nargs="*",
+        default=[],
+        help="numbers of 1-s clips for the scale benchmark, e.g. 1000 20000",
+    )
     ap.add_argument("--data", type=Path, default=HERE / "data", help="where datasets and outputs go")
     ap.add_argument("--cores", type=int, default=os.cpu_count(), help="workers for c, e and the floor")
     ap.add_argument("--out", type=Path, help="append the results (Markdown) to this file")
     ap.add_argument("--pairs", type=int, default=3, help="alternating pairs (script, audioprep) a row (default 3)")
-    ap.add_argument("--quick", action="store_true",
-                    help="only the floor and the alternating pairs (no serial loop, 1 worker, exact, no-TLS, reads, "
-                         "write parts or start-up runs)")
-    ap.add_argument("--disk-mb", type=int, default=4096,
-                    help="MB written (and fdatasync'ed) to measure the disk's sustained rate (default 4096)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="only the floor and the alternating pairs (no serial loop, 1 worker, exact, no-TLS, reads, "
+        "write parts or start-up runs)",
+    )
+    ap.add_argument(
+        "--disk-mb",
+        type=int,
+        default=4096,
+        help="MB written (and fdatasync'ed) to measure the disk's sustained rate (default 4096)",
+    )
     ap.add_argument("--startup", action="store_true", help="only time the workers' start-up (warm and spawned)")
-    ap.add_argument("--read", type=Path, metavar="AUDIO_HDF5",
-                    help="only time training reads (FrameBlocks against plain h5py) of an existing audio.hdf5")
+    ap.add_argument(
+        "--read",
+        type=Path,
+        metavar="AUDIO_HDF5",
+        help="only time training reads (FrameBlocks against plain h5py) of an existing audio.hdf5",
+    )
     args = ap.parse_args()
     args.data = args.data.resolve()
 
@@ -834,8 +976,10 @@ def main():
     print(text)
     if args.out:
         with open(args.out, "a") as f:
-            f.write(f"\n## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n{machine()}\n"
-                    f"Command: `python benchmarks/bench.py {' '.join(sys.argv[1:])}`\n\n{text}")
+            f.write(
+                f"\n## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n{machine()}\n"
+                f"Command: `python benchmarks/bench.py {' '.join(sys.argv[1:])}`\n\n{text}"
+            )
 
 
 if __name__ == "__main__":

@@ -12,16 +12,25 @@ import sys
 from pathlib import Path
 
 from . import config
-from .exceptions import BadInputError, PipelineError, Problem
 from .cluster import ClusterSpec
+from .exceptions import BadInputError, PipelineError, Problem
 from .run import RunResult, run
 
 #: Where a run with no input synthesizes its dataset and writes its output (relative to the current folder).
 DEFAULT_DATA = Path("data")
 
 
-def preprocess(input=None, outdir=None, *, client=None, config_file=None, overwrite: bool = False,
-               progress: bool | None = None, echo=None, **options) -> RunResult:
+def preprocess(
+    input=None,
+    outdir=None,
+    *,
+    client=None,
+    config_file=None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    echo=None,
+    **options,
+) -> RunResult:
     """Turn a dataset into ``outdir/audio.hdf5`` (and ``audio.zarr``): exactly what ``audioprep run`` does.
 
     Parameters
@@ -76,14 +85,31 @@ def preprocess(input=None, outdir=None, *, client=None, config_file=None, overwr
         command line's name options (``--pad-short``).
     """
     try:
-        return command_line_run(input, outdir, client=client, config_file=config_file, overwrite=overwrite,
-                                progress=progress, echo=echo, **options)
+        return command_line_run(
+            input,
+            outdir,
+            client=client,
+            config_file=config_file,
+            overwrite=overwrite,
+            progress=progress,
+            echo=echo,
+            **options,
+        )
     except PipelineError as e:
-        raise _in_python_words(e)  # the same error, naming keyword arguments where the CLI names --flags
+        raise _in_python_words(e) from None  # the same error, naming keyword arguments where the CLI names --flags
 
 
-def command_line_run(input=None, outdir=None, *, client=None, config_file=None, overwrite: bool = False,
-                     progress: bool | None = None, echo=None, **options) -> RunResult:
+def command_line_run(
+    input=None,
+    outdir=None,
+    *,
+    client=None,
+    config_file=None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    echo=None,
+    **options,
+) -> RunResult:
     """What :func:`preprocess` runs, its messages in the command line's words (``--pad-short``): ``audioprep
     run`` calls it."""
     import dask
@@ -95,17 +121,22 @@ def command_line_run(input=None, outdir=None, *, client=None, config_file=None, 
 
         near = {k: difflib.get_close_matches(k, sorted(known), n=1) for k in unknown}
         hints = "; ".join(f"{k}: did you mean {near[k][0]}?" if near[k] else k for k in unknown)
-        raise TypeError(f"preprocess() got unknown keyword argument(s) ({hints}); 'audioprep run --help' lists "
-                        "the options, by their Python names")
+        raise TypeError(
+            f"preprocess() got unknown keyword argument(s) ({hints}); 'audioprep run --help' lists "
+            "the options, by their Python names"
+        )
     if client is not None:
-        cluster_settings = sorted(k for k in (*config.RUN_SETTINGS, *config.JOBQUEUE_KEYS)
-                                  if options.get(k.replace("-", "_")) is not None)
+        cluster_settings = sorted(
+            k for k in (*config.RUN_SETTINGS, *config.JOBQUEUE_KEYS) if options.get(k.replace("-", "_")) is not None
+        )
         if cluster_settings:
             from .exceptions import ParameterError
 
             given = ", ".join(f"{k}={options[k.replace('-', '_')]!r}" for k in cluster_settings)
-            raise ParameterError(f"{given} with client=: the run uses the workers of the client given, and these "
-                                 "settings are for a cluster audioprep starts; leave them out, or the client")
+            raise ParameterError(
+                f"{given} with client=: the run uses the workers of the client given, and these "
+                "settings are for a cluster audioprep starts; leave them out, or the client"
+            )
     file = config.load_run_config(config_file) if config_file else None
     settings = config.resolve_settings({**options, "input": input, "outdir": outdir}, file)
     if progress is None:
@@ -122,9 +153,18 @@ def command_line_run(input=None, outdir=None, *, client=None, config_file=None, 
         settings.options["input"] = str(genres.resolve())
     settings.options["outdir"] = settings.outdir or str(DEFAULT_DATA.resolve())
     with dask.config.set(settings.runtime):  # the file's and the given settings, for this run only
-        return run(settings.input, settings.outdir, settings.params, spec=ClusterSpec(jobqueue=settings.jobqueue),
-                   client=client, **settings.run_kwargs(), overwrite=overwrite, progress=progress, echo=echo,
-                   config_text=config.dump_run_config(settings))
+        return run(
+            settings.input,
+            settings.outdir,
+            settings.params,
+            spec=ClusterSpec(jobqueue=settings.jobqueue),
+            client=client,
+            **settings.run_kwargs(),
+            overwrite=overwrite,
+            progress=progress,
+            echo=echo,
+            config_text=config.dump_run_config(settings),
+        )
 
 
 def _known_options() -> set:
@@ -132,8 +172,12 @@ def _known_options() -> set:
 
     from .params import Params
 
-    return ({f.name for f in dataclasses.fields(Params)} | {o.dest for o in config.RUN_OPTIONS if not o.path}
-            | {k.replace("-", "_") for k in config.RUN_SETTINGS} | set(config.JOBQUEUE_KEYS))
+    return (
+        {f.name for f in dataclasses.fields(Params)}
+        | {o.dest for o in config.RUN_OPTIONS if not o.path}
+        | {k.replace("-", "_") for k in config.RUN_SETTINGS}
+        | set(config.JOBQUEUE_KEYS)
+    )
 
 
 _FLAG = re.compile(r"(?<![\w-])--(no-)?([a-z][a-z0-9-]*)")

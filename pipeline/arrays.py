@@ -12,8 +12,9 @@ Every array is float32 of shape ``(genres, clips, Nframes, 2, size)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from . import kernels
 
@@ -32,7 +33,7 @@ class OutputArray:
     panel: str  # how 'audioprep show' draws it: "waveform", "spectrogram" (dB) or "diverging"
     axis: Callable = None  # axis(attrs) -> {coordinate: (dims, values, attrs)} of the last dimension
 
-    def size(self, params: "Params") -> int:
+    def size(self, params: Params) -> int:
         return params.na if self.last == "sample" else params.ns
 
     def dims(self, clip_dims=("genre", "clip")) -> tuple:
@@ -57,10 +58,11 @@ def _bin_axis(attrs: dict) -> dict:
     from .pitch import cqt_frequencies, note_name
 
     freqs = cqt_frequencies(int(attrs["ns"]), fmin=float(attrs["fmin"]), bins_per_octave=int(attrs["bins_per_octave"]))
-    return {"bin": (("bin",), np.arange(int(attrs["ns"])), {}),
-            "frequency": (("bin",), freqs, {"units": "Hz"}),
-            "note": (("bin",), np.array([note_name(f, cents=True).replace("+0", "") for f in freqs], dtype=object),
-                     {})}
+    return {
+        "bin": (("bin",), np.arange(int(attrs["ns"])), {}),
+        "frequency": (("bin",), freqs, {"units": "Hz"}),
+        "note": (("bin",), np.array([note_name(f, cents=True).replace("+0", "") for f in freqs], dtype=object), {}),
+    }
 
 
 def _frame(y, p):
@@ -68,8 +70,9 @@ def _frame(y, p):
 
 
 def _cqt(y, p):
-    return kernels.cqt_streams(y, sr=p.sr, na=p.na, fmin=p.fmin, ns=p.ns, n_octaves=p.n_octaves, nframes=p.nframes,
-                                precision=p.precision)
+    return kernels.cqt_streams(
+        y, sr=p.sr, na=p.na, fmin=p.fmin, ns=p.ns, n_octaves=p.n_octaves, nframes=p.nframes, precision=p.precision
+    )
 
 
 def _lcn(Xs, p):
@@ -77,11 +80,14 @@ def _lcn(Xs, p):
 
 
 #: The arrays in the order they are computed and written.
-ARRAYS = {a.name: a for a in (
-    OutputArray("Xa", "raw frames", "frame", ("y",), _frame, "sample", "waveform", _sample_axis),
-    OutputArray("Xs", "constant-Q spectrogram magnitude", "cqt", ("y",), _cqt, "bin", "spectrogram", _bin_axis),
-    OutputArray("Xn", "local contrast normalization of Xs", "lcn", ("Xs",), _lcn, "bin", "diverging", _bin_axis),
-)}
+ARRAYS = {
+    a.name: a
+    for a in (
+        OutputArray("Xa", "raw frames", "frame", ("y",), _frame, "sample", "waveform", _sample_axis),
+        OutputArray("Xs", "constant-Q spectrogram magnitude", "cqt", ("y",), _cqt, "bin", "spectrogram", _bin_axis),
+        OutputArray("Xn", "local contrast normalization of Xs", "lcn", ("Xs",), _lcn, "bin", "diverging", _bin_axis),
+    )
+}
 
 #: Array names, in the order they are written.
 DATASETS = tuple(ARRAYS)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .exceptions import ParameterError
 
@@ -92,6 +93,7 @@ def whole(lo: int | None = None, hi=None, *, optional: bool = False, why="") -> 
     ``hi`` (a number, or a function giving one when a value is checked: this machine's cores) is the upper
     bound every setting has, and ``why`` says where it comes from.
     """
+
     def convert(value):
         if isinstance(value, bool) or isinstance(value, float):
             raise Invalid
@@ -115,6 +117,7 @@ def whole(lo: int | None = None, hi=None, *, optional: bool = False, why="") -> 
 def number(*, above: float = 0.0, at_least: float | None = None, at_most: float | None = None, why="") -> Rule:
     """A finite number greater than ``above`` (or, given ``at_least``, not less than it), and at most ``at_most``
     (``why`` says why).  ``-0`` is ``0``."""
+
     def convert(value):
         if isinstance(value, bool):
             raise Invalid
@@ -133,6 +136,7 @@ def number(*, above: float = 0.0, at_least: float | None = None, at_most: float 
 
 def flag() -> Rule:
     """A yes/no setting: a YAML bool, or the words true/false, yes/no, on/off, 1/0 (any case)."""
+
     def convert(value):
         if isinstance(value, bool):
             return value
@@ -167,8 +171,9 @@ def size(*, minimum: int, maximum=None, auto: bool = False, optional: bool = Fal
     def text():
         top = _bound(maximum)
         most = f" and at most {format_bytes(top)}" if top is not None else ""
-        return (("'auto' or " if auto else "") + f"a size of at least {minimum // 2**20} MiB{most}{_why(why)} "
-                "(e.g. 2GiB, 500MB)")
+        return (
+            "'auto' or " if auto else ""
+        ) + f"a size of at least {minimum // 2**20} MiB{most}{_why(why)} (e.g. 2GiB, 500MB)"
 
     return Rule(convert, text, optional, "SIZE")
 
@@ -195,6 +200,7 @@ def duration(*, optional: bool = False) -> Rule:
 
 def walltime() -> Rule:
     """A batch job's walltime: ``[D-]HH:MM:SS``, ``HH:MM`` or minutes, as the schedulers take it."""
+
     def convert(value):
         text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else None
         m = re.fullmatch(r"(?:(\d{1,9})-)?(\d{1,9})((?::[0-5]?\d){0,2})", text or "")
@@ -203,18 +209,23 @@ def walltime() -> Rule:
         parts = [int(x) for x in m.group(3).split(":")[1:]]
         days, first = int(m.group(1) or 0), int(m.group(2))
         hours = parts or m.group(1)  # HH:MM[:SS] or D-HH; else minutes
-        seconds = days * 86400 + (first * 3600 if hours else first * 60) + sum(x * 60 ** (1 - i)
-                                                                               for i, x in enumerate(parts))
+        seconds = (
+            days * 86400 + (first * 3600 if hours else first * 60) + sum(x * 60 ** (1 - i) for i, x in enumerate(parts))
+        )
         if seconds > LONGEST:
             raise Invalid
         return text
 
-    return Rule(convert, "a walltime such as 01:00:00 (HH:MM:SS), 2-00:00:00 or 90 (minutes), at most a year",
-                metavar="HH:MM:SS")
+    return Rule(
+        convert,
+        "a walltime such as 01:00:00 (HH:MM:SS), 2-00:00:00 or 90 (minutes), at most a year",
+        metavar="HH:MM:SS",
+    )
 
 
 def text(*, optional: bool = False, most: int = 255, why: str = "a name") -> Rule:
     """A non-empty string without line breaks, of at most ``most`` characters (``why`` says why)."""
+
     def convert(value):
         value = _text(value)
         if not value or "\n" in value or len(value) > most:
@@ -226,6 +237,7 @@ def text(*, optional: bool = False, most: int = 255, why: str = "a name") -> Rul
 
 def choice(options: tuple) -> Rule:
     """One of ``options`` (any case)."""
+
     def convert(value):
         value = _text(value).lower()
         if value not in options:
@@ -243,6 +255,7 @@ def _port(text: str) -> int:
 
 def host_port() -> Rule:
     """Where a service listens: ``HOST:PORT``, ``:PORT`` (every interface) or a port number; port 0 = any free."""
+
     def convert(value):
         if isinstance(value, int) and not isinstance(value, bool):
             return f":{_port(str(value))}"
@@ -261,6 +274,7 @@ def host_port() -> Rule:
 def choice_or_address(kinds: Callable[[], tuple]) -> Rule:
     """One of ``kinds()`` (asked when a value is checked), or a scheduler address ``tcp://HOST:PORT`` /
     ``tls://HOST:PORT``."""
+
     def convert(value):
         value = _text(value)
         if value.lower() in kinds():
@@ -271,5 +285,6 @@ def choice_or_address(kinds: Callable[[], tuple]) -> Rule:
         _port(m.group(3))
         return value
 
-    return Rule(convert, lambda: f"one of {', '.join(kinds())}, or a scheduler address tcp://HOST:PORT",
-                metavar="KIND|ADDRESS")
+    return Rule(
+        convert, lambda: f"one of {', '.join(kinds())}, or a scheduler address tcp://HOST:PORT", metavar="KIND|ADDRESS"
+    )

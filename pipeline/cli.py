@@ -20,16 +20,18 @@ from .config import JOBQUEUE_KEYS
 from .exceptions import BadInputError, IncompleteError, PipelineError, Terminated, escaped
 from .ingest import ingest as ingest_folder
 from .output import describe
-from .output.reader import slot_ranges
 from .output.files import is_storage_error
+from .output.reader import slot_ranges
 from .params import Params
 from .plot import show_clip, show_summary
 from .synth import synth_dataset
 
 #: Said in the script 'cluster job-script' prints: its scheduler address and credentials are this preview's.
-JOB_SCRIPT_NOTE = ("# audioprep: a preview. The scheduler address (tls://...:PORT) and the credential files below are "
-                   "placeholders;\n# a run starts its own scheduler and writes its own address and credentials "
-                   "into the scripts it submits.")
+JOB_SCRIPT_NOTE = (
+    "# audioprep: a preview. The scheduler address (tls://...:PORT) and the credential files below are "
+    "placeholders;\n# a run starts its own scheduler and writes its own address and credentials "
+    "into the scripts it submits."
+)
 
 
 def _fail(exc: BaseException) -> None:
@@ -66,8 +68,11 @@ def handle_errors(fn):
         except OSError as e:
             if not is_storage_error(e):
                 _bug(e)
-            click.echo(f"error: {e.filename or 'the output'}: {e.strerror}; free space or fix permissions, then run "
-                       "the same command again", err=True)
+            click.echo(
+                f"error: {e.filename or 'the output'}: {e.strerror}; free space or fix permissions, then run "
+                "the same command again",
+                err=True,
+            )
             sys.exit(1)
         except Exception as e:
             _bug(e)
@@ -80,8 +85,11 @@ def handle_errors(fn):
 def _bug(e: Exception):
     if os.environ.get("AUDIOPREP_DEBUG") == "1":
         raise e
-    click.echo(f"error: unexpected {type(e).__name__}: {e}; this is a bug in audioprep: please report it "
-               "with the traceback that AUDIOPREP_DEBUG=1 shows", err=True)
+    click.echo(
+        f"error: unexpected {type(e).__name__}: {e}; this is a bug in audioprep: please report it "
+        "with the traceback that AUDIOPREP_DEBUG=1 shows",
+        err=True,
+    )
     sys.exit(70)
 
 
@@ -111,9 +119,12 @@ def _param_option(f):
 
 def param_options(fn=None, *, ingest_only: bool = False):
     """The numerical parameters (:class:`Params` fields) as options; ``ingest_only``: those ingest takes."""
+
     def deco(fn):
-        return _add(fn, [_param_option(f) for f in dataclasses.fields(Params)
-                         if f.metadata["ingest"] or not ingest_only])
+        return _add(
+            fn, [_param_option(f) for f in dataclasses.fields(Params) if f.metadata["ingest"] or not ingest_only]
+        )
+
     return deco(fn) if fn is not None else deco
 
 
@@ -170,8 +181,17 @@ def _setup_logging(verbose: int) -> None:
     os.environ["AUDIOPREP_VERBOSE"] = str(verbose)
     quiet = dask_level if verbose else "critical"
     # Read as distributed is imported (after this): its defaults would let tornado.application's errors through.
-    dask.config.set({"logging": {"distributed": dask_level, "tornado": "critical", "tornado.application": quiet,
-                                 "bokeh": quiet, "asyncio": quiet}})
+    dask.config.set(
+        {
+            "logging": {
+                "distributed": dask_level,
+                "tornado": "critical",
+                "tornado.application": quiet,
+                "bokeh": quiet,
+                "asyncio": quiet,
+            }
+        }
+    )
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
     # asyncio: a connection the closing cluster cut ("Future exception was never retrieved ... CommClosedError")
@@ -191,8 +211,7 @@ def _progress_enabled(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True,
-                             "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100})
 @click.version_option(__version__, prog_name="audioprep")
 def main():
     """audioprep: turn a music-audio dataset (GTZAN-style) into training arrays.
@@ -218,9 +237,13 @@ def main():
 @_setting_option("adapt-min")
 @_setting_option("adapt-max")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs made from other parameters or input")
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Run configuration file (as 'audioprep config' prints, or OUTDIR/audio.config.yaml of an "
-                   "earlier run); options given here override it")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Run configuration file (as 'audioprep config' prints, or OUTDIR/audio.config.yaml of an "
+    "earlier run); options given here override it",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or status lines")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug)")
 @handle_errors
@@ -242,8 +265,15 @@ def run(quiet, verbose, config_file, overwrite, **options):
 
     progress = _progress_enabled(quiet)
     say = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
-    res = command_line_run(options.pop("input"), options.pop("outdir"), config_file=config_file,
-                           overwrite=overwrite, progress=progress, echo=say, **options)
+    res = command_line_run(
+        options.pop("input"),
+        options.pop("outdir"),
+        config_file=config_file,
+        overwrite=overwrite,
+        progress=progress,
+        echo=say,
+        **options,
+    )
     _print_summary(res, quiet)
 
 
@@ -256,28 +286,47 @@ def _print_summary(res, quiet: bool) -> None:
         for line in res.bad:
             click.echo(f"  {escaped(line)}", err=True)
     if res.empty_genres:
-        click.echo(f"no valid clip in {len(res.empty_genres)} genre(s): {', '.join(res.empty_genres)} (every slot "
-                   "bad or missing: zero and flagged invalid)", err=True)
+        click.echo(
+            f"no valid clip in {len(res.empty_genres)} genre(s): {', '.join(res.empty_genres)} (every slot "
+            "bad or missing: zero and flagged invalid)",
+            err=True,
+        )
     if res.missing and not quiet:
-        click.echo(f"{len(res.missing)} missing slot(s) of genres with fewer clips (--pad), zero-filled and "
-                   f"flagged invalid: {slot_ranges(res.missing)}", err=True)
+        click.echo(
+            f"{len(res.missing)} missing slot(s) of genres with fewer clips (--pad), zero-filled and "
+            f"flagged invalid: {slot_ranges(res.missing)}",
+            err=True,
+        )
     if quiet:
         return
     mb = res.bytes_written / 1e6
-    click.echo(f"{res.computed} clips computed ({res.resumed} resumed, {len(res.bad)} bad, {len(res.missing)} "
-               f"missing) of {res.clips} in {res.seconds:.1f} s ({res.clips_per_second:.2f} clips/s); "
-               f"{mb:.1f} MB of arrays written; {res.hdf5_path}: {res.hdf5_bytes / 1e6:.1f} MB")
-    click.echo(f"{res.zarr_path} is needed only to resume or extend this run: deleting it now costs nothing "
-               "(the same command still finds audio.hdf5 up to date)", err=True)
+    click.echo(
+        f"{res.computed} clips computed ({res.resumed} resumed, {len(res.bad)} bad, {len(res.missing)} "
+        f"missing) of {res.clips} in {res.seconds:.1f} s ({res.clips_per_second:.2f} clips/s); "
+        f"{mb:.1f} MB of arrays written; {res.hdf5_path}: {res.hdf5_bytes / 1e6:.1f} MB"
+    )
+    click.echo(
+        f"{res.zarr_path} is needed only to resume or extend this run: deleting it now costs nothing "
+        "(the same command still finds audio.hdf5 up to date)",
+        err=True,
+    )
 
 
 @main.command(short_help="Convert a genres folder into a gtzan.hdf5.")
 @click.argument("genres_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("gtzan.hdf5"),
-              help="The gtzan.hdf5 to write")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("gtzan.hdf5"),
+    help="The gtzan.hdf5 to write",
+)
 @param_options(ingest_only=True)
-@click.option("--skip-bad", is_flag=True, help="Go on without bad clips: zero columns, recorded as bad in the "
-                                                "file (a run on it reports them again)")
+@click.option(
+    "--skip-bad",
+    is_flag=True,
+    help="Go on without bad clips: zero columns, recorded as bad in the file (a run on it reports them again)",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar")
 @handle_errors
@@ -290,8 +339,15 @@ def ingest(genres_dir, output, skip_bad, overwrite, quiet, **kw):
     (its own length, why it is bad) and a run on the file uses it.
     """
     bad = []
-    out = ingest_folder(genres_dir, output, config.resolve_settings(kw).params, overwrite=overwrite,
-                        skip_bad=skip_bad, progress=_progress_enabled(quiet), echo=bad.append)
+    out = ingest_folder(
+        genres_dir,
+        output,
+        config.resolve_settings(kw).params,
+        overwrite=overwrite,
+        skip_bad=skip_bad,
+        progress=_progress_enabled(quiet),
+        echo=bad.append,
+    )
     if bad:
         click.echo(f"{len(bad)} bad clip(s) left out as zero columns, recorded as bad in {out}:", err=True)
         for line in bad:
@@ -304,8 +360,12 @@ def ingest(genres_dir, output, skip_bad, overwrite, quiet, **kw):
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--genres", type=click.IntRange(1, 1000), default=10, help="Number of genres")
 @click.option("--clips", type=click.IntRange(1, 100000), default=100, help="Clips per genre")
-@click.option("--seconds", type=click.FloatRange(min=0.1), default=None,
-              help="Length of every clip  [default: drawn from GTZAN's 660000 to 675808 samples]")
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Length of every clip  [default: drawn from GTZAN's 660000 to 675808 samples]",
+)
 @click.option("--seed", type=int, default=0, help="Random seed; the same seed gives the same files")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar")
 @handle_errors
@@ -315,8 +375,9 @@ def synth(out_dir, genres, clips, seconds, seed, quiet):
     16-bit PCM at 22050 Hz; each genre has its own tempo, register, harmony and
     percussion.  Existing files are kept.
     """
-    root = synth_dataset(out_dir, genres=genres, clips=clips, seconds=seconds, seed=seed,
-                         progress=_progress_enabled(quiet))
+    root = synth_dataset(
+        out_dir, genres=genres, clips=clips, seconds=seconds, seed=seed, progress=_progress_enabled(quiet)
+    )
     if not quiet:
         click.echo(f"wrote {genres} genres x {clips} clips under {root}")
 
@@ -341,8 +402,13 @@ def info(path):
 @click.option("--stream", type=click.IntRange(0, 1), default=0, help="0 = aligned frames, 1 = overlapped frames")
 @click.option("--seconds", type=click.FloatRange(min=0.05), default=2.0, help="Length of the waveform stretch")
 @click.option("--summary", is_flag=True, help="Instead of one clip: the mean CQT spectrum of each genre")
-@click.option("-o", "--output-png", "png", type=click.Path(dir_okay=False, path_type=Path),
-              help="PNG file to write  [default: <genre>-<clip>.png or summary.png]")
+@click.option(
+    "-o",
+    "--output-png",
+    "png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PNG file to write  [default: <genre>-<clip>.png or summary.png]",
+)
 @handle_errors
 def show(output, genre, clip, stream, seconds, summary, png):
     """Plot one clip of OUTPUT (audio.hdf5 or audio.zarr): waveform, CQT (dB) and LCN.
@@ -362,8 +428,12 @@ def show(output, genre, clip, stream, seconds, summary, png):
 
 
 @main.command("config", short_help="Print the effective configuration as commented YAML.")
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Start from this run configuration file")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Start from this run configuration file",
+)
 @param_options
 @handle_errors
 def config_cmd(config_file, **options):

@@ -60,12 +60,17 @@ MAX_JOB_CORES = 4096
 #: bound, and says where it comes from.
 RUNTIME_RULES = {
     "cluster": checks.choice_or_address(cluster_kinds),
-    "workers": checks.whole(1, _max_workers, optional=True,
-                            why=lambda: f"a local worker holds about {WORKER_BYTES // 2**20} MB before its first "
-                                        f"clip, and this machine has {machine_memory() / 2**30:.1f} GiB"),
+    "workers": checks.whole(
+        1,
+        _max_workers,
+        optional=True,
+        why=lambda: (
+            f"a local worker holds about {WORKER_BYTES // 2**20} MB before its first "
+            f"clip, and this machine has {machine_memory() / 2**30:.1f} GiB"
+        ),
+    ),
     "threads-per-worker": checks.whole(1, machine_cores, why=lambda: f"this machine's {machine_cores()} cores"),
-    "memory-limit": checks.size(minimum=100 * 2**20, maximum=machine_memory, auto=True,
-                                why="this machine's memory"),
+    "memory-limit": checks.size(minimum=100 * 2**20, maximum=machine_memory, auto=True, why="this machine's memory"),
     "tls": checks.flag(),
     "warm-start": checks.flag(),
     "dashboard-address": checks.host_port(),
@@ -123,21 +128,52 @@ PATH_MAX = 4096
 
 #: The run options, in the order 'audioprep config' writes them.
 RUN_OPTIONS = (
-    RunOption("input", "a genres folder ROOT/<genre>/<file>, a gtzan.hdf5 or a manifest .csv",
-              checks.text(optional=True, most=PATH_MAX, why="PATH_MAX"), path=True, argument=True),
-    RunOption("outdir", "folder for audio.zarr, audio.hdf5 and the run summary; not inside INPUT",
-              checks.text(optional=True, most=PATH_MAX, why="PATH_MAX"), shown="data", short="-o", path=True),
+    RunOption(
+        "input",
+        "a genres folder ROOT/<genre>/<file>, a gtzan.hdf5 or a manifest .csv",
+        checks.text(optional=True, most=PATH_MAX, why="PATH_MAX"),
+        path=True,
+        argument=True,
+    ),
+    RunOption(
+        "outdir",
+        "folder for audio.zarr, audio.hdf5 and the run summary; not inside INPUT",
+        checks.text(optional=True, most=PATH_MAX, why="PATH_MAX"),
+        shown="data",
+        short="-o",
+        path=True,
+    ),
     RunOption("skip-bad", "go on without bad clips: zero them, flag them invalid, list them", checks.flag()),
-    RunOption("pad", "allow genres with different numbers of clips: the shorter genres' last slots are missing "
-                     "(zero, flagged invalid, listed)", checks.flag()),
-    RunOption("path-column", "a manifest's column of clip paths, relative to the manifest's folder",
-              checks.text(optional=True), shown="the first of path, filepath, filename, file, ..."),
-    RunOption("label-column", "a manifest's column of labels", checks.text(optional=True),
-              shown="the first of label, genre, genre_top, class, category"),
-    RunOption("format", f"the input's format, one of {', '.join(INPUT_FORMATS)}, where its content should not "
-              "decide it", checks.text(optional=True), shown="the input's content decides"),
-    RunOption("audio", "an MTG-Jamendo .tsv's audio folder, which its PATH column is relative to",
-              checks.text(optional=True), shown="the .tsv's folder"),
+    RunOption(
+        "pad",
+        "allow genres with different numbers of clips: the shorter genres' last slots are missing "
+        "(zero, flagged invalid, listed)",
+        checks.flag(),
+    ),
+    RunOption(
+        "path-column",
+        "a manifest's column of clip paths, relative to the manifest's folder",
+        checks.text(optional=True),
+        shown="the first of path, filepath, filename, file, ...",
+    ),
+    RunOption(
+        "label-column",
+        "a manifest's column of labels",
+        checks.text(optional=True),
+        shown="the first of label, genre, genre_top, class, category",
+    ),
+    RunOption(
+        "format",
+        f"the input's format, one of {', '.join(INPUT_FORMATS)}, where its content should not decide it",
+        checks.text(optional=True),
+        shown="the input's content decides",
+    ),
+    RunOption(
+        "audio",
+        "an MTG-Jamendo .tsv's audio folder, which its PATH column is relative to",
+        checks.text(optional=True),
+        shown="the .tsv's folder",
+    ),
 )
 
 
@@ -180,7 +216,7 @@ class RunSettings:
 
     params: Params
     options: dict = field(default_factory=dict)
-    runtime: dict = field(default_factory=dict)   # dotted audioprep.* keys for dask.config.set
+    runtime: dict = field(default_factory=dict)  # dotted audioprep.* keys for dask.config.set
     jobqueue: dict = field(default_factory=dict)  # explicit per-job settings (over jobqueue.<kind>.*)
 
     def __getattr__(self, name):
@@ -221,8 +257,12 @@ def resolve_settings(options: dict | None = None, file: dict | None = None) -> R
     file_runtime = file.get("audioprep") or {}
     runtime = _dotted({k: v for k, v in file_runtime.items() if k != "jobqueue"}, "audioprep")
     jobqueue = {k: v for k, v in (file_runtime.get("jobqueue") or {}).items() if v is not None}
-    runtime.update(_dotted({k: v for k, v in (file_runtime.get("jobqueue") or {}).items()
-                            if k not in JOBQUEUE_KEYS}, "audioprep.jobqueue"))
+    runtime.update(
+        _dotted(
+            {k: v for k, v in (file_runtime.get("jobqueue") or {}).items() if k not in JOBQUEUE_KEYS},
+            "audioprep.jobqueue",
+        )
+    )
     for key in RUN_SETTINGS:
         if options.get(key.replace("-", "_")) is not None:
             runtime[f"audioprep.{key}"] = options[key.replace("-", "_")]
@@ -239,8 +279,12 @@ def resolve_settings(options: dict | None = None, file: dict | None = None) -> R
             run[o.key] = str(Path(value).resolve()) if o.path else value
         else:
             run[o.key] = file.get(o.key, False if o.flag else None)
-    return RunSettings(params=Params.from_dict(values), options=run, runtime=runtime,
-                       jobqueue={k: v for k, v in jobqueue.items() if k in JOBQUEUE_KEYS})
+    return RunSettings(
+        params=Params.from_dict(values),
+        options=run,
+        runtime=runtime,
+        jobqueue={k: v for k, v in jobqueue.items() if k in JOBQUEUE_KEYS},
+    )
 
 
 def _where(key: str) -> str:
@@ -264,22 +308,26 @@ def check_runtime(runtime: dict, jobqueue: dict) -> tuple:
         ns = copy.deepcopy(dict(dask.config.get("audioprep")))
     nested = ns.pop("jobqueue", None) or {}
     if not isinstance(nested, dict):
-        raise ParameterError(f"audioprep.jobqueue={nested!r} must be a mapping of per-job settings "
-                             f"({', '.join(JOBQUEUE_KEYS)}, ...)")
+        raise ParameterError(
+            f"audioprep.jobqueue={nested!r} must be a mapping of per-job settings ({', '.join(JOBQUEUE_KEYS)}, ...)"
+        )
     given = {k.replace("_", "-"): v for k, v in ns.items()}
     given.update({f"jobqueue.{k.replace('_', '-')}": v for k, v in nested.items()})
     given.update({f"jobqueue.{k}": v for k, v in jobqueue.items()})
     for key in given:
         if key == "params" or key.startswith("params."):
-            raise ParameterError("audioprep.params is not a setting: the numerical parameters (nsamples, sr, ...) are "
-                                 "given as options (--nsamples 100) or in the params: section of a --config file "
-                                 "(as 'audioprep config' prints), not in the dask config or DASK_AUDIOPREP__* "
-                                 "variables")
+            raise ParameterError(
+                "audioprep.params is not a setting: the numerical parameters (nsamples, sr, ...) are "
+                "given as options (--nsamples 100) or in the params: section of a --config file "
+                "(as 'audioprep config' prints), not in the dask config or DASK_AUDIOPREP__* "
+                "variables"
+            )
         if key not in RUNTIME_RULES:
             near = difflib.get_close_matches(key, list(RUNTIME_RULES), n=1)
             hint = f"did you mean audioprep.{near[0]}? " if near else ""
-            raise ParameterError(f"audioprep.{key} is not a setting; {hint}the settings are listed by "
-                                 "'audioprep config'")
+            raise ParameterError(
+                f"audioprep.{key} is not a setting; {hint}the settings are listed by 'audioprep config'"
+            )
     checked = {key: rule(key.rsplit(".", 1)[-1], given.get(key), _where(key)) for key, rule in RUNTIME_RULES.items()}
     lo, hi = checked["adapt-min"], checked["adapt-max"]
     if lo is not None and hi is not None and lo > hi:
@@ -293,20 +341,34 @@ def _check_namespace() -> None:
     """Refuse a ``DASK_AUDIOPREP=5`` (or ``audioprep: 5`` in a dask config file), and the same of its
     ``jobqueue`` section: dask.config would drop it without a word, under the packaged defaults."""
     sources = [("the environment", dask.config.collect_env())]
-    sources += [("a dask config file in " + str(path), found) for path in dask.config.paths
-                for found in dask.config.collect_yaml(paths=[path]) if isinstance(found, dict)]
+    sources += [
+        ("a dask config file in " + str(path), found)
+        for path in dask.config.paths
+        for found in dask.config.collect_yaml(paths=[path])
+        if isinstance(found, dict)
+    ]
     for where, found in sources:
         ns = found.get("audioprep", {})
         jobqueue = ns.get("jobqueue", {}) if isinstance(ns, dict) else {}
-        bad = ("audioprep", ns, "WORKERS=4") if not isinstance(ns, dict) else \
-            ("audioprep.jobqueue", jobqueue, "JOBQUEUE__CORES=4") if not isinstance(jobqueue, dict) else None
+        bad = (
+            ("audioprep", ns, "WORKERS=4")
+            if not isinstance(ns, dict)
+            else ("audioprep.jobqueue", jobqueue, "JOBQUEUE__CORES=4")
+            if not isinstance(jobqueue, dict)
+            else None
+        )
         if bad is None:
             continue
         key, value, example = bad
-        given = f"DASK_{key.upper().replace('.', '__')}={checks.shown(value)}" if where == "the environment" else \
-            f"{key}: {checks.shown(value)} in {where}"
-        raise ParameterError(f"{given} is not a setting: {key} holds settings by name (e.g. DASK_AUDIOPREP__"
-                             f"{example}, or a mapping in a dask config file), as 'audioprep config' lists them")
+        given = (
+            f"DASK_{key.upper().replace('.', '__')}={checks.shown(value)}"
+            if where == "the environment"
+            else f"{key}: {checks.shown(value)} in {where}"
+        )
+        raise ParameterError(
+            f"{given} is not a setting: {key} holds settings by name (e.g. DASK_AUDIOPREP__"
+            f"{example}, or a mapping in a dask config file), as 'audioprep config' lists them"
+        )
 
 
 def _dotted(d: dict, prefix: str) -> dict:
@@ -334,8 +396,10 @@ def dump_run_config(settings: RunSettings) -> str:
     """A run configuration as YAML, with a comment on every key."""
     notes = comments()
     param_help = {f.name: f.metadata["help"] for f in dataclasses.fields(Params)}
-    lines = ["# audioprep run configuration. 'audioprep run --config FILE' repeats the run;",
-             "# command-line options override what is written here."]
+    lines = [
+        "# audioprep run configuration. 'audioprep run --config FILE' repeats the run;",
+        "# command-line options override what is written here.",
+    ]
 
     def emit(key, value, comment, indent):
         pad = " " * indent
@@ -345,8 +409,9 @@ def dump_run_config(settings: RunSettings) -> str:
 
     for o in RUN_OPTIONS:
         emit(o.key, settings.options[o.key], o.help, 0)
-    lines.append("params:".ljust(40) + "  # numerical parameters: these decide the output ('audioprep run "
-                 "--help' explains each)")
+    lines.append(
+        "params:".ljust(40) + "  # numerical parameters: these decide the output ('audioprep run --help' explains each)"
+    )
     for key, value in settings.params.to_dict().items():
         emit(key, value, param_help[key], 2)
     lines.append("audioprep:".ljust(40) + "  # runtime and cluster settings (dask.config namespace 'audioprep')")
@@ -369,8 +434,10 @@ def load_run_config(path) -> dict:
     except OSError as e:
         raise ParameterError(f"--config {path}: cannot be read ({e.strerror})") from None
     except UnicodeDecodeError as e:
-        raise ParameterError(f"--config {path}: not a text file (byte {e.start} is not UTF-8); give a YAML file "
-                             "as 'audioprep config' prints") from None
+        raise ParameterError(
+            f"--config {path}: not a text file (byte {e.start} is not UTF-8); give a YAML file "
+            "as 'audioprep config' prints"
+        ) from None
     except yaml.YAMLError as e:
         raise ParameterError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(cfg, dict):
@@ -381,9 +448,11 @@ def load_run_config(path) -> dict:
         raise ParameterError(f"--config {path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
     for key in ("params", "audioprep"):
         if cfg.get(key) is not None and not isinstance(cfg[key], dict):
-            raise ParameterError(f"--config {path}: {key}={checks.shown(cfg[key])} must be a mapping of keys to "
-                                 "values, "
-                                 "as 'audioprep config' prints")
+            raise ParameterError(
+                f"--config {path}: {key}={checks.shown(cfg[key])} must be a mapping of keys to "
+                "values, "
+                "as 'audioprep config' prints"
+            )
     for o in RUN_OPTIONS:
         if o.key in cfg:
             cfg[o.key] = o.rule(o.key, cfg[o.key], f"--{o.key}" if not o.argument else o.key.upper())

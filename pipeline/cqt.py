@@ -73,7 +73,7 @@ def _stft_ones(y: np.ndarray, *, n_fft: int, hop_length: int, dtype, exact: bool
     real = np.float64 if exact else y.dtype
     pad = n_fft // 2
     padded = np.zeros(y.shape[-1] + 2 * pad, dtype=real)
-    padded[pad: pad + y.shape[-1]] = y
+    padded[pad : pad + y.shape[-1]] = y
     n = 1 + (padded.shape[0] - n_fft) // hop_length
     return scipy.fft.rfft(_frames(padded, n_fft, hop_length, n), axis=-1).T.astype(dtype, copy=False)
 
@@ -94,8 +94,9 @@ def build_plan(*, sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_o
     cdtype = np.complex64
     n_octaves = int(np.ceil(float(n_bins) / bins_per_octave))
     n_filters = min(bins_per_octave, n_bins)
-    freqs = librosa.interval_frequencies(n_bins=n_bins, fmin=fmin, intervals="equal",
-                                         bins_per_octave=bins_per_octave, sort=True)
+    freqs = librosa.interval_frequencies(
+        n_bins=n_bins, fmin=fmin, intervals="equal", bins_per_octave=bins_per_octave, sort=True
+    )
     alpha = filters._relative_bandwidth(freqs=freqs)
     _, cutoff = filters.wavelet_lengths(freqs=freqs, sr=sr, window="hann", filter_scale=1, gamma=0, alpha=alpha)
     nyquist = sr / 2.0
@@ -104,7 +105,7 @@ def build_plan(*, sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_o
     # Early downsampling: as many halvings as both the filters' cut-off and the hop allow.
     twos = (hop_length & -hop_length).bit_length() - 1
     count = min(max(0, int(np.ceil(np.log2(nyquist / cutoff)) - 1) - 1), max(0, twos - n_octaves + 1))
-    early = 2 ** count if count > 0 else 1
+    early = 2**count if count > 0 else 1
     sr_used, hop = (sr / float(early), hop_length // early) if count > 0 else (sr, hop_length)
     arrays = {"early": np.array(early), "n_bins": np.array(n_bins)}
     n_ffts, hops, halves, shapes = [], [], [], []
@@ -112,8 +113,9 @@ def build_plan(*, sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_o
     fft = librosa.get_fftlib()
     for i in range(n_octaves):
         sl = slice(-n_filters, None) if i == 0 else slice(-n_filters * (i + 1), -n_filters * i)
-        basis, lengths = filters.wavelet(freqs=freqs[sl], sr=my_sr, filter_scale=1, norm=1, pad_fft=True,
-                                         window="hann", gamma=0, alpha=alpha[sl])
+        basis, lengths = filters.wavelet(
+            freqs=freqs[sl], sr=my_sr, filter_scale=1, norm=1, pad_fft=True, window="hann", gamma=0, alpha=alpha[sl]
+        )
         n_fft = basis.shape[1]
         basis *= lengths[:, np.newaxis] / float(n_fft)
         fft_basis = fft.fft(basis, n=n_fft, axis=1)[:, : (n_fft // 2) + 1]
@@ -127,10 +129,14 @@ def build_plan(*, sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_o
         if halve:
             my_hop //= 2
             my_sr /= 2.0
-    lengths, _ = filters.wavelet_lengths(freqs=freqs, sr=sr_used, window="hann", filter_scale=1, gamma=0,
-                                         alpha=alpha)
-    arrays.update(n_fft=np.array(n_ffts), hop=np.array(hops), halve=np.array(halves), shape=np.array(shapes),
-                  sqrt_lengths=np.sqrt(lengths)[:, np.newaxis])
+    lengths, _ = filters.wavelet_lengths(freqs=freqs, sr=sr_used, window="hann", filter_scale=1, gamma=0, alpha=alpha)
+    arrays.update(
+        n_fft=np.array(n_ffts),
+        hop=np.array(hops),
+        halve=np.array(halves),
+        shape=np.array(shapes),
+        sqrt_lengths=np.sqrt(lengths)[:, np.newaxis],
+    )
     plan = CQTPlan(arrays)
     arrays["patch"] = np.array(plan.find_patch(hop_length))
     return arrays
@@ -149,20 +155,22 @@ class CQTPlan:
         self.patch_frames, self.patch_len = (int(n) for n in arrays.get("patch", (-1, 0)))
         self.octaves = []  # (fft_basis, n_fft, hop, halve)
         for i, shape in enumerate(arrays["shape"]):
-            basis = scipy.sparse.csr_matrix((arrays[f"data{i}"], arrays[f"indices{i}"], arrays[f"indptr{i}"]),
-                                            shape=tuple(int(n) for n in shape))
+            basis = scipy.sparse.csr_matrix(
+                (arrays[f"data{i}"], arrays[f"indices{i}"], arrays[f"indptr{i}"]), shape=tuple(int(n) for n in shape)
+            )
             self.octaves.append((basis, int(arrays["n_fft"][i]), int(arrays["hop"][i]), bool(arrays["halve"][i])))
         # The fast path: each octave's filters as a matrix over the FFT bins they touch, with the
         # resampling scales and 1 / sqrt(lengths) folded in; the bins of the output each octave fills.
         self.fast, scale, end = [], np.sqrt(float(self.early)) if self.early > 1 else 1.0, self.n_bins
         for basis, n_fft, hop, halve in self.octaves:
             rows = basis.shape[0] if end >= basis.shape[0] else end
-            sub = basis[basis.shape[0] - rows:]
+            sub = basis[basis.shape[0] - rows :]
             c0, c1 = int(sub.indices.min()), int(sub.indices.max()) + 1
-            w = sub[:, c0:c1].toarray().astype(np.complex128) * scale / self.sqrt_lengths[end - rows: end]
+            w = sub[:, c0:c1].toarray().astype(np.complex128) * scale / self.sqrt_lengths[end - rows : end]
             # sparse (no BLAS: a threaded BLAS's spinning threads would take the core from the FFTs between calls)
-            self.fast.append((scipy.sparse.csr_matrix(w.astype(np.complex64)), c0, c1, n_fft, hop, halve,
-                              end - rows, end))
+            self.fast.append(
+                (scipy.sparse.csr_matrix(w.astype(np.complex64)), c0, c1, n_fft, hop, halve, end - rows, end)
+            )
             end -= rows
             if halve:
                 scale *= np.sqrt(2.0)
@@ -190,7 +198,7 @@ class CQTPlan:
             if end < n_oct:
                 out[:end, :] = r[-end:, :cols]
             else:
-                out[end - n_oct: end, :] = r[:, :cols]
+                out[end - n_oct : end, :] = r[:, :cols]
             end -= n_oct
         out /= self.sqrt_lengths
         return out
@@ -214,7 +222,7 @@ class CQTPlan:
         for i, (w, c0, c1, n_fft, hop, halve, _, _) in enumerate(self.fast):
             pad = n_fft // 2
             padded = np.zeros(x.shape[-1] + 2 * pad, dtype=np.float32)
-            padded[pad: pad + x.shape[-1]] = x
+            padded[pad : pad + x.shape[-1]] = x
             # transformed along the first axis of the frames' transpose: the bins come out as rows, so the bins
             # the filters touch are one contiguous block for the sparse product (the same bits as axis=-1)
             D = scipy.fft.rfft(_frames(padded, n_fft, step_of(hop), count).T, axis=0)
@@ -230,24 +238,34 @@ class CQTPlan:
             out = np.empty((F, 2, self.n_bins), dtype=np.float32)
         shift = na // 2
         if self.frames_available(y.shape[-1] - shift) < F + 1:
-            raise ValueError(f"CQT gave {self.frames_available(y.shape[-1] - shift)} frames, needs at least "
-                             f"nframes+1={F + 1}")
+            raise ValueError(
+                f"CQT gave {self.frames_available(y.shape[-1] - shift)} frames, needs at least nframes+1={F + 1}"
+            )
         if not self.shared or self.patch_frames < 0 or self.octaves[0][2] * self.early != na:
             for s, ys in enumerate((y, y[shift:])):  # each stream on its own
                 self._chain(ys, lambda hop: hop, F, lambda i, R, s=s: np.abs(R, out=out[:, s, self.bins[i]]))
             return out
         # Frames half a hop apart: even ones the first stream's, odd ones the second's, i.e. (frames, 2, bins).
-        self._chain(y, lambda hop: hop // 2, 2 * F,
-                    lambda i, R: np.abs(R.reshape(F, 2, R.shape[-1]), out=out[:, :, self.bins[i]]))
+        self._chain(
+            y,
+            lambda hop: hop // 2,
+            2 * F,
+            lambda i, R: np.abs(R.reshape(F, 2, R.shape[-1]), out=out[:, :, self.bins[i]]),
+        )
         K = min(self.patch_frames, F)
         if K:  # the second stream's first frames, from its own start: a prefix long enough for them
-            self._chain(y[shift: shift + self.patch_len], lambda hop: hop, K,
-                        lambda i, R: np.abs(R, out=out[:K, 1, self.bins[i]]))
+            self._chain(
+                y[shift : shift + self.patch_len],
+                lambda hop: hop,
+                K,
+                lambda i, R: np.abs(R, out=out[:K, 1, self.bins[i]]),
+            )
         return out
 
     def _reach(self) -> list:
         """Per octave: how many of its samples at a signal's start (or end) differ from a longer signal's:
         the early resampler's and each halving's reach (soxr's impulse responses, to 1e-7 of their peak)."""
+
         def reach(factor: int) -> int:
             imp = np.zeros(8192 * factor, dtype=np.float32)
             imp[4096 * factor] = 1.0

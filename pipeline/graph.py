@@ -22,8 +22,8 @@ import re
 from dataclasses import dataclass
 
 from .arrays import ARRAYS, needed
-from .inputs import ClipRef, load_clip
 from .exceptions import BadInputError
+from .inputs import ClipRef, load_clip
 from .output.store import ClipWriter, store_writer
 from .params import Params
 
@@ -165,8 +165,7 @@ def plan_tasks(refs, labels, *, per_task: int, kind: str = "clips", run: str = "
         yield ClipTask(task_key(kind, batch, labels, run), kind, tuple(batch))
 
 
-def build_graph(clips, params: Params, target: ClipWriter | str, labels, *, per_task: int = 1,
-                run: str = "") -> dict:
+def build_graph(clips, params: Params, target: ClipWriter | str, labels, *, per_task: int = 1, run: str = "") -> dict:
     """Build (do not run) the tasks for ``clips``, as ``dask.delayed`` objects a client computes.
 
     Returns
@@ -179,5 +178,7 @@ def build_graph(clips, params: Params, target: ClipWriter | str, labels, *, per_
 
     if isinstance(target, str):
         target = store_writer(target)  # a Zarr store alone
-    return {t.key: dask.delayed(run_task, pure=True)(t, params, target, dask_key_name=t.key)
-            for t in plan_tasks(clips, labels, per_task=per_task, run=run)}
+    return {
+        t.key: dask.delayed(run_task, pure=True)(t, params, target, dask_key_name=t.key)
+        for t in plan_tasks(clips, labels, per_task=per_task, run=run)
+    }

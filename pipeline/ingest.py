@@ -6,15 +6,23 @@ from pathlib import Path
 
 import numpy as np
 
+from .exceptions import BadInputError, Problem, StoreError
 from .inputs import gtzan, load_clip, open_index, preflight
 from .inputs.report import refuse
-from .exceptions import BadInputError, Problem, StoreError
 from .output.files import commit, discard, new_partial
 from .params import Params
 
 
-def ingest(genres_dir, out_path, params: Params | None = None, *, overwrite: bool = False,
-           skip_bad: bool = False, progress: bool = False, echo=None) -> Path:
+def ingest(
+    genres_dir,
+    out_path,
+    params: Params | None = None,
+    *,
+    overwrite: bool = False,
+    skip_bad: bool = False,
+    progress: bool = False,
+    echo=None,
+) -> Path:
     """Write one float32 dataset per genre, shape ``(Nsamples, Nclips)``, one column a clip.
 
     Attributes ``Ngenres``, ``Nclips``, ``sr``, ``Nsamples``.  Each dataset is
@@ -27,6 +35,7 @@ def ingest(genres_dir, out_path, params: Params | None = None, *, overwrite: boo
     reports the bad ones again.  ``echo`` gets one line per bad clip left out.
     """
     import h5py
+
     from .progress import bar
 
     params = params or Params()
@@ -36,11 +45,19 @@ def ingest(genres_dir, out_path, params: Params | None = None, *, overwrite: boo
         raise StoreError(f"{out} exists; use --overwrite to replace it")
     index = open_index(genres_dir)
     if index.kind == gtzan.NAME:
-        raise BadInputError([], f"{genres_dir} is already a gtzan.hdf5; ingest reads ROOT/<genre>/<file> or a "
-                                "manifest .csv")
+        raise BadInputError(
+            [], f"{genres_dir} is already a gtzan.hdf5; ingest reads ROOT/<genre>/<file> or a manifest .csv"
+        )
     problems = preflight(index, params, progress=progress)
-    refuse(problems, index, skip_bad=skip_bad, verb="ingest", where=False, written=out.name,
-           skip="ingest with --skip-bad to leave them out (zero columns, recorded as bad)")
+    refuse(
+        problems,
+        index,
+        skip_bad=skip_bad,
+        verb="ingest",
+        where=False,
+        written=out.name,
+        skip="ingest with --skip-bad to leave them out (zero columns, recorded as bad)",
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = new_partial(out)
     n, C = params.nsamples, index.nclips

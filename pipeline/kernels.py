@@ -93,8 +93,16 @@ def _check_precision(precision: str) -> bool:
 
 
 def cqt_streams(
-    y: np.ndarray, *, sr: int, na: int, fmin: float, ns: int, n_octaves: int, nframes: int,
-    precision: str = "exact", out: np.ndarray | None = None,
+    y: np.ndarray,
+    *,
+    sr: int,
+    na: int,
+    fmin: float,
+    ns: int,
+    n_octaves: int,
+    nframes: int,
+    precision: str = "exact",
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Constant-Q magnitudes of both streams of a clip: ``|librosa.cqt(ys)|[:, :nframes].T`` for ``y`` and
     ``y[na // 2:]`` (SPEC section 3; the last, mostly padded, frame dropped).
@@ -159,8 +167,7 @@ def _smooth(x: np.ndarray, g: np.ndarray) -> np.ndarray:
 _CONTRAST_EPS = 1e-6
 
 
-def lcn(S: np.ndarray, *, size: int = 9, sigma: float = 2.0, log: bool = False,
-        precision: str = "exact") -> np.ndarray:
+def lcn(S: np.ndarray, *, size: int = 9, sigma: float = 2.0, log: bool = False, precision: str = "exact") -> np.ndarray:
     """Local contrast normalization of one spectrogram (SPEC section 4).
 
     Subtractive then divisive normalization with a Gaussian window ``w``:
@@ -204,8 +211,9 @@ def lcn(S: np.ndarray, *, size: int = 9, sigma: float = 2.0, log: bool = False,
     return out.astype(np.float32, copy=False)
 
 
-def lcn_streams(Xs: np.ndarray, *, size: int = 9, sigma: float = 2.0, log: bool = False,
-                precision: str = "exact") -> np.ndarray:
+def lcn_streams(
+    Xs: np.ndarray, *, size: int = 9, sigma: float = 2.0, log: bool = False, precision: str = "exact"
+) -> np.ndarray:
     """:func:`lcn` applied to each stream of ``Xs`` [shape=(frames, 2, bins)] separately."""
     out = np.empty(Xs.shape, dtype=np.float32)
     for s in range(Xs.shape[1]):

@@ -25,8 +25,9 @@ def parse_fmin(value) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, str):
-        raise ParameterError(f"fmin={value!r} is neither a frequency in Hz nor a note name; "
-                             "give e.g. --fmin 65.406 or --fmin C2")
+        raise ParameterError(
+            f"fmin={value!r} is neither a frequency in Hz nor a note name; give e.g. --fmin 65.406 or --fmin C2"
+        )
     text = str(value).strip()
     try:
         return float(text)
@@ -38,13 +39,11 @@ def parse_fmin(value) -> float:
         return float(librosa.note_to_hz(text))
     except Exception:
         raise ParameterError(
-            f"fmin={text!r} is neither a frequency in Hz nor a note name; "
-            "give e.g. --fmin 65.406 or --fmin C2"
+            f"fmin={text!r} is neither a frequency in Hz nor a note name; give e.g. --fmin 65.406 or --fmin C2"
         ) from None
 
 
-def _param(default, help: str, *, doc: str, option: str | None = None, shown: str | None = None,
-           ingest: bool = False):
+def _param(default, help: str, *, doc: str, option: str | None = None, shown: str | None = None, ingest: bool = False):
     """A field of :class:`Params` with everything written about it in one place.
 
     ``help`` is the one-line help of the command-line option and of the
@@ -76,35 +75,63 @@ class Params:
     config`` and the output's attributes are derived from the fields.
     """
 
-    sr: int = _param(22050, "sample rate in Hz every clip must have (or is resampled to)",
-                     doc="int > 0", ingest=True)
-    nsamples: int = _param(660000, "samples kept per clip; longer clips are truncated, shorter are bad input "
-                                   "(or zero-padded: --pad-short)", doc="int > 0", ingest=True)
-    na: int = _param(1024, "samples per frame, also the CQT hop; even, a multiple of 2**(n_octaves-1)",
-                     doc="int > 0, even")
+    sr: int = _param(22050, "sample rate in Hz every clip must have (or is resampled to)", doc="int > 0", ingest=True)
+    nsamples: int = _param(
+        660000,
+        "samples kept per clip; longer clips are truncated, shorter are bad input (or zero-padded: --pad-short)",
+        doc="int > 0",
+        ingest=True,
+    )
+    na: int = _param(
+        1024, "samples per frame, also the CQT hop; even, a multiple of 2**(n_octaves-1)", doc="int > 0, even"
+    )
     ns: int = _param(96, "CQT bins", doc="int > 0, a multiple of n_octaves")
-    n_octaves: int = _param(4, "octaves the CQT bins span (ns // n_octaves bins per octave)", doc="int > 0",
-                            option="--octaves")
-    fmin: float = _param(C2_HZ, "lowest CQT bin in Hz, or a note name (C2 = 65.406 Hz)", doc="float > 0",
-                         shown="C2 = 65.406 Hz")
+    n_octaves: int = _param(
+        4, "octaves the CQT bins span (ns // n_octaves bins per octave)", doc="int > 0", option="--octaves"
+    )
+    fmin: float = _param(
+        C2_HZ, "lowest CQT bin in Hz, or a note name (C2 = 65.406 Hz)", doc="float > 0", shown="C2 = 65.406 Hz"
+    )
     lcn_size: int = _param(9, "LCN Gaussian window taps, time and frequency (odd)", doc="int > 0, odd")
     lcn_sigma: float = _param(2.0, "LCN window standard deviation in taps", doc="float > 0")
     lcn_log: bool = _param(False, "normalize log(1 + S) instead of S", doc="bool")
-    datasets: tuple = _param(DATASETS, f"arrays to write, comma-separated: any of {', '.join(DATASETS)}",
-                             doc="tuple of str", shown=",".join(DATASETS))
-    resample: bool = _param(False, "resample clips at another rate to sr instead of rejecting them", doc="bool",
-                            ingest=True)
+    datasets: tuple = _param(
+        DATASETS,
+        f"arrays to write, comma-separated: any of {', '.join(DATASETS)}",
+        doc="tuple of str",
+        shown=",".join(DATASETS),
+    )
+    resample: bool = _param(
+        False, "resample clips at another rate to sr instead of rejecting them", doc="bool", ingest=True
+    )
     mono: bool = _param(False, "down-mix multi-channel clips instead of rejecting them", doc="bool", ingest=True)
-    precision: str = _param("float32", "how the CQT and LCN compute: float32 (a float32 STFT and LCN, within 1e-6 "
-                                       "of the clip's maximum of librosa.cqt) or exact (librosa.cqt's bits, a "
-                                       "float64 LCN)", doc='{"float32", "exact"}')
-    pad_short: bool = _param(False, "zero-pad clips shorter than nsamples instead of rejecting them (each "
-                                    "slot's true length is the 'samples' coordinate)", doc="bool", ingest=True)
-    offset: float = _param(0.0, "seconds into each clip where the kept Nsamples start (what comes before is "
-                                "skipped, not decoded; each slot's start is the 'start' array)", doc="float >= 0",
-                           ingest=True)
-    crop: str = _param("start", "which Nsamples of a longer clip to keep: from --offset (start) or the middle "
-                                "(center)", doc='{"start", "center"}', ingest=True)
+    precision: str = _param(
+        "float32",
+        "how the CQT and LCN compute: float32 (a float32 STFT and LCN, within 1e-6 "
+        "of the clip's maximum of librosa.cqt) or exact (librosa.cqt's bits, a "
+        "float64 LCN)",
+        doc='{"float32", "exact"}',
+    )
+    pad_short: bool = _param(
+        False,
+        "zero-pad clips shorter than nsamples instead of rejecting them (each "
+        "slot's true length is the 'samples' coordinate)",
+        doc="bool",
+        ingest=True,
+    )
+    offset: float = _param(
+        0.0,
+        "seconds into each clip where the kept Nsamples start (what comes before is "
+        "skipped, not decoded; each slot's start is the 'start' array)",
+        doc="float >= 0",
+        ingest=True,
+    )
+    crop: str = _param(
+        "start",
+        "which Nsamples of a longer clip to keep: from --offset (start) or the middle (center)",
+        doc='{"start", "center"}',
+        ingest=True,
+    )
 
     def __post_init__(self):
         # Every value passes its type's rule (a config file's "false" is False, "abc" is refused), and types are
@@ -112,8 +139,11 @@ class Params:
         from . import checks
 
         rules = {int: checks.whole(1, sys.maxsize, why="sys.maxsize"), float: checks.number(), bool: checks.flag()}
-        special = {"offset": checks.number(at_least=0.0), "sr": checks.whole(1, MAX_SR, why=MAX_SR_WHY),
-                   "n_octaves": checks.whole(1, MAX_OCTAVES, why=MAX_OCTAVES_WHY)}
+        special = {
+            "offset": checks.number(at_least=0.0),
+            "sr": checks.whole(1, MAX_SR, why=MAX_SR_WHY),
+            "n_octaves": checks.whole(1, MAX_OCTAVES, why=MAX_OCTAVES_WHY),
+        }
         for f in dataclasses.fields(self):
             rule = special.get(f.name) or rules.get(type(f.default))
             if rule is not None and f.name != "fmin":
@@ -122,15 +152,17 @@ class Params:
         object.__setattr__(self, "fmin", parse_fmin(self.fmin))
         from .kernels import PRECISIONS
 
-        object.__setattr__(self, "precision", checks.choice(PRECISIONS)("precision", self.precision,
-                                                                        "--precision or params.precision"))
+        object.__setattr__(
+            self, "precision", checks.choice(PRECISIONS)("precision", self.precision, "--precision or params.precision")
+        )
         object.__setattr__(self, "crop", checks.choice(CROPS)("crop", self.crop, "--crop or params.crop"))
         ds = self.datasets
         if isinstance(ds, str):
             ds = [d.strip() for d in ds.split(",") if d.strip()]
         if not isinstance(ds, (list, tuple)) or not all(isinstance(d, str) for d in ds):
-            raise ParameterError(f"datasets={ds!r} must be a comma-separated list of {', '.join(DATASETS)}; "
-                                 "e.g. --datasets Xs,Xn")
+            raise ParameterError(
+                f"datasets={ds!r} must be a comma-separated list of {', '.join(DATASETS)}; e.g. --datasets Xs,Xn"
+            )
         object.__setattr__(self, "datasets", tuple(ds))
         self.validate()
 
@@ -163,8 +195,7 @@ class Params:
         """Raise :class:`ParameterError` naming the value, the rule and the fix."""
         if self.na % 2:
             raise ParameterError(
-                f"na={self.na} must be even so that the overlapped stream starts at na // 2; "
-                f"try na={self.na + 1}"
+                f"na={self.na} must be even so that the overlapped stream starts at na // 2; try na={self.na + 1}"
             )
         if self.ns % self.n_octaves:
             raise ParameterError(
@@ -182,8 +213,7 @@ class Params:
             raise ParameterError(f"fmin={self.fmin!r} must be a positive frequency in Hz (C2 = 65.406)")
         if self.lcn_size % 2 == 0:
             raise ParameterError(
-                f"lcn_size={self.lcn_size} must be odd so the window has a centre tap; "
-                f"try lcn_size={self.lcn_size + 1}"
+                f"lcn_size={self.lcn_size} must be odd so the window has a centre tap; try lcn_size={self.lcn_size + 1}"
             )
         if self.nframes < 1:
             raise ParameterError(
@@ -199,11 +229,15 @@ class Params:
                 f"--lcn-size {most if most % 2 else most - 1} or less"
             )
         if self.offset * self.sr > sys.maxsize:
-            raise ParameterError(f"offset={self.offset:g} s is {self.offset * self.sr:.3g} samples at sr={self.sr}, "
-                                 f"beyond sys.maxsize ({sys.maxsize}); give a smaller --offset")
+            raise ParameterError(
+                f"offset={self.offset:g} s is {self.offset * self.sr:.3g} samples at sr={self.sr}, "
+                f"beyond sys.maxsize ({sys.maxsize}); give a smaller --offset"
+            )
         if self.crop == "center" and self.offset:
-            raise ParameterError(f"offset={self.offset:g} and crop=center both say where the kept span starts; "
-                                 "give --offset SECONDS or --crop center, not both")
+            raise ParameterError(
+                f"offset={self.offset:g} and crop=center both say where the kept span starts; "
+                "give --offset SECONDS or --crop center, not both"
+            )
         unknown = [d for d in self.datasets if d not in DATASETS]
         if unknown or not self.datasets or len(set(self.datasets)) != len(self.datasets):
             raise ParameterError(
@@ -261,16 +295,14 @@ class Params:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Params":
+    def from_dict(cls, d: dict) -> Params:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ParameterError(
-                f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
-            )
+            raise ParameterError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         return cls(**d)
 
-    def replace(self, **changes) -> "Params":
+    def replace(self, **changes) -> Params:
         return dataclasses.replace(self, **changes)
 
 

@@ -105,19 +105,28 @@ def _trusted_folder(*, create: bool) -> int | None:
         st = os.fstat(fd)
     except OSError:
         fd = None  # a symbolic link (ELOOP), or not a directory: said below
-    why = ("is a symbolic link" if stat.S_ISLNK(st.st_mode) else
-           "is not a directory" if not stat.S_ISDIR(st.st_mode) else
-           f"is owned by uid {st.st_uid}, not {os.geteuid()}" if st.st_uid != os.geteuid() else
-           f"has mode {stat.S_IMODE(st.st_mode):04o}, not {FOLDER_MODE:04o}"
-           if stat.S_IMODE(st.st_mode) != FOLDER_MODE else "")
+    why = (
+        "is a symbolic link"
+        if stat.S_ISLNK(st.st_mode)
+        else "is not a directory"
+        if not stat.S_ISDIR(st.st_mode)
+        else f"is owned by uid {st.st_uid}, not {os.geteuid()}"
+        if st.st_uid != os.geteuid()
+        else f"has mode {stat.S_IMODE(st.st_mode):04o}, not {FOLDER_MODE:04o}"
+        if stat.S_IMODE(st.st_mode) != FOLDER_MODE
+        else ""
+    )
     if why and fd is not None:
         os.close(fd)
     if why:
         if path not in _WARNED:
             _WARNED.add(path)
-            warnings.warn(f"the CQT plan cache {path} {why}, so it is not used (each process builds its plans "
-                          f"with librosa); remove it, or make it a folder of yours with chmod 700",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"the CQT plan cache {path} {why}, so it is not used (each process builds its plans "
+                f"with librosa); remove it, or make it a folder of yours with chmod 700",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return None
     return fd
 

@@ -64,10 +64,12 @@ def _clip_figure(plt, src, path, genre, clip, stream, seconds):
     valid = bool(np.asarray(src.array("valid")[g, clip])) if "valid" in src.names else True
     own = int(src.samples()[g, clip])  # where the clip's own samples end: --pad-short's zeros follow
     padded = valid and own < int(a["Nsamples"])
-    fig.suptitle(f"{genre} clip {clip}, {'aligned' if stream == 0 else 'overlapped'} stream"
-                 + ("" if valid else "  (INVALID: zero-filled bad clip)")
-                 + (f"  (its own samples end at {own / sr:.2f} s: zero padding after, --pad-short)" if padded
-                    else ""), fontsize=13)
+    fig.suptitle(
+        f"{genre} clip {clip}, {'aligned' if stream == 0 else 'overlapped'} stream"
+        + ("" if valid else "  (INVALID: zero-filled bad clip)")
+        + (f"  (its own samples end at {own / sr:.2f} s: zero padding after, --pad-short)" if padded else ""),
+        fontsize=13,
+    )
     ticks, ticklabels = _octave_ticks(a)
     for ax, name in zip(axes, panels):
         style = ARRAYS[name].panel
@@ -134,7 +136,7 @@ def _summary_figure(plt, src, path):
         acc, n = np.zeros(ns), 0
         for c in range(arr.shape[1]):
             if valid[g, c] and own[g, c] > 0:
-                acc += np.asarray(arr[g, c, :own[g, c]], dtype=np.float64).mean(axis=(0, 1))
+                acc += np.asarray(arr[g, c, : own[g, c]], dtype=np.float64).mean(axis=(0, 1))
                 n += 1
         if n:
             mean[:, g] = acc / n
@@ -145,8 +147,9 @@ def _summary_figure(plt, src, path):
     fig.colorbar(im, ax=ax, label="mean level, dB (re max)")
     ax.set_xticks(range(len(labels)))
     empty = [g for g in range(len(labels)) if not np.isfinite(mean[:, g]).any()]
-    ax.set_xticklabels([f"{x}\n(no valid clip)" if g in empty else x for g, x in enumerate(labels)],
-                       rotation=45, ha="right")
+    ax.set_xticklabels(
+        [f"{x}\n(no valid clip)" if g in empty else x for g, x in enumerate(labels)], rotation=45, ha="right"
+    )
     for g in empty:
         ax.text(g, ns / 2, "no valid clip", rotation=90, ha="center", va="center", color="0.4")
     ticks, ticklabels = _octave_ticks(a)

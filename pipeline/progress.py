@@ -43,7 +43,6 @@ def tqdm_class():
     if "ipykernel" in sys.modules:
         try:
             import ipywidgets  # noqa: F401
-
             from tqdm.notebook import tqdm
 
             return tqdm

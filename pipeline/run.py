@@ -18,12 +18,22 @@ from pathlib import Path
 
 from .cluster import ClusterSpec, Starter, remove_stale_credentials
 from .config import setting
-from .inputs.audio import unreadable
-from .inputs import open_index, preflight
-from .inputs.report import no_valid_clip, refuse
-from .exceptions import (BadInputError, IncompleteError, ParameterError, PipelineError, Problem, StorageError,
-                         StoreError, Terminated, UnsafeOutputError, escaped)
+from .exceptions import (
+    BadInputError,
+    IncompleteError,
+    ParameterError,
+    PipelineError,
+    Problem,
+    StorageError,
+    StoreError,
+    Terminated,
+    UnsafeOutputError,
+    escaped,
+)
 from .graph import ClipTask, plan_tasks, run_task, run_token, task_key
+from .inputs import open_index, preflight
+from .inputs.audio import unreadable
+from .inputs.report import no_valid_clip, refuse
 from .output import OutputFolder
 from .output.files import gone, is_storage_error
 from .output.layout import bad_and_missing, bad_entry, make_attrs
@@ -31,15 +41,16 @@ from .params import Params
 
 log = logging.getLogger("audioprep")
 
+
 @dataclass
 class RunResult:
     """What a run did; also written as JSON beside the output."""
 
     zarr_path: str
     hdf5_path: str
-    clips: int = 0          # slots in the output (genres x clips) = computed + resumed + bad + missing
-    computed: int = 0       # clips computed by this run
-    resumed: int = 0        # valid clips found finished in the store (earlier runs) and skipped
+    clips: int = 0  # slots in the output (genres x clips) = computed + resumed + bad + missing
+    computed: int = 0  # clips computed by this run
+    resumed: int = 0  # valid clips found finished in the store (earlier runs) and skipped
     bad: list = field(default_factory=list)  # "path: reason" per bad clip (zero-filled, invalid)
     missing: list = field(default_factory=list)  # "genre[clip]" per slot no clip fills (--pad)
     ignored: list = field(default_factory=list)  # input entries that are not clips, relative to the input
@@ -77,11 +88,24 @@ class _Computed:
     workers: list = field(default_factory=list)
 
 
-def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, client=None,
-        skip_bad: bool = False, pad: bool = False, path_column: str | None = None,
-        label_column: str | None = None, format: str | None = None, audio: str | None = None,
-        overwrite: bool = False,
-        progress: bool = False, echo=None, config_text: str | None = None) -> RunResult:
+def run(
+    input_path,
+    outdir,
+    params: Params,
+    *,
+    spec: ClusterSpec | None = None,
+    client=None,
+    skip_bad: bool = False,
+    pad: bool = False,
+    path_column: str | None = None,
+    label_column: str | None = None,
+    format: str | None = None,
+    audio: str | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    echo=None,
+    config_text: str | None = None,
+) -> RunResult:
     """Run the pipeline; return a :class:`RunResult`.
 
     Raises :class:`BadInputError` for bad clips (unless ``skip_bad``) and for
@@ -99,8 +123,9 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
     out.check_early()  # unwritable or in use: said at once, before a cluster starts
     result = RunResult(str(out.zarr_path), str(out.hdf5_path), params=params.to_dict())
 
-    index = open_index(input_path, pad=pad, path_column=path_column, label_column=label_column, format=format,
-                       audio=audio)
+    index = open_index(
+        input_path, pad=pad, path_column=path_column, label_column=label_column, format=format, audio=audio
+    )
     result.ignored = list(index.ignored)
     if index.ignored:
         echo(ignored_line(index.ignored))
@@ -118,12 +143,25 @@ def run(input_path, outdir, params: Params, *, spec: ClusterSpec | None = None, 
         refuse(problems, index, skip_bad=skip_bad)
         index = index.measured(problems)  # each slot's own samples and start, for the stores
         result.clips = index.ngenres * index.nclips
-        return _accepted(index, problems, params, out, starter, result, skip_bad=skip_bad, overwrite=overwrite,
-                         progress=progress, echo=echo, config_text=config_text, t0=t0)
+        return _accepted(
+            index,
+            problems,
+            params,
+            out,
+            starter,
+            result,
+            skip_bad=skip_bad,
+            overwrite=overwrite,
+            progress=progress,
+            echo=echo,
+            config_text=config_text,
+            t0=t0,
+        )
 
 
-def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwrite, progress, echo,
-              config_text, t0) -> RunResult:
+def _accepted(
+    index, problems, params, out, starter, result, *, skip_bad, overwrite, progress, echo, config_text, t0
+) -> RunResult:
     """The run once its input and settings passed: open the folder, prepare the store, compute, finish."""
     try:
         with out.open():  # the lock first: a second run on this folder is told at once
@@ -135,10 +173,20 @@ def _accepted(index, problems, params, out, starter, result, *, skip_bad, overwr
                 result.up_to_date = True
                 _account(result, out.hdf5_attrs(), resumed=None)
             else:
-                todo, copies, resumed = _prepare(index, problems, params, out, expected, result.clips,
-                                                 overwrite=overwrite, config_text=config_text, echo=echo)
-                _compute_and_finish(index, params, out, todo, copies, starter, result, skip_bad=skip_bad,
-                                    progress=progress, echo=echo)
+                todo, copies, resumed = _prepare(
+                    index,
+                    problems,
+                    params,
+                    out,
+                    expected,
+                    result.clips,
+                    overwrite=overwrite,
+                    config_text=config_text,
+                    echo=echo,
+                )
+                _compute_and_finish(
+                    index, params, out, todo, copies, starter, result, skip_bad=skip_bad, progress=progress, echo=echo
+                )
                 _account(result, out.store_attrs(), resumed=resumed)
             result.seconds = time.perf_counter() - t0
             if not result.up_to_date or not out.summary_path.exists():  # (a stop may have lost it after the rename)
@@ -176,8 +224,7 @@ def _prepare(index, problems, params, out, expected, nslots, *, overwrite, confi
     return todo, copies, resumed
 
 
-def _compute_and_finish(index, params, out, todo, copies, starter, result, *, skip_bad, progress,
-                        echo) -> None:
+def _compute_and_finish(index, params, out, todo, copies, starter, result, *, skip_bad, progress, echo) -> None:
     """Lay out audio.hdf5, let the workers fill it (and the store), record what failed, and rename it into place.
 
     No process but the workers touches array bytes: each writes a clip's bytes
@@ -200,17 +247,23 @@ def _compute_and_finish(index, params, out, todo, copies, starter, result, *, sk
             raise no_valid_clip(len(got.failures), listed)
         if got.failures and not skip_bad:
             out.write_valid()
-            raise BadInputError(listed, f"{len(got.failures)} clip(s) failed; the other clips are saved in "
-                                        f"{out.zarr_path}: fix the bad clips and run again, or add --skip-bad")
+            raise BadInputError(
+                listed,
+                f"{len(got.failures)} clip(s) failed; the other clips are saved in "
+                f"{out.zarr_path}: fix the bad clips and run again, or add --skip-bad",
+            )
         out.mark_bad([bad_entry(ref.g, ref.c, ref.name, why) for ref, why in got.failures])
         for ref, _ in got.failures:
             target.zero(ref.g, ref.c)  # a failed attempt may have written part of its slot
         out.write_valid()
         if got.unfinished:  # not the clips' fault: not stored as bad, so the next run computes them
-            raise IncompleteError(listed, f"{len(got.unfinished)} clip(s) not computed because of the run, not "
-                                          f"their data; the other clips are saved in {out.zarr_path}: run the same "
-                                          "command again to compute them (give the workers more memory, or fewer "
-                                          "workers, if they ran out)")
+            raise IncompleteError(
+                listed,
+                f"{len(got.unfinished)} clip(s) not computed because of the run, not "
+                f"their data; the other clips are saved in {out.zarr_path}: run the same "
+                "command again to compute them (give the workers more memory, or fewer "
+                "workers, if they ran out)",
+            )
         echo(f"consolidating {out.zarr_path} -> {out.hdf5_path}")
         t1 = time.perf_counter()
         result.hdf5_bytes = out.finish()
@@ -222,8 +275,10 @@ def _check_outdir(input_path, outdir) -> None:
     inp = Path(input_path).resolve()
     out = Path(outdir).resolve()
     if inp.is_dir() and (out == inp or inp in out.parents):
-        raise ParameterError(f"-o {outdir} is inside the input folder {inp}, where the next run would read "
-                             f"it as a genre; choose an output folder outside {inp} (e.g. -o {inp.parent / 'out'})")
+        raise ParameterError(
+            f"-o {outdir} is inside the input folder {inp}, where the next run would read "
+            f"it as a genre; choose an output folder outside {inp} (e.g. -o {inp.parent / 'out'})"
+        )
 
 
 def ignored_line(ignored: list, first: int = 10) -> str:
@@ -247,8 +302,10 @@ def _account(result: RunResult, attrs: dict, *, resumed: int | None) -> None:
 
 def _cannot_write(out, reason: str) -> StoreError:
     """The one line for a storage failure, whichever process met it (a worker, the HDF5 writer, the driver)."""
-    return StoreError(f"cannot write to {out.path} ({reason}); the finished clips are kept in {out.zarr_path}: "
-                      "free space or fix permissions, then run the same command again to resume")
+    return StoreError(
+        f"cannot write to {out.path} ({reason}); the finished clips are kept in {out.zarr_path}: "
+        "free space or fix permissions, then run the same command again to resume"
+    )
 
 
 def _plan(index, problems, out, done) -> list:
@@ -268,8 +325,9 @@ def _plan(index, problems, out, done) -> list:
         sizes[ref.g] = sizes.get(ref.g, 0) + 1
     for g, c in index.missing():
         if not done[g, c]:
-            marks.append(bad_entry(g, c, "", f"missing: {index.labels[g]} holds {sizes.get(g, 0)} clip(s)",
-                              missing=True))
+            marks.append(
+                bad_entry(g, c, "", f"missing: {index.labels[g]} holds {sizes.get(g, 0)} clip(s)", missing=True)
+            )
     out.mark_bad(marks)
     return todo
 
@@ -279,8 +337,10 @@ def _reason(exc: BaseException) -> str:
         return exc.problems[0].reason
     name = type(exc).__name__
     if name == "KilledWorker":
-        return (f"killed its worker process on every attempt ({int(setting('allowed-failures')) + 1}): out of "
-                f"memory (memory-limit {setting('memory-limit')} a worker) or a crash")
+        return (
+            f"killed its worker process on every attempt ({int(setting('allowed-failures')) + 1}): out of "
+            f"memory (memory-limit {setting('memory-limit')} a worker) or a crash"
+        )
     return f"failed in the run ({name}: {exc})".strip()
 
 
@@ -298,6 +358,7 @@ def _compute(todo, copies, index, params, target, starter, progress, echo, out) 
     if not todo and not copies:
         return got
     from distributed import as_completed
+
     from .progress import bar as progress_bar
 
     clip_bytes = params.clip_bytes()
@@ -313,8 +374,10 @@ def _compute(todo, copies, index, params, target, starter, progress, echo, out) 
     per_task = max(1, min(int(setting("clips-per-task")), -(-total // (2 * workers))))
     window = max(1, -(-int(setting("clips-in-flight")) // per_task))  # tasks in the scheduler at once
     run = run_token()  # in every key: another run on this scheduler never shares a task with this one
-    planned = itertools.chain(plan_tasks(copies, index.labels, per_task=per_task, kind="copy", run=run),
-                              plan_tasks(todo, index.labels, per_task=per_task, run=run))
+    planned = itertools.chain(
+        plan_tasks(copies, index.labels, per_task=per_task, kind="copy", run=run),
+        plan_tasks(todo, index.labels, per_task=per_task, run=run),
+    )
     retry = collections.deque()  # one task a clip, after a failed task; submitted first
     tasks = {}  # key -> ClipTask in flight
 
@@ -324,8 +387,7 @@ def _compute(todo, copies, index, params, target, starter, progress, echo, out) 
         if not batch:
             return []
         tasks.update((t.key, t) for t in batch)
-        return cl.map(run_task, batch, key=[t.key for t in batch], params=params, target=target,
-                      pure=False)
+        return cl.map(run_task, batch, key=[t.key for t in batch], params=params, target=target, pure=False)
 
     done_iter = as_completed(submit(window), with_results=True, raise_errors=False)
     storage_error = fatal = None
@@ -354,8 +416,9 @@ def _compute(todo, copies, index, params, target, starter, progress, echo, out) 
                     elif isinstance(value, UnsafeOutputError) or out.store_removed():
                         fatal = value if isinstance(value, UnsafeOutputError) else gone(out.zarr_path)
                     elif len(task.refs) > 1 or task.kind == "copy":
-                        retry.extend(ClipTask(task_key("retry", [ref], index.labels, run), "clips", (ref,))
-                                     for ref in task.refs)
+                        retry.extend(
+                            ClipTask(task_key("retry", [ref], index.labels, run), "clips", (ref,)) for ref in task.refs
+                        )
                     else:
                         got.unfinished.append((task.refs[0], _reason(value)))
                         bar.update(1)

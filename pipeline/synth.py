@@ -15,8 +15,7 @@ import numpy as np
 
 from .output.files import atomic_path
 
-GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop",
-                "jazz", "metal", "pop", "reggae", "rock")
+GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 
 #: GTZAN clips hold 660000 to 675808 samples at 22050 Hz.
 GTZAN_MIN_SAMPLES, GTZAN_MAX_SAMPLES = 660000, 675808
@@ -24,12 +23,12 @@ GTZAN_MIN_SAMPLES, GTZAN_MAX_SAMPLES = 660000, 675808
 
 @dataclass(frozen=True)
 class Style:
-    bpm: float          # beats per minute
-    root_midi: int      # lowest note of the register
-    chords: tuple       # progression, semitone offsets of chord roots
-    harmonics: int      # brightness of the timbre
-    drums: float        # 0 (none) to 1 (loud noise bursts)
-    swing: float        # 0 straight, > 0 delays every other beat
+    bpm: float  # beats per minute
+    root_midi: int  # lowest note of the register
+    chords: tuple  # progression, semitone offsets of chord roots
+    harmonics: int  # brightness of the timbre
+    drums: float  # 0 (none) to 1 (loud noise bursts)
+    swing: float  # 0 straight, > 0 delays every other beat
 
 
 _CHORD_SETS = ((0, 5, 0, 7), (0, 7, 9, 5), (0, 5, 7, 0), (0, 9, 5, 7), (0, 3, 10, 5))
@@ -51,8 +50,7 @@ def style_for(genre: str, g: int) -> Style:
     }
     if genre in table:
         return table[genre]
-    return Style(70 + 9 * g % 100, 36 + 3 * g % 18, _CHORD_SETS[g % len(_CHORD_SETS)],
-                 3 + g % 10, (g % 5) / 5, 0.0)
+    return Style(70 + 9 * g % 100, 36 + 3 * g % 18, _CHORD_SETS[g % len(_CHORD_SETS)], 3 + g % 10, (g % 5) / 5, 0.0)
 
 
 _TABLE = 4096
@@ -63,7 +61,9 @@ def _midi_hz(m):
     return 440.0 * 2.0 ** ((np.asarray(m, dtype=float) - 69) / 12)
 
 
-def synth_clip(genre: str, g: int, c: int, *, seed: int = 0, sr: int = 22050, nsamples: int | None = None) -> np.ndarray:
+def synth_clip(
+    genre: str, g: int, c: int, *, seed: int = 0, sr: int = 22050, nsamples: int | None = None
+) -> np.ndarray:
     """One clip as float32 in [-1, 1), deterministic in ``(seed, g, c)``.
 
     ``nsamples=None`` draws the length from GTZAN's range.
@@ -85,8 +85,12 @@ def synth_clip(genre: str, g: int, c: int, *, seed: int = 0, sr: int = 22050, ns
         t = np.arange(length) / sr
         chord_root = st.root_midi + key + st.chords[(b // 4) % len(st.chords)]
         # a triad in the register plus a melody note an octave up
-        notes = [chord_root, chord_root + 4 + (b // 16) % 2 * -1, chord_root + 7,
-                 chord_root + 12 + int(rng.choice([0, 2, 4, 7, 9]))]
+        notes = [
+            chord_root,
+            chord_root + 4 + (b // 16) % 2 * -1,
+            chord_root + 7,
+            chord_root + 12 + int(rng.choice([0, 2, 4, 7, 9])),
+        ]
         env = np.exp(-t / (beat * 0.6)) * (1 - np.exp(-t * 200))
         seg = np.zeros(length)
         for k, f0 in enumerate(_midi_hz(notes)):
@@ -94,7 +98,7 @@ def synth_clip(genre: str, g: int, c: int, *, seed: int = 0, sr: int = 22050, ns
             # lookup a sample instead of one sine a harmonic.
             nh = max(1, min(st.harmonics, int((sr / 2 - 1) // f0)))
             h = np.arange(1, nh + 1)[:, None]
-            cycle = (np.sin(2 * np.pi * h * _PHASE + rng.uniform(0, 2 * np.pi, (nh, 1))) / h ** 1.2).sum(0)
+            cycle = (np.sin(2 * np.pi * h * _PHASE + rng.uniform(0, 2 * np.pi, (nh, 1))) / h**1.2).sum(0)
             idx = (np.arange(length) * (f0 * _TABLE / sr)).astype(np.int64) % _TABLE
             seg += cycle[idx] / (1 + 0.5 * k)
         seg *= env
@@ -108,8 +112,16 @@ def synth_clip(genre: str, g: int, c: int, *, seed: int = 0, sr: int = 22050, ns
     return y.astype(np.float32)
 
 
-def synth_dataset(out_dir, *, genres: int = 10, clips: int = 100, seconds: float | None = None,
-                  seed: int = 0, sr: int = 22050, progress: bool = False) -> Path:
+def synth_dataset(
+    out_dir,
+    *,
+    genres: int = 10,
+    clips: int = 100,
+    seconds: float | None = None,
+    seed: int = 0,
+    sr: int = 22050,
+    progress: bool = False,
+) -> Path:
     """Write ``out_dir/genres/<genre>/<genre>.000NN.au`` (16-bit PCM); return the genres folder.
 
     ``seconds=None`` draws each length from GTZAN's 660000 to 675808 samples;
@@ -117,6 +129,7 @@ def synth_dataset(out_dir, *, genres: int = 10, clips: int = 100, seconds: float
     Existing files are kept, so an interrupted call can be repeated.
     """
     import soundfile as sf
+
     from .progress import bar
 
     names = list(GTZAN_GENRES[:genres]) + [f"genre{g:02d}" for g in range(len(GTZAN_GENRES), genres)]

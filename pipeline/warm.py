@@ -100,8 +100,11 @@ def start_forkserver(params) -> None:
     ctx.set_forkserver_preload(["distributed", PRELOAD])
     # The forkserver's environment is its workers' environment: the variables a nanny would set before
     # spawning (distributed.nanny.pre-spawn-environ, e.g. OMP_NUM_THREADS=1) must be set when it starts.
-    env = {str(k): str(v) for k, v in (dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {}).items()
-           if v is not None and k not in UNSET}
+    env = {
+        str(k): str(v)
+        for k, v in (dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {}).items()
+        if v is not None and k not in UNSET
+    }
     if env.get("PYTHONHASHSEED") in (None, "0"):
         env["PYTHONHASHSEED"] = "6640"  # as a nanny sets it: hash() agrees across the workers
     env[ENV] = params_env(params)
@@ -160,14 +163,22 @@ def check_room(client) -> None:
     """
     import dask.config
 
-    fractions = [f for f in (dask.config.get("distributed.worker.memory.pause", None),
-                             dask.config.get("distributed.worker.memory.terminate", None)) if f]
+    fractions = [
+        f
+        for f in (
+            dask.config.get("distributed.worker.memory.pause", None),
+            dask.config.get("distributed.worker.memory.terminate", None),
+        )
+        if f
+    ]
     if not fractions:
         return
-    for addr, got in client.run(_room, on_error="return").items():
+    for got in client.run(_room, on_error="return").values():
         if isinstance(got, BaseException):
             raise MemoryError(f"a worker died as it started ({type(got).__name__})")
         held, limit = got
         if limit and held >= min(fractions) * limit:
-            raise MemoryError(f"a ready worker holds {held / 2**20:.0f} MiB, {100 * held / limit:.0f} % of its "
-                              f"memory limit of {limit / 2**20:.0f} MiB")
+            raise MemoryError(
+                f"a ready worker holds {held / 2**20:.0f} MiB, {100 * held / limit:.0f} % of its "
+                f"memory limit of {limit / 2**20:.0f} MiB"
+            )

@@ -78,5 +78,4 @@ class Warmup(WorkerPlugin):
 
         one_blosc_thread()
         if not forked_warm(self.params):  # else forked from a forkserver that did all of this (pipeline.warm)
-            graph.compute(np.zeros(self.params.nsamples, dtype=np.float32), self.params,
-                          graph.stages_for(self.params))
+            graph.compute(np.zeros(self.params.nsamples, dtype=np.float32), self.params, graph.stages_for(self.params))

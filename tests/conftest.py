@@ -48,8 +48,14 @@ def client(tmp_path_factory):
     from distributed import Client, LocalCluster
 
     scratch = tmp_path_factory.mktemp("dask-scratch")
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address="127.0.0.1:0", local_directory=str(scratch))
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        local_directory=str(scratch),
+    )
     cl = Client(cluster)
     yield cl
     cl.close()
@@ -80,8 +86,12 @@ def undisturbed(full_clips, tmp_path_factory):
     import subprocess
 
     out = tmp_path_factory.mktemp("undisturbed")
-    p = subprocess.run([sys.executable, "-m", "pipeline", "run", str(full_clips), "-o", str(out), "--workers", "2"],
-                       capture_output=True, text=True, cwd=out)
+    p = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", str(full_clips), "-o", str(out), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        cwd=out,
+    )
     assert p.returncode == 0, p.stderr
     return out / "audio.hdf5"
 
@@ -121,8 +131,9 @@ def padded_output(tmp_path_factory):
     rng = np.random.default_rng(8)
     for genre in ("blues", "rock"):
         (base / "genres" / genre).mkdir(parents=True)
-        sf.write(base / "genres" / genre / "a.wav", rng.uniform(-0.3, 0.3, SMALL["nsamples"] + 100), 22050,
-                 subtype="PCM_16")
+        sf.write(
+            base / "genres" / genre / "a.wav", rng.uniform(-0.3, 0.3, SMALL["nsamples"] + 100), 22050, subtype="PCM_16"
+        )
     sf.write(base / "genres" / "blues" / "b.wav", rng.uniform(-0.3, 0.3, 22050), 22050, subtype="PCM_16")
     (base / "genres" / "rock" / "b.wav").write_bytes(b"RIFF" + rng.bytes(3000))
     audioprep("run", base / "genres", "-o", base / "out", *SMALL_ARGS, "--pad-short", "--skip-bad", cwd=base)

@@ -14,15 +14,17 @@ from pipeline import ParameterError, preprocess
 pytestmark = pytest.mark.slow
 
 
-def test_preprocess_with_the_callers_client_matches_the_reference_and_leaves_it_open(tiny_dataset, reference,
-                                                                                     client, tmp_path):
+def test_preprocess_with_the_callers_client_matches_the_reference_and_leaves_it_open(
+    tiny_dataset, reference, client, tmp_path
+):
     res = preprocess(tiny_dataset, tmp_path / "out", client=client, progress=False, **SMALL)
     assert (res.computed, res.resumed, res.bad, res.clips) == (6, 0, [], 6)
     assert res.hdf5_path == str(tmp_path / "out" / "audio.hdf5")
     assert_matches_reference(res.hdf5_path, reference)
     summary = json.loads((tmp_path / "out" / "audio.summary.json").read_text())
-    assert {k: summary[k] for k in ("computed", "clips", "bytes_written")} == \
-        {k: res.to_json()[k] for k in ("computed", "clips", "bytes_written")}
+    assert {k: summary[k] for k in ("computed", "clips", "bytes_written")} == {
+        k: res.to_json()[k] for k in ("computed", "clips", "bytes_written")
+    }
     # the client is the caller's: still connected, with no work of the run left on it
     assert client.status == "running" and not client.futures
     assert client.submit(sum, [1, 2]).result() == 3
@@ -71,15 +73,18 @@ def test_a_real_notebook_runs_preprocess_on_its_own_local_cluster(tiny_dataset, 
         "client.close(); cluster.close()",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
 
     def printed(i):
         return "".join(o.get("text", "") for o in nb.cells[i].outputs if o.get("name") == "stdout")
 
     assert "computed 6 of 6" in printed(1)
-    assert f"Xn ('genre', 'clip', 'frame', 'overlap', 'bin') (3, 2, {pipeline.Params(**SMALL).nframes}, 2, 96)" \
+    assert (
+        f"Xn ('genre', 'clip', 'frame', 'overlap', 'bin') (3, 2, {pipeline.Params(**SMALL).nframes}, 2, 96)"
         in printed(2)
+    )
     assert "genres ['blues', 'classical', 'country']" in printed(2)
     assert "client open running 0" in printed(3)
     assert "again up to date True" in printed(4)
@@ -112,11 +117,14 @@ def test_a_complete_run_without_its_store_is_still_up_to_date(tiny_dataset, clie
     from pipeline.cli import main
 
     out = tmp_path / "out"
-    r = CliRunner().invoke(main, ["run", str(tiny_dataset), "-o", str(out), "--nsamples", str(SMALL["nsamples"]),
-                                  "--workers", "2"])
+    r = CliRunner().invoke(
+        main, ["run", str(tiny_dataset), "-o", str(out), "--nsamples", str(SMALL["nsamples"]), "--workers", "2"]
+    )
     assert r.exit_code == 0, r.output
-    assert (f"{out / 'audio.zarr'} is needed only to resume or extend this run: deleting it now costs nothing (the "
-            "same command still finds audio.hdf5 up to date)") in r.stderr.splitlines()
+    assert (
+        f"{out / 'audio.zarr'} is needed only to resume or extend this run: deleting it now costs nothing (the "
+        "same command still finds audio.hdf5 up to date)"
+    ) in r.stderr.splitlines()
     before = (out / "audio.hdf5").stat().st_mtime_ns
     shutil.rmtree(out / "audio.zarr")
     again = preprocess(tiny_dataset, out, client=client, progress=False, **SMALL)
@@ -139,20 +147,40 @@ def test_preprocess_errors_name_keyword_arguments_where_the_cli_names_flags(clie
     with pytest.raises(BadInputError) as e:
         preprocess(root, tmp_path / "o", client=client, progress=False, nsamples=SMALL["nsamples"])
     text = str(e.value)
-    assert "(use mono=True, resample=True)" in text and "(use pad_short=True to keep it zero-padded, or a " \
-        "smaller nsamples)" in text
+    assert (
+        "(use mono=True, resample=True)" in text
+        and "(use pad_short=True to keep it zero-padded, or a smaller nsamples)" in text
+    )
     assert text.splitlines()[-1].endswith("all 2 pass with mono=True, resample=True, pad_short=True")
     assert "--" not in text
-    assert [p.reason for p in e.value.problems][0].endswith("(use pad_short=True to keep it zero-padded, or a "
-                                                             "smaller nsamples)")
+    assert [p.reason for p in e.value.problems][0].endswith(
+        "(use pad_short=True to keep it zero-padded, or a smaller nsamples)"
+    )
     r = CliRunner().invoke(main, ["run", str(root), "-o", str(tmp_path / "o"), "--nsamples", str(SMALL["nsamples"])])
     assert r.exit_code == 3 and r.stderr.strip().endswith("all 2 pass with --mono --resample --pad-short")
 
-    preprocess(root, tmp_path / "o", client=client, progress=False, nsamples=SMALL["nsamples"], mono=True,
-               resample=True, pad_short=True)
+    preprocess(
+        root,
+        tmp_path / "o",
+        client=client,
+        progress=False,
+        nsamples=SMALL["nsamples"],
+        mono=True,
+        resample=True,
+        pad_short=True,
+    )
     with pytest.raises(pipeline.StoreError, match=r"use overwrite=True to replace it, or another outdir$"):
-        preprocess(root, tmp_path / "o", client=client, progress=False, nsamples=SMALL["nsamples"], mono=True,
-                   resample=True, pad_short=True, precision="exact")
+        preprocess(
+            root,
+            tmp_path / "o",
+            client=client,
+            progress=False,
+            nsamples=SMALL["nsamples"],
+            mono=True,
+            resample=True,
+            pad_short=True,
+            precision="exact",
+        )
 
 
 def test_settings_for_a_cluster_audioprep_starts_are_refused_with_a_client(tiny_dataset, client, tmp_path):

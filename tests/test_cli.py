@@ -34,14 +34,22 @@ def test_console_script_is_installed(tmp_path):
     v = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
     assert (v.returncode, v.stdout) == (0, f"audioprep, version {pipeline.__version__}\n"), v.stderr
     missing = tmp_path / "nowhere"
-    script = subprocess.run([exe, "run", str(missing), "-o", str(tmp_path / "o")], capture_output=True, text=True,
-                            cwd=tmp_path, timeout=120)
+    script = subprocess.run(
+        [exe, "run", str(missing), "-o", str(tmp_path / "o")], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     module = audioprep("run", missing, "-o", tmp_path / "o", check=False, cwd=tmp_path)
     assert script.returncode == module.returncode == 3
-    assert script.stderr == module.stderr == f"error: {missing}: no such file or folder; give a GTZAN-style " \
-                                             "folder ROOT/<genre>/<file>, a gtzan.hdf5 or a manifest .csv\n"
-    s = subprocess.run([exe, "synth", str(tmp_path / "s"), "--genres", "2", "--clips", "1", "-q"],
-                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert (
+        script.stderr == module.stderr == f"error: {missing}: no such file or folder; give a GTZAN-style "
+        "folder ROOT/<genre>/<file>, a gtzan.hdf5 or a manifest .csv\n"
+    )
+    s = subprocess.run(
+        [exe, "synth", str(tmp_path / "s"), "--genres", "2", "--clips", "1", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert s.returncode == 0, s.stderr
     assert sorted(p.name for p in (tmp_path / "s" / "genres").iterdir()) == ["blues", "classical"]
 
@@ -88,7 +96,9 @@ def test_bad_parameter_is_one_line_no_traceback(tmp_path, tiny_dataset):
     p = audioprep("run", tiny_dataset, "-o", tmp_path, "--na", "1023", check=False, cwd=tmp_path)
     assert p.returncode == 1
     assert "Traceback" not in p.stderr
-    assert p.stderr.strip() == "error: na=1023 must be even so that the overlapped stream starts at na // 2; try na=1024"
+    assert (
+        p.stderr.strip() == "error: na=1023 must be even so that the overlapped stream starts at na // 2; try na=1024"
+    )
     assert not (tmp_path / "audio.zarr").exists()
 
 

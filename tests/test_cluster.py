@@ -12,9 +12,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support.cli import audioprep
 from support.compare import assert_same_output
 from support.data import SMALL_ARGS
-from support.cli import audioprep
 
 from pipeline import ClusterError
 from pipeline.cluster import KINDS, ClusterSpec, cluster_class, job_script
@@ -49,17 +49,39 @@ def test_registry_feeds_the_cli_choices_the_help_and_the_packaged_yaml():
         cluster_class("torque")
 
 
-@pytest.mark.parametrize("kind,expect", [
-    ("slurm", ["#SBATCH -p long", "#SBATCH -A proj42", "#SBATCH --cpus-per-task=4", "#SBATCH -t 02:00:00",
-               "--nthreads 2", "--nworkers 2", "--lifetime 55m"]),
-    ("pbs", ["#PBS -q long", "#PBS -A proj42", "#PBS -l walltime=02:00:00", "ncpus=4"]),
-    ("sge", ["#$ -q long", "#$ -P proj42", "#$ -l h_rt=02:00:00"]),
-    ("lsf", ["#BSUB -q long", '#BSUB -P "proj42"', "#BSUB -n 4", "#BSUB -W 02:00\n"]),
-    ("htcondor", ["RequestCpus = MY.DaskWorkerCores", "--lifetime 55m"]),
-])
+@pytest.mark.parametrize(
+    "kind,expect",
+    [
+        (
+            "slurm",
+            [
+                "#SBATCH -p long",
+                "#SBATCH -A proj42",
+                "#SBATCH --cpus-per-task=4",
+                "#SBATCH -t 02:00:00",
+                "--nthreads 2",
+                "--nworkers 2",
+                "--lifetime 55m",
+            ],
+        ),
+        ("pbs", ["#PBS -q long", "#PBS -A proj42", "#PBS -l walltime=02:00:00", "ncpus=4"]),
+        ("sge", ["#$ -q long", "#$ -P proj42", "#$ -l h_rt=02:00:00"]),
+        ("lsf", ["#BSUB -q long", '#BSUB -P "proj42"', "#BSUB -n 4", "#BSUB -W 02:00\n"]),
+        ("htcondor", ["RequestCpus = MY.DaskWorkerCores", "--lifetime 55m"]),
+    ],
+)
 def test_job_script_text(kind, expect):
-    spec = ClusterSpec(kind=kind, jobqueue={"cores": 4, "processes": 2, "memory": "8GiB", "walltime": "02:00:00",
-                                            "queue": "long", "account": "proj42"})
+    spec = ClusterSpec(
+        kind=kind,
+        jobqueue={
+            "cores": 4,
+            "processes": 2,
+            "memory": "8GiB",
+            "walltime": "02:00:00",
+            "queue": "long",
+            "account": "proj42",
+        },
+    )
     script = job_script(spec)
     for line in expect:
         assert line in script, (line, script)
@@ -73,9 +95,12 @@ def test_job_script_command_and_config_precedence(tmp_path):
     assert "--memory-limit 2.00GiB" in default
     assert "#SBATCH -t 01:00:00" in default  # audioprep's walltime, not dask-jobqueue's 00:30:00
     # a user's jobqueue.yaml (here via DASK_ environment variables) wins over audioprep's default
-    env_out = subprocess.run(["python", "-m", "pipeline", "cluster", "job-script", "--cluster", "slurm"],
-                             capture_output=True, text=True,
-                             env={**os.environ, "DASK_JOBQUEUE__SLURM__MEMORY": "5GiB"}).stdout
+    env_out = subprocess.run(
+        ["python", "-m", "pipeline", "cluster", "job-script", "--cluster", "slurm"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DASK_JOBQUEUE__SLURM__MEMORY": "5GiB"},
+    ).stdout
     assert "--memory-limit 5.00GiB" in env_out
     p = audioprep("cluster", "job-script", "--cluster", "local", check=False)
     assert p.returncode == 1 and "submits no batch jobs" in p.stderr
@@ -84,16 +109,20 @@ def test_job_script_command_and_config_precedence(tmp_path):
 def slurm_running() -> bool:
     if not shutil.which("sinfo") or not Path(SLURM_CONF).exists():
         return False
-    p = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
-                       env={**os.environ, "SLURM_CONF": SLURM_CONF})
+    p = subprocess.run(
+        ["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, env={**os.environ, "SLURM_CONF": SLURM_CONF}
+    )
     return p.returncode == 0 and any(s in p.stdout for s in ("idle", "mix", "alloc"))
 
 
 def sge_running() -> bool:
     if not shutil.which("qstat"):
         return False
-    env = {**os.environ, "SGE_ROOT": os.environ.get("SGE_ROOT", "/var/lib/gridengine"),
-           "SGE_CELL": os.environ.get("SGE_CELL", "default")}
+    env = {
+        **os.environ,
+        "SGE_ROOT": os.environ.get("SGE_ROOT", "/var/lib/gridengine"),
+        "SGE_CELL": os.environ.get("SGE_CELL", "default"),
+    }
     p = subprocess.run(["qstat", "-f"], capture_output=True, text=True, env=env)
     return p.returncode == 0 and "all.q@" in p.stdout
 
@@ -115,10 +144,36 @@ def local_output(tiny_dataset, tmp_path_factory):
 
 def run_on(kind, extra, tiny_dataset, tmp_path, env):
     out = tmp_path / kind
-    p = subprocess.run(["python", "-m", "pipeline", "run", str(tiny_dataset), "-o", str(out), "--cluster", kind,
-                        "--jobs", "2", "--cores", "1", "--memory", "1GiB", "--walltime", "00:10:00",
-                        "--interface", "lo", *extra, *SMALL_ARGS],
-                       capture_output=True, text=True, cwd=tmp_path, env={**os.environ, **env}, timeout=600)
+    p = subprocess.run(
+        [
+            "python",
+            "-m",
+            "pipeline",
+            "run",
+            str(tiny_dataset),
+            "-o",
+            str(out),
+            "--cluster",
+            kind,
+            "--jobs",
+            "2",
+            "--cores",
+            "1",
+            "--memory",
+            "1GiB",
+            "--walltime",
+            "00:10:00",
+            "--interface",
+            "lo",
+            *extra,
+            *SMALL_ARGS,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr
     return out
 
@@ -144,9 +199,29 @@ def test_an_outsider_cannot_connect_to_a_run_on_slurm(many_clips, tmp_path):
 
     need(slurm_running(), "a one-node SLURM", "bash cluster/slurm-up.sh")
     out = tmp_path / "out"
-    proc = start([many_clips, "-o", out, "--cluster", "slurm", "--jobs", "2", "--cores", "1", "--memory", "1GiB",
-                  "--walltime", "00:10:00", "--interface", "lo", "--queue", "debug"], tmp_path,
-                 env={"SLURM_CONF": SLURM_CONF})
+    proc = start(
+        [
+            many_clips,
+            "-o",
+            out,
+            "--cluster",
+            "slurm",
+            "--jobs",
+            "2",
+            "--cores",
+            "1",
+            "--memory",
+            "1GiB",
+            "--walltime",
+            "00:10:00",
+            "--interface",
+            "lo",
+            "--queue",
+            "debug",
+        ],
+        tmp_path,
+        env={"SLURM_CONF": SLURM_CONF},
+    )
     try:
         reached = probe_run(proc, out, Security.temporary(), batch=True)
         workers = [" ".join(psutil.Process(pid).cmdline()) for pid in batch_worker_pids()]
@@ -161,8 +236,10 @@ def test_an_outsider_cannot_connect_to_a_run_on_slurm(many_clips, tmp_path):
 @pytest.mark.sge
 def test_pipeline_on_real_sge_equals_local(tiny_dataset, local_output, tmp_path):
     need(sge_running(), "a one-node Grid Engine", "bash cluster/sge-up.sh")
-    env = {"SGE_ROOT": os.environ.get("SGE_ROOT", "/var/lib/gridengine"),
-           "SGE_CELL": os.environ.get("SGE_CELL", "default")}
+    env = {
+        "SGE_ROOT": os.environ.get("SGE_ROOT", "/var/lib/gridengine"),
+        "SGE_CELL": os.environ.get("SGE_CELL", "default"),
+    }
     out = run_on("sge", ["--queue", "all.q"], tiny_dataset, tmp_path, env)
     assert_same_output(out / "audio.hdf5", local_output)
     summary = json.loads((out / "audio.summary.json").read_text())
@@ -173,8 +250,24 @@ def test_pipeline_on_real_sge_equals_local(tiny_dataset, local_output, tmp_path)
 
 def test_unreachable_scheduler_address_is_a_clear_error(tiny_dataset, tmp_path):
     env = {**os.environ, "DASK_AUDIOPREP__CONNECT_TIMEOUT": "2s"}
-    p = subprocess.run(["python", "-m", "pipeline", "run", str(tiny_dataset), "-o", str(tmp_path), "--cluster",
-                        "tcp://127.0.0.1:9", *SMALL_ARGS], capture_output=True, text=True, cwd=tmp_path, env=env)
+    p = subprocess.run(
+        [
+            "python",
+            "-m",
+            "pipeline",
+            "run",
+            str(tiny_dataset),
+            "-o",
+            str(tmp_path),
+            "--cluster",
+            "tcp://127.0.0.1:9",
+            *SMALL_ARGS,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "could not reach the scheduler at tcp://127.0.0.1:9" in p.stderr
 
@@ -185,8 +278,9 @@ def test_running_scheduler_address(tiny_dataset, local_output, tmp_path):
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0") as lc:
-        audioprep("run", tiny_dataset, "-o", tmp_path / "o", "--cluster", lc.scheduler_address, *SMALL_ARGS,
-                  cwd=tmp_path)
+        audioprep(
+            "run", tiny_dataset, "-o", tmp_path / "o", "--cluster", lc.scheduler_address, *SMALL_ARGS, cwd=tmp_path
+        )
     assert_same_output(tmp_path / "o" / "audio.hdf5", local_output)
 
 
@@ -204,8 +298,9 @@ def test_readme_slurm_recipe_works_as_written(tmp_path):
     (tmp_path / "cluster").symlink_to(repo / "cluster")  # the recipe runs from a checkout's root
     script = readme_block("slurm-recipe")
     assert "--config cluster/slurm.yaml" in script
-    p = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=900)
+    p = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=900
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     import h5py
 
@@ -233,13 +328,44 @@ def test_runs_outlive_the_walltime_on_slurm(short_clips, tmp_path):
     need(slurm_running(), "a one-node SLURM", "bash cluster/slurm-up.sh")
     args = ["--nsamples", str(4 * 22050)]
     audioprep("run", short_clips, "-o", tmp_path / "local", "--workers", "2", *args, cwd=tmp_path)
-    env = {**os.environ, "SLURM_CONF": SLURM_CONF, "DASK_AUDIOPREP__JOBQUEUE__LIFETIME": "6s",
-           "DASK_AUDIOPREP__JOBQUEUE__LIFETIME_STAGGER": "1s"}
+    env = {
+        **os.environ,
+        "SLURM_CONF": SLURM_CONF,
+        "DASK_AUDIOPREP__JOBQUEUE__LIFETIME": "6s",
+        "DASK_AUDIOPREP__JOBQUEUE__LIFETIME_STAGGER": "1s",
+    }
     out = tmp_path / "slurm"
-    p = subprocess.run(["python", "-m", "pipeline", "run", str(short_clips), "-o", str(out), "--cluster", "slurm",
-                        "--jobs", "2", "--cores", "1", "--memory", "1GiB", "--walltime", "00:02:00", "--interface",
-                        "lo", "--queue", "debug", *args], capture_output=True, text=True, cwd=tmp_path, env=env,
-                       timeout=900)
+    p = subprocess.run(
+        [
+            "python",
+            "-m",
+            "pipeline",
+            "run",
+            str(short_clips),
+            "-o",
+            str(out),
+            "--cluster",
+            "slurm",
+            "--jobs",
+            "2",
+            "--cores",
+            "1",
+            "--memory",
+            "1GiB",
+            "--walltime",
+            "00:02:00",
+            "--interface",
+            "lo",
+            "--queue",
+            "debug",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=900,
+    )
     assert p.returncode == 0, p.stderr
     jobs = sorted(out.glob("logs/*.err"))
     # two jobs at a time, each retiring after about 6 s: replacements did part of the work
@@ -252,9 +378,9 @@ def test_a_slurm_jobs_workers_get_ready_from_one_warm_parent(tmp_path, monkeypat
     """One batch job of 2 worker processes (--nworkers 2): both fork from the one forkserver that the job's
     nanny preload started warm, so neither builds a CQT plan of its own."""
     need(slurm_running(), "a one-node SLURM", "bash cluster/slurm-up.sh")
-    from support.data import SMALL
     import cloudpickle
     from support import probes
+    from support.data import SMALL
     from support.probes import who_built_the_plan
 
     from pipeline.cluster.connect import Connection
@@ -262,9 +388,20 @@ def test_a_slurm_jobs_workers_get_ready_from_one_warm_parent(tmp_path, monkeypat
 
     monkeypatch.setenv("SLURM_CONF", SLURM_CONF)
     params = Params(**SMALL)
-    spec = ClusterSpec(kind="slurm", jobqueue={"cores": 2, "processes": 2, "memory": "2GiB", "walltime": "00:10:00",
-                                               "queue": "debug", "interface": "lo"},
-                       log_directory=str(tmp_path / "logs"), shared_directory=str(tmp_path), warm=params)
+    spec = ClusterSpec(
+        kind="slurm",
+        jobqueue={
+            "cores": 2,
+            "processes": 2,
+            "memory": "2GiB",
+            "walltime": "00:10:00",
+            "queue": "debug",
+            "interface": "lo",
+        },
+        log_directory=str(tmp_path / "logs"),
+        shared_directory=str(tmp_path),
+        warm=params,
+    )
     import dask.config
 
     cloudpickle.register_pickle_by_value(probes)  # the batch job's workers cannot import the tests' modules
@@ -282,14 +419,16 @@ def test_a_slurm_jobs_workers_get_ready_from_one_warm_parent(tmp_path, monkeypat
 def test_the_job_scripts_environment_lines_set_only_real_values(kind):
     """Before: 'export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None', a literal None.
     Now the nanny preload (pipeline.warm) leaves the variable unset, and the script exports only what is set."""
-    from pipeline.params import Params
-
     import re
+
+    from pipeline.params import Params
 
     script = job_script(ClusterSpec(kind=kind, warm=Params()))
     exports = re.findall(r"export (\w+)=([^;\s'\"]*)", script)  # a script's lines, or HTCondor's Arguments
-    assert [name for name, _ in exports] == ["DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD",
-                                             "AUDIOPREP_WARM_PARAMS"], exports
+    assert [name for name, _ in exports] == [
+        "DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD",
+        "AUDIOPREP_WARM_PARAMS",
+    ], exports
     assert exports[0][1] == "forkserver" and len(exports[1][1]) > 100
     assert not any(value in ("None", "null", "") for _, value in exports)
     assert "MALLOC_TRIM_THRESHOLD_" not in script and "--preload-nanny pipeline.warm" in script

@@ -13,9 +13,9 @@ import h5py
 import numpy as np
 import pytest
 import soundfile as sf
-from support.reference import reference_clip
 from support.cli import audioprep
 from support.data import genre_folder
+from support.reference import reference_clip
 
 SR = 22050
 ONE_S = ["--nsamples", str(SR)]  # 1-s clips: 21 frames, enough for every check here
@@ -63,8 +63,9 @@ def kaggle(tmp_path_factory):
     return data
 
 
-IGNORED = ("ignored 5 non-audio file(s): .DS_Store, blues/README.txt, blues/Thumbs.db, jazz/.DS_Store, "
-           "jazz/._jazz.00001.wav")
+IGNORED = (
+    "ignored 5 non-audio file(s): .DS_Store, blues/README.txt, blues/Thumbs.db, jazz/.DS_Store, jazz/._jazz.00001.wav"
+)
 
 
 @pytest.mark.slow
@@ -103,8 +104,9 @@ def test_kaggle_bad_clip_without_skip_bad_is_one_line_and_nothing_is_created(kag
     p = audioprep("run", kaggle / "genres_original", "-o", out, *ONE_S, check=False, cwd=tmp_path)
     assert p.returncode == 3, p.stderr
     (line,) = [ln for ln in _errors(p) if ".wav" in ln]
-    assert line.startswith(f"error: {kaggle / 'genres_original' / 'jazz' / 'jazz.00054.wav'}: not a decodable audio "
-                           "file (")
+    assert line.startswith(
+        f"error: {kaggle / 'genres_original' / 'jazz' / 'jazz.00054.wav'}: not a decodable audio file ("
+    )
     assert "--skip-bad" in p.stderr and IGNORED in p.stderr.splitlines()
     assert not out.exists()
 
@@ -116,15 +118,18 @@ def test_parent_of_genres_original_gets_a_did_you_mean_and_nothing_is_created(ka
         assert p.returncode == 3 and "Traceback" not in p.stderr
         assert _errors(p) == [
             f"error: {kaggle}: holds no audio files in its sub-folder(s) genres_original, images_original; "
-            f"expected ROOT/<genre>/<file>; did you mean {kaggle / 'genres_original'}?"]
+            f"expected ROOT/<genre>/<file>; did you mean {kaggle / 'genres_original'}?"
+        ]
         assert not out.exists()
 
 
 def test_a_grandparent_and_a_flat_folder_get_hints(kaggle, tmp_path):
     p = audioprep("run", kaggle.parent, "-o", tmp_path / "o", check=False, cwd=tmp_path)
     assert p.returncode == 3
-    assert _errors(p) == [f"error: {kaggle.parent}: holds no audio files in its sub-folder(s) {kaggle.name}; "
-                          f"expected ROOT/<genre>/<file>; did you mean {kaggle / 'genres_original'}?"]
+    assert _errors(p) == [
+        f"error: {kaggle.parent}: holds no audio files in its sub-folder(s) {kaggle.name}; "
+        f"expected ROOT/<genre>/<file>; did you mean {kaggle / 'genres_original'}?"
+    ]
 
     flat = tmp_path / "flat"
     flat.mkdir()
@@ -132,10 +137,12 @@ def test_a_grandparent_and_a_flat_folder_get_hints(kaggle, tmp_path):
         sf.write(flat / f"track{c}.flac", _tone(c, 1.1), SR)
     p = audioprep("run", flat, "-o", tmp_path / "o", check=False, cwd=tmp_path)
     assert p.returncode == 3
-    assert _errors(p) == [f"error: {flat}: holds 3 audio file(s) but no genre sub-folders; "
-                          "expected ROOT/<genre>/<file>: put each genre's files in a folder of its own, "
-                          "or list the files with their labels in a manifest .csv (a path column and a label "
-                          "column) and run that"]
+    assert _errors(p) == [
+        f"error: {flat}: holds 3 audio file(s) but no genre sub-folders; "
+        "expected ROOT/<genre>/<file>: put each genre's files in a folder of its own, "
+        "or list the files with their labels in a manifest .csv (a path column and a label "
+        "column) and run that"
+    ]
     assert not (tmp_path / "o").exists()
 
 
@@ -143,9 +150,11 @@ def test_output_inside_the_input_is_refused(kaggle, tmp_path):
     genres = kaggle / "genres_original"
     p = audioprep("run", genres, "-o", genres / "out", *ONE_S, check=False, cwd=tmp_path)
     assert p.returncode == 1
-    assert _errors(p) == [f"error: -o {genres / 'out'} is inside the input folder {genres}, where the next run "
-                          f"would read it as a genre; choose an output folder outside {genres} "
-                          f"(e.g. -o {kaggle / 'out'})"]
+    assert _errors(p) == [
+        f"error: -o {genres / 'out'} is inside the input folder {genres}, where the next run "
+        f"would read it as a genre; choose an output folder outside {genres} "
+        f"(e.g. -o {kaggle / 'out'})"
+    ]
     assert not (genres / "out").exists()
 
 
@@ -159,8 +168,10 @@ LABELS = ["ambient", "musique électronique"]
 @pytest.fixture(scope="module")
 def own_collection(tmp_path_factory):
     root = tmp_path_factory.mktemp("own") / "music"
-    files = {LABELS[0]: [("a0.ogg", 1.6), ("a1.ogg", 2.5)],
-             LABELS[1]: [("e0.flac", 1.3), ("e1.flac", 2.0), ("e2.flac", 4.0)]}
+    files = {
+        LABELS[0]: [("a0.ogg", 1.6), ("a1.ogg", 2.5)],
+        LABELS[1]: [("e0.flac", 1.3), ("e1.flac", 2.0), ("e2.flac", 4.0)],
+    }
     for g, (genre, tracks) in enumerate(files.items()):
         (root / genre).mkdir(parents=True)
         for c, (name, seconds) in enumerate(tracks):
@@ -177,14 +188,19 @@ def test_stereo_44k_without_options_says_every_problem_in_one_line(own_collectio
     lines = _errors(p)
     for genre, tracks in files.items():
         for name, _ in tracks:
-            assert f"error: {root / genre / name}: 2 channels and sample rate 44100 Hz; needs mono and sr=22050 " \
-                   "(use --mono --resample)" in lines
-    assert (f"error: {root}: genres hold unequal numbers of clips (ambient=2, musique électronique=3); use --pad "
-            "to allow it (the missing slots are flagged invalid)") in lines
+            assert (
+                f"error: {root / genre / name}: 2 channels and sample rate 44100 Hz; needs mono and sr=22050 "
+                "(use --mono --resample)" in lines
+            )
+    assert (
+        f"error: {root}: genres hold unequal numbers of clips (ambient=2, musique électronique=3); use --pad "
+        "to allow it (the missing slots are flagged invalid)"
+    ) in lines
     assert len(lines) == 5 + 1 + 1  # five files, the sizes, the hint
     # --skip-bad does not stand in for --pad
-    p = audioprep("run", root, "-o", tmp_path / "o", "--mono", "--resample", "--skip-bad", *ONE_S, check=False,
-                  cwd=tmp_path)
+    p = audioprep(
+        "run", root, "-o", tmp_path / "o", "--mono", "--resample", "--skip-bad", *ONE_S, check=False, cwd=tmp_path
+    )
     assert p.returncode == 3 and "unequal numbers of clips" in p.stderr
     assert not (tmp_path / "o").exists()
 
@@ -199,8 +215,9 @@ def test_a_mixed_collection_is_refused_with_the_one_command_that_passes_it(own_c
 
     with pytest.raises(BadInputError) as e:
         preprocess(root, tmp_path / "o", nsamples=SR, progress=False)
-    assert str(e.value).splitlines()[-1] == f"6 problem(s) in {root}; all 6 pass with pad=True, mono=True, " \
-                                            "resample=True"
+    assert (
+        str(e.value).splitlines()[-1] == f"6 problem(s) in {root}; all 6 pass with pad=True, mono=True, resample=True"
+    )
     # a problem no option fixes leaves the closing line as it was: nothing claims to pass
     (root / LABELS[1] / "zz.ogg").write_bytes(b"not audio")
     try:
@@ -218,8 +235,10 @@ def test_stereo_44k_vorbis_flac_unequal_genres_match_librosa_load_and_cqt(own_co
     root, files = own_collection
     out = tmp_path / "o"
     p = audioprep("run", root, "-o", out, "--mono", "--resample", "--pad", "--workers", 2, *ONE_S, cwd=tmp_path)
-    assert "1 missing slot(s) of genres with fewer clips (--pad), zero-filled and flagged invalid: ambient[2]" \
+    assert (
+        "1 missing slot(s) of genres with fewer clips (--pad), zero-filled and flagged invalid: ambient[2]"
         in p.stderr.splitlines()
+    )
     assert "5 clips computed (0 resumed, 0 bad, 1 missing) of 6" in p.stdout
     with h5py.File(out / "audio.hdf5") as f:
         labels = f.attrs["labels"]
@@ -227,9 +246,10 @@ def test_stereo_44k_vorbis_flac_unequal_genres_match_librosa_load_and_cqt(own_co
         assert f.attrs.get_id("labels").get_type().get_cset() == h5py.h5t.CSET_UTF8
         assert f["genre"].asstr()[...].tolist() == LABELS
         assert f["valid"][...].tolist() == [[True, True, False], [True, True, True]]
-        assert f["source"].asstr()[...].tolist() == [["ambient/a0.ogg", "ambient/a1.ogg", ""],
-                                                     [f"{LABELS[1]}/e0.flac", f"{LABELS[1]}/e1.flac",
-                                                      f"{LABELS[1]}/e2.flac"]]
+        assert f["source"].asstr()[...].tolist() == [
+            ["ambient/a0.ogg", "ambient/a1.ogg", ""],
+            [f"{LABELS[1]}/e0.flac", f"{LABELS[1]}/e1.flac", f"{LABELS[1]}/e2.flac"],
+        ]
         assert not f["Xa"][0, 2].any() and not f["Xs"][0, 2].any()
         for g, (genre, tracks) in enumerate(files.items()):
             for c, (name, _) in enumerate(tracks):
@@ -271,8 +291,13 @@ def test_a_resumed_run_accounts_for_every_slot(tmp_path, client):
     params = Params(nsamples=SR, datasets=("Xa",))
     out = tmp_path / "o"
     first = run(root, out, params, client=client, skip_bad=True, pad=True)
-    assert (first.clips, first.computed, first.resumed, len(first.bad), first.missing) == (8, 5, 0, 1, ["jazz[2]",
-                                                                                                       "jazz[3]"])
+    assert (first.clips, first.computed, first.resumed, len(first.bad), first.missing) == (
+        8,
+        5,
+        0,
+        1,
+        ["jazz[2]", "jazz[3]"],
+    )
     # Undo two finished clips, as a run killed before finishing them would have left the store.
     done = zarr.open_group(str(out / "audio.zarr"), mode="r+")["done"]
     done[0, 0] = done[1, 1] = False
@@ -297,8 +322,10 @@ def test_a_name_that_cannot_be_stored_is_refused_before_any_work(tmp_path):
         sf.write(os.path.join(d, b"x.wav"), _tone(1, 1.1), SR)
     p = audioprep("run", root, "-o", tmp_path / "o", *ONE_S, check=False, cwd=tmp_path)
     assert p.returncode == 3 and "Traceback" not in p.stderr
-    assert f"error: {root}/caf\\xe9: genre name is not valid UTF-8 text, which the outputs store names as; " \
-           "rename it" in _errors(p)
+    assert (
+        f"error: {root}/caf\\xe9: genre name is not valid UTF-8 text, which the outputs store names as; "
+        "rename it" in _errors(p)
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -331,8 +358,9 @@ def test_manifest_run_equals_the_folder_run(tiny_dataset, tiny_output, small_par
         assert np.array_equal(got[name], want[name]), name
     assert got_attrs["labels"] == want_attrs["labels"]
     assert got_attrs["input_kind"] == "manifest" and got_attrs["input_path"] == str(manifest)
-    assert got["source"][0].tolist() == [os.path.relpath(tiny_dataset / "blues" / f"blues.{c:05d}.au", tmp_path)
-                                         for c in range(2)]
+    assert got["source"][0].tolist() == [
+        os.path.relpath(tiny_dataset / "blues" / f"blues.{c:05d}.au", tmp_path) for c in range(2)
+    ]
 
 
 def test_manifest_problems_are_one_line_each(tiny_dataset, tmp_path):
@@ -340,11 +368,27 @@ def test_manifest_problems_are_one_line_each(tiny_dataset, tmp_path):
     m = _manifest(tmp_path / "m.csv", [f"{rel},1,blues"], header="track_id,duration,genre_name")
     p = audioprep("run", m, "-o", tmp_path / "o", check=False, cwd=tmp_path)
     assert p.returncode == 3
-    assert _errors(p) == [f"error: {m}: has no path column (looked for path, filepath, file_path, filename, file, "
-                          "audio, audio_path); its columns: track_id, duration, genre_name; name the path column "
-                          "with --path-column"]
-    p = audioprep("run", m, "-o", tmp_path / "o", "--path-column", "track_id", "--label-column", "genre_name",
-                  "--nsamples", "2048", "--datasets", "Xa", check=False, cwd=tmp_path)
+    assert _errors(p) == [
+        f"error: {m}: has no path column (looked for path, filepath, file_path, filename, file, "
+        "audio, audio_path); its columns: track_id, duration, genre_name; name the path column "
+        "with --path-column"
+    ]
+    p = audioprep(
+        "run",
+        m,
+        "-o",
+        tmp_path / "o",
+        "--path-column",
+        "track_id",
+        "--label-column",
+        "genre_name",
+        "--nsamples",
+        "2048",
+        "--datasets",
+        "Xa",
+        check=False,
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr
 
     m2 = _manifest(tmp_path / "m2.csv", [f"{rel},1,blues", ",1,jazz", f"{rel},1,blues", "nowhere.wav,1,jazz"])
@@ -362,10 +406,12 @@ def test_kaggle_features_csv_as_a_manifest_says_where_the_files_are(kaggle, tmp_
     csv = kaggle / "features_30_sec.csv"  # its filename column names files two folders down
     p = audioprep("run", csv, "-o", tmp_path / "o", check=False, cwd=tmp_path)
     assert p.returncode == 3
-    assert _errors(p) == [f"error: {csv}: none of the 1 paths it lists exists relative to its folder {kaggle} "
-                          "(e.g. blues.00000.wav); paths are read relative to the manifest's folder; "
-                          "blues.00000.wav is at "
-                          "genres_original/blues/blues.00000.wav: write the paths that way (or move the manifest)"]
+    assert _errors(p) == [
+        f"error: {csv}: none of the 1 paths it lists exists relative to its folder {kaggle} "
+        "(e.g. blues.00000.wav); paths are read relative to the manifest's folder; "
+        "blues.00000.wav is at "
+        "genres_original/blues/blues.00000.wav: write the paths that way (or move the manifest)"
+    ]
     assert not (tmp_path / "o").exists()
 
 
@@ -374,8 +420,9 @@ def test_kaggle_features_csv_as_a_manifest_says_where_the_files_are(kaggle, tmp_
 
 
 def test_entries_that_are_not_files_are_named_not_hung_on(tmp_path):
-    root = genre_folder(tmp_path / "g", {"blues": 2, "classical": 2}, lambda g, c: _tone(c, 1.1), ext=".au",
-                        format="AU")
+    root = genre_folder(
+        tmp_path / "g", {"blues": 2, "classical": 2}, lambda g, c: _tone(c, 1.1), ext=".au", format="AU"
+    )
     os.mkfifo(root / "blues" / "blues.00002.au")
     (root / "blues" / "x.au").mkdir()
     (root / "classical" / "classical.00002.au").symlink_to("nowhere.au")
@@ -385,10 +432,12 @@ def test_entries_that_are_not_files_are_named_not_hung_on(tmp_path):
     assert p.returncode == 3 and "Traceback" not in p.stderr
     assert "ignored 1 non-audio file(s): classical/notes/" in p.stderr.splitlines()
     lines = _errors(p)
-    for expected in (f"{root}/blues/blues.00002.au: is a FIFO, not a regular file",
-                     f"{root}/blues/x.au: is a folder, not an audio file",
-                     f"{root}/classical/classical.00002.au: broken symbolic link (to nowhere.au)",
-                     f"{root}/classical/classical.00003.au: symbolic link loop (a link that leads back to itself)"):
+    for expected in (
+        f"{root}/blues/blues.00002.au: is a FIFO, not a regular file",
+        f"{root}/blues/x.au: is a folder, not an audio file",
+        f"{root}/classical/classical.00002.au: broken symbolic link (to nowhere.au)",
+        f"{root}/classical/classical.00003.au: symbolic link loop (a link that leads back to itself)",
+    ):
         assert f"error: {expected}" in lines
     assert len(lines) == 5
 
@@ -399,20 +448,38 @@ def test_unreadable_genre_folder_and_file_are_named(tmp_path):
 
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root and setpriv to drop the capability of reading everything")
-    root = genre_folder(tmp_path / "g", {"blues": 1, "jazz": 1, "rock": 1}, lambda g, c: _tone(1, 1.1),
-                        subtype="PCM_16")
+    root = genre_folder(
+        tmp_path / "g", {"blues": 1, "jazz": 1, "rock": 1}, lambda g, c: _tone(1, 1.1), subtype="PCM_16"
+    )
     (root / "jazz").chmod(0)
     (root / "rock" / "rock.00000.wav").chmod(0)
     try:
-        p = subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-m",
-                            "pipeline", "run", str(root), "-o", str(tmp_path / "o"), *ONE_S],
-                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        p = subprocess.run(
+            [
+                "setpriv",
+                "--bounding-set=-dac_override,-dac_read_search",
+                sys.executable,
+                "-m",
+                "pipeline",
+                "run",
+                str(root),
+                "-o",
+                str(tmp_path / "o"),
+                *ONE_S,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
     finally:
         (root / "jazz").chmod(0o755)
     assert p.returncode == 3 and "Traceback" not in p.stderr
-    assert _errors(p) == [f"error: {root}/jazz: cannot be read (Permission denied)",
-                          f"error: {root}/rock/rock.00000.wav: cannot be read (Permission denied)",
-                          f"error: 2 problem(s) in {root}: fix them, or give the options they name, and run again"]
+    assert _errors(p) == [
+        f"error: {root}/jazz: cannot be read (Permission denied)",
+        f"error: {root}/rock/rock.00000.wav: cannot be read (Permission denied)",
+        f"error: 2 problem(s) in {root}: fix them, or give the options they name, and run again",
+    ]
 
 
 @pytest.mark.slow
@@ -427,11 +494,14 @@ def test_non_finite_samples_are_bad_input_found_at_decode(tmp_path):
     root = genre_folder(tmp_path / "g", {"blues": 2, "jazz": 2}, clip, subtype="FLOAT")
     for datasets in ("Xa", "Xa,Xs,Xn"):
         out = tmp_path / datasets
-        p = audioprep("run", root, "-o", out, "--skip-bad", "--datasets", datasets, "--workers", 2, *ONE_S,
-                      cwd=tmp_path)
+        p = audioprep(
+            "run", root, "-o", out, "--skip-bad", "--datasets", datasets, "--workers", 2, *ONE_S, cwd=tmp_path
+        )
         assert "Traceback" not in p.stderr and "Compute Failed" not in p.stderr
-        assert f"  {root}/jazz/jazz.00001.wav: holds 2 non-finite sample(s) (NaN or Inf), the first at 0.227 s; " \
-               "fix or remove the file" in p.stderr.splitlines()
+        assert (
+            f"  {root}/jazz/jazz.00001.wav: holds 2 non-finite sample(s) (NaN or Inf), the first at 0.227 s; "
+            "fix or remove the file" in p.stderr.splitlines()
+        )
         with h5py.File(out / "audio.hdf5") as f:
             assert f["valid"][...].tolist() == [[True, True], [True, False]]
             assert np.isfinite(f["Xa"][...]).all() and not f["Xa"][1, 1].any()
@@ -440,23 +510,24 @@ def test_non_finite_samples_are_bad_input_found_at_decode(tmp_path):
     assert [ln for ln in _errors(p) if "jazz.00001.wav" in ln] == [
         f"error: {root}/jazz/jazz.00001.wav: holds 2 non-finite sample(s) (NaN or Inf), the first at 0.227 s; "
         f"fix or remove the file; 1 clip(s) failed; the other clips are saved in {tmp_path}/strict/audio.zarr: fix "
-        "the bad clips and run again, or add --skip-bad"]
+        "the bad clips and run again, or add --skip-bad"
+    ]
 
 
 def test_non_finite_column_of_a_gtzan_hdf5_is_a_bad_slot(tmp_path, client):
-    from pipeline.run import run
     from pipeline.params import Params
+    from pipeline.run import run
 
     path = tmp_path / "gtzan.hdf5"
-    data = np.stack([_tone(c, 1.1)[:SR + 100] for c in range(2)], axis=1)
+    data = np.stack([_tone(c, 1.1)[: SR + 100] for c in range(2)], axis=1)
     data[10, 1] = np.nan
     with h5py.File(path, "w") as f:
         f.create_dataset("jazz", data=data)
         f.attrs.update({"Ngenres": 1, "Nclips": 2, "sr": SR, "Nsamples": SR + 100})
     res = run(path, tmp_path / "o", Params(nsamples=SR, datasets=("Xa",)), client=client, skip_bad=True)
-    assert res.bad == [f"{path}[jazz][:, 1]: holds 1 non-finite sample(s) (NaN or Inf), the first at 0.000 s; "
-                       "fix or remove the file"]
+    assert res.bad == [
+        f"{path}[jazz][:, 1]: holds 1 non-finite sample(s) (NaN or Inf), the first at 0.000 s; fix or remove the file"
+    ]
     with h5py.File(tmp_path / "o" / "audio.hdf5") as f:
         assert f["valid"][...].tolist() == [[True, False]]
         assert f["source"].asstr()[...].tolist() == [["jazz[:, 0]", "jazz[:, 1]"]]
-

@@ -5,9 +5,9 @@ from pathlib import Path
 import dask
 import pytest
 import yaml
-from support.data import SMALL
-from support.compare import assert_same_output
 from support.cli import audioprep
+from support.compare import assert_same_output
+from support.data import SMALL
 
 from pipeline import config
 from pipeline.config import dump_run_config, load_run_config, resolve_settings
@@ -28,8 +28,9 @@ def test_environment_overrides_packaged_default(monkeypatch):
 
 
 def test_run_config_round_trips(tmp_path):
-    settings = resolve_settings({"lcn_sigma": 1.5, "datasets": "Xs", "input": ".", "outdir": "o", "skip_bad": True,
-                                 "workers": 3, "cores": 4})
+    settings = resolve_settings(
+        {"lcn_sigma": 1.5, "datasets": "Xs", "input": ".", "outdir": "o", "skip_bad": True, "workers": 3, "cores": 4}
+    )
     back = yaml.safe_load(dump_run_config(settings))
     assert back["params"] == Params(lcn_sigma=1.5, datasets="Xs").to_dict()
     assert back["input"] == str(Path(".").resolve()) and back["outdir"] == str(Path("o").resolve())
@@ -43,14 +44,16 @@ def test_run_config_round_trips(tmp_path):
 
 
 def test_precedence_option_over_file_over_dask_config_over_default():
-    file = {"params": {"lcn_size": 7, "ns": 48, "n_octaves": 2},
-            "audioprep": {"workers": 5, "jobs": 4, "jobqueue": {"memory": "3GiB", "queue": "q1"}}}
+    file = {
+        "params": {"lcn_size": 7, "ns": 48, "n_octaves": 2},
+        "audioprep": {"workers": 5, "jobs": 4, "jobqueue": {"memory": "3GiB", "queue": "q1"}},
+    }
     with dask.config.set({"audioprep.workers": 9, "audioprep.jobs": 8, "audioprep.adapt-max": 6}):
         s = resolve_settings({"ns": 24, "n_octaves": 1, "workers": 2, "queue": "q2"}, file)
         with dask.config.set(s.runtime):
-            assert config.setting("workers") == 2          # option over file
-            assert config.setting("jobs") == 4             # file over dask config
-            assert config.setting("adapt-max") == 6        # dask config over default
+            assert config.setting("workers") == 2  # option over file
+            assert config.setting("jobs") == 4  # file over dask config
+            assert config.setting("adapt-max") == 6  # dask config over default
             assert config.setting("threads-per-worker") == 1  # default
     assert s.params.ns == 24 and s.params.lcn_size == 7 and s.params.na == 1024
     assert s.jobqueue == {"memory": "3GiB", "queue": "q2"}
@@ -85,8 +88,22 @@ def test_config_command_prints_effective_settings(tmp_path):
 
 @pytest.mark.slow
 def test_run_from_saved_config_reproduces_the_output(tiny_dataset, tmp_path):
-    audioprep("run", tiny_dataset, "-o", tmp_path / "a", "--nsamples", SMALL["nsamples"], "--lcn-sigma", "1.5",
-              "--lcn-log", "--datasets", "Xs,Xn", "--workers", "2", cwd=tmp_path)
+    audioprep(
+        "run",
+        tiny_dataset,
+        "-o",
+        tmp_path / "a",
+        "--nsamples",
+        SMALL["nsamples"],
+        "--lcn-sigma",
+        "1.5",
+        "--lcn-log",
+        "--datasets",
+        "Xs,Xn",
+        "--workers",
+        "2",
+        cwd=tmp_path,
+    )
     saved = tmp_path / "a" / "audio.config.yaml"
     cfg = yaml.safe_load(saved.read_text())
     assert cfg["params"]["lcn_sigma"] == 1.5 and cfg["input"] == str(tiny_dataset)
@@ -102,6 +119,7 @@ def test_what_happens_to_a_clip_that_keeps_killing_workers_is_said_one_way():
 
     assert config.comments()["audioprep.allowed-failures"] == (
         "times a clip may kill a worker before the run gives up on it (exit 4; it is not stored as bad, the next run "
-        "computes it)")
+        "computes it)"
+    )
     page = (Path(__file__).resolve().parents[1] / "docs" / "reliability.md").read_text()
     assert "It is **not** stored as bad" in " ".join(page.split())

@@ -56,9 +56,19 @@ def long_dataset(tmp_path_factory):
 
 
 def launch(pw):
-    return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+    return pw.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    )
 
 
 def strings_on(page, url: str, want, timeout: float = 60) -> set:
@@ -89,24 +99,47 @@ def test_dashboard_shows_the_stages_and_the_clips(long_dataset, tmp_path):
     from playwright.sync_api import sync_playwright
 
     port = free_port()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=f"127.0.0.1:{port}", local_directory=str(tmp_path / "scratch")) as cluster:
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=f"127.0.0.1:{port}",
+        local_directory=str(tmp_path / "scratch"),
+    ) as cluster:
         with sync_playwright() as pw:
             browser = launch(pw)
             stream = browser.new_page(viewport={"width": 1400, "height": 900})
             stream.goto(f"http://127.0.0.1:{port}/individual-task-stream", timeout=30000)  # it records from now on
             stream.wait_for_selector("canvas", timeout=30000)
-            proc = subprocess.run([sys.executable, "-m", "pipeline", "run", str(long_dataset), "-o",
-                                   str(tmp_path / "o"), "--cluster", cluster.scheduler_address, "-q"],
-                                  cwd=tmp_path, capture_output=True, text=True, timeout=600)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pipeline",
+                    "run",
+                    str(long_dataset),
+                    "-o",
+                    str(tmp_path / "o"),
+                    "--cluster",
+                    cluster.scheduler_address,
+                    "-q",
+                ],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             assert proc.returncode == 0, proc.stderr
-            tasks = strings_on(stream, stream.url,
-                               lambda s: re.fullmatch(r"clips-[a-z]+\.\d{5}(-\d{5})?-[0-9a-f]{8}", s) is not None)
+            tasks = strings_on(
+                stream, stream.url, lambda s: re.fullmatch(r"clips-[a-z]+\.\d{5}(-\d{5})?-[0-9a-f]{8}", s) is not None
+            )
             ARTIFACTS.mkdir(exist_ok=True)
             stream.screenshot(path=str(ARTIFACTS / "dashboard-task-stream.png"), full_page=True)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            stages = strings_on(page, f"http://127.0.0.1:{port}/individual-fine-performance-metrics",
-                                lambda s: s in STAGES)
+            stages = strings_on(
+                page, f"http://127.0.0.1:{port}/individual-fine-performance-metrics", lambda s: s in STAGES
+            )
             deadline = time.time() + 60
             while stages != STAGES and time.time() < deadline:  # the page refreshes its data every 500 ms
                 stages |= {s for s in page.evaluate(BOKEH_STRINGS) if s in STAGES}
@@ -127,9 +160,25 @@ def test_dashboard_of_a_local_run_comes_up_on_loopback(long_dataset, tmp_path):
     from playwright.sync_api import sync_playwright
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(long_dataset), "-o", str(tmp_path / "o"),
-                             "--workers", "2", "--dashboard-address", f"127.0.0.1:{port}"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "run",
+            str(long_dataset),
+            "-o",
+            str(tmp_path / "o"),
+            "--workers",
+            "2",
+            "--dashboard-address",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     title = None
     try:
         with sync_playwright() as pw:
@@ -165,9 +214,27 @@ def test_dashboard_binds_to_loopback_by_default(tiny_dataset, tmp_path):
     packaged = yaml.safe_load((Path(pipeline.__file__).parent / "audioprep.yaml").read_text())
     host = packaged["audioprep"]["dashboard-address"].rpartition(":")[0]
     env = {**os.environ, "DASK_AUDIOPREP__DASHBOARD_ADDRESS": f"{host}:0", "DASK_TEMPORARY_DIRECTORY": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(tiny_dataset), "-o", str(tmp_path / "o"),
-                             "--nsamples", str(1024 * 64 + 600), "--workers", "2"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "run",
+            str(tiny_dataset),
+            "-o",
+            str(tmp_path / "o"),
+            "--nsamples",
+            str(1024 * 64 + 600),
+            "--workers",
+            "2",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     said, listening, port = [], set(), None
     try:
         for line in proc.stdout:
@@ -176,10 +243,15 @@ def test_dashboard_binds_to_loopback_by_default(tiny_dataset, tmp_path):
                 os.killpg(proc.pid, signal.SIGSTOP)  # the cluster and its dashboard are up: hold them there
                 port = int(re.match(r"dashboard: http://[^:/]+:(\d+)/", line)[1])
                 for p in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
-                    listening |= {(c.laddr.ip, c.laddr.port) for c in p.net_connections("inet")
-                                  if c.status == psutil.CONN_LISTEN}
-                others = [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
-                          if a.family == socket.AF_INET and not a.address.startswith("127.")]
+                    listening |= {
+                        (c.laddr.ip, c.laddr.port) for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN
+                    }
+                others = [
+                    a.address
+                    for addrs in psutil.net_if_addrs().values()
+                    for a in addrs
+                    if a.family == socket.AF_INET and not a.address.startswith("127.")
+                ]
                 reachable = []
                 for address in others:
                     with socket.socket() as s:

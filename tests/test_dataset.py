@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.inputs import load_clip, open_index, preflight
 from pipeline.ingest import ingest
+from pipeline.inputs import load_clip, open_index, preflight
 from pipeline.params import Params
 from pipeline.synth import GTZAN_GENRES, synth_clip
 
@@ -40,8 +40,7 @@ def test_fingerprint_changes_with_the_files(tiny_dataset, tmp_path):
     copy = copy_tree(tiny_dataset, tmp_path / "g")
     before = open_index(copy).fingerprint()
     assert open_index(copy).fingerprint() == before
-    sf.write(copy / "blues" / "blues.00000.au", np.zeros(70000, dtype=np.float32), 22050,
-             format="AU", subtype="PCM_16")
+    sf.write(copy / "blues" / "blues.00000.au", np.zeros(70000, dtype=np.float32), 22050, format="AU", subtype="PCM_16")
     assert open_index(copy).fingerprint() != before
 
 
@@ -158,8 +157,7 @@ def test_a_long_file_is_not_decoded_whole(tmp_path):
     assert peak < 40e6 < whole, f"peak {peak / 1e6:.1f} MB"
 
 
-def test_ingest_takes_pad_short_and_skip_bad_and_a_run_on_its_file_gives_the_folders_output(padded_output,
-                                                                                           tmp_path):
+def test_ingest_takes_pad_short_and_skip_bad_and_a_run_on_its_file_gives_the_folders_output(padded_output, tmp_path):
     """ingest has run's options for the same checks; what they did is kept per clip, so a run on the gtzan.hdf5
     gives what a run on the folder gave (the padded clip's own length, the bad clip invalid)."""
     from support.cli import audioprep
@@ -167,13 +165,15 @@ def test_ingest_takes_pad_short_and_skip_bad_and_a_run_on_its_file_gives_the_fol
 
     genres = padded_output.parent.parent / "genres"
     n = SMALL["nsamples"]
-    refused = audioprep("ingest", genres, "-o", tmp_path / "gtzan.hdf5", *SMALL_ARGS, "--pad-short", cwd=tmp_path,
-                        check=False)
+    refused = audioprep(
+        "ingest", genres, "-o", tmp_path / "gtzan.hdf5", *SMALL_ARGS, "--pad-short", cwd=tmp_path, check=False
+    )
     assert refused.returncode == 3 and "No such option" not in refused.stderr
     assert "rock/b.wav" in refused.stderr and "--skip-bad" in refused.stderr
     assert not (tmp_path / "gtzan.hdf5").exists()
-    done = audioprep("ingest", genres, "-o", tmp_path / "gtzan.hdf5", *SMALL_ARGS, "--pad-short", "--skip-bad",
-                     cwd=tmp_path)
+    done = audioprep(
+        "ingest", genres, "-o", tmp_path / "gtzan.hdf5", *SMALL_ARGS, "--pad-short", "--skip-bad", cwd=tmp_path
+    )
     assert "1 bad clip(s)" in done.stderr and "rock/b.wav" in done.stderr
     with h5py.File(tmp_path / "gtzan.hdf5") as f:  # a plain reading of the file against the audio files
         own, _ = sf.read(genres / "blues" / "b.wav", dtype="float32")
@@ -189,8 +189,9 @@ def test_ingest_takes_pad_short_and_skip_bad_and_a_run_on_its_file_gives_the_fol
     again = audioprep("run", tmp_path / "gtzan.hdf5", "-o", tmp_path / "out", *SMALL_ARGS, cwd=tmp_path, check=False)
     assert again.returncode == 3  # the run on the file finds both clips again, each named
     assert "[blues][:, 1]: 1.00 s long" in again.stderr and "[rock][:, 1]: left as zeros by" in again.stderr
-    audioprep("run", tmp_path / "gtzan.hdf5", "-o", tmp_path / "out", *SMALL_ARGS, "--pad-short", "--skip-bad",
-              cwd=tmp_path)
+    audioprep(
+        "run", tmp_path / "gtzan.hdf5", "-o", tmp_path / "out", *SMALL_ARGS, "--pad-short", "--skip-bad", cwd=tmp_path
+    )
     with h5py.File(tmp_path / "out" / "audio.hdf5") as a, h5py.File(padded_output) as b:
         for name in ("Xa", "Xs", "Xn", "valid", "samples"):
             assert np.array_equal(a[name][...], b[name][...]), name
@@ -203,8 +204,10 @@ def test_genre_album_track_folders_are_indexed_below_the_genre_in_sorted_path_or
     from support.data import SMALL, SMALL_ARGS
 
     root = tmp_path / "library"
-    files = {"Jazz": ["Artist X/Live/01 Intro.flac", "Artist X/Live/02 Blue.flac", "solo.wav"],
-             "Rock": ["Album A/01.wav", "Album A/02.wav", "Album B/01.wav"]}
+    files = {
+        "Jazz": ["Artist X/Live/01 Intro.flac", "Artist X/Live/02 Blue.flac", "solo.wav"],
+        "Rock": ["Album A/01.wav", "Album A/02.wav", "Album B/01.wav"],
+    }
     rng = np.random.default_rng(5)
     for genre, names in files.items():
         for name in names:
@@ -246,13 +249,22 @@ def test_offset_and_centre_crop_keep_the_span_plain_slicing_and_librosa_load_giv
     for name, size in lengths.items():
         sf.write(root / "x" / name, rng.uniform(-0.3, 0.3, size).astype(np.float32), 22050, subtype="FLOAT")
     (root / "st").mkdir()
-    sf.write(root / "st" / "s.wav", rng.uniform(-0.3, 0.3, (int(2.5 * 44100 * n / 22050), 2)).astype(np.float32),
-             44100, subtype="FLOAT")
-    sf.write(root / "st" / "t.wav", rng.uniform(-0.3, 0.3, (3 * 44100 * n // 22050, 2)).astype(np.float32),
-             44100, subtype="FLOAT")
+    sf.write(
+        root / "st" / "s.wav",
+        rng.uniform(-0.3, 0.3, (int(2.5 * 44100 * n / 22050), 2)).astype(np.float32),
+        44100,
+        subtype="FLOAT",
+    )
+    sf.write(
+        root / "st" / "t.wav",
+        rng.uniform(-0.3, 0.3, (3 * 44100 * n // 22050, 2)).astype(np.float32),
+        44100,
+        subtype="FLOAT",
+    )
 
-    audioprep("run", root, "-o", tmp_path / "off", *SMALL_ARGS, "--offset", "0.25", "--mono", "--resample",
-              cwd=tmp_path)
+    audioprep(
+        "run", root, "-o", tmp_path / "off", *SMALL_ARGS, "--offset", "0.25", "--mono", "--resample", cwd=tmp_path
+    )
     with h5py.File(tmp_path / "off" / "audio.hdf5") as f:
         assert json.loads(f.attrs["params"])["offset"] == 0.25
         assert np.allclose(f["start"][...], 0.25, atol=1 / 22050, rtol=0)  # the first kept sample, in seconds
@@ -260,10 +272,11 @@ def test_offset_and_centre_crop_keep_the_span_plain_slicing_and_librosa_load_giv
             for c, name in enumerate(sorted(p.name for p in (root / genre).iterdir())):
                 y, _ = librosa.load(root / genre / name, sr=22050, mono=True, offset=0.25)
                 frames = f["Xa"].shape[2]
-                assert np.array_equal(f["Xa"][g, c, :, 0, :].ravel(), y[:frames * 1024]), name
+                assert np.array_equal(f["Xa"][g, c, :, 0, :].ravel(), y[: frames * 1024]), name
 
-    audioprep("run", root, "-o", tmp_path / "mid", *SMALL_ARGS, "--crop", "center", "--mono",
-              "--resample", cwd=tmp_path)
+    audioprep(
+        "run", root, "-o", tmp_path / "mid", *SMALL_ARGS, "--crop", "center", "--mono", "--resample", cwd=tmp_path
+    )
     with h5py.File(tmp_path / "mid" / "audio.hdf5") as f:
         assert json.loads(f.attrs["params"])["crop"] == "center"
         for c, (name, size) in enumerate(sorted(lengths.items())):
@@ -271,9 +284,10 @@ def test_offset_and_centre_crop_keep_the_span_plain_slicing_and_librosa_load_giv
             start = (size - n) // 2
             assert f["start"][1, c] == start / 22050
             frames = f["Xa"].shape[2]
-            assert np.array_equal(f["Xa"][1, c, :, 0, :].ravel(), y[start:start + frames * 1024]), name
+            assert np.array_equal(f["Xa"][1, c, :, 0, :].ravel(), y[start : start + frames * 1024]), name
 
-    p = audioprep("run", root, "-o", tmp_path / "bad", *SMALL_ARGS, "--offset", "1", "--crop", "center",
-                  cwd=tmp_path, check=False)
+    p = audioprep(
+        "run", root, "-o", tmp_path / "bad", *SMALL_ARGS, "--offset", "1", "--crop", "center", cwd=tmp_path, check=False
+    )
     assert p.returncode == 1 and "give --offset SECONDS or --crop center, not both" in p.stderr
     assert not (tmp_path / "bad").exists()

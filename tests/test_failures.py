@@ -8,9 +8,8 @@ import h5py
 import numpy as np
 import pytest
 import soundfile as sf
-from support.data import SMALL, SMALL_SECONDS
-from support.data import SMALL_ARGS, genre_folder
 from support.cli import audioprep
+from support.data import SMALL, SMALL_ARGS, SMALL_SECONDS, genre_folder
 
 from pipeline import BadInputError
 from pipeline.inputs import open_index, preflight
@@ -52,7 +51,7 @@ REASONS = {
     "corrupt": r"not a decodable audio file",
     "rate": r"^sample rate 44100 Hz; needs sr=22050 \(use --resample\)$",
     "short": rf"^1.00 s long \(22050 samples at 22050 Hz\); needs at least Nsamples={SMALL['nsamples']} samples "
-             rf"at 22050 Hz \(3.00 s\) \(use --pad-short to keep it zero-padded, or a smaller --nsamples\)$",
+    rf"at 22050 Hz \(3.00 s\) \(use --pad-short to keep it zero-padded, or a smaller --nsamples\)$",
     "stereo": r"^2 channels; needs mono \(use --mono\)$",
 }
 
@@ -112,11 +111,12 @@ def test_clip_failing_only_in_full_decode_does_not_end_the_run(tmp_path, client,
     flac = _rewrite(root / "blues" / "blues.00001.au", ".flac", lambda y: y, format="FLAC")
     data = flac.read_bytes()
     n = len(data)
-    flac.write_bytes(data[: n // 3] + bytes(n // 6) + data[n // 3 + n // 6:])
+    flac.write_bytes(data[: n // 3] + bytes(n // 6) + data[n // 3 + n // 6 :])
     assert preflight(open_index(root), small_params) == []  # the header alone looks fine
 
-    with pytest.raises(BadInputError,
-                       match=r"blues.00001.flac: decod.*; 1 clip\(s\) failed; the other clips are saved"):
+    with pytest.raises(
+        BadInputError, match=r"blues.00001.flac: decod.*; 1 clip\(s\) failed; the other clips are saved"
+    ):
         run(root, tmp_path / "out", small_params, client=client)
     assert not (tmp_path / "out" / "audio.hdf5").exists()
     import zarr
@@ -130,16 +130,24 @@ def test_clip_failing_only_in_full_decode_does_not_end_the_run(tmp_path, client,
         assert f["valid"][...].tolist() == [[True, False], [True, True]]
 
 
-@pytest.mark.parametrize("setup,pattern", [
-    ("empty_genre", r"empty genre folder: holds no audio files"),
-    ("unequal", r"genres hold unequal numbers of clips \(blues=2, classical=1\); use --pad"),
-    ("empty_file", r"empty file \(0 bytes\)"),
-    ("text_file", r"not a decodable audio file"),
-    ("no_genres", r"holds no genre sub-folders"),
-])
+@pytest.mark.parametrize(
+    "setup,pattern",
+    [
+        ("empty_genre", r"empty genre folder: holds no audio files"),
+        ("unequal", r"genres hold unequal numbers of clips \(blues=2, classical=1\); use --pad"),
+        ("empty_file", r"empty file \(0 bytes\)"),
+        ("text_file", r"not a decodable audio file"),
+        ("no_genres", r"holds no genre sub-folders"),
+    ],
+)
 def test_folder_layout_problems(tmp_path, setup, pattern):
-    root = genre_folder(tmp_path / "genres", {"blues": 2, "classical": 2}, lambda g, c: np.zeros(SR * 4, np.float32),
-                        ext=".au", format="AU")
+    root = genre_folder(
+        tmp_path / "genres",
+        {"blues": 2, "classical": 2},
+        lambda g, c: np.zeros(SR * 4, np.float32),
+        ext=".au",
+        format="AU",
+    )
     if setup == "empty_genre":
         (root / "jazz").mkdir()
     elif setup == "unequal":
@@ -161,12 +169,15 @@ def test_folder_layout_problems(tmp_path, setup, pattern):
     assert any(re.search(pattern, p.reason) for p in problems), problems
 
 
-@pytest.mark.parametrize("damage,pattern", [
-    ("drop_attr", r"lacks the attribute\(s\) Nsamples"),
-    ("wrong_ngenres", r"attribute Ngenres=5 but the file holds 2 datasets"),
-    ("wrong_shape", r"shape \(100, 2\) differs from \(Nsamples, Nclips\)"),
-    ("not_hdf5", r"not a folder, a manifest .csv or a readable HDF5 file"),
-])
+@pytest.mark.parametrize(
+    "damage,pattern",
+    [
+        ("drop_attr", r"lacks the attribute\(s\) Nsamples"),
+        ("wrong_ngenres", r"attribute Ngenres=5 but the file holds 2 datasets"),
+        ("wrong_shape", r"shape \(100, 2\) differs from \(Nsamples, Nclips\)"),
+        ("not_hdf5", r"not a folder, a manifest .csv or a readable HDF5 file"),
+    ],
+)
 def test_bad_gtzan_hdf5(tmp_path, damage, pattern):
     path = tmp_path / "gtzan.hdf5"
     if damage == "not_hdf5":
@@ -174,8 +185,9 @@ def test_bad_gtzan_hdf5(tmp_path, damage, pattern):
     else:
         with h5py.File(path, "w") as f:
             for genre in ("blues", "jazz"):
-                f.create_dataset(genre, data=np.zeros((1000 if damage != "wrong_shape" or genre == "blues" else 100, 2),
-                                                       np.float32))
+                f.create_dataset(
+                    genre, data=np.zeros((1000 if damage != "wrong_shape" or genre == "blues" else 100, 2), np.float32)
+                )
             f.attrs.update({"Ngenres": 2, "Nclips": 2, "sr": SR, "Nsamples": 1000})
             if damage == "drop_attr":
                 del f.attrs["Nsamples"]
@@ -240,8 +252,9 @@ def test_when_the_same_options_fix_every_clip_the_closing_line_names_them(all_fi
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 3 and len(lines) == 5, p.stderr
     assert lines[-1] == f"error: 4 problem(s) in {all_fixable}; all 4 pass with --mono --resample --pad-short"
-    ok = audioprep("run", all_fixable, "-o", tmp_path / "o", *SMALL_ARGS, "--mono", "--resample", "--pad-short",
-                   cwd=tmp_path)
+    ok = audioprep(
+        "run", all_fixable, "-o", tmp_path / "o", *SMALL_ARGS, "--mono", "--resample", "--pad-short", cwd=tmp_path
+    )
     assert "4 clips computed" in ok.stdout
 
 
@@ -249,8 +262,10 @@ def test_a_run_left_with_no_valid_clip_fails_and_writes_no_hdf5(all_fixable, tmp
     p = audioprep("run", all_fixable, "-o", tmp_path / "o", *SMALL_ARGS, "--skip-bad", cwd=tmp_path, check=False)
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 3, p.stderr
-    assert lines[-1] == ("error: no valid clip is left: all 4 clip(s) are bad, so no audio.hdf5 is written; all 4 "
-                         "pass with --mono --resample --pad-short")
+    assert lines[-1] == (
+        "error: no valid clip is left: all 4 clip(s) are bad, so no audio.hdf5 is written; all 4 "
+        "pass with --mono --resample --pad-short"
+    )
     assert not (tmp_path / "o" / "audio.hdf5").exists()
 
 
@@ -279,24 +294,28 @@ def truncated(tmp_path_factory):
 def test_a_truncated_file_is_bad_at_preflight_even_with_pad_short(truncated):
     """Before: libsndfile read the cut WAV and AU as shorter clips, '15.24 s long ... all pass with --pad-short',
     and with --pad-short they were stored as valid."""
-    problems = {p.path.rsplit("/", 1)[-1]: p.reason for p in
-                preflight(open_index(truncated), Params(nsamples=700000, pad_short=True))}
+    problems = {
+        p.path.rsplit("/", 1)[-1]: p.reason
+        for p in preflight(open_index(truncated), Params(nsamples=700000, pad_short=True))
+    }
     assert sorted(problems) == ["cut.aiff", "cut.au", "cut.flac", "cut.wav"], problems
-    assert problems["cut.wav"].startswith("truncated: its header states 672000 samples but the file holds 335989 "
-                                          "(672022 bytes missing)")
+    assert problems["cut.wav"].startswith(
+        "truncated: its header states 672000 samples but the file holds 335989 (672022 bytes missing)"
+    )
     for name in ("cut.au", "cut.aiff"):
         assert re.match(r"truncated: its header states 672000 samples but the file holds 33\d{4} ", problems[name])
-    assert problems["cut.flac"].startswith("truncated: its header states 672000 samples but its end cannot be "
-                                           "decoded")
+    assert problems["cut.flac"].startswith("truncated: its header states 672000 samples but its end cannot be decoded")
 
 
 def test_a_truncated_file_is_one_line_and_no_option_claims_to_fix_it(truncated, tmp_path):
     p = audioprep("run", truncated, "-o", tmp_path / "o", "--nsamples", 700000, cwd=tmp_path, check=False)
     assert p.returncode == 3 and "Traceback" not in p.stderr
     lines = [ln for ln in p.stderr.splitlines() if ln.startswith("error: ")]
-    assert f"error: {truncated / 'rock' / 'cut.wav'}: truncated: its header states 672000 samples but the file " \
-           "holds 335989 (672022 bytes missing); a cut or partly copied file stays bad (copy or download it " \
-           "again)" in lines
+    assert (
+        f"error: {truncated / 'rock' / 'cut.wav'}: truncated: its header states 672000 samples but the file "
+        "holds 335989 (672022 bytes missing); a cut or partly copied file stays bad (copy or download it "
+        "again)" in lines
+    )
     assert "pass with" not in lines[-1] and "--skip-bad" in lines[-1], lines[-1]
     assert not (tmp_path / "o").exists()
 
@@ -310,6 +329,9 @@ def test_a_truncated_file_is_bad_at_decode_even_with_pad_short(truncated):
         if ref.source.endswith("a_whole.wav"):
             assert load_clip(ref, params).shape == (700000,)
             continue
-        with pytest.raises(BadInputError, match=rf"^{re.escape(ref.source)}: (truncated: its header states "
-                                                 r"672000 samples|decoding failed)"):
+        with pytest.raises(
+            BadInputError,
+            match=rf"^{re.escape(ref.source)}: (truncated: its header states "
+            r"672000 samples|decoding failed)",
+        ):
             load_clip(ref, params)

@@ -29,9 +29,16 @@ pytestmark = pytest.mark.slow
 SR = 22050
 
 
-@pytest.mark.parametrize("sig,group,code", [(signal.SIGINT, True, 130), (signal.SIGTERM, True, 143),
-                                            (signal.SIGTERM, False, 143), (signal.SIGINT, False, 130)],
-                         ids=["ctrl-c", "kill-group", "kill-driver", "sigint-driver"])
+@pytest.mark.parametrize(
+    "sig,group,code",
+    [
+        (signal.SIGINT, True, 130),
+        (signal.SIGTERM, True, 143),
+        (signal.SIGTERM, False, 143),
+        (signal.SIGINT, False, 130),
+    ],
+    ids=["ctrl-c", "kill-group", "kill-driver", "sigint-driver"],
+)
 def test_signal_gives_one_line_and_the_run_resumes(full_clips, undisturbed, tmp_path, sig, group, code):
     out = tmp_path / "out"
     proc = start([full_clips, "-o", out, "--workers", "2", "-q"], tmp_path)
@@ -76,8 +83,9 @@ def test_bad_clip_mid_run_is_one_line_without_worker_traceback(bad_mid_run, tmp_
 
 def test_skip_bad_lists_the_clip_in_both_stores_and_equals_a_resumed_run(bad_mid_run, tmp_path):
     root, bad = bad_mid_run
-    code, text = audioprep("run", root, "-o", tmp_path / "a", "--skip-bad", *SMALL_ARGS, cwd=tmp_path,
-                           check=False).outcome
+    code, text = audioprep(
+        "run", root, "-o", tmp_path / "a", "--skip-bad", *SMALL_ARGS, cwd=tmp_path, check=False
+    ).outcome
     assert code == 0
     assert_clean(text)
     found = lines(text)
@@ -120,9 +128,11 @@ def test_disk_full_while_workers_write_is_one_line(full_clips, undisturbed, tmp_
     proc = start([full_clips, "-o", out, "--workers", "2", "-q"], tmp_path)
     text, _ = proc.communicate(timeout=180)
     assert proc.returncode == 1, text
-    assert lines(text) == [f"error: cannot write to {out} (No space left on device); the finished clips are kept in "
-                           f"{out / 'audio.zarr'}: free space or fix permissions, then run the same command again "
-                           "to resume"]
+    assert lines(text) == [
+        f"error: cannot write to {out} (No space left on device); the finished clips are kept in "
+        f"{out / 'audio.zarr'}: free space or fix permissions, then run the same command again "
+        "to resume"
+    ]
     assert_clean(text)
     remount(tmpfs, "size=256m")
     code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", cwd=tmp_path, check=False).outcome
@@ -145,9 +155,11 @@ def test_output_made_read_only_during_a_run_is_one_line(full_clips, undisturbed,
     finally:
         subprocess.run(["chattr", "-R", "-i", str(out)], capture_output=True)
     assert proc.returncode == 1, text
-    assert lines(text) == [f"error: cannot write to {out} (Operation not permitted); the finished clips are kept in "
-                           f"{out / 'audio.zarr'}: free space or fix permissions, then run the same command again "
-                           "to resume"]
+    assert lines(text) == [
+        f"error: cannot write to {out} (Operation not permitted); the finished clips are kept in "
+        f"{out / 'audio.zarr'}: free space or fix permissions, then run the same command again "
+        "to resume"
+    ]
     assert_clean(text)
     code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", cwd=tmp_path, check=False).outcome
     assert code == 0, text
@@ -159,29 +171,51 @@ def test_quiet_means_quiet_and_a_refused_run_keeps_the_saved_config(tiny_dataset
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        code, text = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "-q", "--workers", "2", *SMALL_ARGS,
-                               "--dashboard-address", f"127.0.0.1:{port}", cwd=tmp_path, check=False).outcome
+        code, text = audioprep(
+            "run",
+            tiny_dataset,
+            "-o",
+            tmp_path / "o",
+            "-q",
+            "--workers",
+            "2",
+            *SMALL_ARGS,
+            "--dashboard-address",
+            f"127.0.0.1:{port}",
+            cwd=tmp_path,
+            check=False,
+        ).outcome
         assert code == 0 and text == "", text  # no "Port N is already in use", no semaphore warnings
         code, text = audioprep("cluster", "job-script", "--cluster", "slurm", cwd=tmp_path, check=False).outcome
         assert code == 0 and text.startswith("#!/usr/bin/env bash") and "Warning" not in text, text
     saved = (tmp_path / "o" / "audio.config.yaml").read_text()
-    code, text = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "-q", "--lcn-log", *SMALL_ARGS, cwd=tmp_path,
-                           check=False).outcome
+    code, text = audioprep(
+        "run", tiny_dataset, "-o", tmp_path / "o", "-q", "--lcn-log", *SMALL_ARGS, cwd=tmp_path, check=False
+    ).outcome
     assert code == 1 and lines(text) == [
         f"error: {tmp_path / 'o' / 'audio.hdf5'} exists and it was made with other parameters "
-        "(lcn_log: False -> True); use --overwrite to replace it, or -o another folder"]
+        "(lcn_log: False -> True); use --overwrite to replace it, or -o another folder"
+    ]
     assert (tmp_path / "o" / "audio.config.yaml").read_text() == saved
 
 
 def test_hdf5_held_open_for_writing_says_so(tiny_dataset, tmp_path):
     audioprep("run", tiny_dataset, "-o", tmp_path / "o", "-q", *SMALL_ARGS, cwd=tmp_path)
     path = tmp_path / "o" / "audio.hdf5"
-    holder = subprocess.Popen([sys.executable, "-c", f"import h5py, sys, time; f = h5py.File({str(path)!r}, 'a'); "
-                               "print('open', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import h5py, sys, time; f = h5py.File({str(path)!r}, 'a'); print('open', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "open"
-        code, text = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "-q", *SMALL_ARGS, cwd=tmp_path,
-                               check=False).outcome
+        code, text = audioprep(
+            "run", tiny_dataset, "-o", tmp_path / "o", "-q", *SMALL_ARGS, cwd=tmp_path, check=False
+        ).outcome
     finally:
         holder.kill()
         holder.wait()
@@ -214,12 +248,18 @@ def test_an_unwritable_output_folder_is_one_line_before_anything_starts(tiny_dat
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     out = tmp_path / where
-    p = subprocess.run(_as_non_root([sys.executable, "-m", "pipeline", "run", str(tiny_dataset), "-o", str(out),
-                                     *SMALL_ARGS]),
-                       capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(scratch)})
+    p = subprocess.run(
+        _as_non_root([sys.executable, "-m", "pipeline", "run", str(tiny_dataset), "-o", str(out), *SMALL_ARGS]),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
     assert p.returncode == 1, p.stderr
-    assert lines(p.stdout + p.stderr) == [f"error: cannot write to the output folder {out} (Permission denied); "
-                                          "choose another with -o or fix its permissions"]
+    assert lines(p.stdout + p.stderr) == [
+        f"error: cannot write to the output folder {out} (Permission denied); "
+        "choose another with -o or fix its permissions"
+    ]
     assert list(scratch.iterdir()) == [] and list(ro.iterdir()) == []
 
 
@@ -233,11 +273,21 @@ def test_a_read_only_file_system_is_one_line_before_anything_starts(tiny_dataset
         subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True)
         scratch = tmp_path / "scratch"
         scratch.mkdir()
-        p = audioprep("run", tiny_dataset, "-o", ro / "out", *SMALL_ARGS, cwd=tmp_path, check=False,
-                      env={"TMPDIR": str(scratch)}, timeout=120)
+        p = audioprep(
+            "run",
+            tiny_dataset,
+            "-o",
+            ro / "out",
+            *SMALL_ARGS,
+            cwd=tmp_path,
+            check=False,
+            env={"TMPDIR": str(scratch)},
+            timeout=120,
+        )
         assert p.returncode == 1 and lines(p.text) == [
             f"error: cannot write to the output folder {ro / 'out'} (Read-only file system); choose another with "
-            "-o or fix its permissions"]
+            "-o or fix its permissions"
+        ]
         assert list(scratch.iterdir()) == []
     finally:
         subprocess.run(["umount", str(ro)])
@@ -252,9 +302,19 @@ def test_a_folder_in_use_is_refused_before_a_cluster_starts(tiny_dataset, tmp_pa
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     with OutputLock(out):  # this process plays the run in progress
-        p = audioprep("run", tiny_dataset, "-o", out, *SMALL_ARGS, cwd=tmp_path, check=False,
-                      env={"TMPDIR": str(scratch)}, timeout=120)
+        p = audioprep(
+            "run",
+            tiny_dataset,
+            "-o",
+            out,
+            *SMALL_ARGS,
+            cwd=tmp_path,
+            check=False,
+            env={"TMPDIR": str(scratch)},
+            timeout=120,
+        )
     assert p.returncode == 1 and lines(p.text) == [
         f"error: {out} is in use by another audioprep run (pid {os.getpid()} on host {socket.gethostname()}); "
-        "wait for it to finish or choose another -o"]
+        "wait for it to finish or choose another -o"
+    ]
     assert list(scratch.iterdir()) == []  # no local cluster was started (its scratch folder would be here)

@@ -14,7 +14,6 @@ import sys
 import h5py
 import numpy as np
 import pytest
-
 from support.cli import audioprep
 from support.reference import reference_clip
 
@@ -45,19 +44,42 @@ def _m4a(path, seconds: float, seed: int, rate: int = 44100, channels: int = 2):
     y = 0.2 * np.sin(2 * np.pi * (220 + 110 * seed) * t)[:, None] + 0.05 * rng.standard_normal((t.size, channels))
     wav = path.with_suffix(".wav.tmp")
     sf.write(wav, y.astype(np.float32), rate, format="WAV")
-    subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", str(wav), "-c:a", "aac", "-b:a", "160k",
-                    str(path)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", str(wav), "-c:a", "aac", "-b:a", "160k", str(path)],
+        check=True,
+    )
     wav.unlink()
 
 
 def _ffmpeg_decode(path) -> tuple:
     """The ffmpeg command's float decode: ``(samples (n, channels), rate)``."""
-    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
-                            "stream=sample_rate,channels", "-of", "csv=p=0", str(path)],
-                           capture_output=True, text=True, check=True).stdout.strip().split(",")
+    probe = (
+        subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-select_streams",
+                "a:0",
+                "-show_entries",
+                "stream=sample_rate,channels",
+                "-of",
+                "csv=p=0",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .split(",")
+    )
     rate, channels = int(probe[0]), int(probe[1])
-    raw = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), "-f", "f32le", "-"],
-                         capture_output=True, check=True).stdout
+    raw = subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), "-f", "f32le", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
     return np.frombuffer(raw, dtype="<f4").reshape(-1, channels), rate
 
 
@@ -73,8 +95,10 @@ def test_m4a_from_debians_ffmpeg_is_decoded_down_mixed_and_resampled_like_plain_
             _m4a(root / genre / f"{genre}{c}.m4a", 3.5, seed=2 * g + c)
     refused = audioprep("run", root, "-o", tmp_path / "o", "--nsamples", NSAMPLES, cwd=tmp_path, check=False)
     assert refused.returncode == 3  # the same checks as any clip, from the container's header
-    assert f"{root / 'jazz' / 'jazz0.m4a'}: 2 channels and sample rate 44100 Hz; needs mono and sr=22050 " \
-           "(use --mono --resample)" in refused.stderr
+    assert (
+        f"{root / 'jazz' / 'jazz0.m4a'}: 2 channels and sample rate 44100 Hz; needs mono and sr=22050 "
+        "(use --mono --resample)" in refused.stderr
+    )
     audioprep("run", root, "-o", tmp_path / "o", "--nsamples", NSAMPLES, "--mono", "--resample", cwd=tmp_path)
     with h5py.File(tmp_path / "o" / "audio.hdf5") as f:
         assert f["valid"][...].all()
@@ -122,23 +146,31 @@ def test_audio_no_installed_decoder_reads_is_named_with_what_would_read_it(tmp_p
         (root / "chiptune" / name).write_bytes(b"M.K." * 400)
     p = audioprep("run", root, "-o", tmp_path / "o", "--nsamples", SR, cwd=tmp_path, check=False)
     assert p.returncode == 3
-    assert (f"error: {root / 'chiptune'}: holds no audio files it can read: 3 audio file(s) no installed decoder "
-            "reads (chiptune/boss.xm, chiptune/intro.mod, chiptune/level1.it): tracker modules (note data and "
-            "samples, not a recording): render them to .wav first, e.g. openmpt123 --render") in p.stderr
+    assert (
+        f"error: {root / 'chiptune'}: holds no audio files it can read: 3 audio file(s) no installed decoder "
+        "reads (chiptune/boss.xm, chiptune/intro.mod, chiptune/level1.it): tracker modules (note data and "
+        "samples, not a recording): render them to .wav first, e.g. openmpt123 --render"
+    ) in p.stderr
 
     (root / "chiptune" / "intro.mod").rename(root / "rock" / "intro.mod")
     shutil.rmtree(root / "chiptune")
     (root / "rock" / "song.m4a").write_bytes(b"\0" * 64)
     (root / "rock" / "notes.txt").write_text("x")
     hide_av = "import sys; sys.modules['av'] = None; from pipeline.cli import main; main()"
-    p = subprocess.run([sys.executable, "-c", hide_av, "run", str(root), "-o", str(tmp_path / "o"), "--nsamples",
-                        str(SR)], cwd=tmp_path, capture_output=True, text=True,
-                       env={**os.environ, "DASK_TEMPORARY_DIRECTORY": str(tmp_path)})
+    p = subprocess.run(
+        [sys.executable, "-c", hide_av, "run", str(root), "-o", str(tmp_path / "o"), "--nsamples", str(SR)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DASK_TEMPORARY_DIRECTORY": str(tmp_path)},
+    )
     assert p.returncode == 0, p.stderr
-    assert ("ignored 1 audio file(s) no installed decoder reads (rock/intro.mod): tracker modules (note data and "
-            "samples, not a recording): render them to .wav first, e.g. openmpt123 --render; 1 audio file(s) no "
-            "installed decoder reads (rock/song.m4a): pip install av (PyAV) to decode them "
-            "through ffmpeg; ignored 1 non-audio file(s): rock/notes.txt") in p.stderr
+    assert (
+        "ignored 1 audio file(s) no installed decoder reads (rock/intro.mod): tracker modules (note data and "
+        "samples, not a recording): render them to .wav first, e.g. openmpt123 --render; 1 audio file(s) no "
+        "installed decoder reads (rock/song.m4a): pip install av (PyAV) to decode them "
+        "through ffmpeg; ignored 1 non-audio file(s): rock/notes.txt"
+    ) in p.stderr
 
 
 _SPAN_PEAK = """
@@ -164,14 +196,41 @@ def test_a_span_of_a_long_m4a_is_decoded_holding_the_span_not_the_file(tmp_path,
     process of its own) stays within twice the span's bytes, where the file's decode is 60 times them."""
     _need_ffmpeg()
     path = tmp_path / "long.m4a"
-    subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
-                    f"sine=frequency=330:sample_rate={SR}:duration=600", "-f", "lavfi", "-i",
-                    f"anoisesrc=color=pink:sample_rate={SR}:duration=600:amplitude=0.05:seed=4", "-filter_complex",
-                    "amix=inputs=2", "-ac", "1", "-c:a", "aac", "-b:a", "64k", str(path)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=330:sample_rate={SR}:duration=600",
+            "-f",
+            "lavfi",
+            "-i",
+            f"anoisesrc=color=pink:sample_rate={SR}:duration=600:amplitude=0.05:seed=4",
+            "-filter_complex",
+            "amix=inputs=2",
+            "-ac",
+            "1",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            str(path),
+        ],
+        check=True,
+    )
     nsamples = 10 * SR
     kw = {"nsamples": nsamples, **how}
-    p = subprocess.run([sys.executable, "-c", _SPAN_PEAK, str(path), str(tmp_path / "y.npy"), json.dumps(kw)],
-                       capture_output=True, text=True, check=True)
+    p = subprocess.run(
+        [sys.executable, "-c", _SPAN_PEAK, str(path), str(tmp_path / "y.npy"), json.dumps(kw)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     peak = int(p.stdout.split()[-1])
     span_bytes = nsamples * 4
     assert peak <= 2 * span_bytes, (peak, span_bytes)
@@ -184,4 +243,4 @@ def test_a_span_of_a_long_m4a_is_decoded_holding_the_span_not_the_file(tmp_path,
     start = (frames - nsamples) // 2 if "crop" in how else int(how["offset"] * SR)
     whole, _ = _ffmpeg_decode(path)
     assert whole.shape[0] >= 600 * SR
-    assert np.abs(np.load(tmp_path / "y.npy") - whole[start:start + nsamples, 0]).max() <= 1e-6
+    assert np.abs(np.load(tmp_path / "y.npy") - whole[start : start + nsamples, 0]).max() <= 1e-6

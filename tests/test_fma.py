@@ -17,10 +17,15 @@ from pipeline.params import Params
 
 SR = 22050
 #: track id: (subset, split, genre_top); 'large' ids without a genre, as most of large is
-TRACKS = {2: ("small", "training", "Old-Time / Historic"), 5: ("small", "test", "Old-Time / Historic"),
-          10: ("small", "validation", "Soul-RnB"), 140: ("small", "training", "Soul-RnB"),
-          1482: ("medium", "training", "Soul-RnB"), 1666: ("medium", "test", "Easy Listening"),
-          20011: ("large", "training", "")}
+TRACKS = {
+    2: ("small", "training", "Old-Time / Historic"),
+    5: ("small", "test", "Old-Time / Historic"),
+    10: ("small", "validation", "Soul-RnB"),
+    140: ("small", "training", "Soul-RnB"),
+    1482: ("medium", "training", "Soul-RnB"),
+    1666: ("medium", "test", "Easy Listening"),
+    20011: ("large", "training", ""),
+}
 GROUPS = ["", "album", "artist", "set", "set", "track", "track", "track", "track"]
 FIELDS = ["", "title", "bio", "split", "subset", "genre_top", "genres", "genres_all", "title"]
 
@@ -33,8 +38,9 @@ def _tracks_csv(path):
         w.writerow(["track_id"] + [""] * (len(FIELDS) - 1))
         for tid, (subset, split, genre) in TRACKS.items():
             bio = f'<p>Born in "Nowhere", 19{tid % 100:02d},\nplays <b>everything</b>, loudly.</p>\n'
-            w.writerow([tid, f"Album, vol. {tid}", bio, split, subset, genre, "[21, 811]", "[21, 811, 1]",
-                        f'Track "{tid}"'])
+            w.writerow(
+                [tid, f"Album, vol. {tid}", bio, split, subset, genre, "[21, 811]", "[21, 811, 1]", f'Track "{tid}"']
+            )
 
 
 def _mp3(path, seed):
@@ -68,9 +74,12 @@ def test_fma_small_is_read_with_its_tracks_csv(fma):
     assert index.kind == "fma" and index.subset == "small" and index.ignored == [] and index.problems == []
     assert index.labels == ("Old-Time / Historic", "Soul-RnB")
     got = [(r.genre, r.rel, r.split) for r in index.clips]
-    assert got == [("Old-Time / Historic", "000/000002.mp3", "training"), ("Old-Time / Historic", "000/000005.mp3",
-                                                                             "test"),
-                   ("Soul-RnB", "000/000010.mp3", "validation"), ("Soul-RnB", "000/000140.mp3", "training")]
+    assert got == [
+        ("Old-Time / Historic", "000/000002.mp3", "training"),
+        ("Old-Time / Historic", "000/000005.mp3", "test"),
+        ("Soul-RnB", "000/000010.mp3", "validation"),
+        ("Soul-RnB", "000/000140.mp3", "training"),
+    ]
     for ref in index.clips:
         tid = int(ref.rel[4:10])
         assert (ref.genre, ref.split) == (TRACKS[tid][2], TRACKS[tid][1])
@@ -81,19 +90,23 @@ def test_fma_small_is_read_with_its_tracks_csv(fma):
 def test_fma_medium_holds_small_and_medium_and_says_its_genres_are_unequal(fma):
     index = open_index(fma / "fma_medium", pad=True)
     assert index.subset == "medium" and index.labels == ("Easy Listening", "Old-Time / Historic", "Soul-RnB")
-    assert sorted(r.rel for r in index.clips) == sorted(f"{t:06d}"[:3] + f"/{t:06d}.mp3" for t, v in TRACKS.items()
-                                                         if v[0] != "large")
+    assert sorted(r.rel for r in index.clips) == sorted(
+        f"{t:06d}"[:3] + f"/{t:06d}.mp3" for t, v in TRACKS.items() if v[0] != "large"
+    )
     grid = open_index(fma / "fma_medium")
-    assert any("genres hold unequal numbers of clips (Easy Listening=1, Old-Time / Historic=2, Soul-RnB=3)"
-               in p.reason for p in grid.problems)
+    assert any(
+        "genres hold unequal numbers of clips (Easy Listening=1, Old-Time / Historic=2, Soul-RnB=3)" in p.reason
+        for p in grid.problems
+    )
 
 
 def test_fma_large_names_the_tracks_without_a_genre(fma):
     index = open_index(fma / "fma_large", pad=True)
     (p,) = index.problems
     assert p.path == str(fma / "fma_large")
-    assert p.reason == ("1 track(s) have no genre_top, so no label in the grid (020011); use --layout clips (they "
-                        "get label -1)")
+    assert p.reason == (
+        "1 track(s) have no genre_top, so no label in the grid (020011); use --layout clips (they get label -1)"
+    )
     assert "020/020011.mp3" not in [r.rel for r in index.clips]
 
 
@@ -108,26 +121,32 @@ def test_audio_missing_or_not_listed_is_named_in_one_line_each(fma, tmp_path):
     (folder / "001482.mp3.tmp").rename(folder / "001" / "001482.mp3")
     index = open_index(folder, pad=True)
     reasons = [p.reason for p in index.problems]
-    assert f"1 track(s) of subset small in {tmp_path / 'fma' / 'fma_metadata' / 'tracks.csv'} have no audio file " \
-           "here (000/000005.mp3); download or unzip them again" in reasons
-    assert f"1 audio file(s) here are not tracks of subset small in " \
-           f"{tmp_path / 'fma' / 'fma_metadata' / 'tracks.csv'} (001/001482.mp3); remove them, or give the folder " \
-           "of their subset" in reasons
+    assert (
+        f"1 track(s) of subset small in {tmp_path / 'fma' / 'fma_metadata' / 'tracks.csv'} have no audio file "
+        "here (000/000005.mp3); download or unzip them again" in reasons
+    )
+    assert (
+        f"1 audio file(s) here are not tracks of subset small in "
+        f"{tmp_path / 'fma' / 'fma_metadata' / 'tracks.csv'} (001/001482.mp3); remove them, or give the folder "
+        "of their subset" in reasons
+    )
 
 
 def test_fma_small_runs_in_the_grid_with_labels_and_sources_from_tracks_csv(fma, tmp_path, client):
     import librosa
+    from support.reference import reference_clip
 
     from pipeline.run import run
-    from support.reference import reference_clip
 
     nsamples = 1024 * 8 + 600  # both streams give 8 frames, as reference_clip needs
     params = Params(nsamples=nsamples, mono=True, resample=True)
     res = run(fma / "fma_small", tmp_path / "o", params, client=client)
     assert res.computed == 4 and not res.bad
     with h5py.File(tmp_path / "o" / "audio.hdf5") as f:
-        assert [x.decode() if isinstance(x, bytes) else x for x in f.attrs["labels"]] == ["Old-Time / Historic",
-                                                                                         "Soul-RnB"]
+        assert [x.decode() if isinstance(x, bytes) else x for x in f.attrs["labels"]] == [
+            "Old-Time / Historic",
+            "Soul-RnB",
+        ]
         assert f["source"].asstr()[1, 1] == "000/000140.mp3"
         y, _ = librosa.load(fma / "fma_small" / "000" / "000140.mp3", sr=SR, mono=True)
         xa, xs, _ = reference_clip(y[:nsamples], Nsamples=nsamples)
@@ -140,6 +159,9 @@ def test_a_tracks_csv_that_is_not_fmas_is_refused_in_one_line(fma, tmp_path):
     shutil.copytree(fma / "fma_small", tmp_path / "fma" / "fma_small")
     (tmp_path / "fma" / "fma_metadata").mkdir()
     (tmp_path / "fma" / "fma_metadata" / "tracks.csv").write_text(",set\n,subset\ntrack_id\n")
-    with pytest.raises(BadInputError, match=r"tracks.csv: has no column set.split, track.genre_top: not FMA's "
-                                            r"tracks.csv; give the tracks.csv of fma_metadata.zip"):
+    with pytest.raises(
+        BadInputError,
+        match=r"tracks.csv: has no column set.split, track.genre_top: not FMA's "
+        r"tracks.csv; give the tracks.csv of fma_metadata.zip",
+    ):
         open_index(tmp_path / "fma" / "fma_small", format="fma")

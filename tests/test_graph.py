@@ -4,8 +4,8 @@ import dask
 import numpy as np
 from dask.utils import key_split
 
-from pipeline.inputs import ClipRef, open_index
 from pipeline.graph import ClipTask, build_graph, clip_token, plan_tasks, run_task
+from pipeline.inputs import ClipRef, open_index
 from pipeline.output.layout import make_attrs
 from pipeline.output.store import store_writer
 from pipeline.output.zarr_store import create_store, done_mask, read_clip
@@ -43,8 +43,13 @@ def test_batches_hold_clips_of_one_genre_and_keys_name_them():
     labels = ("blues", "jazz")
     refs = [ClipRef(0, c, "blues", f"b{c}") for c in range(5)] + [ClipRef(1, c, "jazz", f"j{c}") for c in range(3)]
     tasks = list(plan_tasks(refs, labels, per_task=2))
-    assert [t.key for t in tasks] == ["clips-blues.00000-00001", "clips-blues.00002-00003", "clips-blues.00004",
-                                      "clips-jazz.00000-00001", "clips-jazz.00002"]
+    assert [t.key for t in tasks] == [
+        "clips-blues.00000-00001",
+        "clips-blues.00002-00003",
+        "clips-blues.00004",
+        "clips-jazz.00000-00001",
+        "clips-jazz.00002",
+    ]
     assert [len({r.g for r in t.refs}) for t in tasks] == [1] * 5
     assert [r for t in tasks for r in t.refs] == refs  # every clip once, in order
     assert {key_split(t.key) for t in tasks} == {"clips"}
@@ -61,8 +66,9 @@ def test_a_bad_clip_is_reported_and_costs_its_batch_nothing(tiny_dataset, small_
     create_store(store, idx, small_params, make_attrs(idx, small_params, created="x"))
     good = [r for r in idx.clips if r.g == 0]
     broken = ClipRef(0, 1, "blues", str(tmp_path / "missing.au"))
-    written, failures = run_task(ClipTask("clips-blues.00000-00001", "clips", (good[0], broken)), small_params,
-                                 store_writer(store))
+    written, failures = run_task(
+        ClipTask("clips-blues.00000-00001", "clips", (good[0], broken)), small_params, store_writer(store)
+    )
     assert written == [(0, 0)]
     assert len(failures) == 1 and failures[0][:2] == (0, 1) and "cannot be read" in failures[0][2]
     import zarr

@@ -57,8 +57,10 @@ def test_config_names_no_file_the_user_lacks():
     """Before: 'params: # numerical parameters (SPEC.md)'; users have no SPEC.md."""
     r = CliRunner().invoke(main, ["config"])
     line = next(ln for ln in r.output.splitlines() if ln.startswith("params:"))
-    assert line == ("params:                                   # numerical parameters: these decide the output "
-                    "('audioprep run --help' explains each)")
+    assert line == (
+        "params:                                   # numerical parameters: these decide the output "
+        "('audioprep run --help' explains each)"
+    )
     assert "SPEC" not in r.output
     assert yaml.safe_load(r.output)["params"]["pad_short"] is False
 
@@ -71,7 +73,8 @@ def test_job_script_says_its_scheduler_address_is_a_placeholder():
     assert lines[1:3] == [
         "# audioprep: a preview. The scheduler address (tls://...:PORT) and the credential files below are "
         "placeholders;",
-        "# a run starts its own scheduler and writes its own address and credentials into the scripts it submits."]
+        "# a run starts its own scheduler and writes its own address and credentials into the scripts it submits.",
+    ]
     assert any("--scheduler-file" in ln or "tls://" in ln for ln in lines[3:])
 
 

@@ -57,8 +57,11 @@ def test_the_format_is_guessed_from_content_not_only_from_the_name(tmp_path):
     assert open_index(misnamed).kind == "hdf5"
     text = tmp_path / "notes.txt"
     text.write_text("hello\n")
-    with pytest.raises(BadInputError, match=r"notes.txt: not a folder, a manifest .csv or a readable HDF5 file .*"
-                                            r"name its format with --format \(fma, folder, jamendo, manifest, hdf5\)"):
+    with pytest.raises(
+        BadInputError,
+        match=r"notes.txt: not a folder, a manifest .csv or a readable HDF5 file .*"
+        r"name its format with --format \(fma, folder, jamendo, manifest, hdf5\)",
+    ):
         open_index(text)
 
 
@@ -69,8 +72,10 @@ def test_format_overrides_the_guess_and_an_unknown_one_is_refused(tmp_path):
         open_index(listing, format="hdf5")  # read as what it was named, not as what it holds
     p = audioprep("run", listing, "-o", tmp_path / "o", "--format", "wav", check=False, cwd=tmp_path)
     assert p.returncode == 1
-    assert p.stderr.strip() == ("error: --format wav is not an input format; give one of fma, folder, jamendo, "
-                                "manifest, hdf5 (or leave it out: the input's content says its format)")
+    assert p.stderr.strip() == (
+        "error: --format wav is not an input format; give one of fma, folder, jamendo, "
+        "manifest, hdf5 (or leave it out: the input's content says its format)"
+    )
     p = audioprep("run", listing, "-o", tmp_path / "o", "--format", "hdf5", check=False, cwd=tmp_path)
     assert p.returncode == 3 and "not a folder, a manifest .csv or a readable HDF5 file" in p.stderr
     assert not (tmp_path / "o").exists()
@@ -94,8 +99,11 @@ def test_inspect_returns_a_record_with_the_fixes_as_data(tmp_path):
 def test_the_closing_line_comes_from_the_fixes_not_from_the_text():
     """Before: common_fix parsed '(use --mono ...)' back out of each reason."""
     assert common_fix([Problem("a", "says (use --mono) but no flag fixes it")]) is None
-    assert common_fix([Problem("a", "x", ("pad_short", "mono")), Problem("b", "y", ("pad",))]) == \
-        ("pad", "mono", "pad_short")
+    assert common_fix([Problem("a", "x", ("pad_short", "mono")), Problem("b", "y", ("pad",))]) == (
+        "pad",
+        "mono",
+        "pad_short",
+    )
 
 
 def test_preflight_returns_the_lengths_and_leaves_the_index_as_it_was(tmp_path):

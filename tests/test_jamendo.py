@@ -11,12 +11,25 @@ from pipeline import BadInputError, ParameterError
 from pipeline.inputs import open_index
 
 HEADER = "TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS"
-ROWS = [("track_0000214", "artist_000014", "album_000031", "14/214.mp3", "124.6",
-         ("genre---punkrock",)),
-        ("track_0000215", "artist_000014", "album_000031", "15/215.mp3", "98.1",
-         ("genre---punkrock", "instrument---guitar", "mood/theme---energetic")),
-        ("track_0001399", "artist_000196", "album_000200", "99/1399.mp3", "201.0",
-         ("genre---classical", "instrument---piano", "mood/theme---calm", "mood/theme---relaxing"))]
+ROWS = [
+    ("track_0000214", "artist_000014", "album_000031", "14/214.mp3", "124.6", ("genre---punkrock",)),
+    (
+        "track_0000215",
+        "artist_000014",
+        "album_000031",
+        "15/215.mp3",
+        "98.1",
+        ("genre---punkrock", "instrument---guitar", "mood/theme---energetic"),
+    ),
+    (
+        "track_0001399",
+        "artist_000196",
+        "album_000200",
+        "99/1399.mp3",
+        "201.0",
+        ("genre---classical", "instrument---piano", "mood/theme---calm", "mood/theme---relaxing"),
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,29 +50,55 @@ def test_the_tsv_is_read_with_every_tag_as_written(jamendo):
     """Before: 'not a folder, a manifest .csv or a readable HDF5 file'."""
     index = open_index(jamendo / "data" / "autotagging.tsv", audio=str(jamendo / "audio"))
     assert index.kind == "jamendo"
-    assert [(r.rel, r.source, r.tags) for r in index.clips] == \
-        [(row[3], str(jamendo / "audio" / row[3]), row[5]) for row in ROWS]
+    assert [(r.rel, r.source, r.tags) for r in index.clips] == [
+        (row[3], str(jamendo / "audio" / row[3]), row[5]) for row in ROWS
+    ]
     (p,) = index.problems
-    assert p.reason == ("its 3 track(s) carry tags (genre, instrument, mood/theme), not one genre each: the genres x "
-                        "clips grid cannot hold them; use --layout clips")
+    assert p.reason == (
+        "its 3 track(s) carry tags (genre, instrument, mood/theme), not one genre each: the genres x "
+        "clips grid cannot hold them; use --layout clips"
+    )
 
 
 def test_the_grid_is_refused_in_one_line_naming_the_clip_layout(jamendo, tmp_path):
     tsv = jamendo / "data" / "autotagging.tsv"
-    p = audioprep("run", tsv, "--audio", jamendo / "audio", "-o", tmp_path / "o", "--mono", "--resample",
-                  "--crop", "center", "--nsamples", 4096, check=False, cwd=tmp_path)  # every clip passes
+    p = audioprep(
+        "run",
+        tsv,
+        "--audio",
+        jamendo / "audio",
+        "-o",
+        tmp_path / "o",
+        "--mono",
+        "--resample",
+        "--crop",
+        "center",
+        "--nsamples",
+        4096,
+        check=False,
+        cwd=tmp_path,
+    )  # every clip passes
     assert p.returncode == 3
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith(f"error: {tsv}: its 3 track(s) carry tags") \
-        and "use --layout clips" in lines[0], p.stderr
+    assert (
+        len(lines) == 1
+        and lines[0].startswith(f"error: {tsv}: its 3 track(s) carry tags")
+        and "use --layout clips" in lines[0]
+    ), p.stderr
     assert not (tmp_path / "o").exists()
 
 
 def test_without_its_audio_folder_the_line_says_to_give_it(jamendo):
-    with pytest.raises(BadInputError, match=r"autotagging.tsv: none of the 3 paths it lists exists in .*/data "
-                                            r"\(e.g. 14/214.mp3\); give the folder the audio was downloaded to "
-                                            r"with --audio DIR"):
+    with pytest.raises(
+        BadInputError,
+        match=r"autotagging.tsv: none of the 3 paths it lists exists in .*/data "
+        r"\(e.g. 14/214.mp3\); give the folder the audio was downloaded to "
+        r"with --audio DIR",
+    ):
         open_index(jamendo / "data" / "autotagging.tsv")
-    with pytest.raises(ParameterError, match=r"^--audio names the audio folder of an MTG-Jamendo .tsv, but .* is a "
-                                             r"genres folder ROOT/<genre>/<file>: leave --audio out$"):
+    with pytest.raises(
+        ParameterError,
+        match=r"^--audio names the audio folder of an MTG-Jamendo .tsv, but .* is a "
+        r"genres folder ROOT/<genre>/<file>: leave --audio out$",
+    ):
         open_index(jamendo / "audio", audio=str(jamendo / "audio"))

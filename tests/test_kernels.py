@@ -53,22 +53,33 @@ def _signals():
     rng = np.random.default_rng(7)
     noise = (0.1 * rng.standard_normal(SR * 3)).astype(np.float32)
     chirp = (0.3 * np.sin(2 * np.pi * np.cumsum(np.linspace(60, 2000, SR * 3)) / SR)).astype(np.float32)
-    return {"chord": sine(220.0, 3.0) + sine(277.2, 3.0) + sine(329.6, 3.0), "noise": noise, "chirp": chirp,
-            "silence": np.zeros(SR * 3, np.float32), "odd length": noise[: SR * 3 - 333]}
+    return {
+        "chord": sine(220.0, 3.0) + sine(277.2, 3.0) + sine(329.6, 3.0),
+        "noise": noise,
+        "chirp": chirp,
+        "silence": np.zeros(SR * 3, np.float32),
+        "odd length": noise[: SR * 3 - 333],
+    }
 
 
 @pytest.mark.parametrize("name", list(_signals()))
-@pytest.mark.parametrize("cfg", [dict(na=1024, ns=96, n_octaves=4, fmin=C2), dict(na=2048, ns=48, n_octaves=2,
-                                                                                  fmin=110.0),
-                                 dict(na=512, ns=36, n_octaves=3, fmin=C2)])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        dict(na=1024, ns=96, n_octaves=4, fmin=C2),
+        dict(na=2048, ns=48, n_octaves=2, fmin=110.0),
+        dict(na=512, ns=36, n_octaves=3, fmin=C2),
+    ],
+)
 def test_cqt_plan_is_bit_identical_to_librosa_cqt(name, cfg):
     """The process's plan (from the disk cache, or built) follows librosa.cqt's algorithm: same bits, complex
     values and all; its float32 pass is within 1e-6 of the signal's maximum on every frame of both streams."""
     import librosa
 
     y = _signals()[name]
-    kw = dict(sr=SR, hop_length=cfg["na"], fmin=cfg["fmin"], n_bins=cfg["ns"],
-              bins_per_octave=cfg["ns"] // cfg["n_octaves"])
+    kw = dict(
+        sr=SR, hop_length=cfg["na"], fmin=cfg["fmin"], n_bins=cfg["ns"], bins_per_octave=cfg["ns"] // cfg["n_octaves"]
+    )
     plan = kernels.cqt_plan(**kw)
     for _ in range(2):  # a plan used twice gives the same bits (nothing is rescaled in place)
         got = plan.exact(y)
@@ -77,7 +88,7 @@ def test_cqt_plan_is_bit_identical_to_librosa_cqt(name, cfg):
         assert np.array_equal(got, want)
     F = kernels.nframes_for(len(y), cfg["na"])
     fast = kernels.cqt_streams(y, sr=SR, nframes=F, precision="float32", **cfg)
-    for s, ys in enumerate((y, y[cfg["na"] // 2:])):
+    for s, ys in enumerate((y, y[cfg["na"] // 2 :])):
         want = np.abs(librosa.cqt(ys, **kw))[:, :F].T
         assert np.abs(fast[:, s] - want).max() <= 1e-6 * max(np.abs(want).max(), 1e-30), s
 
@@ -187,10 +198,12 @@ def _real_length_clips():
     full-scale signal; every frame of them is compared, the boundary frames included."""
     n = 660000
     rng = np.random.default_rng(11)
-    return {"sweep": (0.3 * np.sin(2 * np.pi * np.cumsum(np.linspace(40, 3000, n)) / SR)).astype(np.float32),
-            "noise": (0.2 * rng.standard_normal(n)).astype(np.float32),
-            "clicks": np.where(rng.random(n) < 1e-3, 0.9, 0.0).astype(np.float32),
-            "full scale": np.clip(rng.standard_normal(n), -1, 1).astype(np.float32)}
+    return {
+        "sweep": (0.3 * np.sin(2 * np.pi * np.cumsum(np.linspace(40, 3000, n)) / SR)).astype(np.float32),
+        "noise": (0.2 * rng.standard_normal(n)).astype(np.float32),
+        "clicks": np.where(rng.random(n) < 1e-3, 0.9, 0.0).astype(np.float32),
+        "full scale": np.clip(rng.standard_normal(n), -1, 1).astype(np.float32),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -200,8 +213,10 @@ def real_length():
 
     out = {}
     for name, y in _real_length_clips().items():
-        ref = [np.abs(librosa.cqt(ys, sr=SR, hop_length=1024, fmin=C2, n_bins=96, bins_per_octave=24))[:, :-1].T
-               for ys in (y, y[512:])]
+        ref = [
+            np.abs(librosa.cqt(ys, sr=SR, hop_length=1024, fmin=C2, n_bins=96, bins_per_octave=24))[:, :-1].T
+            for ys in (y, y[512:])
+        ]
         out[name] = (y, np.stack(ref, axis=1))
     return out
 

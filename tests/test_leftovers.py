@@ -13,8 +13,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from support.compare import assert_same_output
 from support.cli import audioprep, finished, lines, start, wait_until
+from support.compare import assert_same_output
 
 from pipeline import StoreError
 from pipeline.run import run
@@ -41,8 +41,9 @@ def test_a_killed_runs_scratch_folder_is_removed_by_the_next_run(full_clips, und
     other.mkdir()
     nobody = pwd.getpwnam("nobody")
     os.chown(other, nobody.pw_uid, nobody.pw_gid)
-    code, text = audioprep("run", full_clips, "-o", out, "--workers", "2", "-q", cwd=tmp_path, env=env,
-                           check=False).outcome
+    code, text = audioprep(
+        "run", full_clips, "-o", out, "--workers", "2", "-q", cwd=tmp_path, env=env, check=False
+    ).outcome
     assert code == 0, text
     assert sorted(p.name for p in tmp.glob("audioprep-dask-*")) == sorted([alive.name, other.name])
     assert_same_output(out / "audio.hdf5", undisturbed)
@@ -112,9 +113,20 @@ def test_a_worker_dying_while_it_gets_ready_is_one_line_about_memory(tiny_datase
     from support.data import SMALL
 
     out = tmp_path / "out"
-    code, text = audioprep("run", tiny_dataset, "-o", out, "--workers", "1", "-q", "--nsamples", SMALL["nsamples"],
-                           cwd=tmp_path,
-                           env={"DASK_AUDIOPREP__MEMORY_LIMIT": "110MiB"}, check=False).outcome
+    code, text = audioprep(
+        "run",
+        tiny_dataset,
+        "-o",
+        out,
+        "--workers",
+        "1",
+        "-q",
+        "--nsamples",
+        SMALL["nsamples"],
+        cwd=tmp_path,
+        env={"DASK_AUDIOPREP__MEMORY_LIMIT": "110MiB"},
+        check=False,
+    ).outcome
     assert code == 1
     assert len(lines(text)) == 1 and "memory-limit 110MiB a worker" in text, text
     assert not out.exists()
@@ -127,13 +139,25 @@ def test_a_busy_dashboard_port_is_said(tiny_dataset, tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code, text = audioprep("run", tiny_dataset, "-o", tmp_path / "o", "--workers", "1", "--nsamples",
-                               SMALL["nsamples"], "--dashboard-address", f"127.0.0.1:{port}", cwd=tmp_path,
-                               check=False).outcome
+        code, text = audioprep(
+            "run",
+            tiny_dataset,
+            "-o",
+            tmp_path / "o",
+            "--workers",
+            "1",
+            "--nsamples",
+            SMALL["nsamples"],
+            "--dashboard-address",
+            f"127.0.0.1:{port}",
+            cwd=tmp_path,
+            check=False,
+        ).outcome
     assert code == 0, text
     said = [ln for ln in lines(text) if ln.startswith("dashboard: ")]
-    assert len(said) == 1 and said[0].endswith(f" (port {port} was busy: the dashboard moved to "
-                                               f"{said[0].split(':')[3].split('/')[0]})"), said
+    assert len(said) == 1 and said[0].endswith(
+        f" (port {port} was busy: the dashboard moved to {said[0].split(':')[3].split('/')[0]})"
+    ), said
 
 
 def test_ctrl_c_counts_only_the_clips_computed_and_kept(tmp_path):
@@ -153,8 +177,9 @@ def test_ctrl_c_counts_only_the_clips_computed_and_kept(tmp_path):
     kept = finished(out) - 4
     assert 2 <= kept < 20 and proc.returncode == 130, text
     assert lines(text) == [f"interrupted: {kept} clips finished and kept; run the same command again to resume"]
-    code, text = audioprep("run", root, "-o", out, "--workers", "2", "--skip-bad", "--pad", cwd=tmp_path,
-                           check=False).outcome
+    code, text = audioprep(
+        "run", root, "-o", out, "--workers", "2", "--skip-bad", "--pad", cwd=tmp_path, check=False
+    ).outcome
     assert code == 0 and f"resuming: {kept} of 24 clips" in text, text
     assert f"{20 - kept} clips computed ({kept} resumed, 1 bad, 3 missing) of 24" in text
 
@@ -189,17 +214,33 @@ def test_an_up_to_date_run_removes_a_killed_runs_scratch_folder_and_minus_zero_i
     assert [p.name for p in tmp.iterdir()] == [other.name]
 
 
-@pytest.mark.parametrize("address, says", [
-    ("tcp://127.0.0.1:1", "could not reach the scheduler at tcp://127.0.0.1:1 ("),
-    ("tls://127.0.0.1:1", "--cluster tls://127.0.0.1:1 needs the certificates of that scheduler's TLS, and none "
-                          "are configured"),
-])
+@pytest.mark.parametrize(
+    "address, says",
+    [
+        ("tcp://127.0.0.1:1", "could not reach the scheduler at tcp://127.0.0.1:1 ("),
+        (
+            "tls://127.0.0.1:1",
+            "--cluster tls://127.0.0.1:1 needs the certificates of that scheduler's TLS, and none are configured",
+        ),
+    ],
+)
 def test_a_scheduler_that_cannot_be_reached_leaves_nothing(tiny_dataset, tmp_path, address, says):
     """Before: both left audio.zarr and audio.config.yaml; tls:// said 'TLS expects a ssl_context argument'."""
     from support.data import SMALL
 
     out = tmp_path / "out"
-    code, text = audioprep("run", tiny_dataset, "-o", out, "--nsamples", SMALL["nsamples"], "--cluster", address,
-                           cwd=tmp_path, env={"DASK_AUDIOPREP__CONNECT_TIMEOUT": "3s"}, check=False).outcome
+    code, text = audioprep(
+        "run",
+        tiny_dataset,
+        "-o",
+        out,
+        "--nsamples",
+        SMALL["nsamples"],
+        "--cluster",
+        address,
+        cwd=tmp_path,
+        env={"DASK_AUDIOPREP__CONNECT_TIMEOUT": "3s"},
+        check=False,
+    ).outcome
     assert code == 1 and len(lines(text)) == 1 and lines(text)[0].startswith("error: " + says), text
     assert not out.exists()

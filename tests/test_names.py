@@ -11,8 +11,8 @@ import h5py
 import numpy as np
 import pytest
 import soundfile as sf
-from support.data import SMALL, SMALL_SECONDS
 from support.cli import audioprep
+from support.data import SMALL, SMALL_SECONDS
 
 from pipeline import BadInputError, StoreError
 from pipeline.inputs import open_index, preflight
@@ -37,9 +37,10 @@ def _clip(path, seed, seconds=0.2):
 
 # -- manifests from spreadsheets ---------------------------------------------------------------------------
 
+
 def test_semicolon_manifest_with_spreadsheet_headers_is_read(tmp_path):
     """Before: 'has no path column ... its columns: file_path;category' (Excel's CSV in much of Europe)."""
-    for c, genre in enumerate(["rock", "jazz", "rock"]):
+    for c in range(3):
         _clip(tmp_path / f"t{c}.wav", c)
     m = tmp_path / "m.csv"
     m.write_text("File Path;Category\nt0.wav;rock\nt1.wav;jazz\nt2.wav;rock\n", encoding="utf-8")
@@ -60,9 +61,11 @@ def test_a_manifest_failure_is_one_error_line(tmp_path):
     m.write_text("track;duration;style\nt0.wav;30;rock\n", encoding="utf-8")
     p = audioprep("run", m, "-o", tmp_path / "o", check=False, cwd=tmp_path)
     assert p.returncode == 3
-    assert _errors(p) == [f"error: {m}: has no path column (looked for path, filepath, file_path, filename, file, "
-                          "audio, audio_path); its columns: track, duration, style; name the path column with "
-                          "--path-column"]
+    assert _errors(p) == [
+        f"error: {m}: has no path column (looked for path, filepath, file_path, filename, file, "
+        "audio, audio_path); its columns: track, duration, style; name the path column with "
+        "--path-column"
+    ]
     assert p.stderr.count("\n") == 1
 
 
@@ -76,9 +79,11 @@ def test_a_windows_1252_manifest_is_named_as_such_and_the_fix_it_gives_works(tmp
     p = audioprep("run", m, "-o", tmp_path / "o", "--nsamples", "2048", check=False, cwd=tmp_path)
     assert p.returncode == 3
     fixed = tmp_path / "tracks-utf8.csv"
-    assert _errors(p) == [f"error: {m}: not UTF-8 text: byte 0xe9 at byte 14, line 2 ('café/t0.wav,électro'); it "
-                          "looks like Windows-1252 text (Excel's 'CSV' on Windows); save it as UTF-8 (Excel: 'CSV "
-                          f"UTF-8'), or convert it: iconv -f WINDOWS-1252 -t UTF-8 {m} > {fixed}"]
+    assert _errors(p) == [
+        f"error: {m}: not UTF-8 text: byte 0xe9 at byte 14, line 2 ('café/t0.wav,électro'); it "
+        "looks like Windows-1252 text (Excel's 'CSV' on Windows); save it as UTF-8 (Excel: 'CSV "
+        f"UTF-8'), or convert it: iconv -f WINDOWS-1252 -t UTF-8 {m} > {fixed}"
+    ]
     command = p.stderr.split("convert it: ", 1)[1].strip()
     subprocess.run(["bash", "-c", command], check=True)  # the fix, as the line gives it
     index = open_index(fixed)
@@ -87,14 +92,17 @@ def test_a_windows_1252_manifest_is_named_as_such_and_the_fix_it_gives_works(tmp
 
 # -- names ----------------------------------------------------------------------------------------------------
 
+
 def test_a_newline_in_a_file_name_prints_as_one_line(tmp_path):
     root = tmp_path / "in"
     (root / "rock").mkdir(parents=True)
     (root / "rock" / "bad\nname.wav").write_bytes(b"")
     p = audioprep("run", root, "-o", tmp_path / "o", "--nsamples", "2048", check=False, cwd=tmp_path)
     assert p.returncode == 3
-    assert _errors(p) == [f"error: {root}/rock/bad\\nname.wav: empty file (0 bytes); 1 problem(s) in {root}; fix "
-                          "or remove the bad clips, or run with --skip-bad to go on without them"]
+    assert _errors(p) == [
+        f"error: {root}/rock/bad\\nname.wav: empty file (0 bytes); 1 problem(s) in {root}; fix "
+        "or remove the bad clips, or run with --skip-bad to go on without them"
+    ]
     assert p.stderr.count("\n") == 1
 
 
@@ -111,8 +119,10 @@ def test_info_prints_names_holding_a_newline_or_a_direction_override_as_one_line
         text = audioprep("info", tmp_path / "o" / target).stdout
         assert "\u202e" not in text and "new\nline" not in text
         assert "labels: evil\\u202eavw.exe, new\\nline" in text.splitlines()
-        assert "source: evil\\u202eavw.exe/t1\\n.wav ... new\\nline/t0\\n.wav (each slot's file, in the 'source' " \
-               "array)" in text.splitlines()
+        assert (
+            "source: evil\\u202eavw.exe/t1\\n.wav ... new\\nline/t0\\n.wav (each slot's file, in the 'source' "
+            "array)" in text.splitlines()
+        )
 
 
 def test_a_manifest_column_given_with_a_folder_is_refused(tmp_path):
@@ -122,13 +132,18 @@ def test_a_manifest_column_given_with_a_folder_is_refused(tmp_path):
     _clip(root / "rock" / "a.wav", 0)
     p = audioprep("run", root, "-o", tmp_path / "o", "--path-column", "file", check=False, cwd=tmp_path)
     assert p.returncode == 1
-    assert _errors(p) == [f"error: --path-column name(s) a manifest's column, but {root} is a genres folder: leave "
-                          "--path-column out, or give a manifest .csv"]
+    assert _errors(p) == [
+        f"error: --path-column name(s) a manifest's column, but {root} is a genres folder: leave "
+        "--path-column out, or give a manifest .csv"
+    ]
     assert not (tmp_path / "o").exists()
     from pipeline import ParameterError, preprocess
 
-    with pytest.raises(ParameterError, match=r"^path_column and label_column name\(s\) a manifest's column, but .* "
-                                             r"is a genres folder: leave path_column and label_column out"):
+    with pytest.raises(
+        ParameterError,
+        match=r"^path_column and label_column name\(s\) a manifest's column, but .* "
+        r"is a genres folder: leave path_column and label_column out",
+    ):
         preprocess(root, tmp_path / "o", path_column="file", label_column="genre", progress=False)
 
 
@@ -162,6 +177,7 @@ def test_an_nfd_genre_is_found_by_its_typed_name(tmp_path, client):
 
 # -- messages -------------------------------------------------------------------------------------------------
 
+
 def _id3_tag() -> bytes:
     text = b"Only a title"
     frame = b"TIT2" + struct.pack(">I", len(text) + 1) + b"\x00\x00\x00" + text
@@ -189,14 +205,18 @@ def test_a_changed_input_file_is_named(tmp_path, client):
     sf.write(changed, y * 0.5, SR, format="AU", subtype="PCM_16")
     os.utime(changed, ns=(1, 1))
     shutil.copy(root / "blues" / "blues.00000.au", root / "classical" / "classical.00002.au")
-    with pytest.raises(StoreError, match=r"made from the same input .* when its files were different \(files "
-                                         r"added, removed or changed since\): changed blues/blues.00001.au; added "
-                                         r"classical/classical.00002.au; use --overwrite to replace it \(it "
-                                         r"computes all 5 clips again, those of the 3 unchanged file\(s\) too\)"):
+    with pytest.raises(
+        StoreError,
+        match=r"made from the same input .* when its files were different \(files "
+        r"added, removed or changed since\): changed blues/blues.00001.au; added "
+        r"classical/classical.00002.au; use --overwrite to replace it \(it "
+        r"computes all 5 clips again, those of the 3 unchanged file\(s\) too\)",
+    ):
         run(root, tmp_path / "o", params, client=client, pad=True)
 
 
 # -- a genre with no valid clip --------------------------------------------------------------------------------
+
 
 def test_a_genre_left_without_valid_clips_is_said_and_drawn_empty(tmp_path):
     pytest.importorskip("matplotlib")
@@ -205,10 +225,24 @@ def test_a_genre_left_without_valid_clips_is_said_and_drawn_empty(tmp_path):
     root = synth_dataset(tmp_path / "in", genres=3, clips=2, seconds=SMALL_SECONDS, seed=8)
     for f in (root / "classical").iterdir():
         f.write_bytes(b"")  # every clip of one genre is bad
-    p = audioprep("run", root, "-o", tmp_path / "o", "--skip-bad", "--nsamples", SMALL["nsamples"],
-                  "--datasets", "Xs", "--workers", "1", cwd=tmp_path)
-    assert "no valid clip in 1 genre(s): classical (every slot bad or missing: zero and flagged invalid)" \
+    p = audioprep(
+        "run",
+        root,
+        "-o",
+        tmp_path / "o",
+        "--skip-bad",
+        "--nsamples",
+        SMALL["nsamples"],
+        "--datasets",
+        "Xs",
+        "--workers",
+        "1",
+        cwd=tmp_path,
+    )
+    assert (
+        "no valid clip in 1 genre(s): classical (every slot bad or missing: zero and flagged invalid)"
         in p.stderr.splitlines()
+    )
     fig = show_summary(tmp_path / "o" / "audio.hdf5")
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["blues", "classical\n(no valid clip)", "country"]
@@ -219,6 +253,7 @@ def test_a_genre_left_without_valid_clips_is_said_and_drawn_empty(tmp_path):
 
 # -- short clips ----------------------------------------------------------------------------------------------
 
+
 def test_short_clips_kept_zero_padded_with_their_true_length(tmp_path, client):
     """Before: a short clip could only be rejected, and once --mono --resample was given its message named
     no way out.  --pad-short keeps it, zero-padded; ``samples`` records each slot's own length."""
@@ -227,8 +262,12 @@ def test_short_clips_kept_zero_padded_with_their_true_length(tmp_path, client):
 
     root = tmp_path / "in"
     rng = np.random.default_rng(4)
-    lengths = {("jazz", "a.wav"): 44100 * 1, ("jazz", "b.wav"): 44100 * 5, ("rock", "c.wav"): 12345,
-               ("rock", "d.wav"): 44100 * 6}
+    lengths = {
+        ("jazz", "a.wav"): 44100 * 1,
+        ("jazz", "b.wav"): 44100 * 5,
+        ("rock", "c.wav"): 12345,
+        ("rock", "d.wav"): 44100 * 6,
+    }
     for (genre, name), n in lengths.items():
         (root / genre).mkdir(parents=True, exist_ok=True)
         sf.write(root / genre / name, 0.1 * rng.standard_normal((n, 2)), 44100, subtype="PCM_16")

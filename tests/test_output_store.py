@@ -42,9 +42,11 @@ def test_store_schema_and_chunks(store, small_params):
 def _arrays(params, seed):
     rng = np.random.default_rng(seed)
     F = params.nframes
-    return {"Xa": rng.standard_normal((F, 2, 1024)).astype(np.float32),
-            "Xs": rng.random((F, 2, 96)).astype(np.float32),
-            "Xn": rng.standard_normal((F, 2, 96)).astype(np.float32)}
+    return {
+        "Xa": rng.standard_normal((F, 2, 1024)).astype(np.float32),
+        "Xs": rng.random((F, 2, 96)).astype(np.float32),
+        "Xn": rng.standard_normal((F, 2, 96)).astype(np.float32),
+    }
 
 
 def test_write_clip_marks_done_and_consolidates(store, small_params, tmp_path):
@@ -81,9 +83,16 @@ def test_store_costs_at_most_five_files_and_folders_a_clip(tmp_path, small_param
         create_store(path, idx, params, make_attrs(idx, params, created="x"))
         for ref in idx.clips:
             F = params.nframes
-            write_clip(str(path), ref.g, ref.c, {"Xa": np.ones((F, 2, 1024), np.float32),
-                                                 "Xs": np.ones((F, 2, 96), np.float32),
-                                                 "Xn": np.ones((F, 2, 96), np.float32)})
+            write_clip(
+                str(path),
+                ref.g,
+                ref.c,
+                {
+                    "Xa": np.ones((F, 2, 1024), np.float32),
+                    "Xs": np.ones((F, 2, 96), np.float32),
+                    "Xn": np.ones((F, 2, 96), np.float32),
+                },
+            )
         counts[clips] = sum(1 for _ in path.rglob("*"))
     per_clip = (counts[6] - counts[2]) / (2 * 6 - 2 * 2)
     assert per_clip == 4, counts
@@ -112,11 +121,13 @@ def test_neighbouring_slots_written_at_once_by_two_processes_both_land(tmp_path,
     """Two workers write the slots on either side of one boundary, many times over, at the same moment."""
     shapes = {n: small_params.shape(n, 1, 2) for n in ("Xa", "Xs", "Xn")}
     slots = hdf5_create(tmp_path / "audio.hdf5", shapes)
-    code = ("import sys, pickle, numpy as np; slots = pickle.loads(bytes.fromhex(sys.argv[1])); c = int(sys.argv[2]); "
-            "shapes = slots.clip_shapes; sys.stdin.readline()\n"
-            "for i in range(200):\n"
-            "    slots.write(0, c, {n: np.full(s, c + 1 + i % 7, np.float32) for n, s in shapes.items()})\n"
-            "slots.write(0, c, {n: np.full(s, 10 * (c + 1), np.float32) for n, s in shapes.items()})")
+    code = (
+        "import sys, pickle, numpy as np; slots = pickle.loads(bytes.fromhex(sys.argv[1])); c = int(sys.argv[2]); "
+        "shapes = slots.clip_shapes; sys.stdin.readline()\n"
+        "for i in range(200):\n"
+        "    slots.write(0, c, {n: np.full(s, c + 1 + i % 7, np.float32) for n, s in shapes.items()})\n"
+        "slots.write(0, c, {n: np.full(s, 10 * (c + 1), np.float32) for n, s in shapes.items()})"
+    )
     import pickle
 
     blob = pickle.dumps(slots).hex()
@@ -151,8 +162,10 @@ def test_mismatch_names_the_changed_parameter(store, small_params, tiny_dataset)
 
 
 def test_lock_stops_a_second_holder_and_names_it(tmp_path):
-    code = ("import sys,time; from pipeline.output.files import OutputLock; "
-            f"l=OutputLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(30)")
+    code = (
+        "import sys,time; from pipeline.output.files import OutputLock; "
+        f"l=OutputLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(30)"
+    )
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "held"

@@ -28,19 +28,22 @@ def test_round_trip_dict():
         Params.from_dict({"bogus": 1})
 
 
-@pytest.mark.parametrize("kwargs,pattern", [
-    (dict(na=1023), r"na=1023 must be even.*try na=1024"),
-    (dict(na=1028), r"na=1028 .*multiple of 2\*\*\(n_octaves-1\)=8.*try na="),
-    (dict(fmin=3000.0), r"top CQT bin .*exceeds the Nyquist frequency sr/2=11025"),
-    (dict(ns=95), r"ns=95 must be a multiple of n_octaves=4"),
-    (dict(na=0), r"na=0 must be a whole number from 1 to \d+ \(sys.maxsize\)"),
-    (dict(sr=-5), r"sr=-5 must be a whole number from 1 to 768000"),
-    (dict(lcn_sigma=0.0), r"lcn_sigma=0.0 must be a number > 0"),
-    (dict(lcn_size=8), r"lcn_size=8 must be odd.*try lcn_size=9"),
-    (dict(datasets="Xa,Xz"), r"datasets=Xa,Xz .*Xa, Xs, Xn"),
-    (dict(datasets=""), r"datasets=\(none\)"),
-    (dict(nsamples=1000), r"nsamples=1000 gives no frame"),
-])
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        (dict(na=1023), r"na=1023 must be even.*try na=1024"),
+        (dict(na=1028), r"na=1028 .*multiple of 2\*\*\(n_octaves-1\)=8.*try na="),
+        (dict(fmin=3000.0), r"top CQT bin .*exceeds the Nyquist frequency sr/2=11025"),
+        (dict(ns=95), r"ns=95 must be a multiple of n_octaves=4"),
+        (dict(na=0), r"na=0 must be a whole number from 1 to \d+ \(sys.maxsize\)"),
+        (dict(sr=-5), r"sr=-5 must be a whole number from 1 to 768000"),
+        (dict(lcn_sigma=0.0), r"lcn_sigma=0.0 must be a number > 0"),
+        (dict(lcn_size=8), r"lcn_size=8 must be odd.*try lcn_size=9"),
+        (dict(datasets="Xa,Xz"), r"datasets=Xa,Xz .*Xa, Xs, Xn"),
+        (dict(datasets=""), r"datasets=\(none\)"),
+        (dict(nsamples=1000), r"nsamples=1000 gives no frame"),
+    ],
+)
 def test_bad_parameters_are_refused_with_the_rule(kwargs, pattern):
     with pytest.raises(ParameterError, match=pattern):
         Params(**kwargs)

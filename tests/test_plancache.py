@@ -98,7 +98,7 @@ def test_a_damaged_file_is_rebuilt_not_trusted(cache, damage):
         path.write_bytes(data[: len(data) // 2])
     elif damage == "flipped bytes":
         mid = len(data) // 2
-        path.write_bytes(data[:mid] + bytes(b ^ 0xFF for b in data[mid: mid + 64]) + data[mid + 64:])
+        path.write_bytes(data[:mid] + bytes(b ^ 0xFF for b in data[mid : mid + 64]) + data[mid + 64 :])
     elif damage == "not an npz":
         path.write_bytes(b"\x80\x04pickle?" + data[:100])
     else:
@@ -165,9 +165,11 @@ def test_an_untrusted_folder_is_neither_read_nor_written(cache, how):
 def _worker_probe(env):
     """A fresh process that imports the forkserver's module (it warms: runs every stage on a silent clip) and
     says what it imported."""
-    code = ("import sys, json; import pipeline._forkserver as f; from pipeline import kernels; "
-            "print(json.dumps({'warm': bool(f.WARM), 'librosa': 'librosa' in sys.modules, "
-            "'numba': 'numba' in sys.modules, 'plans': kernels.PLANS_BUILT['count']}))")
+    code = (
+        "import sys, json; import pipeline._forkserver as f; from pipeline import kernels; "
+        "print(json.dumps({'warm': bool(f.WARM), 'librosa': 'librosa' in sys.modules, "
+        "'numba': 'numba' in sys.modules, 'plans': kernels.PLANS_BUILT['count']}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])

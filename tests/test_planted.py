@@ -54,15 +54,20 @@ def test_a_store_another_user_planted_as_a_link_is_refused(public):
     victim = public / "victim.txt"  # root's file
     victim.write_text("precious\n")
     chunk = theirs / "audio.zarr" / "Xa" / "c.1.0.0.0.0"
-    as_nobody(f"os.remove({str(chunk)!r}); os.symlink({str(victim)!r}, {str(chunk)!r}); "
-              f"os.remove({str(theirs / 'audio.zarr' / 'done' / 'c.1.0')!r}); "
-              f"os.symlink({str(theirs / 'audio.zarr')!r}, {str(shared / 'audio.zarr')!r})")
+    as_nobody(
+        f"os.remove({str(chunk)!r}); os.symlink({str(victim)!r}, {str(chunk)!r}); "
+        f"os.remove({str(theirs / 'audio.zarr' / 'done' / 'c.1.0')!r}); "
+        f"os.symlink({str(theirs / 'audio.zarr')!r}, {str(shared / 'audio.zarr')!r})"
+    )
     assert (shared / "audio.zarr").lstat().st_uid == NOBODY
     p = audioprep("run", inp, "-o", shared, *SMALL_ARGS, "--workers", "1", cwd=public, check=False)
     assert victim.read_text() == "precious\n"
-    assert p.returncode == 1 and lines(p.text) == [(
-        f"error: {shared / 'audio.zarr'} is a link (to {theirs / 'audio.zarr'}): audioprep never writes through a "
-        "link or into another user's files; remove it (or choose another -o) and run again")], p.text
+    assert p.returncode == 1 and lines(p.text) == [
+        (
+            f"error: {shared / 'audio.zarr'} is a link (to {theirs / 'audio.zarr'}): audioprep never writes through a "
+            "link or into another user's files; remove it (or choose another -o) and run again"
+        )
+    ], p.text
     assert sorted(x.name for x in shared.iterdir()) == ["audio.zarr"]  # nothing written beside it
 
 
@@ -74,13 +79,18 @@ def test_an_output_another_user_made_is_refused(public, entry):
     audioprep("run", inp, "-o", public / "first", *SMALL_ARGS, "--workers", "1", "-q", cwd=public)
     for p in [public / "first", *(public / "first").rglob("*")]:
         os.lchown(p, NOBODY, NOBODY)
-    as_nobody(f"shutil.copytree({str(public / 'first' / 'audio.zarr')!r}, {str(shared / 'audio.zarr')!r}) "
-              f"if {entry!r} == 'audio.zarr' else shutil.copy({str(public / 'first' / 'audio.hdf5')!r}, "
-              f"{str(shared / 'audio.hdf5')!r})")
+    as_nobody(
+        f"shutil.copytree({str(public / 'first' / 'audio.zarr')!r}, {str(shared / 'audio.zarr')!r}) "
+        f"if {entry!r} == 'audio.zarr' else shutil.copy({str(public / 'first' / 'audio.hdf5')!r}, "
+        f"{str(shared / 'audio.hdf5')!r})"
+    )
     p = audioprep("run", inp, "-o", shared, *SMALL_ARGS, "--workers", "1", cwd=public, check=False)
-    assert p.returncode == 1 and lines(p.text) == [(
-        f"error: {shared / entry} belongs to nobody, not to root who runs audioprep: audioprep never writes "
-        "through a link or into another user's files; remove it (or choose another -o) and run again")], p.text
+    assert p.returncode == 1 and lines(p.text) == [
+        (
+            f"error: {shared / entry} belongs to nobody, not to root who runs audioprep: audioprep never writes "
+            "through a link or into another user's files; remove it (or choose another -o) and run again"
+        )
+    ], p.text
     assert sorted(x.name for x in shared.iterdir()) == [entry]
 
 
@@ -100,7 +110,8 @@ def test_a_chunk_replaced_by_a_link_is_not_written_through(tiny_dataset, tmp_pat
     assert victim.read_text() == "precious\n"
     assert p.returncode == 1 and lines(p.text)[-1] == (
         f"error: {chunk} is a link: audioprep never writes through a link or into another user's files; remove "
-        "it (or choose another -o) and run again"), p.text
+        "it (or choose another -o) and run again"
+    ), p.text
     assert "Traceback" not in p.text and not (out / "audio.hdf5").exists()
 
 
@@ -111,9 +122,12 @@ def test_the_output_folder_removed_while_the_workers_write_is_one_line(many_clip
     wait_until(lambda: finished(out) >= 1, proc)
     shutil.rmtree(out, ignore_errors=True)
     text, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 1 and lines(text) == [(
-        f"error: {out / 'audio.zarr'} was removed while the run wrote into it (the output folder is gone, or its "
-        "store): nothing is left to resume; run the same command again to start afresh")], text
+    assert proc.returncode == 1 and lines(text) == [
+        (
+            f"error: {out / 'audio.zarr'} was removed while the run wrote into it (the output folder is gone, or its "
+            "store): nothing is left to resume; run the same command again to start afresh"
+        )
+    ], text
 
 
 def test_another_users_store_is_refused_to_a_non_root_run(public):
@@ -122,15 +136,27 @@ def test_another_users_store_is_refused_to_a_non_root_run(public):
     refuses it in one line before anything starts, instead of resuming a store it cannot write."""
     inp, shared = public / "genres", public / "shared"
     (shared / "audio.zarr").mkdir()  # root's
-    code = (f"import os, sys, difflib, json, tempfile; import pipeline.cli, pipeline.run, pipeline.api; "
-            f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY}); "
-            f"sys.argv = ['audioprep', 'run', {str(inp)!r}, '-o', {str(shared)!r}, *{SMALL_ARGS!r}, '--workers', '1']; "
-            "pipeline.cli.main()")
+    code = (
+        f"import os, sys, difflib, json, tempfile; import pipeline.cli, pipeline.run, pipeline.api; "
+        f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY}); "
+        f"sys.argv = ['audioprep', 'run', {str(inp)!r}, '-o', {str(shared)!r}, *{SMALL_ARGS!r}, '--workers', '1']; "
+        "pipeline.cli.main()"
+    )
     if os.getuid() != 0:
         pytest.skip("needs root, to act as a second user")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=public,
-                       check=False, env={**os.environ, "HOME": str(public)})
-    assert p.returncode == 1 and lines(p.stdout + p.stderr) == [(
-        f"error: {shared / 'audio.zarr'} belongs to root, not to nobody who runs audioprep: audioprep never writes "
-        "through a link or into another user's files; remove it (or choose another -o) and run again")], p.stderr
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=public,
+        check=False,
+        env={**os.environ, "HOME": str(public)},
+    )
+    assert p.returncode == 1 and lines(p.stdout + p.stderr) == [
+        (
+            f"error: {shared / 'audio.zarr'} belongs to root, not to nobody who runs audioprep: audioprep never writes "
+            "through a link or into another user's files; remove it (or choose another -o) and run again"
+        )
+    ], p.stderr
     assert sorted(x.name for x in shared.iterdir()) == ["audio.zarr"]

@@ -71,9 +71,11 @@ def test_show_without_matplotlib_says_how_to_install(output, tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; sys.modules['matplotlib'] = None; from pipeline.cli import main; "
-            f"main(['show', {str(output / 'audio.hdf5')!r}, '--genre', 'blues', '--clip', '0', '-o', "
-            f"{str(tmp_path / 'x.png')!r}])")
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; from pipeline.cli import main; "
+        f"main(['show', {str(output / 'audio.hdf5')!r}, '--genre', 'blues', '--clip', '0', '-o', "
+        f"{str(tmp_path / 'x.png')!r}])"
+    )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "needs matplotlib; install it with: pip install matplotlib" in p.stderr
@@ -91,8 +93,11 @@ def test_summary_averages_each_clip_over_its_own_frames_only(padded_output):
         na, F = int(f.attrs["na"]), f["Xs"].shape[2]
         means = []
         for g in range(2):
-            per_clip = [f["Xs"][g, c, :min(F, (int(f["samples"][g, c]) - na // 2) // na)].mean(axis=(0, 1))
-                        for c in range(2) if f["valid"][g, c]]
+            per_clip = [
+                f["Xs"][g, c, : min(F, (int(f["samples"][g, c]) - na // 2) // na)].mean(axis=(0, 1))
+                for c in range(2)
+                if f["valid"][g, c]
+            ]
             means.append(np.mean(per_clip, axis=0))
     mean = np.stack(means, axis=1)
     want = 20 * np.log10(np.maximum(mean, mean.max() * 1e-5) / mean.max())
@@ -109,8 +114,11 @@ def test_show_marks_where_a_padded_clips_own_samples_end(padded_output):
     assert abs(end - 1.0) < 1e-9
     fig = show_clip(padded_output, genre="blues", clip=1, seconds=3.0)
     assert "its own samples end at 1.00 s" in fig._suptitle.get_text()
-    panels = [ax for ax in fig.axes if ax.get_ylabel() != "" and "dB" not in ax.get_ylabel()
-              and "normalized" not in ax.get_ylabel()]
+    panels = [
+        ax
+        for ax in fig.axes
+        if ax.get_ylabel() != "" and "dB" not in ax.get_ylabel() and "normalized" not in ax.get_ylabel()
+    ]
     assert len(panels) == 3
     for ax in panels:
         marks = [ln for ln in ax.get_lines() if ln.get_label() == "end of the clip's own samples"]
@@ -155,5 +163,7 @@ def test_info_names_one_length_once(padded_output):
     from pipeline.output import describe
 
     padded = [ln for ln in describe(padded_output).splitlines() if ln.startswith("padded: ")]
-    assert padded == ["padded: 1 valid clip(s) zero-padded to Nsamples=66136 (--pad-short), their own 22050 samples "
-                      "(1.00 s: the 'samples' array); the loaders leave the padding out"]
+    assert padded == [
+        "padded: 1 valid clip(s) zero-padded to Nsamples=66136 (--pad-short), their own 22050 samples "
+        "(1.00 s: the 'samples' array); the loaders leave the padding out"
+    ]

@@ -41,13 +41,20 @@ def h5(out, name):
 def test_tensorstore_reads_the_zarr_store_as_h5py_reads_the_hdf5(tiny_output):
     """tensorstore: an independent C++ implementation of Zarr v3 (codecs, chunk keys, metadata)."""
     ts = need("tensorstore")
-    store = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(tiny_output / "audio.zarr" / "Xs")}},
-                    read=True).result()
+    store = ts.open(
+        {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(tiny_output / "audio.zarr" / "Xs")}}, read=True
+    ).result()
     assert tuple(store.shape) == h5(tiny_output, "Xs").shape
     assert np.array_equal(store.read().result(), h5(tiny_output, "Xs"))
-    valid = ts.open({"driver": "zarr3", "kvstore": {"driver": "file",
-                                                   "path": str(tiny_output / "audio.zarr" / "valid")}},
-                    read=True).result().read().result()
+    valid = (
+        ts.open(
+            {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(tiny_output / "audio.zarr" / "valid")}},
+            read=True,
+        )
+        .result()
+        .read()
+        .result()
+    )
     assert np.array_equal(valid, h5(tiny_output, "valid"))
 
 
@@ -57,24 +64,39 @@ def test_hdf5_tools_list_the_schema_and_dump_a_hyperslab(tiny_output):
     need("h5dump")
     path = str(tiny_output / "audio.hdf5")
     listing = subprocess.run(["h5ls", path], capture_output=True, text=True, check=True).stdout
-    for name, shape in (("Xa", "{3, 2, 64, 2, 1024}"), ("Xs", "{3, 2, 64, 2, 96}"), ("Xn", "{3, 2, 64, 2, 96}"),
-                        ("valid", "{3, 2}"), ("genre", "{3}"), ("frequency", "{96}")):
+    for name, shape in (
+        ("Xa", "{3, 2, 64, 2, 1024}"),
+        ("Xs", "{3, 2, 64, 2, 96}"),
+        ("Xn", "{3, 2, 64, 2, 96}"),
+        ("valid", "{3, 2}"),
+        ("genre", "{3}"),
+        ("frequency", "{96}"),
+    ):
         assert re.search(rf"^{name}\s+Dataset {re.escape(shape)}$", listing, re.M), listing
     header = subprocess.run(["h5dump", "-H", "-A", path], capture_output=True, text=True, check=True).stdout
     assert 'ATTRIBUTE "DIMENSION_LIST"' in header and 'ATTRIBUTE "CLASS"' in header  # dimension scales
     assert 'ATTRIBUTE "labels"' in header and 'ATTRIBUTE "sr"' in header
     # one hyperslab: Xs[1, 0, 2:5, 1, 10:14]
-    dump = subprocess.run(["h5dump", "-d", "/Xs", "-s", "1,0,2,1,10", "-c", "1,1,3,1,4", "-m", "%.9g", "-y", "-w",
-                           "0", path], capture_output=True, text=True, check=True).stdout
+    dump = subprocess.run(
+        ["h5dump", "-d", "/Xs", "-s", "1,0,2,1,10", "-c", "1,1,3,1,4", "-m", "%.9g", "-y", "-w", "0", path],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     body = dump.split("DATA {", 1)[1].split("}", 1)[0]
     values = np.array([float(v) for v in re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", body)], dtype=np.float32)
     assert np.array_equal(values, h5(tiny_output, "Xs")[1, 0, 2:5, 1, 10:14].ravel())
     # one whole clip of the contiguous layout: Xn[2, 1]
-    header = subprocess.run(["h5dump", "-H", "-p", "-d", "/Xn", path], capture_output=True, text=True,
-                            check=True).stdout
+    header = subprocess.run(
+        ["h5dump", "-H", "-p", "-d", "/Xn", path], capture_output=True, text=True, check=True
+    ).stdout
     assert "CONTIGUOUS" in header, header
-    dump = subprocess.run(["h5dump", "-d", "/Xn", "-s", "2,1,0,0,0", "-c", "1,1,64,2,96", "-m", "%.9g", "-y", "-w",
-                           "0", path], capture_output=True, text=True, check=True).stdout
+    dump = subprocess.run(
+        ["h5dump", "-d", "/Xn", "-s", "2,1,0,0,0", "-c", "1,1,64,2,96", "-m", "%.9g", "-y", "-w", "0", path],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     body = dump.split("DATA {", 1)[1].split("}", 1)[0]
     values = np.array([float(v) for v in re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", body)], dtype=np.float32)
     assert np.array_equal(values, h5(tiny_output, "Xn")[2, 1].ravel())
@@ -89,8 +111,9 @@ def _same(a, b):
     for name in ("genre", "clip", "frame", "overlap", "time", "frequency", "note", "bin", "sample"):
         assert name in a.coords and name in b.coords, name
         assert a[name].dims == b[name].dims, name
-        assert [str(v) for v in np.asarray(a[name].values).ravel()] == \
-            [str(v) for v in np.asarray(b[name].values).ravel()], name
+        assert [str(v) for v in np.asarray(a[name].values).ravel()] == [
+            str(v) for v in np.asarray(b[name].values).ravel()
+        ], name
     assert a.time.attrs.get("units") == b.time.attrs.get("units") == "s"
     assert a.frequency.attrs.get("units") == b.frequency.attrs.get("units") == "Hz"
 
@@ -143,7 +166,7 @@ def test_frame_blocks_equal_h5py_slices_in_any_order_and_after_pickling(tiny_out
     for i in order:
         g, c, f = blocks.index[i]
         x, label = blocks[i]
-        assert label == g and x.flags.writeable and np.array_equal(x, full[g, c, f:f + 8])
+        assert label == g and x.flags.writeable and np.array_equal(x, full[g, c, f : f + 8])
     copy = pickle.loads(pickle.dumps(blocks))
     assert copy._fd is None and np.array_equal(copy[7][0], blocks[7][0])
     copy.close()
@@ -192,7 +215,7 @@ def test_loaders_leave_out_padding_and_invalid_slots(padded_output):
     assert blocks.index == want and len(want) == 8 + 2 + 8
     for i, (g, c, s) in enumerate(want):
         block, label = blocks[i]
-        assert label == g and np.array_equal(block, X[g, c, s:s + 8])
+        assert label == g and np.array_equal(block, X[g, c, s : s + 8])
     padded = FrameBlocks(padded_output, "Xn", frames=8, padding=True)
     assert (0, 1, 56) in padded.index and (1, 1, 0) not in padded.index  # padding when asked; never invalid slots
 
@@ -203,5 +226,7 @@ def test_info_says_how_many_slots_were_padded_and_how_long_they_are(padded_outpu
 
     text = describe(padded_output)
     assert "clips: 4 slots, 3 valid, 1 invalid or missing" in text
-    assert ("padded: 1 valid clip(s) zero-padded to Nsamples=66136 (--pad-short), their own 22050 to 22050 samples "
-            "(1.00 to 1.00 s: the 'samples' array); the loaders leave the padding out") in text
+    assert (
+        "padded: 1 valid clip(s) zero-padded to Nsamples=66136 (--pad-short), their own 22050 to 22050 samples "
+        "(1.00 to 1.00 s: the 'samples' array); the loaders leave the padding out"
+    ) in text

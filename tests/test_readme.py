@@ -18,8 +18,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-BLOCK = re.compile(r"<!-- (?:readme|docs)-test(?:: (?P<needs>[^>]*?))? -->\n```(?P<lang>bash|python)\n(?P<code>.*?)```",
-                   re.S)
+BLOCK = re.compile(
+    r"<!-- (?:readme|docs)-test(?:: (?P<needs>[^>]*?))? -->\n```(?P<lang>bash|python)\n(?P<code>.*?)```", re.S
+)
 INSTALL = ("python3 -m venv", ". .venv/bin/activate", "pip install")
 
 
@@ -58,17 +59,20 @@ def test_the_readme_and_the_docs_mark_their_runnable_blocks():
 
 @pytest.mark.slow
 def test_readme_and_docs_commands_and_snippets_run_as_written(tmp_path):
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
-           "DASK_TEMPORARY_DIRECTORY": str(tmp_path)}
+    env = {
+        **os.environ,
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+        "DASK_TEMPORARY_DIRECTORY": str(tmp_path),
+    }
     checks = {  # what the prose around a snippet promises, checked in the snippet's own namespace
         "to_matrix(": "\nassert X.shape == (10 * 8 * 644 * 2, 96) and ds.Xn.dims == "
-                      "('genre', 'clip', 'frame', 'overlap', 'bin')"
-                      "\nassert [round(float(v), 2) for v in ds.frequency[:3]] == [65.41, 67.32, 69.3]"
-                      "\nassert ds.source.values[0, 0] == 'blues/blues.00000.au'",
+        "('genre', 'clip', 'frame', 'overlap', 'bin')"
+        "\nassert [round(float(v), 2) for v in ds.frequency[:3]] == [65.41, 67.32, 69.3]"
+        "\nassert ds.source.values[0, 0] == 'blues/blues.00000.au'",
         "h5py.File(": "\nassert labels[:2] == ['blues', 'classical'] and Xn.shape == (8, 644, 2, 96)"
-                      "\nassert source[9, 9] == 'rock/rock.00009.au'",
+        "\nassert source[9, 9] == 'rock/rock.00009.au'",
         "frame_streams(": "\nassert p.nframes == 644 and round(p.fmin, 3) == 65.406 and Xa.shape == (644, 2, 1024)"
-                          "\nassert (Xa[1, 1] == y[1024 + 512:2 * 1024 + 512]).all() and not silent.any()",
+        "\nassert (Xa[1, 1] == y[1024 + 512:2 * 1024 + 512]).all() and not silent.any()",
     }
     ran = 0
     for lang, code, needs in _blocks():
@@ -79,12 +83,14 @@ def test_readme_and_docs_commands_and_snippets_run_as_written(tmp_path):
                 continue  # an optional extra this environment does not have
         if lang == "bash":
             script = "set -euo pipefail\n" + _without_install(code)
-            p = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                               timeout=900)
+            p = subprocess.run(
+                ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+            )
         else:
             extra = "".join(v for k, v in checks.items() if k in code)
-            p = subprocess.run([sys.executable, "-c", code + extra], cwd=tmp_path, env=env, capture_output=True,
-                               text=True, timeout=600)
+            p = subprocess.run(
+                [sys.executable, "-c", code + extra], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+            )
         assert p.returncode == 0, f"block failed:\n{code}\n--- stderr:\n{p.stderr[-3000:]}"
         ran += 1
     assert ran >= 6

@@ -107,8 +107,11 @@ def test_sigkill_during_the_per_clip_hdf5_writes_then_rerun_is_identical(full_cl
 def test_store_from_other_parameters_is_refused(tiny_dataset, small_params, client, tmp_path):
     run(tiny_dataset, tmp_path, small_params, client=client)
     (tmp_path / "audio.hdf5").unlink()
-    with pytest.raises(StoreError, match=r"audio.zarr exists and it was made with other parameters "
-                                         r"\(lcn_sigma: 2.0 -> 3.0\); use --overwrite"):
+    with pytest.raises(
+        StoreError,
+        match=r"audio.zarr exists and it was made with other parameters "
+        r"\(lcn_sigma: 2.0 -> 3.0\); use --overwrite",
+    ):
         run(tiny_dataset, tmp_path, small_params.replace(lcn_sigma=3.0), client=client)
     res = run(tiny_dataset, tmp_path, small_params.replace(lcn_sigma=3.0), client=client, overwrite=True)
     assert res.computed == 6 and res.resumed == 0
@@ -148,8 +151,8 @@ def test_second_run_on_same_output_exits_at_once_naming_the_holder(many_clips, t
 
 
 def test_full_disk_is_a_clear_error_and_the_store_resumes(tiny_dataset, small_params, client, small_disk, tmp_path):
-    from support.data import SMALL
     from support.compare import assert_matches_reference
+    from support.data import SMALL
     from support.reference import reference_folder
 
     # 1 MB cannot hold audio.hdf5 (3.7 MB): refused before any work
@@ -158,8 +161,11 @@ def test_full_disk_is_a_clear_error_and_the_store_resumes(tiny_dataset, small_pa
     assert not (small_disk / "audio.zarr").exists()
     # 4.5 MB passes the check, holds the store, then fills while audio.hdf5 is written
     subprocess.run(["mount", "-o", "remount,size=4500k", str(small_disk)], check=True)
-    with pytest.raises(StoreError, match=r"cannot write to .* \(No space left on device\); the finished "
-                                         r"clips are kept in .*audio.zarr: .*run the same command again to resume"):
+    with pytest.raises(
+        StoreError,
+        match=r"cannot write to .* \(No space left on device\); the finished "
+        r"clips are kept in .*audio.zarr: .*run the same command again to resume",
+    ):
         run(tiny_dataset, small_disk, small_params, client=client)
     assert not (small_disk / "audio.hdf5").exists() and not list(small_disk.glob(".audio.hdf5*"))
     # space freed: the same run resumes from the store and completes
@@ -187,8 +193,21 @@ def test_clip_that_keeps_killing_workers_is_not_stored_and_the_next_run_computes
         block = np.tile((0.1 * np.sin(np.arange(22050) / 7)).astype(np.float32)[:, None], (1, 1024))
         for _ in range(nsamples // 22050 + 1):
             f.write(block)
-    args = [sys.executable, "-m", "pipeline", "run", str(root), "-o", str(tmp_path / "out"), "--mono",
-            "--nsamples", str(nsamples), "--skip-bad", "--workers", "2"]
+    args = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "run",
+        str(root),
+        "-o",
+        str(tmp_path / "out"),
+        "--mono",
+        "--nsamples",
+        str(nsamples),
+        "--skip-bad",
+        "--workers",
+        "2",
+    ]
     env = {**os.environ, "DASK_AUDIOPREP__MEMORY_LIMIT": "400MiB", "DASK_AUDIOPREP__ALLOWED_FAILURES": "1"}
     p = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert p.returncode == 4, p.stderr

@@ -30,8 +30,9 @@ def test_folder_run_matches_serial_reference(tiny_dataset, small_params, referen
     assert summary["computed"] == 6 and summary["bytes_written"] == res.bytes_written > 0
 
 
-def test_exact_precision_gives_librosa_bits_and_resume_refuses_to_mix_paths(tiny_dataset, small_params,
-                                                                           reference, client, tmp_path):
+def test_exact_precision_gives_librosa_bits_and_resume_refuses_to_mix_paths(
+    tiny_dataset, small_params, reference, client, tmp_path
+):
     from pipeline.exceptions import StoreError
 
     exact = small_params.replace(precision="exact")
@@ -40,8 +41,11 @@ def test_exact_precision_gives_librosa_bits_and_resume_refuses_to_mix_paths(tiny
     assert np.array_equal(arrays["Xs"], reference[0]["Xs"])  # |librosa.cqt| of the reference loop, to the bit
     assert attrs["precision"] == "exact" and json.loads(attrs["params"])["precision"] == "exact"
     (tmp_path / "audio.hdf5").unlink()  # the store alone is left: a resume with the other path must not mix them
-    with pytest.raises(StoreError, match=r"audio.zarr exists and it was made with other parameters "
-                                         r"\(precision: 'exact' -> 'float32'\); use --overwrite"):
+    with pytest.raises(
+        StoreError,
+        match=r"audio.zarr exists and it was made with other parameters "
+        r"\(precision: 'exact' -> 'float32'\); use --overwrite",
+    ):
         run(tiny_dataset, tmp_path, small_params, client=client)
     assert not (tmp_path / "audio.hdf5").exists()
 
@@ -103,8 +107,7 @@ def test_hdf5_input_at_another_rate_is_resampled_then_truncated(small_params, cl
     assert np.abs(arrays["Xn"][0, 0] - xn).max() <= 1e-4
 
 
-def test_a_window_of_one_clip_in_flight_gives_the_same_output(tiny_dataset, small_params, reference, client,
-                                                               tmp_path):
+def test_a_window_of_one_clip_in_flight_gives_the_same_output(tiny_dataset, small_params, reference, client, tmp_path):
     """Clips are submitted in a bounded window (audioprep.clips-in-flight); the smallest window still works."""
     import dask
 
@@ -142,9 +145,17 @@ def test_two_runs_on_one_scheduler_each_write_their_own_clips(small_params, tmp_
                 self.both.set()
 
     graphs = Graphs()
-    with LocalCluster(n_workers=0, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0", local_directory=str(tmp_path / "scratch")) as cluster, \
-            Client(cluster) as cl:
+    with (
+        LocalCluster(
+            n_workers=0,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            local_directory=str(tmp_path / "scratch"),
+        ) as cluster,
+        Client(cluster) as cl,
+    ):
         cluster.scheduler.add_plugin(graphs)
         with concurrent.futures.ThreadPoolExecutor(2) as pool:  # two notebook cells, one client
             runs = [pool.submit(run, inputs[i], tmp_path / f"o{i}", small_params, client=cl) for i in range(2)]
@@ -153,5 +164,6 @@ def test_two_runs_on_one_scheduler_each_write_their_own_clips(small_params, tmp_
             results = [r.result(timeout=300) for r in runs]
     for i in range(2):
         assert results[i].computed == 6 and not results[i].bad, results[i]
-        assert_matches_reference(tmp_path / f"o{i}" / "audio.hdf5",
-                                 reference_folder(inputs[i], Nsamples=small_params.nsamples))
+        assert_matches_reference(
+            tmp_path / f"o{i}" / "audio.hdf5", reference_folder(inputs[i], Nsamples=small_params.nsamples)
+        )

@@ -14,9 +14,11 @@ from support.cli import audioprep, start
 from support.data import SMALL
 from support.probes import probe_run
 
-pytestmark = [pytest.mark.slow,
-              # an outsider's failed asynchronous Client leaves an unawaited close behind when collected
-              pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")]
+pytestmark = [
+    pytest.mark.slow,
+    # an outsider's failed asynchronous Client leaves an unawaited close behind when collected
+    pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning"),
+]
 
 
 def test_an_outsider_cannot_connect_to_a_local_run(many_clips, tmp_path):
@@ -52,10 +54,26 @@ def test_dask_scratch_is_private_and_removed(tiny_dataset, tmp_path):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "DASK_TEMPORARY_DIRECTORY"}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(tiny_dataset), "-o", str(tmp_path / "o"),
-                             "--nsamples", str(SMALL["nsamples"]), "--workers", "2"],
-                            env={**env, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "run",
+            str(tiny_dataset),
+            "-o",
+            str(tmp_path / "o"),
+            "--nsamples",
+            str(SMALL["nsamples"]),
+            "--workers",
+            "2",
+        ],
+        env={**env, "TMPDIR": str(tmp)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     said, stopped = [], False
     try:
         # The dashboard's line comes once the cluster runs in its scratch folder: stop the whole run there.
@@ -84,8 +102,16 @@ def test_job_script_uses_tls_and_private_credentials():
     assert ".audioprep-credentials-" in worker or "audioprep-credentials-" in worker
 
 
-@pytest.mark.parametrize("planted", [".audioprep.write-test", ".audio.hdf5.partial", ".audio.config.yaml.partial",
-                                     ".audio.summary.json.partial", ".audioprep.lock"])
+@pytest.mark.parametrize(
+    "planted",
+    [
+        ".audioprep.write-test",
+        ".audio.hdf5.partial",
+        ".audio.config.yaml.partial",
+        ".audio.summary.json.partial",
+        ".audioprep.lock",
+    ],
+)
 def test_a_planted_link_cannot_redirect_a_write(tiny_dataset, tmp_path, planted):
     """Another user plants a link in a shared output folder; the run never writes through it."""
     victim = tmp_path / "victim.txt"
@@ -94,8 +120,9 @@ def test_a_planted_link_cannot_redirect_a_write(tiny_dataset, tmp_path, planted)
     out.mkdir()
     os.chmod(out, 0o1777)
     (out / planted).symlink_to(victim)
-    p = audioprep("run", tiny_dataset, "-o", out, "--nsamples", SMALL["nsamples"], "--workers", "2", check=False,
-                  cwd=tmp_path)
+    p = audioprep(
+        "run", tiny_dataset, "-o", out, "--nsamples", SMALL["nsamples"], "--workers", "2", check=False, cwd=tmp_path
+    )
     assert victim.read_text() == "precious\n"
     if planted == ".audioprep.lock":
         assert p.returncode == 1 and "Traceback" not in p.stderr

@@ -35,7 +35,7 @@ def test_params_and_kernels_import_with_numpy_alone():
     """pipeline/__init__ imported dask (through the loaders and preprocess) before any submodule could load; the
     public names are now imported when first used. A child Python in which dask, zarr, h5py, librosa, scipy, ...
     cannot be imported loads pipeline.params and pipeline.kernels, frames a clip and checks the parameters."""
-    code = textwrap.dedent('''
+    code = textwrap.dedent("""
         import sys
         BLOCKED = {"dask", "distributed", "dask_jobqueue", "zarr", "h5py", "librosa", "scipy", "numba",
                    "soundfile", "xarray", "click", "tqdm", "yaml", "psutil", "bokeh"}
@@ -63,7 +63,7 @@ def test_params_and_kernels_import_with_numpy_alone():
         else:
             raise AssertionError("preprocess imported without dask")
         print(sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED))
-    ''')
+    """)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout.strip() == "[]"
@@ -109,10 +109,19 @@ def test_the_wheel_holds_every_package_and_the_packaged_yaml(tmp_path):
     # Built from a copy without build/: setuptools leaves files of earlier builds in build/lib, and the wheel
     # would hold a file the package data no longer names.
     src = tmp_path / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__",
-                                                              "data", "mydata", "_build", ".*_cache"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                    str(tmp_path), str(src)], check=True, capture_output=True, timeout=300)
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".git", "build", "dist", "*.egg-info", "__pycache__", "data", "mydata", "_build", ".*_cache"
+        ),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(src)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     wheel = next(tmp_path.glob("audioprep_dask-*.whl"))  # the distribution's name, normalized
     names = set(zipfile.ZipFile(wheel).namelist())
     packages = {str(p.relative_to(ROOT)) for p in (ROOT / "pipeline").rglob("__init__.py")}

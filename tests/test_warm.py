@@ -6,7 +6,6 @@ import signal
 import time
 
 import pytest
-
 from support.data import SMALL
 from support.probes import who_built_the_plan
 
@@ -116,9 +115,11 @@ def _loaded(library):
 
 def _forkserver_loaded(library):
     """The forkserver has loaded ``library``: it is importing (numpy) or warming up (llvmlite: numba compiles)."""
+
     def moment(proc):
         fs = _forkserver(proc)
         return fs is not None and library in _maps(fs.pid)
+
     return moment
 
 
@@ -133,13 +134,17 @@ def _worker_forked(proc):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("moment,sig,code", [
-    (_loaded("numpy"), signal.SIGINT, 130),
-    (_forkserver_loaded("numpy"), signal.SIGINT, 130),
-    (_forkserver_loaded("llvmlite"), signal.SIGINT, 130),
-    (_forkserver_loaded("llvmlite"), signal.SIGTERM, 143),
-    (_worker_forked, signal.SIGINT, 130),
-], ids=["driver-imports", "forkserver-imports", "forkserver-warms", "forkserver-warms-sigterm", "worker-forked"])
+@pytest.mark.parametrize(
+    "moment,sig,code",
+    [
+        (_loaded("numpy"), signal.SIGINT, 130),
+        (_forkserver_loaded("numpy"), signal.SIGINT, 130),
+        (_forkserver_loaded("llvmlite"), signal.SIGINT, 130),
+        (_forkserver_loaded("llvmlite"), signal.SIGTERM, 143),
+        (_worker_forked, signal.SIGINT, 130),
+    ],
+    ids=["driver-imports", "forkserver-imports", "forkserver-warms", "forkserver-warms-sigterm", "worker-forked"],
+)
 def test_a_signal_while_the_workers_start_is_one_line(tiny_dataset, tmp_path, moment, sig, code):
     """Before: a Ctrl-C 1 to 5 s after 'audioprep run' printed the forkserver's 42 to 93 line traceback of the
     imports it interrupted (pipeline._forkserver's warm-up), and one during the driver's own imports printed
@@ -149,8 +154,11 @@ def test_a_signal_while_the_workers_start_is_one_line(tiny_dataset, tmp_path, mo
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     out = tmp_path / "out"
-    proc = start([tiny_dataset, "-o", out, "--workers", "2", "-q", "--nsamples", SMALL["nsamples"]], tmp_path,
-                 env={"TMPDIR": str(tmp)})
+    proc = start(
+        [tiny_dataset, "-o", out, "--workers", "2", "-q", "--nsamples", SMALL["nsamples"]],
+        tmp_path,
+        env={"TMPDIR": str(tmp)},
+    )
     deadline = time.monotonic() + 240
     while not moment(proc):
         assert proc.poll() is None, proc.stdout.read()

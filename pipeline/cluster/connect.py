@@ -36,14 +36,18 @@ def is_address(kind: str) -> bool:
 
 def cluster_class(kind: str):
     if kind not in KINDS:
-        raise ClusterError(f"--cluster {kind!r} is not a cluster kind nor a scheduler address; "
-                           f"choose one of {', '.join(KINDS)} or give tcp://HOST:PORT")
+        raise ClusterError(
+            f"--cluster {kind!r} is not a cluster kind nor a scheduler address; "
+            f"choose one of {', '.join(KINDS)} or give tcp://HOST:PORT"
+        )
     module, name = KINDS[kind].cls.split(":")
     try:
         return getattr(importlib.import_module(module), name)
     except ImportError as e:
-        raise ClusterError(f"--cluster {kind} needs the package {module} ({e}); "
-                           f"install it with: pip install {module.replace('_', '-')}") from None
+        raise ClusterError(
+            f"--cluster {kind} needs the package {module} ({e}); "
+            f"install it with: pip install {module.replace('_', '-')}"
+        ) from None
 
 
 @dataclass
@@ -93,22 +97,30 @@ class ClusterSpec:
         # them fork from one forkserver that it starts warm (pipeline.warm).
         extra, warm = ["--preload-nanny", warming.NANNY_PRELOAD], []
         if setting("warm-start"):
-            warm = [f"export DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD="
-                    f"{warming.CONFIG['distributed.worker.multiprocessing-method']}",
-                    f"export {warming.ENV}={warming.params_env(self.warm_params())}"]
+            warm = [
+                f"export DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD="
+                f"{warming.CONFIG['distributed.worker.multiprocessing-method']}",
+                f"export {warming.ENV}={warming.params_env(self.warm_params())}",
+            ]
         lifetime = setting("jobqueue.lifetime")
         if lifetime:
-            extra += ["--lifetime", str(lifetime), "--lifetime-stagger",
-                      str(setting("jobqueue.lifetime-stagger") or "0s")]
+            extra += [
+                "--lifetime",
+                str(lifetime),
+                "--lifetime-stagger",
+                str(setting("jobqueue.lifetime-stagger") or "0s"),
+            ]
         if extra:
             out["worker_extra_args"] = extra
         prologue = list(dask.config.get(f"jobqueue.{kind}.job-script-prologue", None) or [])
         out["job_script_prologue"] = prologue + [line for line in warm if line not in prologue]
         iface = out.get("interface")
         # Merged into the user's own jobqueue.<kind>.scheduler-options, which passing the keyword would drop.
-        out["scheduler_options"] = {**(dask.config.get(f"jobqueue.{kind}.scheduler-options", None) or {}),
-                                    "dashboard_address": setting("dashboard-address"),
-                                    **({"interface": iface} if iface else {})}
+        out["scheduler_options"] = {
+            **(dask.config.get(f"jobqueue.{kind}.scheduler-options", None) or {}),
+            "dashboard_address": setting("dashboard-address"),
+            **({"interface": iface} if iface else {}),
+        }
         if self.local_directory:
             out["local_directory"] = self.local_directory
         if self.log_directory:
@@ -141,7 +153,8 @@ def run_security():
     if not setting("tls"):
         logging.getLogger("audioprep").warning(
             "TLS is off (audioprep.tls: false): any user who can reach the scheduler's port can connect to it "
-            "and run code as you; turn it off only where your site requires it")
+            "and run code as you; turn it off only where your site requires it"
+        )
         return None
     from distributed.security import Security
 
@@ -162,11 +175,17 @@ def make_cluster(spec: ClusterSpec, *, security=None):
                     from ..warm import start_forkserver
 
                     start_forkserver(spec.warm_params())  # the nannies fork their workers from it (Connection)
-                return cls(n_workers=int(workers), threads_per_worker=int(setting("threads-per-worker")),
-                           processes=True, memory_limit=setting("memory-limit"),
-                           dashboard_address=setting("dashboard-address"),
-                           host="127.0.0.1", local_directory=spec.local_directory,
-                           preload=["pipeline.worker_setup"], security=security)
+                return cls(
+                    n_workers=int(workers),
+                    threads_per_worker=int(setting("threads-per-worker")),
+                    processes=True,
+                    memory_limit=setting("memory-limit"),
+                    dashboard_address=setting("dashboard-address"),
+                    host="127.0.0.1",
+                    local_directory=spec.local_directory,
+                    preload=["pipeline.worker_setup"],
+                    security=security,
+                )
         except Exception as e:
             raise ClusterError(f"could not start a local cluster of {workers} workers ({e})") from None
     kwargs = _with_security(spec.jobqueue_kwargs(kind), security, spec.shared_directory)
@@ -174,8 +193,10 @@ def make_cluster(spec: ClusterSpec, *, security=None):
         cluster = cls(**kwargs)
     except Exception as e:
         shown = {k: v for k, v in kwargs.items() if k != "security"}
-        raise ClusterError(f"could not create the {kind} cluster: {e}; the call was "
-                           f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})") from None
+        raise ClusterError(
+            f"could not create the {kind} cluster: {e}; the call was "
+            f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+        ) from None
     lo, hi = setting("adapt-min"), setting("adapt-max")
     if not hi:
         lo = hi = int(setting("jobs"))
@@ -251,8 +272,10 @@ def check_client(client) -> None:
     """Refuse a client given to the run that cannot run anything: closed (or closing, or never connected)."""
     status = str(getattr(client, "status", "running"))
     if status != "running":
-        raise ClusterError(f"the client given is {status}, not running: pass an open distributed.Client (or none, "
-                           "and audioprep starts a cluster)")
+        raise ClusterError(
+            f"the client given is {status}, not running: pass an open distributed.Client (or none, "
+            "and audioprep starts a cluster)"
+        )
 
 
 def check_tls_address(address: str) -> None:
@@ -263,10 +286,12 @@ def check_tls_address(address: str) -> None:
     tls = dask.config.get("distributed.comm.tls", {}) or {}
     client = tls.get("client", {}) or {}
     if not (tls.get("ca-file") and client.get("cert")):
-        raise ClusterError(f"--cluster {address} needs the certificates of that scheduler's TLS, and none are "
-                           "configured: set distributed.comm.tls.ca-file, distributed.comm.tls.client.cert and "
-                           "client.key in the dask config (DASK_DISTRIBUTED__COMM__TLS__CA_FILE=..., ...), or give "
-                           "its tcp:// address")
+        raise ClusterError(
+            f"--cluster {address} needs the certificates of that scheduler's TLS, and none are "
+            "configured: set distributed.comm.tls.ca-file, distributed.comm.tls.client.cert and "
+            "client.key in the dask config (DASK_DISTRIBUTED__COMM__TLS__CA_FILE=..., ...), or give "
+            "its tcp:// address"
+        )
 
 
 def _alive(pid: int) -> bool:
@@ -350,8 +375,10 @@ class Connection:
         if self.cluster is None or not KINDS[self.spec.resolved_kind()].batch:
             return link
         port = urllib.parse.urlsplit(link).port
-        return f"http://127.0.0.1:{port}/status (on {socket.gethostname()}; from elsewhere: ssh -N -L " \
-               f"{port}:127.0.0.1:{port} {socket.gethostname()}, then open http://localhost:{port}/status)"
+        return (
+            f"http://127.0.0.1:{port}/status (on {socket.gethostname()}; from elsewhere: ssh -N -L "
+            f"{port}:127.0.0.1:{port} {socket.gethostname()}, then open http://localhost:{port}/status)"
+        )
 
     def moved(self) -> str:
         """`` (port N was busy: the dashboard moved)`` when the dashboard could not take the port asked for."""
@@ -378,7 +405,8 @@ class Connection:
                 f"no worker joined within {parse_timedelta(timeout):.0f} s: the batch jobs did not start or "
                 f"could not reach the scheduler; check the queue (squeue / qstat), the job logs in "
                 f"{self.spec.log_directory}, and the script from 'audioprep cluster job-script --cluster "
-                f"{self.spec.resolved_kind()}'; raise audioprep.worker-timeout for busy queues") from None
+                f"{self.spec.resolved_kind()}'; raise audioprep.worker-timeout for busy queues"
+            ) from None
 
     def __exit__(self, *exc):
         self._stack.close()  # client, then cluster, then credentials and scratch folders

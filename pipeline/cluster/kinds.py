@@ -7,8 +7,8 @@ Nothing here imports dask-jobqueue: a kind's class is imported when it is used.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 def _lsf(kwargs: dict, config) -> None:
@@ -36,15 +36,23 @@ class ClusterKind:
 
 
 #: The kinds, in the order the help lists them.
-KINDS = {k.name: k for k in (
-    ClusterKind("local", "distributed:LocalCluster", batch=False),
-    ClusterKind("slurm", "dask_jobqueue:SLURMCluster", batch=True),
-    ClusterKind("pbs", "dask_jobqueue:PBSCluster", batch=True),
-    ClusterKind("sge", "dask_jobqueue:SGECluster", batch=True, renamed={"account": "project"}),
-    ClusterKind("lsf", "dask_jobqueue:LSFCluster", batch=True, renamed={"account": "project"}, quirk=_lsf),
-    ClusterKind("htcondor", "dask_jobqueue:HTCondorCluster", batch=True,
-                unsupported=("queue", "account", "walltime"), quirk=_htcondor),
-)}
+KINDS = {
+    k.name: k
+    for k in (
+        ClusterKind("local", "distributed:LocalCluster", batch=False),
+        ClusterKind("slurm", "dask_jobqueue:SLURMCluster", batch=True),
+        ClusterKind("pbs", "dask_jobqueue:PBSCluster", batch=True),
+        ClusterKind("sge", "dask_jobqueue:SGECluster", batch=True, renamed={"account": "project"}),
+        ClusterKind("lsf", "dask_jobqueue:LSFCluster", batch=True, renamed={"account": "project"}, quirk=_lsf),
+        ClusterKind(
+            "htcondor",
+            "dask_jobqueue:HTCondorCluster",
+            batch=True,
+            unsupported=("queue", "account", "walltime"),
+            quirk=_htcondor,
+        ),
+    )
+}
 
 
 def batch_kinds() -> list:

@@ -7,8 +7,7 @@ import dask.config
 
 from ..config import setting
 from ..exceptions import ClusterError
-from .connect import (ClusterSpec, Connection, check_client, check_tls_address, is_address,
-                      remove_stale_scratch)
+from .connect import ClusterSpec, Connection, check_client, check_tls_address, is_address, remove_stale_scratch
 
 
 class Starter:
@@ -50,17 +49,21 @@ class Starter:
             self._ended.set()
 
     def _start(self) -> None:
-        import distributed  # noqa: F401  (its config defaults first: the set below must not insert them)
-
         import dataclasses
+
+        import distributed  # noqa: F401  (its config defaults first: the set below must not insert them)
 
         conn = Connection(dataclasses.replace(self.spec, warm=self.params), self.client)
         try:
             # Read by the scheduler as it is created (dask.config is one for the whole process).
             # A worker runs one task at a time (saturation 1.0, no task queued on it beside the running one), so
             # when a clip kills its worker, no other task is blamed for the death.
-            with dask.config.set({"distributed.scheduler.allowed-failures": int(setting("allowed-failures")),
-                                  "distributed.scheduler.worker-saturation": 1.0}):
+            with dask.config.set(
+                {
+                    "distributed.scheduler.allowed-failures": int(setting("allowed-failures")),
+                    "distributed.scheduler.worker-saturation": 1.0,
+                }
+            ):
                 conn.__enter__()
         except BaseException as e:
             self._error = e
@@ -77,15 +80,20 @@ class Starter:
             self._error = ClusterError(
                 f"the workers could not get ready ({type(e).__name__}: {e}); a worker that dies while importing "
                 f"and planning the CQT is usually out of memory (memory-limit {setting('memory-limit')} a "
-                "worker; one needs about 300 MB): raise audioprep.memory-limit or give fewer --workers")
+                "worker; one needs about 300 MB): raise audioprep.memory-limit or give fewer --workers"
+            )
 
     def wait(self, progress: bool = False) -> None:
         """Wait for an early start to finish; raise what it raised."""
         if self._thread is not None:
             from ..progress import bar as progress_bar
 
-            with progress_bar(desc="starting workers (imports, CQT plan)", bar_format="{desc}: {elapsed}",
-                              enabled=progress, leave=False) as bar:
+            with progress_bar(
+                desc="starting workers (imports, CQT plan)",
+                bar_format="{desc}: {elapsed}",
+                enabled=progress,
+                leave=False,
+            ) as bar:
                 while not self._ended.wait(0.25):
                     bar.refresh()
             self._thread = None
@@ -113,4 +121,3 @@ class Starter:
 
     def __exit__(self, *exc):
         self.close()
-

@@ -50,15 +50,27 @@ def guess_format(path: Path) -> InputFormat:
     for fmt in FORMATS.values():
         if fmt.can_open(path):
             return fmt
-    raise BadInputError([Problem(str(path), "not a folder, a manifest .csv or a readable HDF5 file (its content is "
-                                            "none of the input formats)")],
-                        "give a GTZAN-style folder, a manifest .csv or a gtzan.hdf5 written by 'audioprep ingest', "
-                        f"or name its format with --format ({', '.join(FORMATS)})")
+    raise BadInputError(
+        [
+            Problem(
+                str(path),
+                "not a folder, a manifest .csv or a readable HDF5 file (its content is none of the input formats)",
+            )
+        ],
+        "give a GTZAN-style folder, a manifest .csv or a gtzan.hdf5 written by 'audioprep ingest', "
+        f"or name its format with --format ({', '.join(FORMATS)})",
+    )
 
 
-def open_index(path, *, pad: bool = False, path_column: str | None = None,
-               label_column: str | None = None, format: str | None = None,
-               audio: str | None = None) -> InputIndex:
+def open_index(
+    path,
+    *,
+    pad: bool = False,
+    path_column: str | None = None,
+    label_column: str | None = None,
+    format: str | None = None,
+    audio: str | None = None,
+) -> InputIndex:
     """Index any input: the format ``format`` names, or else the first of :data:`FORMATS` that can open
     ``path``.
 
@@ -75,20 +87,28 @@ def open_index(path, *, pad: bool = False, path_column: str | None = None,
     p = Path(path)
     format = format.strip().lower() if isinstance(format, str) else format
     if format is not None and format not in FORMATS:
-        raise ParameterError(f"--format {format} is not an input format; give one of {', '.join(FORMATS)} (or leave "
-                             "it out: the input's content says its format)")
+        raise ParameterError(
+            f"--format {format} is not an input format; give one of {', '.join(FORMATS)} (or leave "
+            "it out: the input's content says its format)"
+        )
     if not p.exists():
-        raise BadInputError([Problem(str(p), "no such file or folder")],
-                            "give a GTZAN-style folder ROOT/<genre>/<file>, a gtzan.hdf5 or a manifest .csv")
+        raise BadInputError(
+            [Problem(str(p), "no such file or folder")],
+            "give a GTZAN-style folder ROOT/<genre>/<file>, a gtzan.hdf5 or a manifest .csv",
+        )
     fmt = FORMATS[format] if format is not None else guess_format(p)
     given = [o for o, v in (("--path-column", path_column), ("--label-column", label_column)) if v]
     if given and fmt is not manifest.FORMAT:
         what = "a genres folder" if fmt is folder.FORMAT else "not a manifest .csv"
-        raise ParameterError(f"{' and '.join(given)} name(s) a manifest's column, but {shown(p)} is {what}: leave "
-                             f"{' and '.join(given)} out, or give a manifest .csv")
+        raise ParameterError(
+            f"{' and '.join(given)} name(s) a manifest's column, but {shown(p)} is {what}: leave "
+            f"{' and '.join(given)} out, or give a manifest .csv"
+        )
     if audio and fmt is not jamendo.FORMAT:
-        raise ParameterError(f"--audio names the audio folder of an MTG-Jamendo .tsv, but {shown(p)} is "
-                             f"{fmt.description}: leave --audio out")
+        raise ParameterError(
+            f"--audio names the audio folder of an MTG-Jamendo .tsv, but {shown(p)} is "
+            f"{fmt.description}: leave --audio out"
+        )
     index = fmt.index(p, path_column=path_column, label_column=label_column, audio=audio)
     check_sizes(index, pad)
     check_names(index)
@@ -130,6 +150,24 @@ def preflight(index: InputIndex, params: Params, *, progress: bool = False) -> P
     return Preflight(problems, samples, starts)
 
 
-__all__ = ["FORMATS", "InputFormat", "Verdict", "Preflight", "ClipRef", "InputIndex", "open_index", "preflight",
-           "check_clip", "inspect_clip", "load_clip", "clip_samples", "decode_frames", "audio_extensions",
-           "is_audio_name", "label", "shown", "format_of", "guess_format"]
+__all__ = [
+    "FORMATS",
+    "InputFormat",
+    "Verdict",
+    "Preflight",
+    "ClipRef",
+    "InputIndex",
+    "open_index",
+    "preflight",
+    "check_clip",
+    "inspect_clip",
+    "load_clip",
+    "clip_samples",
+    "decode_frames",
+    "audio_extensions",
+    "is_audio_name",
+    "label",
+    "shown",
+    "format_of",
+    "guess_format",
+]

@@ -23,9 +23,16 @@ from .base import InputFormat, Verdict
 from .index import ClipRef, shown
 
 #: File extensions of the libsndfile formats, where they are not the format's name in lower case.
-_EXTENSIONS = {"AIFF": ("aif", "aiff", "aifc"), "AU": ("au", "snd"), "IRCAM": ("sf", "ircam"),
-               "NIST": ("nist", "sph"), "OGG": ("ogg", "oga", "opus"), "SVX": ("svx", "iff", "8svx"),
-               "WAVEX": ("wav",), "MPC2K": ("mpc2k",)}
+_EXTENSIONS = {
+    "AIFF": ("aif", "aiff", "aifc"),
+    "AU": ("au", "snd"),
+    "IRCAM": ("sf", "ircam"),
+    "NIST": ("nist", "sph"),
+    "OGG": ("ogg", "oga", "opus"),
+    "SVX": ("svx", "iff", "8svx"),
+    "WAVEX": ("wav",),
+    "MPC2K": ("mpc2k",),
+}
 #: libsndfile formats that are not taken as clips: headerless bytes, and MATLAB/Octave data files
 #: (a collection's .mat feature files are not recordings).
 _NOT_CLIPS = ("RAW", "MAT4", "MAT5")
@@ -61,10 +68,15 @@ def _via_ffmpeg(path: str) -> bool:
 
 #: Audio that no installed decoder reads, by extension: what it is, and what would read it.
 _TRACKER = ("mod", "it", "s3m", "xm", "mptm", "mtm", "669")
-_UNREADABLE = {**{e: "tracker modules (note data and samples, not a recording): render them to .wav first, "
-                     "e.g. openmpt123 --render" for e in _TRACKER},
-               "mid": "MIDI (notes, not a recording): render it to .wav first, e.g. fluidsynth -F",
-               "midi": "MIDI (notes, not a recording): render it to .wav first, e.g. fluidsynth -F"}
+_UNREADABLE = {
+    **{
+        e: "tracker modules (note data and samples, not a recording): render them to .wav first, "
+        "e.g. openmpt123 --render"
+        for e in _TRACKER
+    },
+    "mid": "MIDI (notes, not a recording): render it to .wav first, e.g. fluidsynth -F",
+    "midi": "MIDI (notes, not a recording): render it to .wav first, e.g. fluidsynth -F",
+}
 
 
 def unreadable(names) -> str | None:
@@ -73,14 +85,16 @@ def unreadable(names) -> str | None:
     groups = {}
     for name in names:
         ext = Path(name).suffix[1:].lower()
-        why = _UNREADABLE.get(ext) or (ffmpeg.INSTALL if ext in ffmpeg.EXTENSIONS and not ffmpeg.available()
-                                       else None)
+        why = _UNREADABLE.get(ext) or (ffmpeg.INSTALL if ext in ffmpeg.EXTENSIONS and not ffmpeg.available() else None)
         if why and not Path(name).name.startswith("."):
             groups.setdefault(why, []).append(name)
     if not groups:
         return None
-    return "; ".join(f"{len(v)} audio file(s) no installed decoder reads ({', '.join(shown(n) for n in v[:5])}"
-                     f"{', ...' if len(v) > 5 else ''}): {why}" for why, v in groups.items())
+    return "; ".join(
+        f"{len(v)} audio file(s) no installed decoder reads ({', '.join(shown(n) for n in v[:5])}"
+        f"{', ...' if len(v) > 5 else ''}): {why}"
+        for why, v in groups.items()
+    )
 
 
 def is_audio_name(name: str) -> bool:
@@ -211,12 +225,15 @@ def format_problem(rate: int, channels: int, frames: int, params: Params) -> tup
         needs.append("samples after the offset")
     elif short and not params.pad_short:
         if start:
-            found.append(f"{(frames - start) / rate:.2f} s long after offset={params.offset:g} s "
-                         f"({frames - start} samples at {rate} Hz)")
+            found.append(
+                f"{(frames - start) / rate:.2f} s long after offset={params.offset:g} s "
+                f"({frames - start} samples at {rate} Hz)"
+            )
         else:
             found.append(f"{seconds:.2f} s long ({frames} samples at {rate} Hz)")
-        needs.append(f"at least Nsamples={params.nsamples} samples at {params.sr} Hz "
-                     f"({params.nsamples / params.sr:.2f} s)")
+        needs.append(
+            f"at least Nsamples={params.nsamples} samples at {params.sr} Hz ({params.nsamples / params.sr:.2f} s)"
+        )
         fixes.append("pad_short")
     if not found:
         return None, ()
@@ -282,14 +299,20 @@ def load(ref: ClipRef, params: Params) -> np.ndarray:
             reason = check_format(rate, channels, frames, params)
             if reason:
                 raise BadInputError([Problem(shown(ref.source), reason)])
-            y = ffmpeg.read(ref.source, decode_frames(rate, params), frames,
-                            span_start(frames, rate, params))  # (channels, samples)
+            y = ffmpeg.read(
+                ref.source, decode_frames(rate, params), frames, span_start(frames, rate, params)
+            )  # (channels, samples)
         else:
             with sf.SoundFile(ref.source) as f:
                 rate, channels, frames = f.samplerate, f.channels, f.frames
                 cut = headers.truncation(ref.source, frames)
-                reason = (_NO_HEADER if f.format == "RAW" else cut.reason if cut
-                          else check_format(rate, channels, frames, params))
+                reason = (
+                    _NO_HEADER
+                    if f.format == "RAW"
+                    else cut.reason
+                    if cut
+                    else check_format(rate, channels, frames, params)
+                )
                 if reason:
                     raise BadInputError([Problem(shown(ref.source), reason)])
                 f.seek(span_start(frames, rate, params))  # span decode: the samples before are not decoded
@@ -300,8 +323,7 @@ def load(ref: ClipRef, params: Params) -> np.ndarray:
         raise BadInputError([Problem(shown(ref.source), f"decoding failed ({error_text(e)})")]) from None
     if channels > 1:
         y = y.mean(axis=0, keepdims=True)
-    return to_nsamples(y[0], rate, params, shown(ref.source), "(the file is truncated or corrupt)",
-                        frames=frames)
+    return to_nsamples(y[0], rate, params, shown(ref.source), "(the file is truncated or corrupt)", frames=frames)
 
 
 def decode_frames(rate: int, params: Params) -> int:
@@ -318,16 +340,22 @@ def decode_frames(rate: int, params: Params) -> int:
     return span + int(RESAMPLE_MARGIN_SECONDS * rate) + RESAMPLE_MARGIN_SAMPLES
 
 
-def to_nsamples(y: np.ndarray, rate: int, params: Params, name: str, why: str = "", *,
-                 frames: int) -> np.ndarray:
+def to_nsamples(y: np.ndarray, rate: int, params: Params, name: str, why: str = "", *, frames: int) -> np.ndarray:
     """Resample a mono clip decoded at ``rate`` to ``params.sr`` if needed, then keep ``Nsamples`` samples
     (zero-padded to them with ``pad_short`` if the clip, ``frames`` long by its header, is shorter)."""
     y = np.asarray(y, dtype=np.float32)
     finite = np.isfinite(y[: decode_frames(rate, params)])
     if not finite.all():
         first = int(np.argmin(finite))
-        raise BadInputError([Problem(name, f"holds {int((~finite).sum())} non-finite sample(s) (NaN or Inf), "
-                                           f"the first at {first / rate:.3f} s; fix or remove the file")])
+        raise BadInputError(
+            [
+                Problem(
+                    name,
+                    f"holds {int((~finite).sum())} non-finite sample(s) (NaN or Inf), "
+                    f"the first at {first / rate:.3f} s; fix or remove the file",
+                )
+            ]
+        )
     if rate != params.sr:
         import librosa
 
@@ -335,10 +363,12 @@ def to_nsamples(y: np.ndarray, rate: int, params: Params, name: str, why: str = 
     if params.pad_short and y.shape[0] < params.nsamples:
         expected = clip_samples(frames, rate, params)
         if y.shape[0] < expected:  # the slot's recorded length (its header's) must be the truth
-            raise BadInputError([Problem(name, f"decoded {y.shape[0]} samples where its header promises "
-                                               f"{expected} {why}".rstrip())])
+            raise BadInputError(
+                [Problem(name, f"decoded {y.shape[0]} samples where its header promises {expected} {why}".rstrip())]
+            )
         y = np.concatenate([y[:expected], np.zeros(params.nsamples - expected, dtype=y.dtype)])
     if y.shape[0] < params.nsamples:
-        raise BadInputError([Problem(name, f"decoded {y.shape[0]} samples, needs at least "
-                                           f"Nsamples={params.nsamples} {why}".rstrip())])
+        raise BadInputError(
+            [Problem(name, f"decoded {y.shape[0]} samples, needs at least Nsamples={params.nsamples} {why}".rstrip())]
+        )
     return np.ascontiguousarray(y[: params.nsamples], dtype=np.float32)

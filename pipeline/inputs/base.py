@@ -94,8 +94,11 @@ class InputFormat(abc.ABC):
         from ..progress import bar
 
         known = {p.path for p in index.problems}
-        return [(ref, self.inspect(ref, params))
-                for ref in bar(index.clips, desc="checking", enabled=progress, leave=False) if ref.where not in known]
+        return [
+            (ref, self.inspect(ref, params))
+            for ref in bar(index.clips, desc="checking", enabled=progress, leave=False)
+            if ref.where not in known
+        ]
 
     def __repr__(self) -> str:
         return f"<input format {self.name!r}: {self.description}>"

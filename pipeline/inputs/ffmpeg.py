@@ -20,8 +20,9 @@ import importlib.util
 import numpy as np
 
 #: Extensions decoded through ffmpeg (when PyAV is installed): containers of AAC, ALAC, WMA, AC-3, ...
-EXTENSIONS = frozenset({"m4a", "m4b", "mp4", "aac", "alac", "wma", "asf", "ape", "webm", "mka", "ac3", "amr",
-                        "3gp", "dts"})
+EXTENSIONS = frozenset(
+    {"m4a", "m4b", "mp4", "aac", "alac", "wma", "asf", "ape", "webm", "mka", "ac3", "amr", "3gp", "dts"}
+)
 #: How much shorter than its header states a decode may be before the clip is bad (codec frames).
 LENGTH_TOLERANCE_SECONDS = 0.1
 #: Named in the ignored line when PyAV is missing.
@@ -81,7 +82,7 @@ def read(path: str, nframes: int, frames: int, start: int = 0) -> np.ndarray:
                 for out in to_float.resample(frame):
                     lo, hi = max(0, start - pos), min(out.samples, start + want - pos)
                     if hi > lo:
-                        y[:, kept:kept + hi - lo] = out.to_ndarray()[:, lo:hi]
+                        y[:, kept : kept + hi - lo] = out.to_ndarray()[:, lo:hi]
                         kept += hi - lo
                     pos += out.samples
             if kept >= want:

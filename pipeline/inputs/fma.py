@@ -76,12 +76,16 @@ def read_tracks(path: Path) -> dict:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
             groups, fields = next(reader), next(reader)
-            where = {name: list(zip(groups, fields)).index(key) for name, key in _COLUMNS.items()
-                     if key in zip(groups, fields)}
+            where = {
+                name: list(zip(groups, fields)).index(key)
+                for name, key in _COLUMNS.items()
+                if key in zip(groups, fields)
+            }
             lacking = [f"{g}.{k}" for name, (g, k) in _COLUMNS.items() if name not in where]
             if lacking:
-                raise BadInputError([Problem(shown(path), f"has no column {', '.join(lacking)}: not FMA's "
-                                                          "tracks.csv")], hint)
+                raise BadInputError(
+                    [Problem(shown(path), f"has no column {', '.join(lacking)}: not FMA's tracks.csv")], hint
+                )
             next(reader)  # the row naming the index: track_id
             out = {}
             for row in reader:
@@ -89,9 +93,15 @@ def read_tracks(path: Path) -> dict:
                     continue
                 out[int(row[0])] = tuple(row[i].strip() if i < len(row) else "" for i in where.values())
     except (OSError, UnicodeDecodeError, StopIteration, csv.Error) as e:
-        raise BadInputError([Problem(shown(path), f"cannot be read as FMA's tracks.csv "
-                                                  f"({getattr(e, 'strerror', None) or e or 'too short'})")],
-                            hint) from None
+        raise BadInputError(
+            [
+                Problem(
+                    shown(path),
+                    f"cannot be read as FMA's tracks.csv ({getattr(e, 'strerror', None) or e or 'too short'})",
+                )
+            ],
+            hint,
+        ) from None
     return out
 
 
@@ -122,44 +132,76 @@ def index(folder: Path) -> InputIndex:
     """Index an FMA audio folder with its tracks.csv: the tracks of its subset, labelled by ``genre_top``."""
     meta = metadata_of(folder)
     if meta is None:
-        raise BadInputError([Problem(shown(folder), "has no fma_metadata/tracks.csv beside it")],
-                            "unzip fma_metadata.zip beside the audio folder")
+        raise BadInputError(
+            [Problem(shown(folder), "has no fma_metadata/tracks.csv beside it")],
+            "unzip fma_metadata.zip beside the audio folder",
+        )
     subset = _FOLDER.fullmatch(folder.name).group(1)
-    keep = SUBSETS if subset == "full" else SUBSETS[:SUBSETS.index(subset) + 1]
+    keep = SUBSETS if subset == "full" else SUBSETS[: SUBSETS.index(subset) + 1]
     tracks = {tid: row for tid, row in read_tracks(meta).items() if row[0] in keep}
     try:
         found, ignored = _scan(folder)
     except OSError as e:
-        raise BadInputError([Problem(shown(folder), f"cannot be read ({e.strerror})")],
-                            "give a folder you can read") from None
+        raise BadInputError(
+            [Problem(shown(folder), f"cannot be read ({e.strerror})")], "give a folder you can read"
+        ) from None
     problems = []
     missing = sorted(t for t in tracks if t not in found)
     if missing:
-        problems.append(Problem(shown(folder), _listed(f"track(s) of subset {subset} in {shown(meta)} have no audio "
-                                                       "file here", [f"{t:06d}"[:3] + f"/{t:06d}.mp3"
-                                                                     for t in missing])
-                                + "; download or unzip them again"))
+        problems.append(
+            Problem(
+                shown(folder),
+                _listed(
+                    f"track(s) of subset {subset} in {shown(meta)} have no audio file here",
+                    [f"{t:06d}"[:3] + f"/{t:06d}.mp3" for t in missing],
+                )
+                + "; download or unzip them again",
+            )
+        )
     unlisted = sorted(t for t in found if t not in tracks)
     if unlisted:
-        problems.append(Problem(shown(folder), _listed(f"audio file(s) here are not tracks of subset {subset} in "
-                                                       f"{shown(meta)}", [found[t] for t in unlisted])
-                                + "; remove them, or give the folder of their subset"))
+        problems.append(
+            Problem(
+                shown(folder),
+                _listed(
+                    f"audio file(s) here are not tracks of subset {subset} in {shown(meta)}",
+                    [found[t] for t in unlisted],
+                )
+                + "; remove them, or give the folder of their subset",
+            )
+        )
     unlabelled = sorted(t for t in tracks if t in found and not tracks[t][2])
     if unlabelled:
-        problems.append(Problem(shown(folder), _listed("track(s) have no genre_top, so no label in the grid",
-                                                       [f"{t:06d}" for t in unlabelled])
-                                + "; use --layout clips (they get label -1)"))
+        problems.append(
+            Problem(
+                shown(folder),
+                _listed("track(s) have no genre_top, so no label in the grid", [f"{t:06d}" for t in unlabelled])
+                + "; use --layout clips (they get label -1)",
+            )
+        )
     by_label = {}
     for tid in sorted(tracks):
         _, split, genre = tracks[tid]
         if tid in found and genre:
             by_label.setdefault(label(genre), []).append((tid, split))
     if not by_label:
-        raise BadInputError(problems or [Problem(shown(folder), f"holds no track of subset {subset} with a "
-                                                                "genre_top")],
-                            "give an FMA audio folder with its fma_metadata/tracks.csv")
+        raise BadInputError(
+            problems or [Problem(shown(folder), f"holds no track of subset {subset} with a genre_top")],
+            "give an FMA audio folder with its fma_metadata/tracks.csv",
+        )
     labels = tuple(sorted(by_label))
-    clips = [ClipRef(g, c, name, str(folder / found[tid]), rel=found[tid], format=NAME, split=split)
-             for g, name in enumerate(labels) for c, (tid, split) in enumerate(by_label[name])]
-    return InputIndex(str(folder.resolve()), NAME, labels, max(len(v) for v in by_label.values()), clips,
-                      problems, ignored, subset=subset)
+    clips = [
+        ClipRef(g, c, name, str(folder / found[tid]), rel=found[tid], format=NAME, split=split)
+        for g, name in enumerate(labels)
+        for c, (tid, split) in enumerate(by_label[name])
+    ]
+    return InputIndex(
+        str(folder.resolve()),
+        NAME,
+        labels,
+        max(len(v) for v in by_label.values()),
+        clips,
+        problems,
+        ignored,
+        subset=subset,
+    )

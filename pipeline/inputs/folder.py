@@ -84,8 +84,9 @@ def index(root: Path, **_) -> InputIndex:
         with os.scandir(root) as it:
             entries = sorted(it, key=lambda e: e.name)
     except OSError as e:
-        raise BadInputError([Problem(shown(root), f"cannot be read ({e.strerror})")],
-                            "give a folder you can read") from None
+        raise BadInputError(
+            [Problem(shown(root), f"cannot be read ({e.strerror})")], "give a folder you can read"
+        ) from None
     genres, ignored = [], []
     for entry in entries:
         if not entry.name.startswith(".") and _is_dir(entry):
@@ -111,15 +112,22 @@ def index(root: Path, **_) -> InputIndex:
         by_label.setdefault(label(genre), []).append(genre)
     for name, folders in by_label.items():
         if len(folders) > 1:  # e.g. café written once in NFC and once in NFD (as macOS writes it)
-            problems.append(Problem(shown(root), f"genre folders {' and '.join(repr(f) for f in folders)} have the "
-                                                 f"same name {name!r} once Unicode-normalized (NFC); merge or "
-                                                 "rename them"))
+            problems.append(
+                Problem(
+                    shown(root),
+                    f"genre folders {' and '.join(repr(f) for f in folders)} have the "
+                    f"same name {name!r} once Unicode-normalized (NFC); merge or "
+                    "rename them",
+                )
+            )
     genres = [folders[0] for folders in by_label.values()]
     genres.sort(key=label)
-    clips = [ClipRef(g, c, label(genre), str(root / genre / name), rel=f"{genre}/{name}", format=NAME)
-             for g, genre in enumerate(genres) for c, name in enumerate(files[genre])]
-    return InputIndex(str(root.resolve()), NAME, tuple(label(g) for g in genres), nclips, clips, problems,
-                        ignored)
+    clips = [
+        ClipRef(g, c, label(genre), str(root / genre / name), rel=f"{genre}/{name}", format=NAME)
+        for g, genre in enumerate(genres)
+        for c, name in enumerate(files[genre])
+    ]
+    return InputIndex(str(root.resolve()), NAME, tuple(label(g) for g in genres), nclips, clips, problems, ignored)
 
 
 def _is_dir(entry) -> bool:
@@ -151,13 +159,14 @@ def _did_you_mean(root: Path, genres: list, loose: int) -> str:
     """The hint for an input folder with no clip: the layouts users have."""
     layout = "expected ROOT/<genre>/<file>"
     preferred = ("genres_original", "genres")
-    candidates = [root / g for g in sorted(genres, key=lambda g: (g not in preferred, g))
-                  if _holds_genres(root / g)]
+    candidates = [root / g for g in sorted(genres, key=lambda g: (g not in preferred, g)) if _holds_genres(root / g)]
     if not candidates:  # one level deeper, e.g. a download's Data/genres_original under the folder given
         candidates = [root / g / s for g in genres for s in preferred if _holds_genres(root / g / s)]
     if candidates:
         return f"{layout}; did you mean {shown(candidates[0])}?"
     if not genres and loose:
-        return (f"{layout}: put each genre's files in a folder of its own, or list the files with their "
-                "labels in a manifest .csv (a path column and a label column) and run that")
+        return (
+            f"{layout}: put each genre's files in a folder of its own, or list the files with their "
+            "labels in a manifest .csv (a path column and a label column) and run that"
+        )
     return layout

@@ -76,8 +76,10 @@ def is_gtzan(f) -> bool:
 
 def create(f, labels, nsamples: int, nclips: int, sr: int) -> dict:
     """Lay out a gtzan.hdf5 in the open h5py file ``f``; return its datasets by genre (fill column c of each)."""
-    dsets = {genre: f.create_dataset(genre, shape=(nsamples, nclips), dtype="float32", chunks=(nsamples, 1))
-             for genre in labels}
+    dsets = {
+        genre: f.create_dataset(genre, shape=(nsamples, nclips), dtype="float32", chunks=(nsamples, 1))
+        for genre in labels
+    }
     for key, value in zip(ATTRS, (len(labels), nclips, sr, nsamples)):
         f.attrs[key] = np.int64(value)
     return dsets
@@ -100,8 +102,9 @@ def records(f) -> tuple:
     ng, nc, ns = (int(f.attrs[a]) for a in ("Ngenres", "Nclips", "Nsamples"))
     if CLIPS not in f:
         return np.full((ng, nc), ns, dtype=np.int64), np.full((ng, nc), "", dtype=object)
-    bad = np.array([[b.decode() if isinstance(b, bytes) else b for b in row] for row in f[CLIPS]["bad"][...]],
-                   dtype=object).reshape(ng, nc)
+    bad = np.array(
+        [[b.decode() if isinstance(b, bytes) else b for b in row] for row in f[CLIPS]["bad"][...]], dtype=object
+    ).reshape(ng, nc)
     return f[CLIPS]["samples"][...], bad
 
 
@@ -119,11 +122,15 @@ def describe(f) -> list:
     ns = int(f.attrs["Nsamples"])
     padded = samples[(samples < ns) & (bad == "")]
     if padded.size:
-        lines.append(f"padded: {padded.size} clip(s) zero-padded to Nsamples={ns} (ingest --pad-short), their own "
-                     f"lengths {padded.min()} to {padded.max()} samples")
+        lines.append(
+            f"padded: {padded.size} clip(s) zero-padded to Nsamples={ns} (ingest --pad-short), their own "
+            f"lengths {padded.min()} to {padded.max()} samples"
+        )
     if (bad != "").any():
-        lines.append(f"bad: {int((bad != '').sum())} clip(s) left as zeros (ingest --skip-bad); a run reports "
-                     "them again and needs --skip-bad")
+        lines.append(
+            f"bad: {int((bad != '').sum())} clip(s) left as zeros (ingest --skip-bad); a run reports "
+            "them again and needs --skip-bad"
+        )
     return lines
 
 
@@ -134,33 +141,46 @@ def index(path: Path, **_) -> InputIndex:
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise BadInputError([Problem(str(path), f"not a folder, a manifest .csv or a readable HDF5 file ({e})")],
-                            "give a GTZAN-style folder, a manifest .csv or a gtzan.hdf5 written by "
-                            "'audioprep ingest'") from None
+        raise BadInputError(
+            [Problem(str(path), f"not a folder, a manifest .csv or a readable HDF5 file ({e})")],
+            "give a GTZAN-style folder, a manifest .csv or a gtzan.hdf5 written by 'audioprep ingest'",
+        ) from None
     with f:
         missing = [a for a in ATTRS if a not in f.attrs]
         if missing:
-            raise BadInputError([Problem(str(path), f"gtzan.hdf5 lacks the attribute(s) {', '.join(missing)}")],
-                                "re-create it with 'audioprep ingest GENRES_DIR -o gtzan.hdf5'")
+            raise BadInputError(
+                [Problem(str(path), f"gtzan.hdf5 lacks the attribute(s) {', '.join(missing)}")],
+                "re-create it with 'audioprep ingest GENRES_DIR -o gtzan.hdf5'",
+            )
         ng, nc, ns = (int(f.attrs[a]) for a in ("Ngenres", "Nclips", "Nsamples"))
         genres = sorted(k for k in f.keys() if isinstance(f[k], h5py.Dataset))
         problems = []
         if len(genres) != ng:
-            problems.append(Problem(str(path), f"attribute Ngenres={ng} but the file holds {len(genres)} "
-                                               f"datasets ({', '.join(genres)})"))
+            problems.append(
+                Problem(
+                    str(path), f"attribute Ngenres={ng} but the file holds {len(genres)} datasets ({', '.join(genres)})"
+                )
+            )
         for genre in genres:
             d = f[genre]
             if d.shape != (ns, nc):
-                problems.append(Problem(f"{path}[{genre}]", f"shape {d.shape} differs from "
-                                                            f"(Nsamples, Nclips)=({ns}, {nc}) of the attributes"))
+                problems.append(
+                    Problem(
+                        f"{path}[{genre}]",
+                        f"shape {d.shape} differs from (Nsamples, Nclips)=({ns}, {nc}) of the attributes",
+                    )
+                )
             elif not np.issubdtype(d.dtype, np.floating):
                 problems.append(Problem(f"{path}[{genre}]", f"dtype {d.dtype} is not floating point"))
         if not problems and (not genres or nc == 0):
             problems.append(Problem(str(path), "holds no clip (no genre dataset, or Nclips=0)"))
         if problems:
             raise BadInputError(problems, "re-create it with 'audioprep ingest GENRES_DIR -o gtzan.hdf5'")
-    clips = [ClipRef(g, c, genre, str(path.resolve()), c, rel=f"{genre}[:, {c}]", format=NAME)
-             for g, genre in enumerate(genres) for c in range(nc)]
+    clips = [
+        ClipRef(g, c, genre, str(path.resolve()), c, rel=f"{genre}[:, {c}]", format=NAME)
+        for g, genre in enumerate(genres)
+        for c in range(nc)
+    ]
     return InputIndex(str(path.resolve()), NAME, tuple(genres), nc, clips)
 
 
@@ -205,7 +225,7 @@ def load(ref: ClipRef, params: Params) -> np.ndarray:
             rate = int(f.attrs["sr"])
             own = int(f[CLIPS]["samples"][ref.g, ref.c]) if CLIPS in f else int(f.attrs["Nsamples"])
             start = span_start(own, rate, params)
-            y = f[ref.genre][start:min(own, start + decode_frames(rate, params)), ref.column]
+            y = f[ref.genre][start : min(own, start + decode_frames(rate, params)), ref.column]
     except Exception as e:
         raise BadInputError([Problem(ref.name, f"reading failed ({error_text(e)})")]) from None
     return to_nsamples(y, rate, params, ref.name, frames=own)

@@ -38,8 +38,10 @@ class Truncation:
     def reason(self) -> str:
         held = f"the file holds {self.held}" if self.held is not None else "its end cannot be decoded"
         lost = f" ({self.missing} bytes missing)" if self.missing else ""
-        return (f"truncated: its header states {self.stated} samples but {held}{lost}; a cut or partly copied "
-                "file stays bad (copy or download it again)")
+        return (
+            f"truncated: its header states {self.stated} samples but {held}{lost}; a cut or partly copied "
+            "file stays bad (copy or download it again)"
+        )
 
 
 def truncation(path: str, frames: int | None = None) -> Truncation | None:
@@ -93,8 +95,10 @@ def _wav(path: str, head: bytes, size: int, frames: int | None) -> Truncation | 
     for cid, at, n, f in _chunks(path, 12, size, big):
         if cid == b"fmt " and n >= 14:
             body = f.read(min(n, 40))
-            tag, align = struct.unpack(">H" if big else "<H", body[:2])[0], struct.unpack(">H" if big else "<H",
-                                                                                           body[12:14])[0]
+            tag, align = (
+                struct.unpack(">H" if big else "<H", body[:2])[0],
+                struct.unpack(">H" if big else "<H", body[12:14])[0],
+            )
             if tag == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the sub-format's tag
                 tag = struct.unpack(">H" if big else "<H", body[24:26])[0]
         elif cid == b"data":
@@ -123,8 +127,7 @@ def _aiff(path: str, size: int) -> Truncation | None:
             body = f.read(min(n, 22))
             channels, stated, bits = struct.unpack(">hIh", body[:8])
             kind = body[18:22] if n >= 22 else b"NONE"  # AIFC's compression type follows the 80-bit rate
-            frame_bytes = (channels * ((bits + 7) // 8) if kind in _AIFC_PCM
-                           else channels if kind in _AIFC_LOG else None)
+            frame_bytes = channels * ((bits + 7) // 8) if kind in _AIFC_PCM else channels if kind in _AIFC_LOG else None
         elif cid == b"SSND" and n >= 8:
             offset = struct.unpack(">I", f.read(4))[0]
             data = at + 8 + offset

@@ -78,7 +78,7 @@ class InputIndex:
     starts: np.ndarray | None = None  # where each clip's kept span starts, in seconds, as pre-flight found them
     subset: str = ""  # the collection's subset the input holds (FMA's small, medium, large, full)
 
-    def measured(self, lengths) -> "InputIndex":
+    def measured(self, lengths) -> InputIndex:
         """This index with the lengths pre-flight returned (a :class:`~pipeline.inputs.Preflight`): what the
         stores record per slot."""
         return dataclasses.replace(self, samples=lengths.samples, starts=lengths.starts)
@@ -115,8 +115,7 @@ class InputIndex:
     def stamps(self) -> dict:
         """Each input file's identity, ``{name relative to the input: [size, mtime_ns]}`` (None if unreadable):
         saved with the store, so that a later run names the files that changed."""
-        return {ref.rel if ref.column is None else Path(ref.source).name: self._stats[ref.source]
-                for ref in self.clips}
+        return {ref.rel if ref.column is None else Path(ref.source).name: self._stats[ref.source] for ref in self.clips}
 
     def fingerprint(self) -> str:
         """Digest of what the input is: its path, kind, and each slot's file identity."""
@@ -152,8 +151,14 @@ def check_sizes(index: InputIndex, pad: bool) -> None:
             index.problems.append(Problem(shown(Path(index.path) / genre), why))
     if len({counts.get(g, 0) for g in sized}) > 1:
         detail = ", ".join(f"{g}={counts.get(g, 0)}" for g in sized)
-        index.problems.append(Problem(shown(index.path), f"genres hold unequal numbers of clips ({detail}); use "
-                                                         "--pad to allow it (the missing slots are flagged invalid)", ("pad",)))
+        index.problems.append(
+            Problem(
+                shown(index.path),
+                f"genres hold unequal numbers of clips ({detail}); use "
+                "--pad to allow it (the missing slots are flagged invalid)",
+                ("pad",),
+            )
+        )
 
 
 def check_names(index: InputIndex) -> None:
@@ -164,8 +169,12 @@ def check_names(index: InputIndex) -> None:
     for label in index.labels:
         why = _unstorable(label)
         if why:
-            index.problems.append(Problem(shown(Path(index.path) / label) if index.kind == "folder" else shown(label),
-                                          f"genre name {why}; rename it"))
+            index.problems.append(
+                Problem(
+                    shown(Path(index.path) / label) if index.kind == "folder" else shown(label),
+                    f"genre name {why}; rename it",
+                )
+            )
     for ref in index.clips:
         why = _unstorable(ref.rel)
         if why and ref.column is None:

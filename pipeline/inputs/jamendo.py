@@ -52,8 +52,9 @@ def index(path: Path, *, audio: str | None = None) -> InputIndex:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise BadInputError([Problem(shown(path), f"cannot be read as a TSV ({getattr(e, 'strerror', None) or e})")],
-                            hint) from None
+        raise BadInputError(
+            [Problem(shown(path), f"cannot be read as a TSV ({getattr(e, 'strerror', None) or e})")], hint
+        ) from None
     if not rows or tuple(h.strip() for h in rows[0]) != HEADER:
         raise BadInputError([Problem(shown(path), f"its header is not {' '.join(HEADER)}")], hint)
     base = Path(audio) if audio else path.parent
@@ -62,8 +63,12 @@ def index(path: Path, *, audio: str | None = None) -> InputIndex:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) < 5 or not row[0].strip() or not row[3].strip():
-            problems.append(Problem(f"{shown(path)}:{n}", f"has {len(row)} field(s), needs at least TRACK_ID, "
-                                                          "ARTIST_ID, ALBUM_ID, PATH and DURATION"))
+            problems.append(
+                Problem(
+                    f"{shown(path)}:{n}",
+                    f"has {len(row)} field(s), needs at least TRACK_ID, ARTIST_ID, ALBUM_ID, PATH and DURATION",
+                )
+            )
             continue
         track, rel = row[0].strip(), row[3].strip()
         if track in seen:
@@ -77,12 +82,22 @@ def index(path: Path, *, audio: str | None = None) -> InputIndex:
     if not tracks:
         raise BadInputError([Problem(shown(path), "lists no track")], hint)
     if not any(os.path.lexists(base / rel) for rel, _ in tracks):
-        raise BadInputError([Problem(shown(path), f"none of the {len(tracks)} paths it lists exists in {shown(base)} "
-                                                  f"(e.g. {tracks[0][0]})")],
-                            "give the folder the audio was downloaded to with --audio DIR (PATH is relative to it)")
+        raise BadInputError(
+            [
+                Problem(
+                    shown(path),
+                    f"none of the {len(tracks)} paths it lists exists in {shown(base)} (e.g. {tracks[0][0]})",
+                )
+            ],
+            "give the folder the audio was downloaded to with --audio DIR (PATH is relative to it)",
+        )
     group = path.stem
-    clips = [ClipRef(0, c, group, str(base / rel), rel=rel, format=NAME, tags=tags)
-             for c, (rel, tags) in enumerate(tracks)]
-    grid = Problem(shown(path), f"its {len(tracks)} track(s) carry tags (genre, instrument, mood/theme), not one "
-                                "genre each: the genres x clips grid cannot hold them; use --layout clips")
+    clips = [
+        ClipRef(0, c, group, str(base / rel), rel=rel, format=NAME, tags=tags) for c, (rel, tags) in enumerate(tracks)
+    ]
+    grid = Problem(
+        shown(path),
+        f"its {len(tracks)} track(s) carry tags (genre, instrument, mood/theme), not one "
+        "genre each: the genres x clips grid cannot hold them; use --layout clips",
+    )
     return InputIndex(str(path.resolve()), NAME, (group,), len(tracks), clips, [grid])

@@ -26,11 +26,10 @@ PATH_COLUMNS = ("path", "filepath", "file_path", "filename", "file", "audio", "a
 LABEL_COLUMNS = ("label", "genre", "genre_top", "class", "category")
 
 
-
 def _not_utf8(e: UnicodeDecodeError) -> str:
     """Where a manifest stops being UTF-8: the byte, its line, and that line as Windows-1252 would read it."""
     data = e.object
-    line = data[:e.start].count(b"\n") + 1
+    line = data[: e.start].count(b"\n") + 1
     text = data.splitlines()[line - 1] if data.splitlines() else b""
     seen = text.decode("cp1252", errors="replace").strip()
     return f"not UTF-8 text: byte 0x{data[e.start]:02x} at byte {e.start}, line {line} ({seen[:60]!r})"
@@ -43,8 +42,10 @@ def _encoding_fix(path: Path, data: bytes) -> str:
         was, looks = "WINDOWS-1252", "it looks like Windows-1252 text (Excel's 'CSV' on Windows); "
     except UnicodeDecodeError:
         was, looks = "<its encoding>", ""
-    return (f"{looks}save it as UTF-8 (Excel: 'CSV UTF-8'), or convert it: iconv -f {was} -t UTF-8 "
-            f"{shown(path)} > {shown(path.with_name(path.stem + '-utf8.csv'))}")
+    return (
+        f"{looks}save it as UTF-8 (Excel: 'CSV UTF-8'), or convert it: iconv -f {was} -t UTF-8 "
+        f"{shown(path)} > {shown(path.with_name(path.stem + '-utf8.csv'))}"
+    )
 
 
 class Manifest(audio.AudioFiles):
@@ -68,8 +69,7 @@ class Manifest(audio.AudioFiles):
         first = head.split(b"\n", 1)[0]
         return b"\0" not in head and any(d in first for d in (b",", b";", b"\t", b"|"))
 
-    def index(self, path: Path, *, path_column: str | None = None, label_column: str | None = None,
-              **_) -> InputIndex:
+    def index(self, path: Path, *, path_column: str | None = None, label_column: str | None = None, **_) -> InputIndex:
         return index(path, path_column=path_column, label_column=label_column)
 
 
@@ -86,8 +86,9 @@ def index(path: Path, *, path_column: str | None = None, label_column: str | Non
     except UnicodeDecodeError as e:
         raise BadInputError([Problem(str(path), _not_utf8(e))], _encoding_fix(path, e.object)) from None
     except (OSError, csv.Error) as e:
-        raise BadInputError([Problem(str(path), f"cannot be read as CSV ({getattr(e, 'strerror', None) or e})")],
-                            hint) from None
+        raise BadInputError(
+            [Problem(str(path), f"cannot be read as CSV ({getattr(e, 'strerror', None) or e})")], hint
+        ) from None
     if not rows:
         raise BadInputError([Problem(str(path), "is empty")], hint)
     header = [h.strip() for h in rows[0]]
@@ -97,8 +98,10 @@ def index(path: Path, *, path_column: str | None = None, label_column: str | Non
         found = [i for w in wanted for i, h in enumerate(header) if _column_key(h) == _column_key(w)]
         if not found:
             what = f"no column {given!r}" if given else f"no {kind} column (looked for {', '.join(names)})"
-            raise BadInputError([Problem(str(path), f"has {what}; its columns: {', '.join(header)}")],
-                                f"name the {kind} column with --{kind}-column")
+            raise BadInputError(
+                [Problem(str(path), f"has {what}; its columns: {', '.join(header)}")],
+                f"name the {kind} column with --{kind}-column",
+            )
         cols.append(found[0])
     problems, by_label, rows_of = [], {}, {}
     base = path.parent
@@ -122,11 +125,22 @@ def index(path: Path, *, path_column: str | None = None, label_column: str | Non
         raise BadInputError([Problem(str(path), "lists no clip")], hint)
     listed = [item for items in by_label.values() for item in items]
     if not any(os.path.lexists(full) for full, _ in listed):
-        raise BadInputError([Problem(str(path), f"none of the {len(listed)} paths it lists exists relative to its "
-                                                f"folder {base} (e.g. {listed[0][1]})")], _where_are_they(base, listed))
+        raise BadInputError(
+            [
+                Problem(
+                    str(path),
+                    f"none of the {len(listed)} paths it lists exists relative to its "
+                    f"folder {base} (e.g. {listed[0][1]})",
+                )
+            ],
+            _where_are_they(base, listed),
+        )
     labels = tuple(sorted(by_label))
-    clips = [ClipRef(g, c, name, full, rel=rel, format=NAME)
-             for g, name in enumerate(labels) for c, (full, rel) in enumerate(by_label[name])]
+    clips = [
+        ClipRef(g, c, name, full, rel=rel, format=NAME)
+        for g, name in enumerate(labels)
+        for c, (full, rel) in enumerate(by_label[name])
+    ]
     return InputIndex(str(path.resolve()), NAME, labels, max(len(v) for v in by_label.values()), clips)
 
 
@@ -153,6 +167,8 @@ def _where_are_they(base: Path, listed: list) -> str:
         found = sorted(base.glob(pattern + name))
         if found:
             example = found[0].relative_to(base).as_posix()
-            return (f"paths are read relative to the manifest's folder; {listed[0][1]} is at {example}: write the "
-                    f"paths that way (or move the manifest)")
+            return (
+                f"paths are read relative to the manifest's folder; {listed[0][1]} is at {example}: write the "
+                f"paths that way (or move the manifest)"
+            )
     return "paths are read relative to the manifest's folder (or give absolute paths)"

@@ -27,13 +27,24 @@ def common_fix(problems) -> tuple | None:
 def no_valid_clip(n: int, problems, written: str = "audio.hdf5") -> BadInputError:
     """The error when no valid clip would be left: nothing is written (exit 3)."""
     fix = common_fix(problems)
-    return BadInputError(problems, f"no valid clip is left: all {n} clip(s) are bad, so no {written} is written; "
-                                   + (f"all {n} pass with {{fixes}}" if fix else
-                                      "fix the clips (or the parameters) and run again"), fixes=fix or ())
+    return BadInputError(
+        problems,
+        f"no valid clip is left: all {n} clip(s) are bad, so no {written} is written; "
+        + (f"all {n} pass with {{fixes}}" if fix else "fix the clips (or the parameters) and run again"),
+        fixes=fix or (),
+    )
 
 
-def refuse(problems, index, *, skip_bad: bool, verb: str = "run", where: bool = True,
-           skip: str = "run with --skip-bad to go on without them", written: str = "audio.hdf5") -> None:
+def refuse(
+    problems,
+    index,
+    *,
+    skip_bad: bool,
+    verb: str = "run",
+    where: bool = True,
+    skip: str = "run with --skip-bad to go on without them",
+    written: str = "audio.hdf5",
+) -> None:
     """Raise the one error pre-flight's ``problems`` end a ``verb`` (run, ingest) with, if they do.
 
     Layout problems of the input (``index.problems``: unequal genres, ...)
@@ -48,8 +59,11 @@ def refuse(problems, index, *, skip_bad: bool, verb: str = "run", where: bool = 
     if fix and (index.problems or not skip_bad):  # one set of options makes every problem pass: the command's
         raise BadInputError(problems, f"{head}; all {n} pass with {{fixes}}", fixes=fix)
     if index.problems:
-        raise BadInputError(problems, f"{n} problem(s) in {index.path}: fix them, or give the options they name, "
-                                      f"and {verb} again" + (" (--skip-bad covers bad clips only)" if skip_bad else ""))
+        raise BadInputError(
+            problems,
+            f"{n} problem(s) in {index.path}: fix them, or give the options they name, "
+            f"and {verb} again" + (" (--skip-bad covers bad clips only)" if skip_bad else ""),
+        )
     if not skip_bad:
         raise BadInputError(problems, f"{head}; fix or remove the bad clips, or {skip}")
     if n >= len(index.clips):

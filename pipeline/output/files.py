@@ -116,15 +116,17 @@ def write_bytes(path, data) -> None:
     try:
         view = memoryview(data).cast("B")
         while len(view):
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
 
 
 def gone(zarr_path) -> StoreError:
     """The one line for a store (or its output folder) removed while a run wrote into it."""
-    return StoreError(f"{zarr_path} was removed while the run wrote into it (the output folder is gone, or its "
-                      "store): nothing is left to resume; run the same command again to start afresh")
+    return StoreError(
+        f"{zarr_path} was removed while the run wrote into it (the output folder is gone, or its "
+        "store): nothing is left to resume; run the same command again to start afresh"
+    )
 
 
 @contextlib.contextmanager
@@ -142,8 +144,10 @@ def storage_errors(store):
 
 
 def _unsafe(path: Path, what: str) -> UnsafeOutputError:
-    return UnsafeOutputError(f"{path} {what}: audioprep never writes through a link or into another user's "
-                             "files; remove it (or choose another -o) and run again")
+    return UnsafeOutputError(
+        f"{path} {what}: audioprep never writes through a link or into another user's "
+        "files; remove it (or choose another -o) and run again"
+    )
 
 
 def _owner(uid: int) -> str:
@@ -203,8 +207,9 @@ def check_writable(folder) -> None:
 
 
 def _cannot_write(folder, reason: str) -> StoreError:
-    return StoreError(f"cannot write to the output folder {folder} ({reason}); "
-                      "choose another with -o or fix its permissions")
+    return StoreError(
+        f"cannot write to the output folder {folder} ({reason}); choose another with -o or fix its permissions"
+    )
 
 
 def check_early(folder) -> None:
@@ -239,8 +244,10 @@ def check_space(folder, params, ngenres: int, nclips: int) -> None:
     need = 1.1 * params.clip_bytes() * ngenres * nclips
     free = shutil.disk_usage(folder).free
     if free < need:
-        raise StoreError(f"{folder} has {free / 1e6:.1f} MB free but audio.hdf5 needs about {need / 1e6:.1f} MB "
-                         "(plus the Zarr store); free space or choose a larger disk with -o")
+        raise StoreError(
+            f"{folder} has {free / 1e6:.1f} MB free but audio.hdf5 needs about {need / 1e6:.1f} MB "
+            "(plus the Zarr store); free space or choose a larger disk with -o"
+        )
 
 
 def remove_if_only_lock(folder) -> None:
@@ -268,13 +275,14 @@ class OutputLock:
         self.folder = Path(folder)
         self._fd: int | None = None
 
-    def acquire(self) -> "OutputLock":
+    def acquire(self) -> OutputLock:
         path = self.folder / layout.LOCK_NAME
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as e:
-            raise StoreError(f"cannot create the lock file {path} ({e.strerror}); remove it if it is a link, "
-                             "or choose another -o") from None
+            raise StoreError(
+                f"cannot create the lock file {path} ({e.strerror}); remove it if it is a link, or choose another -o"
+            ) from None
         self._take(fd, fcntl.LOCK_EX)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
@@ -287,8 +295,10 @@ class OutputLock:
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise StoreError(f"{self.folder} is in use by another audioprep run ({holder}); "
-                             "wait for it to finish or choose another -o") from None
+            raise StoreError(
+                f"{self.folder} is in use by another audioprep run ({holder}); "
+                "wait for it to finish or choose another -o"
+            ) from None
 
     def check(self) -> None:
         """Refuse at once if a run holds the lock; create nothing, take nothing."""

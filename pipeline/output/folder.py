@@ -86,13 +86,16 @@ class OutputFolder:
         try:
             attrs = self.final.read_attrs()
         except OSError as e:
-            raise StoreError(f"{self.hdf5_path} exists but cannot be read ({hdf5.describe_error(e)}; is another "
-                             "program writing it?); close that program, or use --overwrite to replace it") from None
+            raise StoreError(
+                f"{self.hdf5_path} exists but cannot be read ({hdf5.describe_error(e)}; is another "
+                "program writing it?); close that program, or use --overwrite to replace it"
+            ) from None
         why, again = self._mismatch(attrs, expected, index)
         if why is None:
             return True
-        raise StoreError(f"{self.hdf5_path} exists and {why}; use --overwrite to replace it{again}, or -o another "
-                         "folder")
+        raise StoreError(
+            f"{self.hdf5_path} exists and {why}; use --overwrite to replace it{again}, or -o another folder"
+        )
 
     def has_output(self) -> bool:
         """Whether a finished output is in place (perhaps up to date: then no cluster is needed)."""
@@ -119,8 +122,9 @@ class OutputFolder:
                 attrs = {}
             why, again = self._mismatch(attrs, expected, index)
             if why is not None:
-                raise StoreError(f"{self.zarr_path} exists and {why}; use --overwrite to start it again{again}, "
-                                 "or -o another folder")
+                raise StoreError(
+                    f"{self.zarr_path} exists and {why}; use --overwrite to start it again{again}, or -o another folder"
+                )
             self._store_opened = True
             return root
         try:

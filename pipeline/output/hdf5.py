@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import StorageError, StoreError
 from ..arrays import DATASETS
+from ..exceptions import StorageError, StoreError
 from . import layout, zarr_store
 from .files import commit, discard, is_storage_error, new_partial, open_to_write, storage_errors
 
@@ -184,8 +184,9 @@ def create(hdf5_path, shapes: dict) -> Slots:
                 dcpl.set_layout(h5py.h5d.CONTIGUOUS)
                 dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
                 dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
-                dset = h5py.h5d.create(f.id, name.encode(), h5py.h5t.IEEE_F32LE,
-                                       h5py.h5s.create_simple(tuple(shape)), dcpl=dcpl)
+                dset = h5py.h5d.create(
+                    f.id, name.encode(), h5py.h5t.IEEE_F32LE, h5py.h5s.create_simple(tuple(shape)), dcpl=dcpl
+                )
                 offsets[name] = int(dset.get_offset())
                 clip_shapes[name] = tuple(int(n) for n in shape[2:])
                 nclips = int(shape[1])
@@ -211,11 +212,14 @@ def finish(slots: Slots, zarr_path, hdf5_path) -> int:
             names = [n for n in slots.offsets]
             coords = layout.coordinates(attrs, [*names, "valid"])
             scales = write_coordinates(f, coords)
-            for name, data, doc in ((layout.SOURCE, sources, layout.SOURCE_DOC),
-                                    (layout.SAMPLES, lengths, layout.SAMPLES_DOC),
-                                    (layout.START, starts, layout.START_DOC)):
-                d = f.create_dataset(name, data=data, dtype=h5py.string_dtype("utf-8") if data.dtype == object
-                                     else data.dtype)
+            for name, data, doc in (
+                (layout.SOURCE, sources, layout.SOURCE_DOC),
+                (layout.SAMPLES, lengths, layout.SAMPLES_DOC),
+                (layout.START, starts, layout.START_DOC),
+            ):
+                d = f.create_dataset(
+                    name, data=data, dtype=h5py.string_dtype("utf-8") if data.dtype == object else data.dtype
+                )
                 d.attrs["long_name"] = doc
                 for i, dim in enumerate(layout.dims(name)):
                     d.dims[i].attach_scale(scales[dim])

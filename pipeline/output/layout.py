@@ -54,8 +54,10 @@ def dims(name: str) -> tuple:
 
 
 #: How frames line up in time (the CQT is centred on its hop).
-TIME_DOC = ("start of the frame's na samples in Xa, and centre of the frame's CQT column in Xs and Xn "
-            "(the CQT is centred: column t covers t*na/sr seconds +- half its filter length)")
+TIME_DOC = (
+    "start of the frame's na samples in Xa, and centre of the frame's CQT column in Xs and Xn "
+    "(the CQT is centred: column t covers t*na/sr seconds +- half its filter length)"
+)
 
 
 #: The order the coordinates are written in (the seed's: files made before the arrays' records carried them).
@@ -81,8 +83,11 @@ def coordinates(attrs: dict, names) -> dict:
         "clip": (("clip",), np.arange(nclips), {}),
         "frame": (("frame",), np.arange(nframes), {}),
         "overlap": (("overlap",), np.array([0, 1]), {}),
-        "time": (("frame", "overlap"), start[:, None] + np.array([0.0, na / 2 / sr])[None, :],
-                 {"units": "s", "long_name": TIME_DOC}),
+        "time": (
+            ("frame", "overlap"),
+            start[:, None] + np.array([0.0, na / 2 / sr])[None, :],
+            {"units": "s", "long_name": TIME_DOC},
+        ),
     }
     for name in DATASETS:  # each array's last dimension, as its record says (sample; bin, frequency, note)
         if name in names:
@@ -119,17 +124,30 @@ def make_attrs(index, params: Params, *, created: str) -> dict:
     Every value is a scalar (int, float, bool, str) or, for ``labels``, a list
     of str, so the same dict fits Zarr's JSON and HDF5's attributes.
     """
-    attrs = {"format": FORMAT, "sr": params.sr, "labels": list(index.labels),
-             "Ngenres": index.ngenres, "Nclips": index.nclips, "Nframes": params.nframes,
-             "Nsamples": params.nsamples, "hop_length": params.hop_length,
-             "bins_per_octave": params.bins_per_octave}
+    attrs = {
+        "format": FORMAT,
+        "sr": params.sr,
+        "labels": list(index.labels),
+        "Ngenres": index.ngenres,
+        "Nclips": index.nclips,
+        "Nframes": params.nframes,
+        "Nsamples": params.nsamples,
+        "hop_length": params.hop_length,
+        "bins_per_octave": params.bins_per_octave,
+    }
     for k, v in params.to_dict().items():
         attrs[k] = ",".join(v) if k == "datasets" else v
-    attrs.update({"params": json.dumps(params.to_dict(), sort_keys=True),
-                  "input_path": index.path, "input_kind": index.kind,
-                  "input_fingerprint": index.fingerprint(),
-                  "versions": json.dumps(software_versions(), sort_keys=True),
-                  "bad_clips": "[]", "created": created})
+    attrs.update(
+        {
+            "params": json.dumps(params.to_dict(), sort_keys=True),
+            "input_path": index.path,
+            "input_kind": index.kind,
+            "input_fingerprint": index.fingerprint(),
+            "versions": json.dumps(software_versions(), sort_keys=True),
+            "bad_clips": "[]",
+            "created": created,
+        }
+    )
     return attrs
 
 
@@ -158,22 +176,28 @@ def mismatch(attrs: dict, expected: dict) -> str | None:
         return f"it was not written by this version of audioprep (format={attrs.get('format')!r})"
     if attrs.get("params") != expected["params"]:
         old, new = json.loads(attrs.get("params", "{}")), json.loads(expected["params"])
-        diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
-                         if old.get(k) != new.get(k))
+        diff = ", ".join(
+            f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
+        )
         return f"it was made with other parameters ({diff})"
     if attrs.get("input_path") != expected["input_path"]:
         return f"it was made from other input ({attrs.get('input_path')})"
     if attrs.get("input_fingerprint") != expected["input_fingerprint"]:
-        return (f"it was made from the same input ({attrs.get('input_path')}) when its files were different "
-                "(files added, removed or changed since)")
+        return (
+            f"it was made from the same input ({attrs.get('input_path')}) when its files were different "
+            "(files added, removed or changed since)"
+        )
     return None
 
 
 def changed_files(old: dict, new: dict, first: int = 3) -> str:
     """The input files that differ between two :meth:`InputIndex.stamps`, as a message names them."""
     parts = []
-    for word, names in (("changed", [k for k in new if k in old and old[k] != new[k]]),
-                        ("added", [k for k in new if k not in old]), ("removed", [k for k in old if k not in new])):
+    for word, names in (
+        ("changed", [k for k in new if k in old and old[k] != new[k]]),
+        ("added", [k for k in new if k not in old]),
+        ("removed", [k for k in old if k not in new]),
+    ):
         if names:
             more = f" and {len(names) - first} more" if len(names) > first else ""
             parts.append(f"{word} {', '.join(names[:first])}{more}")

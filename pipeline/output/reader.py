@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..arrays import DATASETS
 from ..exceptions import PipelineError, StoreError, escaped
 from ..inputs import gtzan, label
-from ..arrays import DATASETS
 from . import hdf5, layout, zarr_store
 
 
@@ -46,8 +46,10 @@ class OutputReader:
         self.names = [n for n in (*DATASETS, "valid") if n in self._root]
         if "labels" not in self.attrs or not any(n in self.names for n in DATASETS):
             self.close()
-            raise StoreError(f"{self.path}: not an audioprep output (no labels or no Xa/Xs/Xn); "
-                             "for a gtzan.hdf5 use 'audioprep info'")
+            raise StoreError(
+                f"{self.path}: not an audioprep output (no labels or no Xa/Xs/Xn); "
+                "for a gtzan.hdf5 use 'audioprep info'"
+            )
 
     def array(self, name):
         """The stored array ``name`` (h5py or zarr; indexing reads only what it selects)."""
@@ -74,8 +76,9 @@ class OutputReader:
 
         a = self.array(name)
         chunks = a.chunks if a.chunks else a.shape
-        return da.from_array(a, chunks=chunks, name=f"{name}-{self.path.name}-{abs(hash(str(self.path)))}",
-                             lock=self.kind == "hdf5")
+        return da.from_array(
+            a, chunks=chunks, name=f"{name}-{self.path.name}-{abs(hash(str(self.path)))}", lock=self.kind == "hdf5"
+        )
 
     def close(self) -> None:
         if self.kind == "hdf5":
@@ -115,8 +118,9 @@ def open_dataset(path):
     data = {name: (layout.dims(name), src.dask_array(name)) for name in src.names}
     coords = {k: xr.Variable(d, v, attrs=at) for k, (d, v, at) in layout.coordinates(a, src.names).items()}
     coords[layout.SOURCE] = xr.Variable(layout.dims(layout.SOURCE), src.sources())
-    coords[layout.SAMPLES] = xr.Variable(layout.dims(layout.SAMPLES), src.samples(),
-                                         attrs={"long_name": layout.SAMPLES_DOC})
+    coords[layout.SAMPLES] = xr.Variable(
+        layout.dims(layout.SAMPLES), src.samples(), attrs={"long_name": layout.SAMPLES_DOC}
+    )
     if layout.START in src._root:  # outputs of before --offset have none
         coords[layout.START] = xr.Variable(layout.dims(layout.START), src._root[layout.START][...])
     ds = xr.Dataset(data, coords=coords, attrs={k: v for k, v in a.items() if k != "labels"})
@@ -153,8 +157,11 @@ class FrameBlocks:
             raise PipelineError(f"frames={frames} must be between 1 and the {shape[2]} frames of a clip")
         self.shape = tuple(int(n) for n in shape)
         last = np.full(shape[:2], shape[2]) if padding else own  # blocks end at or before this frame
-        self.index = [(int(g), int(c), f) for g, c in zip(*np.nonzero(valid))
-                      for f in range(0, int(last[g, c]) - self.frames + 1, self.frames)]
+        self.index = [
+            (int(g), int(c), f)
+            for g, c in zip(*np.nonzero(valid))
+            for f in range(0, int(last[g, c]) - self.frames + 1, self.frames)
+        ]
         self._reader, self._fd, self._pid = None, None, None
 
     def __len__(self) -> int:
@@ -173,7 +180,7 @@ class FrameBlocks:
             if os.preadv(self._fd, [block], start) != block.nbytes:
                 raise StoreError(f"{self.path} is shorter than its {self.name} array; was it truncated?")
             return block, g
-        return np.asarray(self._reader.array(self.name)[g, c, f:f + self.frames], dtype=np.float32), g
+        return np.asarray(self._reader.array(self.name)[g, c, f : f + self.frames], dtype=np.float32), g
 
     def _open(self) -> None:
         self._reader = self._fd = None
@@ -248,13 +255,23 @@ def _valid_and_own_frames(reader, shape) -> tuple:
     """``valid`` [shape=(G, C)] and each slot's own frames (:func:`own_frames` of :meth:`OutputReader.samples`,
     full length for outputs made before ``samples`` existed)."""
     G, C, F = shape[:3]
-    valid = np.asarray(reader.array("valid")[...], dtype=bool) if "valid" in reader.names else \
-        np.ones((G, C), dtype=bool)
+    valid = (
+        np.asarray(reader.array("valid")[...], dtype=bool) if "valid" in reader.names else np.ones((G, C), dtype=bool)
+    )
     return valid, own_frames(reader.samples(), na=int(reader.attrs["na"]), nframes=F)
 
 
-def to_matrix(path, name: str = "Xs", genres=None, clips=None, frames=None, *, padding: bool = False,
-              invalid: bool = False, labels: bool = False):
+def to_matrix(
+    path,
+    name: str = "Xs",
+    genres=None,
+    clips=None,
+    frames=None,
+    *,
+    padding: bool = False,
+    invalid: bool = False,
+    labels: bool = False,
+):
     """The ``(N, n)`` float32 training matrix of ``X[:G, :C, :F, ...]``, rows in C order.
 
     Parameters
@@ -285,8 +302,11 @@ def to_matrix(path, name: str = "Xs", genres=None, clips=None, frames=None, *, p
     with OutputReader(path) as src:
         arr = src.array(name)
         G, C, F = arr.shape[:3]
-        sel = (_select(genres, G, list(src.attrs["labels"]), "genres"), _select(clips, C, None, "clips"),
-               _select(frames, F, None, "frames"))
+        sel = (
+            _select(genres, G, list(src.attrs["labels"]), "genres"),
+            _select(clips, C, None, "clips"),
+            _select(frames, F, None, "frames"),
+        )
         if all(isinstance(s, slice) for s in sel):
             x = arr[sel[0], sel[1], sel[2]]
         else:
@@ -345,8 +365,10 @@ def _describe_output(src, lines) -> None:
     for name in src.names:
         arr = src.array(name)
         chunking = tuple(arr.chunks) if arr.chunks else "contiguous"
-        lines.append(f"  {name:<6} {str(tuple(arr.shape)):<28} {str(arr.dtype):<8} chunks {chunking}  "
-                     f"codec {_codec_name(src, arr)}")
+        lines.append(
+            f"  {name:<6} {str(tuple(arr.shape)):<28} {str(arr.dtype):<8} chunks {chunking}  "
+            f"codec {_codec_name(src, arr)}"
+        )
     lines.append(f"labels: {', '.join(a['labels'])}")
     lines.append(f"sr: {a['sr']} Hz")
     valid = np.asarray(src.array("valid")[...]) if "valid" in src.names else None
@@ -356,8 +378,10 @@ def _describe_output(src, lines) -> None:
         if (own < n).any():
             s, sr = own[own < n], float(a["sr"])
             span = [" to ".join(dict.fromkeys(v)) for v in zip(*[(f"{x}", f"{x / sr:.2f}") for x in (min(s), max(s))])]
-            lines.append(f"padded: {s.size} valid clip(s) zero-padded to Nsamples={n} (--pad-short), their own "
-                         f"{span[0]} samples ({span[1]} s: the 'samples' array); the loaders leave the padding out")
+            lines.append(
+                f"padded: {s.size} valid clip(s) zero-padded to Nsamples={n} (--pad-short), their own "
+                f"{span[0]} samples ({span[1]} s: the 'samples' array); the loaders leave the padding out"
+            )
     if src.kind == "zarr":
         done = np.asarray(src.array("done")[...])
         lines.append(f"progress: {int(done.sum())} of {done.size} clips finished")
@@ -394,7 +418,10 @@ def _codec_name(src, arr) -> str:
         return arr.compression or "none"
     names = []
     for c in getattr(arr, "compressors", ()):
-        parts = [f"{k}={getattr(getattr(c, k), 'value', getattr(c, k))}"
-                 for k in ("cname", "clevel", "shuffle", "level") if hasattr(c, k)]
+        parts = [
+            f"{k}={getattr(getattr(c, k), 'value', getattr(c, k))}"
+            for k in ("cname", "clevel", "shuffle", "level")
+            if hasattr(c, k)
+        ]
         names.append(f"{type(c).__name__.replace('Codec', '').lower()}({', '.join(parts)})")
     return ", ".join(names) or "none"

@@ -99,8 +99,8 @@ class ClipWriter:
             store.zero_clip(g, c)
 
 
-from .hdf5 import HDF5Output  # (the implementations need nothing from here)
-from .zarr_store import ZarrClips
+from .hdf5 import HDF5Output  # noqa: E402  (at the end: the implementations import the interfaces above)
+from .zarr_store import ZarrClips  # noqa: E402
 
 #: The kinds of final output, by name: ``FINALS[kind](folder)`` is a :class:`FinalOutput`.
 FINALS = {"hdf5": HDF5Output}

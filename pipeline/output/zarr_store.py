@@ -27,12 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import StoreError
 from ..arrays import DATASETS
+from ..exceptions import StoreError
 from ..params import Params
 from . import layout
 from .files import atomic_path, storage_errors, write_bytes
-
 
 #: The chunk codec of the datasets, chosen by measurement (20 GTZAN-shaped 30-s
 #: clips, all three arrays, one blosc thread, CPU a clip; 6.26 MB raw): lz4
@@ -65,28 +64,69 @@ def create_store(path, index, params: Params, attrs: dict):
         root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         for name in params.datasets:
             shape = params.shape(name, G, C)
-            root.create_array(name, shape=shape, chunks=(1, 1) + shape[2:], dtype="float32",
-                              fill_value=0.0, compressors=[_codec()], dimension_names=layout.dims(name),
-                              chunk_key_encoding=flat)
+            root.create_array(
+                name,
+                shape=shape,
+                chunks=(1, 1) + shape[2:],
+                dtype="float32",
+                fill_value=0.0,
+                compressors=[_codec()],
+                dimension_names=layout.dims(name),
+                chunk_key_encoding=flat,
+            )
         for name, chunks in (("done", (1, 1)), ("valid", (G, C))):
-            root.create_array(name, shape=(G, C), chunks=chunks, dtype="bool", fill_value=False,
-                              compressors=None, dimension_names=layout.dims(name), chunk_key_encoding=flat)
-        src = root.create_array(layout.SOURCE, shape=(G, C), dtype=str, chunks=(G, C),
-                                dimension_names=layout.dims(layout.SOURCE), chunk_key_encoding=flat)
+            root.create_array(
+                name,
+                shape=(G, C),
+                chunks=chunks,
+                dtype="bool",
+                fill_value=False,
+                compressors=None,
+                dimension_names=layout.dims(name),
+                chunk_key_encoding=flat,
+            )
+        src = root.create_array(
+            layout.SOURCE,
+            shape=(G, C),
+            dtype=str,
+            chunks=(G, C),
+            dimension_names=layout.dims(layout.SOURCE),
+            chunk_key_encoding=flat,
+        )
         src[...] = index.sources()
         src.attrs["long_name"] = layout.SOURCE_DOC
-        lengths = root.create_array(layout.SAMPLES, shape=(G, C), dtype="int64", chunks=(G, C), fill_value=0,
-                                    dimension_names=layout.dims(layout.SAMPLES), chunk_key_encoding=flat)
+        lengths = root.create_array(
+            layout.SAMPLES,
+            shape=(G, C),
+            dtype="int64",
+            chunks=(G, C),
+            fill_value=0,
+            dimension_names=layout.dims(layout.SAMPLES),
+            chunk_key_encoding=flat,
+        )
         lengths[...] = slot_samples(index, params)
         lengths.attrs["long_name"] = layout.SAMPLES_DOC
-        starts = root.create_array(layout.START, shape=(G, C), dtype="float64", chunks=(G, C), fill_value=0.0,
-                                   dimension_names=layout.dims(layout.START), chunk_key_encoding=flat)
+        starts = root.create_array(
+            layout.START,
+            shape=(G, C),
+            dtype="float64",
+            chunks=(G, C),
+            fill_value=0.0,
+            dimension_names=layout.dims(layout.START),
+            chunk_key_encoding=flat,
+        )
         starts[...] = index.starts if index.starts is not None else np.full((G, C), params.offset)
         starts.attrs["long_name"] = layout.START_DOC
         coords = layout.coordinates(attrs, [*params.datasets, "valid"])
         for name, (dims, values, extra) in coords.items():
-            a = root.create_array(name, shape=values.shape, dtype=str if values.dtype == object else values.dtype,
-                                  chunks=values.shape, dimension_names=dims, chunk_key_encoding=flat)
+            a = root.create_array(
+                name,
+                shape=values.shape,
+                dtype=str if values.dtype == object else values.dtype,
+                chunks=values.shape,
+                dimension_names=dims,
+                chunk_key_encoding=flat,
+            )
             a[...] = values.astype(str) if values.dtype == object else values
             a.attrs.update(extra)
         for name in (*params.datasets, "valid"):
@@ -147,10 +187,13 @@ class ClipChunks:
         md = a.metadata.to_dict()
         codecs = [c["name"] for c in md.get("codecs", ())]
         expected = ["bytes", "blosc"] if a.dtype == np.float32 else ["bytes"]
-        return (md.get("zarr_format") == 3 and tuple(a.chunks) == (1, 1) + tuple(a.shape[2:])
-                and md["chunk_key_encoding"] == {"name": "default", "configuration": {"separator": "."}}
-                and codecs == expected
-                and all(c.get("configuration", {}).get("endian", "little") == "little" for c in md["codecs"]))
+        return (
+            md.get("zarr_format") == 3
+            and tuple(a.chunks) == (1, 1) + tuple(a.shape[2:])
+            and md["chunk_key_encoding"] == {"name": "default", "configuration": {"separator": "."}}
+            and codecs == expected
+            and all(c.get("configuration", {}).get("endian", "little") == "little" for c in md["codecs"])
+        )
 
     def _file(self, name: str, g: int, c: int) -> Path:
         return self.path / name / ".".join(["c", str(g), str(c), *["0"] * (self.arrays[name].ndim - 2)])
@@ -165,8 +208,11 @@ class ClipChunks:
         a = np.require(np.asarray(value, dtype=self.arrays[name].dtype), requirements="C")
         if a.shape != self.arrays[name].shape[2:]:
             raise ValueError(f"{name}[{g}, {c}] must have shape {self.arrays[name].shape[2:]}, not {a.shape}")
-        data = blosc.compress(a, CODEC["cname"].encode(), CODEC["clevel"], blosc.BITSHUFFLE, typesize=4) \
-            if a.dtype == np.float32 else a.tobytes()
+        data = (
+            blosc.compress(a, CODEC["cname"].encode(), CODEC["clevel"], blosc.BITSHUFFLE, typesize=4)
+            if a.dtype == np.float32
+            else a.tobytes()
+        )
         write_bytes(self._file(name, g, c), data)  # never through a link planted in its place
 
     def read(self, name: str, g: int, c: int) -> np.ndarray:
@@ -318,8 +364,11 @@ def done_mask(root) -> np.ndarray:
     arr = root["done"]
     md = arr.metadata.to_dict()
     folder = Path(str(root.store.root)) / "done"
-    if (tuple(arr.chunks) != (1, 1) or not folder.is_dir()
-            or md.get("chunk_key_encoding") != {"name": "default", "configuration": {"separator": "."}}):
+    if (
+        tuple(arr.chunks) != (1, 1)
+        or not folder.is_dir()
+        or md.get("chunk_key_encoding") != {"name": "default", "configuration": {"separator": "."}}
+    ):
         return np.asarray(arr[...], dtype=bool)
     mask = np.zeros(arr.shape, dtype=bool)
     with os.scandir(folder) as entries:

@@ -28,8 +28,14 @@ def audioprep(*args, cwd=None, env=None, check: bool = True, timeout: float = 60
     ``env`` adds to the environment; a variable given as None is removed from it."""
     full_env = {**os.environ, "DASK_TEMPORARY_DIRECTORY": str(cwd or os.getcwd()), **(env or {})}
     full_env = {k: v for k, v in full_env.items() if v is not None}
-    p = subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], cwd=cwd, env=full_env,
-                       capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(
+        [sys.executable, "-m", "pipeline", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and p.returncode != 0:
         raise AssertionError(f"audioprep {' '.join(map(str, args))} exited {p.returncode}:\n{p.stderr}")
     return Result(p.args, p.returncode, p.stdout, p.stderr)
@@ -37,9 +43,15 @@ def audioprep(*args, cwd=None, env=None, check: bool = True, timeout: float = 60
 
 def start(args, cwd, env=None) -> subprocess.Popen:
     """Start ``audioprep run ARGS`` in its own process group (as a terminal does); stdout and stderr merged."""
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "run", *map(str, args)], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            env={**os.environ, **(env or {})})
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", *map(str, args)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def finished(out: Path) -> int:

@@ -85,8 +85,11 @@ async def bracketed(fn, port, security):
 
 
 def batch_worker_pids() -> list:
-    return [p.pid for p in psutil.process_iter(["cmdline"])
-            if "distributed.cli.dask_worker" in " ".join(p.info["cmdline"] or [])]
+    return [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if "distributed.cli.dask_worker" in " ".join(p.info["cmdline"] or [])
+    ]
 
 
 def probe_run(proc, out, security, *, batch: bool = False) -> dict:
@@ -99,9 +102,16 @@ def probe_run(proc, out, security, *, batch: bool = False) -> dict:
     if batch:
         ports |= {p for pid in batch_worker_pids() for p in listening_ports(pid)}
     assert len(ports) >= 5, ports  # scheduler, 2 nannies, 2 workers
-    probes = [((kind, port), fn, sec) for port in ports
-              for kind, fn, sec in (("drive", try_to_drive, None), ("drive-own-ca", try_to_drive, security),
-                                    ("worker", try_worker, None), ("worker-own-ca", try_worker, security))]
+    probes = [
+        ((kind, port), fn, sec)
+        for port in ports
+        for kind, fn, sec in (
+            ("drive", try_to_drive, None),
+            ("drive-own-ca", try_to_drive, security),
+            ("worker", try_worker, None),
+            ("worker-own-ca", try_worker, security),
+        )
+    ]
 
     async def all_probes():
         return await asyncio.gather(*(bracketed(fn, port, sec) for (_, port), fn, sec in probes))
@@ -122,5 +132,10 @@ def who_built_the_plan(params):
     from pipeline import kernels, warm
 
     me = psutil.Process()
-    return {"pid": os.getpid(), "parent": me.ppid(), "plans": dict(kernels.PLANS_BUILT),
-            "forked_warm": warm.forked_warm(params), "cpu": sum(me.cpu_times()[:2])}
+    return {
+        "pid": os.getpid(),
+        "parent": me.ppid(),
+        "plans": dict(kernels.PLANS_BUILT),
+        "forked_warm": warm.forked_warm(params),
+        "cpu": sum(me.cpu_times()[:2]),
+    }
