@@ -14,7 +14,7 @@ needs no librosa.  Two ways to compute:
   operations in the same order give the same bits (tested against
   ``librosa.cqt``, so a change in a future librosa is caught).
 - :meth:`CQTPlan.streams`: both streams at once in float32, within 1e-6 of
-  each clip's maximum of ``librosa.cqt`` (SPEC section 3).  The second stream
+  each clip's maximum of ``librosa.cqt`` (docs/numerics.md, section 3).  The second stream
   is the first shifted by ``na // 2`` samples, which at every octave's rate is
   half that octave's hop: one downsampling chain and one STFT at half the hop
   give both streams' frames interleaved, i.e. the ``(frames, 2, bins)`` block

@@ -14,7 +14,7 @@ import numpy as np
 
 #: The ways the CQT and the LCN can be computed (``Params.precision``): ``float32``, the default, computes both
 #: streams' CQT in one float32 pass (:meth:`pipeline.cqt.CQTPlan.streams`), within 1e-6 of the clip's maximum of
-#: ``librosa.cqt`` (SPEC section 3), and the LCN in float32, within 1e-5 of the float64 LCN (section 4);
+#: ``librosa.cqt`` (docs/numerics.md, section 3), and the LCN in float32, within 1e-5 of the float64 LCN (section 4);
 #: ``exact`` gives ``librosa.cqt``'s bits and the LCN in float64.
 PRECISIONS = ("float32", "exact")
 
@@ -24,7 +24,7 @@ PLANS_BUILT = {"count": 0, "pid": None}
 
 
 def nframes_for(nsamples: int, na: int) -> int:
-    """Frames per stream: ``min(floor(N / na), floor(N / na - 0.5))`` (SPEC section 2)."""
+    """Frames per stream: ``min(floor(N / na), floor(N / na - 0.5))`` (docs/numerics.md, section 2)."""
     return int(min(np.floor(nsamples / na), np.floor(nsamples / na - 0.5)))
 
 
@@ -105,7 +105,7 @@ def cqt_streams(
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Constant-Q magnitudes of both streams of a clip: ``|librosa.cqt(ys)|[:, :nframes].T`` for ``y`` and
-    ``y[na // 2:]`` (SPEC section 3; the last, mostly padded, frame dropped).
+    ``y[na // 2:]`` (docs/numerics.md, section 3; the last, mostly padded, frame dropped).
 
     Parameters
     ----------
@@ -168,7 +168,7 @@ _CONTRAST_EPS = 1e-6
 
 
 def lcn(S: np.ndarray, *, size: int = 9, sigma: float = 2.0, log: bool = False, precision: str = "exact") -> np.ndarray:
-    """Local contrast normalization of one spectrogram (SPEC section 4).
+    """Local contrast normalization of one spectrogram (docs/numerics.md, section 4).
 
     Subtractive then divisive normalization with a Gaussian window ``w``:
     ``m = (w*S)/(w*1)``, ``v = S - m``, ``sigma = sqrt((w*v**2)/(w*1))``,
