@@ -28,10 +28,19 @@ WORKER_BYTES = 300 * 2**20
 
 
 def machine_memory() -> int:
-    """This machine's memory in bytes (what a local cluster's workers share)."""
-    import psutil
+    """This machine's memory in bytes (what a local cluster's workers share).
 
-    return int(psutil.virtual_memory().total)
+    From the operating system's own count where it gives one (POSIX ``sysconf``: no import, so the parameters
+    check with numpy alone), else psutil's.
+    """
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        import psutil
+
+        return int(psutil.virtual_memory().total)
 
 
 def machine_cores() -> int:

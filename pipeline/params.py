@@ -262,9 +262,9 @@ class Params:
         return samples + arrays + plan + stft
 
     def _check_memory(self) -> None:
-        import psutil
+        from .checks import machine_memory
 
-        need, have = self.clip_memory(), psutil.virtual_memory().total
+        need, have = self.clip_memory(), machine_memory()
         if need > have:
             about = f"about {need / 2**30:.3g} GiB" if math.isfinite(need) else "more memory than any machine has"
             raise ParameterError(
