@@ -31,7 +31,7 @@ class OutputArray:
     make: Callable  # make(*needed, params) -> np.ndarray [shape=(Nframes, 2, size)]
     last: str  # the last dimension: "sample" (na of them) or "bin" (ns of them)
     panel: str  # how 'audioprep show' draws it: "waveform", "spectrogram" (dB) or "diverging"
-    axis: Callable = None  # axis(attrs) -> {coordinate: (dims, values, attrs)} of the last dimension
+    axis: Callable | None = None  # axis(attrs) -> {coordinate: (dims, values, attrs)} of the last dimension
 
     def size(self, params: Params) -> int:
         return params.na if self.last == "sample" else params.ns
@@ -42,7 +42,7 @@ class OutputArray:
 
     def coords(self, attrs: dict) -> dict:
         """The coordinates of its last dimension, from an output's attributes (:func:`axis`)."""
-        return self.axis(attrs)
+        return self.axis(attrs) if self.axis is not None else {}
 
 
 def _sample_axis(attrs: dict) -> dict:

@@ -191,6 +191,7 @@ def defaults_text() -> str:
 
 def comments() -> dict:
     """Comments of the packaged YAML, by dotted key (``audioprep.jobqueue.cores`` -> ``cores per job``)."""
+    stack: list[tuple[int, str]]  # (indent, key) of the enclosing keys
     out, stack = {}, []
     for line in defaults_text().splitlines():
         if not line.strip() or line.strip().startswith("#"):

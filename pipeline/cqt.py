@@ -27,6 +27,8 @@ needs no librosa.  Two ways to compute:
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 #: Changes whenever the arrays of a plan change meaning (part of the disk cache's key).
@@ -113,8 +115,16 @@ def build_plan(*, sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_o
     fft = librosa.get_fftlib()
     for i in range(n_octaves):
         sl = slice(-n_filters, None) if i == 0 else slice(-n_filters * (i + 1), -n_filters * i)
+        # alpha: librosa annotates a float, yet its own vqt passes this slice of the array, as here.
         basis, lengths = filters.wavelet(
-            freqs=freqs[sl], sr=my_sr, filter_scale=1, norm=1, pad_fft=True, window="hann", gamma=0, alpha=alpha[sl]
+            freqs=freqs[sl],
+            sr=my_sr,
+            filter_scale=1,
+            norm=1,
+            pad_fft=True,
+            window="hann",
+            gamma=0,
+            alpha=cast(float, alpha[sl]),
         )
         n_fft = basis.shape[1]
         basis *= lengths[:, np.newaxis] / float(n_fft)
@@ -125,7 +135,9 @@ def build_plan(*, sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_o
             arrays[f"{part}{i}"] = np.ascontiguousarray(getattr(fft_basis, part))
         shapes.append(fft_basis.shape)
         halve = my_hop % 2 == 0
-        n_ffts.append(n_fft), hops.append(my_hop), halves.append(halve)
+        n_ffts.append(n_fft)
+        hops.append(my_hop)
+        halves.append(halve)
         if halve:
             my_hop //= 2
             my_sr /= 2.0

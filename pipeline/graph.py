@@ -155,7 +155,7 @@ def plan_tasks(refs, labels, *, per_task: int, kind: str = "clips", run: str = "
     A generator: a run takes tasks from it as its window has room, so nothing
     is held per clip beyond the index.
     """
-    batch = []
+    batch: list[ClipRef] = []
     for ref in refs:
         if batch and (len(batch) == per_task or ref.g != batch[0].g):
             yield ClipTask(task_key(kind, batch, labels, run), kind, tuple(batch))

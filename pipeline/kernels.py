@@ -9,6 +9,7 @@ itself is in :mod:`pipeline.cqt`, its plans cached on disk by
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ PRECISIONS = ("float32", "exact")
 
 #: How many CQT plans this process has made, built or loaded from the disk cache (a warm worker, forked from
 #: a process that made its plan, inherits the count and makes none).
-PLANS_BUILT = {"count": 0, "pid": None}
+PLANS_BUILT: dict[str, Any] = {"count": 0, "pid": None}
 
 
 def nframes_for(nsamples: int, na: int) -> int:
@@ -69,7 +70,7 @@ def _cqt_plan(sr: int, hop_length: int, fmin: float, n_bins: int, bins_per_octav
 
     from . import cqt, plancache
 
-    kw = dict(sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins, bins_per_octave=bins_per_octave)
+    kw: dict[str, Any] = dict(sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins, bins_per_octave=bins_per_octave)
     key = dict(kw, fmin=repr(fmin), format=cqt.PLAN_FORMAT, **plancache.versions())
     plan, arrays = None, plancache.load(key)
     if arrays is not None:

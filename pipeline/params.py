@@ -314,4 +314,5 @@ def _parameters_section() -> str:
     return "\n".join(lines) + "\n"
 
 
+assert Params.__doc__ is not None  # @dataclass gives a class one (its signature) where it has none (python -OO)
 Params.__doc__ += _parameters_section()

@@ -193,7 +193,7 @@ def _accepted(
                 out.write_summary(result.to_json())
             return result
     except (KeyboardInterrupt, Terminated) as e:
-        e.finished = out.finished_clips()  # for the one line the command prints
+        e.finished = out.finished_clips()  # type: ignore[union-attr]  # for the one line the command prints (getattr)
         raise
     except StorageError as e:
         raise _cannot_write(out, e.reason) from None
@@ -204,7 +204,7 @@ def _accepted(
             raise gone(out.zarr_path) from None
         if not is_storage_error(e):
             raise
-        raise _cannot_write(out, e.strerror) from None
+        raise _cannot_write(out, e.strerror or str(e)) from None
 
 
 def _prepare(index, problems, params, out, expected, nslots, *, overwrite, config_text, echo) -> tuple:
@@ -320,7 +320,7 @@ def _plan(index, problems, out, done) -> list:
             marks.append(bad_entry(ref.g, ref.c, ref.name, why))
         else:
             todo.append(ref)
-    sizes = {}
+    sizes: dict[int, int] = {}
     for ref in index.clips:
         sizes[ref.g] = sizes.get(ref.g, 0) + 1
     for g, c in index.missing():
@@ -378,8 +378,8 @@ def _compute(todo, copies, index, params, target, starter, progress, echo, out) 
         plan_tasks(copies, index.labels, per_task=per_task, kind="copy", run=run),
         plan_tasks(todo, index.labels, per_task=per_task, run=run),
     )
-    retry = collections.deque()  # one task a clip, after a failed task; submitted first
-    tasks = {}  # key -> ClipTask in flight
+    retry: collections.deque[ClipTask] = collections.deque()  # one task a clip, after a failed task; submitted first
+    tasks: dict[str, ClipTask] = {}  # key -> ClipTask in flight
 
     def submit(n: int) -> list:
         batch = [retry.popleft() for _ in range(min(n, len(retry)))]
@@ -412,7 +412,7 @@ def _compute(todo, copies, index, params, target, starter, progress, echo, out) 
                         continue
                     value = value[1] if isinstance(value, tuple) else value  # (type, exception, traceback)
                     if isinstance(value, StorageError) or is_storage_error(value):
-                        storage_error = getattr(value, "reason", None) or value.strerror
+                        storage_error = value.reason if isinstance(value, StorageError) else value.strerror
                     elif isinstance(value, UnsafeOutputError) or out.store_removed():
                         fatal = value if isinstance(value, UnsafeOutputError) else gone(out.zarr_path)
                     elif len(task.refs) > 1 or task.kind == "copy":

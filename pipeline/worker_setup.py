@@ -14,6 +14,8 @@ import logging
 import os
 import signal
 
+from distributed import WorkerPlugin
+
 from .exceptions import PipelineError
 
 
@@ -51,12 +53,6 @@ def dask_setup(worker) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if os.environ.get("AUDIOPREP_VERBOSE", "0") == "0":
         logging.getLogger("distributed.worker").addFilter(_KnownFailures())
-
-
-try:
-    from distributed import WorkerPlugin
-except ImportError:  # pragma: no cover - distributed is a dependency
-    WorkerPlugin = object
 
 
 class Warmup(WorkerPlugin):

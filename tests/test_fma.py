@@ -165,3 +165,17 @@ def test_a_tracks_csv_that_is_not_fmas_is_refused_in_one_line(fma, tmp_path):
         r"tracks.csv; give the tracks.csv of fma_metadata.zip",
     ):
         open_index(tmp_path / "fma" / "fma_small", format="fma")
+
+
+def test_a_renamed_fma_folder_given_as_fma_is_refused_in_one_line(fma, tmp_path):
+    """Its name says the subset it holds: --format fma on another name is the user's to fix, not a traceback."""
+    import shutil
+
+    shutil.copytree(fma / "fma_small", tmp_path / "fma" / "small")
+    shutil.copytree(fma / "fma_metadata", tmp_path / "fma" / "fma_metadata")
+    with pytest.raises(
+        BadInputError,
+        match=r"small: is not named fma_small, fma_medium, fma_large or fma_full \(its subset\); "
+        r"give the audio folder under its name as it unzips",
+    ):
+        open_index(tmp_path / "fma" / "small", format="fma")

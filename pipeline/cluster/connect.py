@@ -17,6 +17,7 @@ import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dask.config
 
@@ -24,6 +25,9 @@ from ..config import JOBQUEUE_KEYS, setting
 from ..exceptions import ClusterError
 from ..warm import WORKER_CONFIG  # the workers' environment: pipeline.warm owns it
 from .kinds import KINDS, batch_kinds
+
+if TYPE_CHECKING:
+    from distributed.deploy import Cluster
 
 #: A batch cluster's per-run credentials in the output folder: a 0700 folder of 0600 files, removed when the
 #: run ends (and by the next run on the folder if a run was killed).
@@ -311,6 +315,8 @@ class Connection:
     (:func:`run_security`) and a scratch folder of its own (mode 0700, not a
     fixed path in /tmp); both are removed when the connection closes.
     """
+
+    cluster: Cluster | None  # the cluster it created; None when it connected to a scheduler, or was given a client
 
     def __init__(self, spec: ClusterSpec, client=None):
         self.spec, self.client, self.cluster = spec, client, None

@@ -106,6 +106,7 @@ class Starter:
         if self._conn is None:
             self._start()
             self.wait()
+        assert self._conn is not None  # _start set it, or wait() raised its error
         return self._conn
 
     def close(self) -> None:

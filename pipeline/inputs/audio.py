@@ -49,7 +49,7 @@ def sndfile_extensions() -> frozenset:
     """The file extensions (lower case, no dot) of the audio formats the installed libsndfile reads."""
     import soundfile as sf
 
-    exts = set()
+    exts: set[str] = set()
     for fmt in sf.available_formats():
         if fmt not in _NOT_CLIPS:
             exts.update(_EXTENSIONS.get(fmt, (fmt.lower(),)))
@@ -82,7 +82,7 @@ _UNREADABLE = {
 def unreadable(names) -> str | None:
     """``names`` (ignored entries) that are audio no installed decoder reads, grouped by what would read
     them, in one clause; None if there are none."""
-    groups = {}
+    groups: dict[str, list[str]] = {}
     for name in names:
         ext = Path(name).suffix[1:].lower()
         why = _UNREADABLE.get(ext) or (ffmpeg.INSTALL if ext in ffmpeg.EXTENSIONS and not ffmpeg.available() else None)

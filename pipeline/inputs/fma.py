@@ -136,7 +136,13 @@ def index(folder: Path) -> InputIndex:
             [Problem(shown(folder), "has no fma_metadata/tracks.csv beside it")],
             "unzip fma_metadata.zip beside the audio folder",
         )
-    subset = _FOLDER.fullmatch(folder.name).group(1)
+    named = _FOLDER.fullmatch(folder.name)
+    if named is None:  # --format fma on a folder renamed: its name is what says the subset it holds
+        raise BadInputError(
+            [Problem(shown(folder), "is not named fma_small, fma_medium, fma_large or fma_full (its subset)")],
+            "give the audio folder under its name as it unzips",
+        )
+    subset = named.group(1)
     keep = SUBSETS if subset == "full" else SUBSETS[: SUBSETS.index(subset) + 1]
     tracks = {tid: row for tid, row in read_tracks(meta).items() if row[0] in keep}
     try:
@@ -179,7 +185,7 @@ def index(folder: Path) -> InputIndex:
                 + "; use --layout clips (they get label -1)",
             )
         )
-    by_label = {}
+    by_label: dict[str, list[tuple[int, str]]] = {}
     for tid in sorted(tracks):
         _, split, genre = tracks[tid]
         if tid in found and genre:

@@ -60,6 +60,7 @@ def _scan(folder: Path, *, below: bool = False) -> tuple:
 
 def _scan_genres(root: Path, genres: list, *, below: bool) -> tuple:
     """``(files, ignored, problems)`` of the genre folders: :func:`_scan` of each, an unreadable one a problem."""
+    ignored: list[str]
     files, ignored, problems = {}, [], []
     for genre in genres:
         try:
@@ -107,7 +108,7 @@ def index(root: Path, **_) -> InputIndex:
             why = why.replace("holds no audio files", "holds no audio files it can read") + f": {unread}"
         raise BadInputError([Problem(shown(root), why)], _did_you_mean(root, genres, loose))
     nclips = max(len(n) for n in files.values())
-    by_label = {}
+    by_label: dict[str, list[str]] = {}
     for genre in genres:
         by_label.setdefault(label(genre), []).append(genre)
     for name, folders in by_label.items():

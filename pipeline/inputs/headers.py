@@ -31,7 +31,7 @@ class Truncation:
     """A file holding fewer samples than its header states."""
 
     stated: int  # samples (a channel) the header states
-    held: int  # samples the file's bytes hold (None where only the decoder can tell: FLAC)
+    held: int | None  # samples the file's bytes hold (None where only the decoder can tell: FLAC)
     missing: int  # bytes missing (0 where not known)
 
     @property

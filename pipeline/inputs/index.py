@@ -102,7 +102,7 @@ class InputIndex:
     @functools.cached_property
     def _stats(self) -> dict:
         """Each input file's ``[size, mtime_ns]`` by path (None if it cannot be read): one stat a file a run."""
-        out = {}
+        out: dict[str, list[int] | None] = {}
         for ref in self.clips:
             if ref.source not in out:
                 try:
@@ -135,7 +135,7 @@ def check_sizes(index: InputIndex, pad: bool) -> None:
     """Genres of different sizes (an empty genre folder among them) are a problem, unless ``pad`` allows them."""
     if pad:
         return
-    counts = {}
+    counts: dict[str, int] = {}
     for ref in index.clips:
         counts[ref.genre] = counts.get(ref.genre, 0) + 1
     broken = {p.path for p in index.problems}  # an unreadable genre folder is said once, as such

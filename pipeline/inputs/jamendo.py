@@ -58,6 +58,7 @@ def index(path: Path, *, audio: str | None = None) -> InputIndex:
     if not rows or tuple(h.strip() for h in rows[0]) != HEADER:
         raise BadInputError([Problem(shown(path), f"its header is not {' '.join(HEADER)}")], hint)
     base = Path(audio) if audio else path.parent
+    seen: dict[str, int]  # track id -> its row
     problems, tracks, seen = [], [], {}
     for n, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):

@@ -103,6 +103,8 @@ def index(path: Path, *, path_column: str | None = None, label_column: str | Non
                 f"name the {kind} column with --{kind}-column",
             )
         cols.append(found[0])
+    by_label: dict[str, list[tuple[str, str]]]  # label -> (path, as written)
+    rows_of: dict[str, int]  # path -> its row
     problems, by_label, rows_of = [], {}, {}
     base = path.parent
     for n, row in enumerate(rows[1:], start=2):

@@ -22,6 +22,7 @@ import socket
 import stat
 import tempfile
 from pathlib import Path
+from typing import TypeGuard
 
 from ..exceptions import StorageError, StoreError, UnsafeOutputError
 from . import layout
@@ -33,7 +34,7 @@ os.umask(_UMASK)
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
-def is_storage_error(e: BaseException) -> bool:
+def is_storage_error(e: BaseException) -> TypeGuard[OSError]:
     return isinstance(e, OSError) and e.errno in STORAGE_ERRNOS
 
 
@@ -203,7 +204,7 @@ def check_writable(folder) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
-        raise _cannot_write(folder, e.strerror) from None
+        raise _cannot_write(folder, e.strerror or str(e)) from None
 
 
 def _cannot_write(folder, reason: str) -> StoreError:

@@ -29,6 +29,7 @@ class OutputFolder:
         self.zarr_path = self.path / layout.ZARR_NAME
         self.final = FINALS[final](self.path)
         self.hdf5_path = Path(self.final.path)
+        self._final_store: hdf5.Slots | None
         self._root = self._final_store = None
         self.summary_path = self.path / layout.SUMMARY_NAME
         self.config_path = self.path / layout.CONFIG_NAME
@@ -184,6 +185,7 @@ class OutputFolder:
 
     def finish(self) -> int:
         """Complete the store's metadata and the final output, and put it in place; return its size."""
+        assert self._final_store is not None  # the run finishes inside writer()
         zarr_store.consolidate_metadata(self.zarr_path)
         return self.final.finish(self._final_store, self.zarr_path)
 

@@ -132,7 +132,7 @@ class Slots:
                 a = np.ascontiguousarray(arrays[name], dtype="<f4")
                 if a.shape != tuple(self.clip_shapes[name]):
                     raise ValueError(f"{name}[{g}, {c}] must have shape {self.clip_shapes[name]}, not {a.shape}")
-                _pwrite_all(fd, memoryview(a).cast("B"), self.position(name, g, c))
+                _pwrite_all(fd, a.data.cast("B"), self.position(name, g, c))
         finally:
             os.close(fd)  # on NFS, close is what sends the bytes to the server
 

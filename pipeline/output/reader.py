@@ -145,6 +145,10 @@ class FrameBlocks:
     >>> loader = torch.utils.data.DataLoader(blocks, batch_size=32, shuffle=True)  # doctest: +SKIP
     """
 
+    _reader: OutputReader | None
+    _fd: int | None
+    _pid: int | None
+
     def __init__(self, path, name: str = "Xn", *, frames: int = 64, padding: bool = False):
         self.path, self.name, self.frames = Path(path), name, int(frames)
         with OutputReader(path) as r:
@@ -174,12 +178,14 @@ class FrameBlocks:
         if self._fd is not None:
             # A contiguous float32 array: the block is one byte range, read straight into the array handed out
             # (one pread, no HDF5 selection machinery: twice plain h5py's rate, benchmarks/RESULTS.md).
+            assert self._offset is not None  # a descriptor is opened only for a contiguous array
             block = np.empty((self.frames, *self.shape[3:]), dtype=np.float32)
             row = self.shape[3] * self.shape[4] * 4
             start = self._offset + ((g * self.shape[1] + c) * self.shape[2] + f) * row
-            if os.preadv(self._fd, [block], start) != block.nbytes:
+            if os.preadv(self._fd, [block.data], start) != block.nbytes:
                 raise StoreError(f"{self.path} is shorter than its {self.name} array; was it truncated?")
             return block, g
+        assert self._reader is not None  # opened above for this process, as no file descriptor was
         return np.asarray(self._reader.array(self.name)[g, c, f : f + self.frames], dtype=np.float32), g
 
     def _open(self) -> None:
@@ -403,7 +409,7 @@ def _describe_output(src, lines) -> None:
 
 def slot_ranges(slots: list) -> str:
     """``["jazz[7]", "jazz[8]", "rock[9]"]`` as ``jazz[7..8], rock[9]``."""
-    runs = []  # [genre, first, last]
+    runs: list[list] = []  # [genre, first, last]
     for slot in slots:
         genre, c = slot[:-1].rsplit("[", 1)
         if runs and runs[-1][0] == genre and runs[-1][2] == int(c) - 1:

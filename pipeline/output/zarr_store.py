@@ -24,6 +24,7 @@ import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from ..params import Params
 from . import layout
 from .files import atomic_path, storage_errors, write_bytes
 
+if TYPE_CHECKING:
+    from zarr.core.chunk_key_encodings import ChunkKeyEncodingParams
+
 #: The chunk codec of the datasets, chosen by measurement (20 GTZAN-shaped 30-s
 #: clips, all three arrays, one blosc thread, CPU a clip; 6.26 MB raw): lz4
 #: level 9 with bit-shuffle 2.24 MB in 5.5 ms; lz4 level 1 2.69 MB in 4.6 ms
@@ -41,7 +45,7 @@ from .files import atomic_path, storage_errors, write_bytes
 #: 21.5 ms.  A run writes audio.hdf5's 6.26 MB a clip besides, so past the page
 #: cache's dirty limit the disk (200 to 400 MB/s here: 22 ms a clip) is the
 #: limit, not the encoding: the smallest store at little CPU wins.
-CODEC = {"cname": "lz4", "clevel": 9, "shuffle": "bitshuffle"}
+CODEC: dict[str, Any] = {"cname": "lz4", "clevel": 9, "shuffle": "bitshuffle"}
 
 
 def _codec():
@@ -58,7 +62,7 @@ def create_store(path, index, params: Params, attrs: dict):
     if path.exists():
         shutil.rmtree(path)
     G, C = index.ngenres, index.nclips
-    flat = {"name": "default", "separator": "."}
+    flat: ChunkKeyEncodingParams = {"name": "default", "separator": "."}
     # The store appears under its final name only once its metadata is complete.
     with atomic_path(path, directory=True) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
