@@ -154,9 +154,10 @@ def _room(dask_worker) -> tuple:
     return psutil.Process().memory_info().rss, getattr(dask_worker.memory_manager, "memory_limit", None)
 
 
-def check_room(client) -> None:
+def check_room(client, *, need: float = 0.0) -> None:
     """Refuse, at once, workers that a warm start already fills past the share of their memory limit at which
-    distributed pauses them (they would never run a task) or kills them (again and again).
+    distributed pauses them (they would never run a task) or kills them (again and again), once they hold ``need``
+    more bytes (one clip's, :meth:`Params.clip_memory`).
 
     A forked worker starts holding what its forkserver gave it (its imports, the CQT plan): what each holds is read
     from the workers themselves, and a worker that died meanwhile is refused the same way.
@@ -177,8 +178,8 @@ def check_room(client) -> None:
         if isinstance(got, BaseException):
             raise MemoryError(f"a worker died as it started ({type(got).__name__})")
         held, limit = got
-        if limit and held >= min(fractions) * limit:
+        if limit and held + need >= min(fractions) * limit:
             raise MemoryError(
-                f"a ready worker holds {held / 2**20:.0f} MiB, {100 * held / limit:.0f} % of its "
-                f"memory limit of {limit / 2**20:.0f} MiB"
+                f"a ready worker holds {held / 2**20:.0f} MiB and one clip needs about {need / 2**20:.0f} MiB more, "
+                f"{100 * (held + need) / limit:.0f} % of its memory limit of {limit / 2**20:.0f} MiB"
             )

@@ -124,11 +124,11 @@ def test_a_worker_dying_while_it_gets_ready_is_one_line_about_memory(tiny_datase
         "--nsamples",
         SMALL["nsamples"],
         cwd=tmp_path,
-        env={"DASK_AUDIOPREP__MEMORY_LIMIT": "110MiB"},
+        env={"DASK_AUDIOPREP__MEMORY_LIMIT": "100MiB", "DASK_DISTRIBUTED__WORKER__MEMORY__TERMINATE": "0.3"},
         check=False,
     ).outcome
     assert code == 1
-    assert len(lines(text)) == 1 and "memory-limit 110MiB a worker" in text, text
+    assert len(lines(text)) == 1 and "memory-limit 100MiB a worker" in text, text
     assert not out.exists()
 
 

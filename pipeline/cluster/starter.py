@@ -62,6 +62,10 @@ class Starter:
                 {
                     "distributed.scheduler.allowed-failures": int(setting("allowed-failures")),
                     "distributed.scheduler.worker-saturation": 1.0,
+                    # A worker's memory holds no task results here (each clip is written, then let go), so waiting
+                    # frees nothing: a paused worker would never run a task again and the run would wait forever.
+                    # Over its limit, the nanny's terminate share ends it instead, and the run says so in one line.
+                    "distributed.worker.memory.pause": False,
                 }
             ):
                 conn.__enter__()
@@ -73,9 +77,11 @@ class Starter:
             from ..warm import check_room
             from ..worker_setup import Warmup
 
-            if conn.cluster is not None and setting("warm-start"):
-                check_room(conn.client)
             conn.client.register_plugin(Warmup(self.params))
+            if conn.cluster is not None and setting("warm-start"):
+                # Once ready (imports, the CQT plan): a worker with no room left for one clip would be paused
+                # by distributed before its first task, and the run would wait for it forever.
+                check_room(conn.client, need=self.params.clip_memory())
         except BaseException as e:
             self._error = ClusterError(
                 f"the workers could not get ready ({type(e).__name__}: {e}); a worker that dies while importing "
