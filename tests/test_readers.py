@@ -227,6 +227,6 @@ def test_info_says_how_many_slots_were_padded_and_how_long_they_are(padded_outpu
     text = describe(padded_output)
     assert "clips: 4 slots, 3 valid, 1 invalid or missing" in text
     assert (
-        "padded: 1 valid clip(s) zero-padded to Nsamples=66136 (--pad-short), their own 22050 to 22050 samples "
-        "(1.00 to 1.00 s: the 'samples' array); the loaders leave the padding out"
+        "padded: 1 valid clip(s) zero-padded to Nsamples=66136 (--pad-short), their own 22050 samples "
+        "(1.00 s: the 'samples' array); the loaders leave the padding out"
     ) in text

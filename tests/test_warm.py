@@ -114,7 +114,7 @@ def _loaded(library):
 
 
 def _forkserver_loaded(library):
-    """The forkserver has loaded ``library``: it is importing (numpy) or warming up (llvmlite: numba compiles)."""
+    """The forkserver has loaded ``library``: importing (numpy) or warming up (soxr: the CQT resamples silence)."""
 
     def moment(proc):
         fs = _forkserver(proc)
@@ -139,8 +139,8 @@ def _worker_forked(proc):
     [
         (_loaded("numpy"), signal.SIGINT, 130),
         (_forkserver_loaded("numpy"), signal.SIGINT, 130),
-        (_forkserver_loaded("llvmlite"), signal.SIGINT, 130),
-        (_forkserver_loaded("llvmlite"), signal.SIGTERM, 143),
+        (_forkserver_loaded("soxr"), signal.SIGINT, 130),
+        (_forkserver_loaded("soxr"), signal.SIGTERM, 143),
         (_worker_forked, signal.SIGINT, 130),
     ],
     ids=["driver-imports", "forkserver-imports", "forkserver-warms", "forkserver-warms-sigterm", "worker-forked"],
