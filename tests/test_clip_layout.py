@@ -1,0 +1,106 @@
+"""The clip layout (``layout="clips"``): one row a clip, for genres of any size, against the serial reference."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from support.compare import assert_zarr_equals_hdf5, read_hdf5
+from support.data import SMALL, SR, genre_folder
+
+from pipeline.params import Params
+from pipeline.run import run
+
+pytestmark = pytest.mark.slow
+
+SIZES = {"blues": 5, "jazz": 2, "rock": 1}
+
+
+def _clip(g, c):
+    rng = np.random.default_rng(100 * g + c)
+    t = np.arange(int(SR * 3)) / SR
+    return (0.3 * np.sin(2 * np.pi * (110 + 50 * g + 7 * c) * t) + 0.05 * rng.standard_normal(t.size)).astype(
+        np.float32
+    )
+
+
+@pytest.fixture(scope="module")
+def unequal(tmp_path_factory):
+    """Genres of 5, 2 and 1 clips."""
+    return genre_folder(tmp_path_factory.mktemp("unequal") / "genres", SIZES, _clip)
+
+
+def clip_reference(root):
+    """Each clip's reference arrays, one row a clip in (genre, file) order, with its label and source."""
+    from support.reference import reference_clip
+
+    rows, labels, sources = {"Xa": [], "Xs": [], "Xn": []}, [], []
+    genres = sorted(p.name for p in Path(root).iterdir() if p.is_dir())
+    for g, genre in enumerate(genres):
+        for f in sorted((Path(root) / genre).iterdir()):
+            y, _ = sf.read(f, dtype="float32")
+            for name, a in zip(("Xa", "Xs", "Xn"), reference_clip(y, Nsamples=SMALL["nsamples"])):
+                rows[name].append(a)
+            labels.append(g)
+            sources.append(f"{genre}/{f.name}")
+    return {k: np.stack(v) for k, v in rows.items()}, genres, labels, sources
+
+
+def test_unequal_genres_run_to_one_row_a_clip_equal_to_the_reference(unequal, client, tmp_path):
+    res = run(unequal, tmp_path, Params(**SMALL, layout="clips"), client=client)
+    assert res.clips == 8 and res.computed == 8 and not res.bad and not res.missing
+    arrays, attrs = read_hdf5(tmp_path / "audio.hdf5")
+    want, genres, labels, sources = clip_reference(unequal)
+    assert attrs["layout"] == "clips" and [s.decode() for s in attrs["labels"]] == genres
+    assert "genre" not in arrays  # no genre dimension: the label is per clip
+    assert arrays["label"].tolist() == labels == [0, 0, 0, 0, 0, 1, 1, 2]
+    assert arrays["source"].tolist() == sources
+    assert arrays["valid"].tolist() == [True] * 8 and arrays["samples"].tolist() == [SMALL["nsamples"]] * 8
+    assert arrays["start"].tolist() == [0.0] * 8 and arrays["clip"].tolist() == list(range(8))
+    for name in ("Xa", "Xs", "Xn"):
+        assert arrays[name].shape == want[name].shape == (8, 64, 2, 1024 if name == "Xa" else 96), name
+    assert np.array_equal(arrays["Xa"], want["Xa"])
+    for row in range(8):  # docs/numerics.md: within 1e-5 of each clip's maximum
+        assert np.abs(arrays["Xs"][row] - want["Xs"][row]).max() <= 1e-5 * np.abs(want["Xs"][row]).max(), row
+    assert np.abs(arrays["Xn"] - want["Xn"]).max() <= 1e-4
+    assert_zarr_equals_hdf5(tmp_path / "audio.zarr", tmp_path / "audio.hdf5")
+    import h5py
+    import zarr
+
+    root = zarr.open_group(str(tmp_path / "audio.zarr"), mode="r")
+    assert root["Xs"].chunks == (1, 64, 2, 96) and root["Xs"].metadata.dimension_names[0] == "clip"
+    with h5py.File(tmp_path / "audio.hdf5") as f:  # named dimensions, the label beside each array
+        assert [d[0].name.lstrip("/") for d in f["Xs"].dims] == ["clip", "frame", "overlap", "bin"]
+        assert "label" in f["Xs"].attrs["coordinates"].split()
+
+
+def test_skip_bad_and_datasets_in_the_clip_layout(unequal, client, tmp_path):
+    import shutil
+
+    root = tmp_path / "genres"
+    shutil.copytree(unequal, root)
+    (root / "jazz" / "jazz.00000.wav").write_bytes(b"not audio at all" * 100)
+    res = run(root, tmp_path / "o", Params(**SMALL, layout="clips", datasets=("Xs",)), client=client, skip_bad=True)
+    assert res.computed == 7 and len(res.bad) == 1 and "jazz.00000.wav" in res.bad[0]
+    arrays, attrs = read_hdf5(tmp_path / "o" / "audio.hdf5")
+    assert "Xa" not in arrays and "Xn" not in arrays and arrays["Xs"].shape == (8, 64, 2, 96)
+    assert arrays["valid"].tolist() == [True] * 5 + [False] + [True] * 2
+    assert not arrays["Xs"][5].any() and arrays["label"][5] == 1
+    want = clip_reference(unequal)[0]["Xs"]
+    for row in (0, 4, 6, 7):
+        assert np.abs(arrays["Xs"][row] - want[row]).max() <= 1e-5 * np.abs(want[row]).max(), row
+    assert_zarr_equals_hdf5(tmp_path / "o" / "audio.zarr", tmp_path / "o" / "audio.hdf5")
+
+
+def test_the_grid_refusal_offers_the_clip_layout_first_and_a_resume_refuses_to_mix_layouts(unequal, client, tmp_path):
+    from pipeline.exceptions import BadInputError, StoreError
+
+    with pytest.raises(BadInputError) as e:
+        run(unequal, tmp_path, Params(**SMALL), client=client)
+    (p,) = e.value.problems
+    assert p.reason.index("--layout clips") < p.reason.index("--pad")
+    assert not (tmp_path / "audio.zarr").exists()
+    run(unequal, tmp_path, Params(**SMALL, layout="clips", datasets=("Xa",)), client=client)
+    (tmp_path / "audio.hdf5").unlink()  # so the store itself is what is resumed
+    with pytest.raises(StoreError, match=r"other parameters \(layout: 'clips' -> 'grid'\)"):
+        run(unequal, tmp_path, Params(**SMALL, datasets=("Xa",)), client=client, pad=True)
