@@ -104,3 +104,44 @@ def test_the_grid_refusal_offers_the_clip_layout_first_and_a_resume_refuses_to_m
     (tmp_path / "audio.hdf5").unlink()  # so the store itself is what is resumed
     with pytest.raises(StoreError, match=r"other parameters \(layout: 'clips' -> 'grid'\)"):
         run(unequal, tmp_path, Params(**SMALL, datasets=("Xa",)), client=client, pad=True)
+
+
+@pytest.fixture(scope="module")
+def clips_out(unequal, client, tmp_path_factory):
+    """The clip layout's output of the genres of 5, 2 and 1 clips."""
+    out = tmp_path_factory.mktemp("clips-out")
+    run(unequal, out, Params(**SMALL, layout="clips"), client=client)
+    return out
+
+
+@pytest.mark.parametrize("store", ["audio.hdf5", "audio.zarr"])
+def test_loaders_read_the_clip_layout(clips_out, unequal, store):
+    from pipeline.output.reader import FrameBlocks, describe, open_dataset, to_matrix
+
+    want, genres, labels, sources = clip_reference(unequal)
+    got, _ = read_hdf5(clips_out / "audio.hdf5")
+    path = clips_out / store
+    with open_dataset(path) as ds:
+        assert ds.Xn.dims == ("clip", "frame", "overlap", "bin") and ds.sizes["clip"] == 8
+        assert ds.label.values.tolist() == labels and ds.source.values.tolist() == sources
+        assert np.array_equal(ds.Xn.isel(clip=6).values, got["Xn"][6])
+        assert np.array_equal(ds.Xa.where(ds.label == 1, drop=True).values, want["Xa"][5:7])
+    X, y = to_matrix(path, "Xa", labels=True)
+    assert np.array_equal(X, want["Xa"].reshape(-1, 1024))  # rows: clip, frame, overlap
+    assert y.tolist() == [lab for lab in labels for _ in range(64 * 2)]
+    X, y = to_matrix(path, "Xa", genres=["rock", "jazz"], frames=3, labels=True)
+    assert np.array_equal(X, want["Xa"][5:8, :3].reshape(-1, 1024)) and y.tolist() == [1] * 12 + [2] * 6
+    X = to_matrix(path, "Xs", clips=[7, 0])
+    assert np.array_equal(X, got["Xs"][[0, 7]].reshape(-1, 96))
+    blocks = FrameBlocks(path, "Xa", frames=16)
+    assert len(blocks) == 8 * 4
+    for i in (0, 21, 31):
+        block, label = blocks[i]
+        assert label == labels[i // 4] and np.array_equal(block, want["Xa"][i // 4, (i % 4) * 16 : (i % 4 + 1) * 16])
+    from pipeline.exceptions import PipelineError
+
+    with pytest.raises(PipelineError, match="holds no split array"):  # a folder has no splits
+        to_matrix(path, "Xa", split="training")
+    text = describe(path)
+    assert "layout: clips, one row a clip (8 clips: blues=5, jazz=2, rock=1)" in text
+    assert "clips: 8 slots, 8 valid" in text
