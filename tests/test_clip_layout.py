@@ -145,3 +145,53 @@ def test_loaders_read_the_clip_layout(clips_out, unequal, store):
     text = describe(path)
     assert "layout: clips, one row a clip (8 clips: blues=5, jazz=2, rock=1)" in text
     assert "clips: 8 slots, 8 valid" in text
+
+
+def kill_mid_run(proc, out: Path) -> None:
+    """Stop the driver (only it renames audio.hdf5 into place), check the run has not finished, then SIGKILL the
+    run and its workers."""
+    import os
+    import signal
+
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        assert proc.poll() is None and not (out / "audio.hdf5").exists(), "the run finished before the kill point"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.fixture(scope="module")
+def unequal_full(tmp_path_factory):
+    """Genres of 5, 2 and 1 GTZAN-length clips: long enough to interrupt a run in mid-flight."""
+
+    def clip(g, c):
+        return np.tile(_clip(g, c), 11)[: 30 * SR + 100]
+
+    return genre_folder(tmp_path_factory.mktemp("unequal-full") / "genres", SIZES, clip)
+
+
+@pytest.mark.parametrize("point", ["hdf5-partial", "3-clips"])
+def test_sigkill_in_the_clip_layout_then_rerun_is_identical(unequal_full, tmp_path, point):
+    from support.cli import audioprep, finished, start, wait_until
+    from support.compare import assert_same_output
+
+    args = ["--layout", "clips", "--workers", "2"]
+    audioprep("run", unequal_full, "-o", tmp_path / "whole", *args, cwd=tmp_path)
+    out = tmp_path / "out"
+    proc = start([unequal_full, "-o", out, *args], tmp_path)
+    conds = {
+        "hdf5-partial": lambda: any(out.glob(".audio.hdf5.*.partial")),
+        "3-clips": lambda: finished(out) >= 3,
+    }
+    wait_until(conds[point], proc)
+    kill_mid_run(proc, out)
+    done = finished(out)
+    rerun = audioprep("run", unequal_full, "-o", out, *args, cwd=tmp_path)
+    if done:
+        assert f"resuming: {done} of 8 clips" in rerun.stderr
+        assert f"{8 - done} clips computed ({done} resumed" in rerun.stdout
+    assert_same_output(out / "audio.hdf5", tmp_path / "whole" / "audio.hdf5")
+    arrays, attrs = read_hdf5(out / "audio.hdf5")
+    assert attrs["layout"] == "clips" and arrays["label"].tolist() == [0] * 5 + [1] * 2 + [2]
