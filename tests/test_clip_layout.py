@@ -195,3 +195,29 @@ def test_sigkill_in_the_clip_layout_then_rerun_is_identical(unequal_full, tmp_pa
     assert_same_output(out / "audio.hdf5", tmp_path / "whole" / "audio.hdf5")
     arrays, attrs = read_hdf5(out / "audio.hdf5")
     assert attrs["layout"] == "clips" and arrays["label"].tolist() == [0] * 5 + [1] * 2 + [2]
+
+
+def test_show_draws_a_clip_by_row_and_the_summary_per_label(clips_out, unequal, tmp_path):
+    pytest.importorskip("matplotlib")
+    from support.cli import audioprep
+
+    from pipeline.exceptions import PipelineError
+    from pipeline.plot import show_clip, show_summary
+
+    want = clip_reference(unequal)[0]
+    got, _ = read_hdf5(clips_out / "audio.hdf5")
+    for kw, row in (({"clip": 6}, 6), ({"genre": "jazz", "clip": 1}, 6), ({"genre": "rock", "clip": 0}, 7)):
+        fig = show_clip(clips_out / "audio.zarr", **kw)
+        assert fig._suptitle.get_text().startswith(f"clip {row} (")
+        line = [ax for ax in fig.axes if ax.get_title().startswith("waveform")][0].get_lines()[0]
+        assert np.array_equal(line.get_ydata()[:1024], want["Xa"][row, 0, 0])
+    with pytest.raises(PipelineError, match=r"--clip 2 is out of range; .* holds 2 clips labelled jazz"):
+        show_clip(clips_out / "audio.hdf5", genre="jazz", clip=2)
+    fig = show_summary(clips_out / "audio.hdf5")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["blues", "jazz", "rock"]
+    shown = np.ma.getdata(ax.images[0].get_array())
+    mean = np.stack([got["Xs"][rows].mean(axis=(1, 2)).mean(axis=0) for rows in ([0, 1, 2, 3, 4], [5, 6], [7])], 1)
+    assert np.allclose(shown, 20 * np.log10(np.maximum(mean, mean.max() * 1e-5) / mean.max()), atol=1e-4)
+    p = audioprep("show", clips_out / "audio.hdf5", "--clip", "7", cwd=tmp_path)
+    assert (tmp_path / "clip-7.png").stat().st_size > 10000 and "wrote clip-7.png" in p.stdout
