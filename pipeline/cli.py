@@ -397,8 +397,10 @@ def info(path):
 
 @main.command(short_help="Plot one clip, or each genre's mean spectrum.")
 @click.argument("output", type=click.Path(exists=True, path_type=Path))
-@click.option("--genre", help="Genre name of the clip to show")
-@click.option("--clip", type=click.IntRange(min=0), help="Clip number within the genre (from 0)")
+@click.option("--genre", help="Genre name of the clip to show (in the clip layout: optional, a label)")
+@click.option(
+    "--clip", type=click.IntRange(min=0), help="Clip number within the genre (from 0); in the clip layout, its row"
+)
 @click.option("--stream", type=click.IntRange(0, 1), default=0, help="0 = aligned frames, 1 = overlapped frames")
 @click.option("--seconds", type=click.FloatRange(min=0.05), default=2.0, help="Length of the waveform stretch")
 @click.option("--summary", is_flag=True, help="Instead of one clip: the mean CQT spectrum of each genre")
@@ -420,9 +422,9 @@ def show(output, genre, clip, stream, seconds, summary, png):
         png = png or Path("summary.png")
         show_summary(output, out=png)
     else:
-        if genre is None or clip is None:
-            raise click.UsageError("give --genre NAME and --clip N, or --summary")
-        png = png or Path(f"{genre}-{clip}.png")
+        if clip is None:
+            raise click.UsageError("give --genre NAME and --clip N (in the clip layout --clip N alone), or --summary")
+        png = png or Path(f"{genre}-{clip}.png" if genre is not None else f"clip-{clip}.png")
         show_clip(output, genre=genre, clip=clip, stream=stream, seconds=seconds, out=png)
     click.echo(f"wrote {png}")
 

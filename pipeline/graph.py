@@ -127,7 +127,7 @@ def clip_token(ref: ClipRef, labels) -> str:
     Only letters, digits and ``_`` stand before the dot, so Dask's key_split
     takes everything up to the first ``-`` as the group (the task's kind).
     """
-    genre = _safe(ref.genre)
+    genre = _safe(ref.genre) or "nolabel"  # (the clip layout's clips without a label)
     if sum(_safe(lb) == genre for lb in labels) > 1:
         genre = f"{genre}_{ref.g}"  # two labels that differ only in punctuation
     return f"{genre}.{ref.c:05d}"

@@ -64,6 +64,8 @@ MAX_OCTAVES_WHY = "na must be a multiple of 2**(n_octaves-1), below sys.maxsize"
 
 #: Where the kept span of a longer clip lies: from ``offset`` seconds (start), or in the middle (center).
 CROPS = ("start", "center")
+#: How the output holds the clips: a (genre, clip) grid, or one row a clip (docs/output.md).
+LAYOUTS = ("grid", "clips")
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,12 @@ class Params:
         doc='{"start", "center"}',
         ingest=True,
     )
+    layout: str = _param(
+        "grid",
+        "how the output holds the clips: grid (genre x clip slots, genres of equal size or --pad) or clips "
+        "(one row a clip with its label, no padding: genres of any size, unlabelled or tagged clips)",
+        doc='{"grid", "clips"}',
+    )
 
     def __post_init__(self):
         # Every value passes its type's rule (a config file's "false" is False, "abc" is refused), and types are
@@ -156,6 +164,7 @@ class Params:
             self, "precision", checks.choice(PRECISIONS)("precision", self.precision, "--precision or params.precision")
         )
         object.__setattr__(self, "crop", checks.choice(CROPS)("crop", self.crop, "--crop or params.crop"))
+        object.__setattr__(self, "layout", checks.choice(LAYOUTS)("layout", self.layout, "--layout or params.layout"))
         ds = self.datasets
         if isinstance(ds, str):
             ds = [d.strip() for d in ds.split(",") if d.strip()]
@@ -185,6 +194,10 @@ class Params:
     def shape(self, name: str, ngenres: int, nclips: int) -> tuple:
         """The 5-D shape of dataset ``name``."""
         return (ngenres, nclips, self.nframes, 2, ARRAYS[name].size(self))
+
+    def clip_shape(self, name: str) -> tuple:
+        """The shape of one clip of dataset ``name``: ``(Nframes, 2, size)``."""
+        return self.shape(name, 1, 1)[2:]
 
     def clip_bytes(self, names=None) -> int:
         """Bytes one clip takes in the arrays ``names`` (default: the datasets written), float32."""
@@ -292,6 +305,8 @@ class Params:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["datasets"] = list(self.datasets)
+        if d["layout"] == "grid":  # the grid's outputs (and their resume) stay those of before the clip layout
+            del d["layout"]
         return d
 
     @classmethod

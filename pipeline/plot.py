@@ -36,8 +36,10 @@ def _octave_ticks(attrs):
     return pos - 0.5, labels
 
 
-def show_clip(path, *, genre: str, clip: int, stream: int = 0, seconds: float = 2.0, out=None):
-    """Figure of one clip: a stretch of waveform (``Xa``), the CQT in dB (``Xs``), the LCN (``Xn``)."""
+def show_clip(path, *, genre: str | None = None, clip: int = 0, stream: int = 0, seconds: float = 2.0, out=None):
+    """Figure of one clip: a stretch of waveform (``Xa``), the CQT in dB (``Xs``), the LCN (``Xn``).
+
+    In the clip layout ``clip`` is the row (``genre`` None), or the ``clip``-th row labelled ``genre``."""
     plt = _pyplot()
     with OutputReader(path) as src:
         return _finish(_clip_figure(plt, src, path, genre, clip, stream, seconds), out)
@@ -47,12 +49,12 @@ def _clip_figure(plt, src, path, genre, clip, stream, seconds):
     a = src.attrs
     labels = list(a["labels"])
     keys = [label(x) for x in labels]  # a genre typed in any Unicode form
-    if label(genre) not in keys:
+    if genre is None and src.layout == "grid":
+        raise PipelineError(f"{path} is a genres x clips grid: give --genre NAME with --clip N")
+    if genre is not None and label(genre) not in keys:
         raise PipelineError(f"--genre {genre!r} is not in {path}; choose one of {', '.join(labels)}")
-    g = keys.index(label(genre))
-    nclips = int(a["Nclips"])
-    if not 0 <= clip < nclips:
-        raise PipelineError(f"--clip {clip} is out of range; {path} holds clips 0 to {nclips - 1}")
+    g = None if genre is None else keys.index(label(genre))
+    at, title = _clip_at(src, path, g, clip, labels)
     if stream not in (0, 1):
         raise PipelineError(f"--stream {stream} must be 0 (aligned frames) or 1 (overlapped frames)")
     sr, na = int(a["sr"]), int(a["na"])
@@ -61,11 +63,11 @@ def _clip_figure(plt, src, path, genre, clip, stream, seconds):
     panels = [n for n in ARRAYS if n in src.names]  # one panel an array, drawn as its record says
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)), squeeze=False)
     axes = axes[:, 0]
-    valid = bool(np.asarray(src.array("valid")[g, clip])) if "valid" in src.names else True
-    own = int(src.samples()[g, clip])  # where the clip's own samples end: --pad-short's zeros follow
+    valid = bool(np.asarray(src.array("valid")[at])) if "valid" in src.names else True
+    own = int(src.samples()[at])  # where the clip's own samples end: --pad-short's zeros follow
     padded = valid and own < int(a["Nsamples"])
     fig.suptitle(
-        f"{genre} clip {clip}, {'aligned' if stream == 0 else 'overlapped'} stream"
+        f"{title}, {'aligned' if stream == 0 else 'overlapped'} stream"
         + ("" if valid else "  (INVALID: zero-filled bad clip)")
         + (f"  (its own samples end at {own / sr:.2f} s: zero padding after, --pad-short)" if padded else ""),
         fontsize=13,
@@ -75,14 +77,16 @@ def _clip_figure(plt, src, path, genre, clip, stream, seconds):
         style = ARRAYS[name].panel
         if style == "waveform":
             nfr = max(1, min(int(a["Nframes"]), int(np.ceil(seconds * sr / na))))
-            y = np.asarray(src.array(name)[g, clip, :nfr, stream, :]).ravel()
+            where = (*at, slice(0, nfr), stream)
+            y = np.asarray(src.array(name)[where]).ravel()
             t = offset + np.arange(y.size) / sr
             ax.plot(t, y, lw=0.5, color="tab:blue")
             ax.set_xlim(t[0], t[-1])
             ax.set_ylabel("amplitude")
             ax.set_title(f"waveform ({name}), first {y.size / sr:.2f} s")
             continue
-        S = np.asarray(src.array(name)[g, clip, :, stream, :], dtype=np.float64).T  # bins x frames
+        where = (*at, slice(None), stream)
+        S = np.asarray(src.array(name)[where], dtype=np.float64).T  # bins x frames
         extent = (offset, offset + S.shape[1] * hop_s, -0.5, S.shape[0] - 0.5)
         if style == "spectrogram":
             ref = S.max() if S.max() > 0 else 1.0
@@ -114,6 +118,24 @@ def _clip_figure(plt, src, path, genre, clip, stream, seconds):
     return fig
 
 
+def _clip_at(src, path, g, clip, labels) -> tuple:
+    """``(where the clip is in the arrays, the figure's title)``: ``(g, clip)`` in the grid; in the clip layout
+    the row ``clip``, or the ``clip``-th row labelled ``g``."""
+    if src.layout == "grid":
+        nclips = int(src.attrs["Nclips"])
+        if not 0 <= clip < nclips:
+            raise PipelineError(f"--clip {clip} is out of range; {path} holds clips 0 to {nclips - 1}")
+        return (g, clip), f"{labels[g]} clip {clip}"
+    lab = src.clip_labels()
+    rows = np.arange(lab.size) if g is None else np.nonzero(lab == g)[0]
+    if not 0 <= clip < rows.size:
+        which = f"clips labelled {labels[g]}" if g is not None else "clips"
+        raise PipelineError(f"--clip {clip} is out of range; {path} holds {rows.size} {which} (0 to {rows.size - 1})")
+    row = int(rows[clip])
+    name = labels[lab[row]] if lab[row] >= 0 else "no label"
+    return (row,), f"clip {row} ({name}: {src.sources()[row]})"
+
+
 def show_summary(path, *, out=None):
     """Each genre's mean CQT spectrum (valid clips, each over its own frames and both streams), side by side."""
     plt = _pyplot()
@@ -127,17 +149,17 @@ def _summary_figure(plt, src, path):
         raise PipelineError(f"{path} holds no Xs; the summary plots the mean CQT spectrum")
     labels = list(a["labels"])
     arr = src.array("Xs")
-    valid = np.asarray(src.array("valid")[...]) if "valid" in src.names else np.ones(arr.shape[:2], bool)
+    slots = arr.shape[: src.k]  # (genres, clips), or (clips,) in the clip layout (each clip's label: clip_labels)
+    valid = np.asarray(src.array("valid")[...], bool) if "valid" in src.names else np.ones(slots, bool)
     # A clip --pad-short zero-padded counts only its own frames: its padding would make its genre look quieter.
-    own = own_frames(src.samples(), na=int(a["na"]), nframes=arr.shape[2])
-    ns = arr.shape[-1]
+    own = own_frames(src.samples(), na=int(a["na"]), nframes=arr.shape[src.k])
+    ns, lab = arr.shape[-1], src.clip_labels()
     mean = np.full((ns, len(labels)), np.nan)  # a genre with no valid clip stays empty (NaN: not drawn)
     for g in range(len(labels)):
         acc, n = np.zeros(ns), 0
-        for c in range(arr.shape[1]):
-            if valid[g, c] and own[g, c] > 0:
-                acc += np.asarray(arr[g, c, : own[g, c]], dtype=np.float64).mean(axis=(0, 1))
-                n += 1
+        for at in zip(*np.nonzero(valid & (lab == g) & (own > 0))):
+            acc += np.asarray(arr[at][: own[at]], dtype=np.float64).mean(axis=(0, 1))
+            n += 1
         if n:
             mean[:, g] = acc / n
     top = np.nanmax(mean) if np.isfinite(mean).any() and np.nanmax(mean) > 0 else 1.0

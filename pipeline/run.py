@@ -124,7 +124,13 @@ def run(
     result = RunResult(str(out.zarr_path), str(out.hdf5_path), params=params.to_dict())
 
     index = open_index(
-        input_path, pad=pad, path_column=path_column, label_column=label_column, format=format, audio=audio
+        input_path,
+        pad=pad,
+        path_column=path_column,
+        label_column=label_column,
+        format=format,
+        audio=audio,
+        layout=params.layout,
     )
     result.ignored = list(index.ignored)
     if index.ignored:
@@ -142,7 +148,7 @@ def run(
         problems = preflight(index, params, progress=progress)
         refuse(problems, index, skip_bad=skip_bad)
         index = index.measured(problems)  # each slot's own samples and start, for the stores
-        result.clips = index.ngenres * index.nclips
+        result.clips = index.nslots
         return _accepted(
             index,
             problems,
@@ -220,7 +226,7 @@ def _prepare(index, problems, params, out, expected, nslots, *, overwrite, confi
     if done.any():
         echo(f"resuming: {resumed} of {nslots} clips already in {out.zarr_path}, skipping them")
     todo = _plan(index, problems, out, done)
-    copies = [ref for ref in index.clips if finished[ref.g, ref.c]]
+    copies = [ref for ref in index.clips if finished[index.slot(ref)]]
     return todo, copies, resumed
 
 
@@ -233,7 +239,7 @@ def _compute_and_finish(index, params, out, todo, copies, starter, result, *, sk
     with out.writer(index, params) as target:
         try:
             got = _compute(todo, copies, index, params, target, starter, progress, echo, out)
-            _check_written(got, out)
+            _check_written(got, out, index)
         except BaseException:
             starter.close()  # the workers stop before their temporary audio.hdf5 is removed
             with contextlib.suppress(Exception):
@@ -313,7 +319,7 @@ def _plan(index, problems, out, done) -> list:
     bad_paths = {p.path: p.reason for p in problems}
     todo, marks = [], []
     for ref in index.clips:
-        if done[ref.g, ref.c]:
+        if done[index.slot(ref)]:
             continue
         why = bad_paths.get(ref.where, bad_paths.get(ref.file))  # the clip's own problem, or its whole file's
         if why is not None:
@@ -438,12 +444,12 @@ def _compute(todo, copies, index, params, target, starter, progress, echo, out) 
     return got
 
 
-def _check_written(got: _Computed, out) -> None:
+def _check_written(got: _Computed, out, index) -> None:
     """Count as computed only the clips this run's tasks wrote that the store holds as done; any other is
     unfinished (the next run computes it), never reported as computed."""
     done = out.done_mask()
     for ref in got.written:
-        if done[ref.g, ref.c]:
+        if done[index.slot(ref)]:
             got.computed += 1
         else:
             got.unfinished.append((ref, "its task returned but the store does not hold it"))

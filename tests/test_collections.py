@@ -193,8 +193,8 @@ def test_stereo_44k_without_options_says_every_problem_in_one_line(own_collectio
                 "(use --mono --resample)" in lines
             )
     assert (
-        f"error: {root}: genres hold unequal numbers of clips (ambient=2, musique électronique=3); use --pad "
-        "to allow it (the missing slots are flagged invalid)"
+        f"error: {root}: genres hold unequal numbers of clips (ambient=2, musique électronique=3); use --layout "
+        "clips to store one row a clip, or --pad to allow it (the missing slots are flagged invalid)"
     ) in lines
     assert len(lines) == 5 + 1 + 1  # five files, the sizes, the hint
     # --skip-bad does not stand in for --pad

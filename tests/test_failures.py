@@ -134,7 +134,7 @@ def test_clip_failing_only_in_full_decode_does_not_end_the_run(tmp_path, client,
     "setup,pattern",
     [
         ("empty_genre", r"empty genre folder: holds no audio files"),
-        ("unequal", r"genres hold unequal numbers of clips \(blues=2, classical=1\); use --pad"),
+        ("unequal", r"genres hold unequal numbers of clips \(blues=2, classical=1\); use --layout clips .*, or --pad"),
         ("empty_file", r"empty file \(0 bytes\)"),
         ("text_file", r"not a decodable audio file"),
         ("no_genres", r"holds no genre sub-folders"),

@@ -179,3 +179,34 @@ def test_a_renamed_fma_folder_given_as_fma_is_refused_in_one_line(fma, tmp_path)
         r"give the audio folder under its name as it unzips",
     ):
         open_index(tmp_path / "fma" / "small", format="fma")
+
+
+def test_fma_large_runs_in_the_clip_layout_with_splits_and_its_unlabelled_tracks(fma, tmp_path, client):
+    """Before: the grid was all there was, refusing FMA's unequal genres and leaving out the tracks without a
+    genre_top."""
+    import librosa
+    from support.reference import reference_clip
+
+    from pipeline.output.reader import to_matrix
+    from pipeline.run import run
+
+    nsamples = 1024 * 8 + 600
+    params = Params(nsamples=nsamples, mono=True, resample=True, layout="clips")
+    res = run(fma / "fma_large", tmp_path / "o", params, client=client)
+    assert res.computed == 7 and not res.bad and not res.missing
+    rows = [1666, 2, 5, 10, 140, 1482, 20011]  # by label, then track id; the track without a label last
+    with h5py.File(tmp_path / "o" / "audio.hdf5") as f:
+        assert [x.decode() for x in f.attrs["labels"]] == ["Easy Listening", "Old-Time / Historic", "Soul-RnB"]
+        assert f["label"][...].tolist() == [0, 1, 1, 2, 2, 2, -1]
+        assert f["split"].asstr()[...].tolist() == [TRACKS[t][1] for t in rows]
+        assert f["source"].asstr()[...].tolist() == [f"{t:06d}"[:3] + f"/{t:06d}.mp3" for t in rows]
+        assert "tags" not in f and f["Xs"].shape == (7, 8, 2, 96)
+        for row, tid in enumerate(rows):
+            y, _ = librosa.load(fma / "fma_large" / f"{tid:06d}"[:3] / f"{tid:06d}.mp3", sr=SR, mono=True)
+            xs = reference_clip(y[:nsamples], Nsamples=nsamples)[1]
+            assert np.abs(f["Xs"][row] - xs).max() <= 1e-5 * np.abs(xs).max(), tid
+        Xs = f["Xs"][...]
+    X, y = to_matrix(tmp_path / "o" / "audio.zarr", "Xs", split="training", labels=True)
+    training = [r for r, t in enumerate(rows) if TRACKS[t][1] == "training"]
+    assert np.array_equal(X, Xs[training].reshape(-1, 96))
+    assert y.tolist() == [[0, 1, 1, 2, 2, 2, -1][r] for r in training for _ in range(16)]

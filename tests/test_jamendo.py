@@ -102,3 +102,23 @@ def test_without_its_audio_folder_the_line_says_to_give_it(jamendo):
         r"genres folder ROOT/<genre>/<file>: leave --audio out$",
     ):
         open_index(jamendo / "audio", audio=str(jamendo / "audio"))
+
+
+def test_the_clip_layout_stores_every_tag_as_written(jamendo, tmp_path):
+    """Before: the grid's refusal was all a run of the .tsv gave."""
+    from support.compare import read_hdf5
+
+    from pipeline.output.reader import open_dataset
+
+    tsv = jamendo / "data" / "autotagging.tsv"
+    args = ["--audio", jamendo / "audio", "--mono", "--resample", "--crop", "center", "--nsamples", 4096]
+    audioprep("run", tsv, "-o", tmp_path / "o", "--layout", "clips", *args, cwd=tmp_path)
+    arrays, attrs = read_hdf5(tmp_path / "o" / "audio.hdf5")
+    names = sorted({t for row in ROWS for t in row[5]})
+    assert arrays["tag"].tolist() == names and arrays["tags"].shape == (3, len(names))
+    for r, row in enumerate(ROWS):
+        assert [t for t, on in zip(names, arrays["tags"][r]) if on] == sorted(row[5])
+    assert arrays["source"].tolist() == [row[3] for row in ROWS] and arrays["valid"].all()
+    assert attrs["layout"] == "clips" and arrays["label"].tolist() == [0, 0, 0] and "split" not in arrays
+    with open_dataset(tmp_path / "o" / "audio.zarr") as ds:
+        assert ds.tags.dims == ("clip", "tag") and ds.tags.sel(tag="genre---punkrock").values.tolist() == [1, 1, 0]

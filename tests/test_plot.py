@@ -62,7 +62,10 @@ def test_show_and_info_commands(output, tmp_path):
     p = audioprep("show", output / "audio.hdf5", "--genre", "blues", "--clip", "0", "-o", tmp_path / "clip.png")
     assert "wrote" in p.stdout and (tmp_path / "clip.png").stat().st_size > 20000
     p = audioprep("show", output / "audio.hdf5", "--genre", "blues", check=False)
-    assert p.returncode == 2 and "give --genre NAME and --clip N, or --summary" in p.stderr
+    assert (
+        p.returncode == 2
+        and "give --genre NAME and --clip N (in the clip layout --clip N alone), or --summary" in p.stderr
+    )
     info = audioprep("info", output / "audio.hdf5").stdout
     assert "labels: blues, classical, country" in info and "provenance:" in info
 

@@ -70,6 +70,7 @@ def open_index(
     label_column: str | None = None,
     format: str | None = None,
     audio: str | None = None,
+    layout: str = "grid",
 ) -> InputIndex:
     """Index any input: the format ``format`` names, or else the first of :data:`FORMATS` that can open
     ``path``.
@@ -77,7 +78,8 @@ def open_index(
     ``pad`` allows genres of different sizes (the shorter ones' last slots are
     missing); without it they are a problem.  ``path_column`` and
     ``label_column`` name a manifest's columns, ``audio`` MTG-Jamendo's audio
-    folder.
+    folder.  ``layout="clips"`` indexes one row a clip (:meth:`InputIndex.as_clips`): genres of any sizes, and
+    the clips a format cannot place in the grid (without a label, with tags).
 
     Raises :class:`BadInputError` for a missing path, a layout that cannot be
     read at all, or an input holding no clip; per-clip problems are checked by
@@ -109,8 +111,10 @@ def open_index(
             f"--audio names the audio folder of an MTG-Jamendo .tsv, but {shown(p)} is "
             f"{fmt.description}: leave --audio out"
         )
-    index = fmt.index(p, path_column=path_column, label_column=label_column, audio=audio)
-    check_sizes(index, pad)
+    index = fmt.index(p, path_column=path_column, label_column=label_column, audio=audio, layout=layout)
+    if layout == "clips":
+        index = index.as_clips()
+    check_sizes(index, pad or layout == "clips")
     check_names(index)
     return index
 
@@ -138,12 +142,12 @@ def preflight(index: InputIndex, params: Params, *, progress: bool = False) -> P
     lengths (:class:`Preflight`: its own samples, and where its kept span starts in seconds).  The index is
     not changed: :meth:`InputIndex.measured` gives one that carries the lengths."""
     problems = list(index.problems)
-    samples = np.zeros((index.ngenres, index.nclips), dtype=np.int64)
-    starts = np.zeros((index.ngenres, index.nclips), dtype=np.float64)
+    samples = np.zeros(index.slot_shape, dtype=np.int64)
+    starts = np.zeros(index.slot_shape, dtype=np.float64)
     if index.clips:
         for ref, verdict in format_of(index.kind).inspect_all(index, params, progress=progress):
-            samples[ref.g, ref.c] = verdict.samples
-            starts[ref.g, ref.c] = verdict.start
+            samples[index.slot(ref)] = verdict.samples
+            starts[index.slot(ref)] = verdict.start
             problem = verdict.problem(ref)
             if problem and (not problems or problems[-1] != problem):
                 problems.append(problem)

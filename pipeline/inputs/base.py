@@ -77,7 +77,7 @@ class InputFormat(abc.ABC):
     def index(self, path: Path, **options) -> InputIndex:
         """Every clip of the input, in slot order; :class:`BadInputError` when it cannot be read at all.
         ``options``: ``path_column``, ``label_column``, ``audio``, each None where not given (a format takes
-        those it has)."""
+        those it has), and ``layout`` ("grid" or "clips": a format may hold clips only the clip layout takes)."""
 
     @abc.abstractmethod
     def inspect(self, ref: ClipRef, params: Params) -> Verdict:

@@ -62,8 +62,8 @@ class Fma(audio.AudioFiles):
         meta = metadata_of(path)
         return meta is not None and _is_tracks_csv(meta)
 
-    def index(self, path: Path, **_) -> InputIndex:
-        return index(path)
+    def index(self, path: Path, *, layout: str = "grid", **_) -> InputIndex:
+        return index(path, layout=layout)
 
 
 FORMAT = Fma()
@@ -128,8 +128,9 @@ def _listed(what: str, items: list) -> str:
     return f"{len(items)} {what} ({', '.join(items[:5])}{', ...' if len(items) > 5 else ''})"
 
 
-def index(folder: Path) -> InputIndex:
-    """Index an FMA audio folder with its tracks.csv: the tracks of its subset, labelled by ``genre_top``."""
+def index(folder: Path, *, layout: str = "grid") -> InputIndex:
+    """Index an FMA audio folder with its tracks.csv: the tracks of its subset, labelled by ``genre_top``; in
+    the clip layout the tracks without one too (label -1, after the labelled ones, by track id)."""
     meta = metadata_of(folder)
     if meta is None:
         raise BadInputError(
@@ -177,7 +178,7 @@ def index(folder: Path) -> InputIndex:
             )
         )
     unlabelled = sorted(t for t in tracks if t in found and not tracks[t][2])
-    if unlabelled:
+    if unlabelled and layout == "grid":
         problems.append(
             Problem(
                 shown(folder),
@@ -190,7 +191,8 @@ def index(folder: Path) -> InputIndex:
         _, split, genre = tracks[tid]
         if tid in found and genre:
             by_label.setdefault(label(genre), []).append((tid, split))
-    if not by_label:
+    unlabelled = [(tid, tracks[tid][1]) for tid in unlabelled] if layout == "clips" else []
+    if not by_label and not unlabelled:
         raise BadInputError(
             problems or [Problem(shown(folder), f"holds no track of subset {subset} with a genre_top")],
             "give an FMA audio folder with its fma_metadata/tracks.csv",
@@ -201,11 +203,15 @@ def index(folder: Path) -> InputIndex:
         for g, name in enumerate(labels)
         for c, (tid, split) in enumerate(by_label[name])
     ]
+    clips += [
+        ClipRef(-1, c, "", str(folder / found[tid]), rel=found[tid], format=NAME, split=split)
+        for c, (tid, split) in enumerate(unlabelled)
+    ]
     return InputIndex(
         str(folder.resolve()),
         NAME,
         labels,
-        max(len(v) for v in by_label.values()),
+        max(len(v) for v in [*by_label.values(), unlabelled]),
         clips,
         problems,
         ignored,

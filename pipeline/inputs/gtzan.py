@@ -198,7 +198,7 @@ def inspect(ref: ClipRef, params: Params) -> Verdict:
     with h5py.File(ref.source, "r") as f:
         samples, bad = records(f)
         sr = int(f.attrs["sr"])
-    return _check(sr, samples[ref.g, ref.c], bad[ref.g, ref.c], params)
+    return _check(sr, samples[ref.g, ref.column], bad[ref.g, ref.column], params)
 
 
 def inspect_all(index: InputIndex, params: Params) -> list:
@@ -212,7 +212,7 @@ def inspect_all(index: InputIndex, params: Params) -> list:
     if whole:
         ref = index.clips[0]
         return [(ref, Verdict(whole, fixes=fixes, ref=dataclasses.replace(ref, column=None)))]
-    return [(ref, _check(sr, samples[ref.g, ref.c], bad[ref.g, ref.c], params)) for ref in index.clips]
+    return [(ref, _check(sr, samples[ref.g, ref.column], bad[ref.g, ref.column], params)) for ref in index.clips]
 
 
 def load(ref: ClipRef, params: Params) -> np.ndarray:
@@ -223,7 +223,7 @@ def load(ref: ClipRef, params: Params) -> np.ndarray:
     try:
         with h5py.File(ref.source, "r") as f:
             rate = int(f.attrs["sr"])
-            own = int(f[CLIPS]["samples"][ref.g, ref.c]) if CLIPS in f else int(f.attrs["Nsamples"])
+            own = int(f[CLIPS]["samples"][ref.g, ref.column]) if CLIPS in f else int(f.attrs["Nsamples"])
             start = span_start(own, rate, params)
             y = f[ref.genre][start : min(own, start + decode_frames(rate, params)), ref.column]
     except Exception as e:

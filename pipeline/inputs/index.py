@@ -33,7 +33,8 @@ def label(name: str) -> str:
 
 @dataclass(frozen=True)
 class ClipRef:
-    """Where one clip lives and which output slot ``(g, c)`` it fills."""
+    """Where one clip lives and which output slot ``(g, c)`` it fills (in the clip layout, ``c`` is its row
+    and ``g`` its label, -1 for none)."""
 
     g: int
     c: int
@@ -77,6 +78,25 @@ class InputIndex:
     samples: np.ndarray | None = None  # each slot's own samples [shape=(genres, clips)], as pre-flight found them
     starts: np.ndarray | None = None  # where each clip's kept span starts, in seconds, as pre-flight found them
     subset: str = ""  # the collection's subset the input holds (FMA's small, medium, large, full)
+    layout: str = "grid"  # "grid": slots (genre, clip); "clips": one row a clip (:meth:`as_clips`)
+
+    def as_clips(self) -> InputIndex:
+        """This index in the clip layout: each clip's ``c`` its row (in the grid's order), no missing slot."""
+        clips = [dataclasses.replace(ref, c=row) for row, ref in enumerate(self.clips)]
+        return dataclasses.replace(self, layout="clips", nclips=len(clips), clips=clips)
+
+    def slot(self, ref: ClipRef) -> tuple:
+        """Where the stores' per-clip arrays hold ``ref``: ``(g, c)`` in the grid, ``(row,)`` in the clip layout."""
+        return (ref.c,) if self.layout == "clips" else (ref.g, ref.c)
+
+    @property
+    def slot_shape(self) -> tuple:
+        """The shape of the per-clip arrays: ``(genres, clips)``, or ``(clips,)`` in the clip layout."""
+        return (self.nclips,) if self.layout == "clips" else (self.ngenres, self.nclips)
+
+    @property
+    def nslots(self) -> int:
+        return int(np.prod(self.slot_shape))
 
     def measured(self, lengths) -> InputIndex:
         """This index with the lengths pre-flight returned (a :class:`~pipeline.inputs.Preflight`): what the
@@ -89,13 +109,15 @@ class InputIndex:
 
     def sources(self) -> np.ndarray:
         """Each slot's ``source`` entry [shape=(genres, clips)], ``""`` for a missing slot."""
-        out = np.full((self.ngenres, self.nclips), "", dtype=object)
+        out = np.full(self.slot_shape, "", dtype=object)
         for ref in self.clips:
-            out[ref.g, ref.c] = ref.rel
+            out[self.slot(ref)] = ref.rel
         return out
 
     def missing(self) -> list:
         """The slots no clip fills (genres with fewer clips, allowed by ``--pad``), as ``(g, c)``."""
+        if self.layout == "clips":
+            return []
         present = {(r.g, r.c) for r in self.clips}
         return [(g, c) for g in range(self.ngenres) for c in range(self.nclips) if (g, c) not in present]
 
@@ -154,8 +176,8 @@ def check_sizes(index: InputIndex, pad: bool) -> None:
         index.problems.append(
             Problem(
                 shown(index.path),
-                f"genres hold unequal numbers of clips ({detail}); use "
-                "--pad to allow it (the missing slots are flagged invalid)",
+                f"genres hold unequal numbers of clips ({detail}); use --layout clips to store one row a "
+                "clip, or --pad to allow it (the missing slots are flagged invalid)",
                 ("pad",),
             )
         )

@@ -37,16 +37,17 @@ class Jamendo(audio.AudioFiles):
             return False
         return tuple(first.decode("utf-8", "replace").strip().split("\t")) == HEADER
 
-    def index(self, path: Path, *, audio: str | None = None, **_) -> InputIndex:
-        return index(path, audio=audio)
+    def index(self, path: Path, *, audio: str | None = None, layout: str = "grid", **_) -> InputIndex:
+        return index(path, audio=audio, layout=layout)
 
 
 FORMAT = Jamendo()
 
 
-def index(path: Path, *, audio: str | None = None) -> InputIndex:
+def index(path: Path, *, audio: str | None = None, layout: str = "grid") -> InputIndex:
     """Index an MTG-Jamendo TSV: one clip a row, in row order, with its tags; ``audio`` is the folder ``PATH``
-    is relative to (the TSV's folder by default)."""
+    is relative to (the TSV's folder by default).  Every clip's label is the TSV's name (its tags are what
+    tells them apart); only the clip layout (``layout="clips"``) takes them."""
     hint = "give an MTG-Jamendo .tsv as its repository has it (TRACK_ID ARTIST_ID ALBUM_ID PATH DURATION TAGS)"
     try:
         with open(path, newline="", encoding="utf-8") as f:
@@ -101,4 +102,4 @@ def index(path: Path, *, audio: str | None = None) -> InputIndex:
         f"its {len(tracks)} track(s) carry tags (genre, instrument, mood/theme), not one "
         "genre each: the genres x clips grid cannot hold them; use --layout clips",
     )
-    return InputIndex(str(path.resolve()), NAME, (group,), len(tracks), clips, [grid])
+    return InputIndex(str(path.resolve()), NAME, (group,), len(tracks), clips, [grid] if layout == "grid" else [])

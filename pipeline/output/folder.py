@@ -107,7 +107,7 @@ class OutputFolder:
         return self.final.read_attrs()
 
     def check_space(self, params, index) -> None:
-        files.check_space(self.path, params, index.ngenres, index.nclips)
+        files.check_space(self.path, params, 1, index.nslots)
 
     def lay_out(self, index, params, expected: dict, *, overwrite: bool) -> None:
         """Open the Zarr store for this run (the existing one if it matches), or lay out a new one from the
@@ -149,7 +149,8 @@ class OutputFolder:
     # -- the store, as a run uses it (driver) -------------------------------------------------------
 
     def done_mask(self):
-        """Clips done in the store [shape=(genres, clips)], bool: finished, or recorded bad or missing."""
+        """Clips done in the store [shape=(genres, clips), or (clips,) in the clip layout: index it with
+        :meth:`InputIndex.slot`], bool: finished, or recorded bad or missing."""
         return zarr_store.done_mask(self._root)
 
     def finished_mask(self, done=None):
@@ -173,8 +174,8 @@ class OutputFolder:
         """Lay out the final output for the workers to fill, and yield the :class:`ClipWriter` the tasks
         carry (the store's clips, then the final output's places).  The final output's temporary file is
         removed unless :meth:`finish` put it in place."""
-        shapes = {n: params.shape(n, index.ngenres, index.nclips) for n in params.datasets}
-        final = self.final.lay_out(shapes)  # a storage error is said by the run, in one line
+        shapes = {n: index.slot_shape + params.clip_shape(n) for n in params.datasets}
+        final = self.final.lay_out(shapes, len(index.slot_shape))  # a storage error is said by the run, in one line
         self._final_store = final
         try:
             resume = zarr_store.ZarrClips(str(self.zarr_path), layout.store_token(self.store_attrs()))

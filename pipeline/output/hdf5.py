@@ -88,11 +88,11 @@ def write_coordinates(f, coords: dict) -> dict:
     return scales
 
 
-def label(dset, name: str, scales: dict, coords: dict) -> None:
+def label(dset, name: str, scales: dict, coords: dict, kind: str = "grid", extra=()) -> None:
     """Attach the dimension scales of array ``name``, and name its other coordinates (the CF convention)."""
-    for i, dim in enumerate(layout.dims(name)):
+    for i, dim in enumerate(layout.dims(name, kind)):
         dset.dims[i].attach_scale(scales[dim])
-    dset.attrs["coordinates"] = layout.auxiliary(name, coords)
+    dset.attrs["coordinates"] = layout.auxiliary(name, coords, kind, extra)
 
 
 def read_attrs(path) -> dict:
@@ -109,17 +109,21 @@ class Slots:
     a :class:`~pipeline.output.store.ClipStore`.
 
     ``offsets`` and ``clip_shapes`` map each array to its contiguous dataset's
-    byte offset in the file and to the shape of one clip (frames, 2, n).
+    byte offset in the file and to the shape of one clip (frames, 2, n); ``k``
+    is the number of slot dimensions (2: genre, clip; 1: the clip layout's row,
+    where ``c`` is the row and ``g`` is not used).
     """
 
     path: str
     nclips: int
     offsets: dict
     clip_shapes: dict
+    k: int = 2
 
     def position(self, name: str, g: int, c: int) -> int:
         """The byte offset of clip ``(g, c)`` of array ``name``."""
-        return self.offsets[name] + (g * self.nclips + c) * 4 * int(np.prod(self.clip_shapes[name]))
+        row = g * self.nclips + c if self.k == 2 else c
+        return self.offsets[name] + row * 4 * int(np.prod(self.clip_shapes[name]))
 
     def write(self, g: int, c: int, arrays: dict) -> None:
         """Write clip ``(g, c)`` of each array in ``arrays`` into its place (float32, little-endian)."""
@@ -165,10 +169,11 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
         data, offset = data[n:], offset + n
 
 
-def create(hdf5_path, shapes: dict) -> Slots:
+def create(hdf5_path, shapes: dict, k: int = 2) -> Slots:
     """Create the temporary ``audio.hdf5`` beside ``hdf5_path`` with a contiguous dataset per array (driver).
 
-    ``shapes`` maps array names to their 5-D shapes.  The datasets are
+    ``shapes`` maps array names to their shapes, ``k`` slot dimensions (5-D in the grid, 4-D in the clip
+    layout) then one clip's.  The datasets are
     allocated at creation (``ALLOC_TIME_EARLY``) and never filled
     (``FILL_TIME_NEVER``): the file is sparse until the workers write, and a
     slot nobody writes reads as zeros.
@@ -188,12 +193,12 @@ def create(hdf5_path, shapes: dict) -> Slots:
                     f.id, name.encode(), h5py.h5t.IEEE_F32LE, h5py.h5s.create_simple(tuple(shape)), dcpl=dcpl
                 )
                 offsets[name] = int(dset.get_offset())
-                clip_shapes[name] = tuple(int(n) for n in shape[2:])
-                nclips = int(shape[1])
+                clip_shapes[name] = tuple(int(n) for n in shape[k:])
+                nclips = int(shape[k - 1])
     except BaseException:
         discard(tmp)
         raise
-    return Slots(str(tmp), nclips, offsets, clip_shapes)
+    return Slots(str(tmp), nclips, offsets, clip_shapes, k)
 
 
 def finish(slots: Slots, zarr_path, hdf5_path) -> int:
@@ -203,29 +208,35 @@ def finish(slots: Slots, zarr_path, hdf5_path) -> int:
 
     root = zarr_store.open_store(zarr_path)
     attrs = dict(root.attrs)
+    kind = layout.kind(attrs)
     valid = np.asarray(root["valid"][...], dtype=bool)
-    sources = np.asarray(root[layout.SOURCE][...]).astype(object)
-    lengths = np.asarray(root[layout.SAMPLES][...], dtype=np.int64)
-    starts = np.asarray(root[layout.START][...], dtype=np.float64)
+    per_clip = [  # (name, values, doc): the slots' files, lengths and starts; the clip layout's label, split, tags
+        (name, np.asarray(root[name][...]), root[name].attrs.get("long_name", ""))
+        for name in (*layout.SLOT_COORDS, *layout.CLIP_COORDS)
+        if name in root
+    ]
+    extra = [n for n in layout.CLIP_COORDS if n in root]
     try:
         with h5py.File(slots.path, "r+") as f:
             names = [n for n in slots.offsets]
             coords = layout.coordinates(attrs, [*names, "valid"])
+            if layout.TAG in root:
+                coords[layout.TAG] = ((layout.TAG,), np.asarray(root[layout.TAG][...]).astype(object), {})
             scales = write_coordinates(f, coords)
-            for name, data, doc in (
-                (layout.SOURCE, sources, layout.SOURCE_DOC),
-                (layout.SAMPLES, lengths, layout.SAMPLES_DOC),
-                (layout.START, starts, layout.START_DOC),
-            ):
+            coords.pop(layout.TAG, None)
+            for name, data, doc in per_clip:
+                text = data.dtype.kind in "UOT"
                 d = f.create_dataset(
-                    name, data=data, dtype=h5py.string_dtype("utf-8") if data.dtype == object else data.dtype
+                    name,
+                    data=data.astype(object) if text else data,
+                    dtype=h5py.string_dtype("utf-8") if text else data.dtype,
                 )
                 d.attrs["long_name"] = doc
-                for i, dim in enumerate(layout.dims(name)):
+                for i, dim in enumerate(layout.dims(name, kind)):
                     d.dims[i].attach_scale(scales[dim])
             for n in names:
-                label(f[n], n, scales, coords)
-            label(f.create_dataset("valid", data=valid), "valid", scales, coords)
+                label(f[n], n, scales, coords, kind, extra)
+            label(f.create_dataset("valid", data=valid), "valid", scales, coords, kind, extra)
             for k, v in attrs.items():
                 write_attr(f.attrs, k, v)
             f.flush()
@@ -249,8 +260,8 @@ class HDF5Output:
     def complete(self) -> bool:
         return self.path.exists()  # only ever renamed into place complete
 
-    def lay_out(self, shapes: dict) -> Slots:
-        return create(self.path, shapes)
+    def lay_out(self, shapes: dict, k: int = 2) -> Slots:
+        return create(self.path, shapes, k)
 
     def finish(self, store: Slots, resume_path) -> int:
         return finish(store, resume_path, self.path)
@@ -287,10 +298,12 @@ def consolidate(zarr_path, hdf5_path) -> int:
     """
     root = zarr_store.open_store(zarr_path)
     names = [n for n in DATASETS if n in root]
-    slots = create(hdf5_path, {n: root[n].shape for n in names})
+    k = root["done"].ndim
+    slots = create(hdf5_path, {n: root[n].shape for n in names}, k)
     try:
         token = layout.store_token(dict(root.attrs))
-        for g, c in zip(*np.nonzero(zarr_store.valid_mask(root))):
+        for at in zip(*np.nonzero(zarr_store.valid_mask(root))):
+            g, c = (0, *at) if k == 1 else at
             slots.write(int(g), int(c), zarr_store.read_clip(zarr_path, int(g), int(c), names, token))
     except BaseException:
         discard(slots.path)

@@ -43,14 +43,61 @@ START_DOC = "seconds into the clip's file where the slot's samples begin (--offs
 #: The per-slot coordinates, in the order readers show them.
 SLOT_COORDS = (SOURCE, SAMPLES, START)
 
+#: The clip layout's per-clip arrays (docs/output.md): each clip's label, its split, its tags.
+LABEL = "label"
+LABEL_DOC = "the clip's label: an index into the labels attribute, -1 for a clip without one"
+SPLIT = "split"
+SPLIT_DOC = "the collection's split of the clip (training, validation, test), empty where unknown"
+TAGS = "tags"
+TAGS_DOC = "whether the clip carries each tag (the tag coordinate names them as the input writes them)"
+TAG = "tag"
+#: The per-clip arrays of the clip layout, in the order readers show them (split and tags where the input has them).
+CLIP_COORDS = (LABEL, SPLIT, TAGS)
 
-def dims(name: str) -> tuple:
-    """Dimension names of array ``name`` (a dataset or a per-clip flag)."""
-    if name in FLAGS or name in SLOT_COORDS:
-        return ("genre", "clip")
+#: The dimensions that say where a clip is, by layout.
+SLOT_DIMS = {"grid": ("genre", "clip"), "clips": ("clip",)}
+
+
+def slot(ndim: int, g: int, c: int) -> tuple:
+    """Where the per-clip arrays of ``ndim`` slot dimensions hold clip ``(g, c)``: ``(g, c)`` in the grid,
+    ``(c,)`` (its row) in the clip layout."""
+    return (int(g), int(c)) if ndim == 2 else (int(c),)
+
+
+def clip_columns(index) -> dict:
+    """The clip layout's per-clip arrays of ``index`` (one row a clip): ``{name: (values, doc)}``, ``label``
+    always, ``split`` where a clip has one, ``tags`` (with the ``tag`` names) where a clip has some."""
+    out = {LABEL: (np.array([ref.g for ref in index.clips], dtype=np.int64), LABEL_DOC)}
+    if any(ref.split for ref in index.clips):
+        out[SPLIT] = (np.array([ref.split for ref in index.clips], dtype=object), SPLIT_DOC)
+    names = sorted({t for ref in index.clips for t in ref.tags})
+    if names:
+        where = {t: i for i, t in enumerate(names)}
+        tags = np.zeros((len(index.clips), len(names)), dtype=bool)
+        for row, ref in enumerate(index.clips):
+            tags[row, [where[t] for t in ref.tags]] = True
+        out[TAGS] = (tags, TAGS_DOC)
+        out[TAG] = (np.array(names, dtype=object), "")
+    return out
+
+
+def kind(attrs: dict) -> str:
+    """An output's layout (``grid`` for the outputs of before the clip layout, which do not say)."""
+    return str(attrs.get("layout", "grid"))
+
+
+def dims(name: str, layout: str = "grid") -> tuple:
+    """Dimension names of array ``name`` (a dataset, a per-clip flag or coordinate) in ``layout``."""
+    slot = SLOT_DIMS[layout]
+    if name in FLAGS or name in SLOT_COORDS or name in (LABEL, SPLIT):
+        return slot
+    if name == TAGS:
+        return (*slot, TAG)
+    if name == TAG:
+        return (TAG,)
     if name not in DATASETS:
         raise KeyError(name)
-    return ARRAYS[name].dims(("genre", "clip"))
+    return ARRAYS[name].dims(slot)
 
 
 #: How frames line up in time (the CQT is centred on its hop).
@@ -78,8 +125,10 @@ def coordinates(attrs: dict, names) -> dict:
     na, sr = int(attrs["na"]), int(attrs["sr"])
     nframes, nclips = int(attrs["Nframes"]), int(attrs["Nclips"])
     start = np.arange(nframes) * na / sr
-    coords = {
-        "genre": (("genre",), np.array(list(attrs["labels"]), dtype=object), {}),
+    coords: dict[str, tuple] = (
+        {} if kind(attrs) == "clips" else {"genre": (("genre",), np.array(list(attrs["labels"]), dtype=object), {})}
+    )
+    coords |= {
         "clip": (("clip",), np.arange(nclips), {}),
         "frame": (("frame",), np.arange(nframes), {}),
         "overlap": (("overlap",), np.array([0, 1]), {}),
@@ -93,17 +142,18 @@ def coordinates(attrs: dict, names) -> dict:
         if name in names:
             coords.update(ARRAYS[name].coords(attrs))
     coords = dict(sorted(coords.items(), key=lambda kv: _ORDER.index(kv[0]) if kv[0] in _ORDER else len(_ORDER)))
-    used = {d for name in names for d in dims(name)}
+    used = {d for name in names for d in dims(name, kind(attrs))}
     return {k: v for k, v in coords.items() if set(v[0]) <= used}
 
 
-def auxiliary(name: str, coords: dict) -> str:
+def auxiliary(name: str, coords: dict, layout: str = "grid", extra=()) -> str:
     """The non-dimension coordinates of array ``name``, as the CF ``coordinates`` attribute names them.
 
-    :data:`SOURCE` is one of them: xarray and netCDF readers show each slot's file beside its arrays.
+    :data:`SOURCE` is one of them: xarray and netCDF readers show each slot's file beside its arrays;
+    ``extra`` names the clip layout's per-clip arrays the output holds (:data:`CLIP_COORDS`).
     """
-    names = [k for k, (d, _, _) in coords.items() if d != (k,) and set(d) <= set(dims(name))]
-    return " ".join([*names, *SLOT_COORDS])
+    names = [k for k, (d, _, _) in coords.items() if d != (k,) and set(d) <= set(dims(name, layout))]
+    return " ".join([*names, *SLOT_COORDS, *extra])
 
 
 def software_versions() -> dict:
@@ -176,6 +226,8 @@ def mismatch(attrs: dict, expected: dict) -> str | None:
         return f"it was not written by this version of audioprep (format={attrs.get('format')!r})"
     if attrs.get("params") != expected["params"]:
         old, new = json.loads(attrs.get("params", "{}")), json.loads(expected["params"])
+        for d in (old, new):
+            d.setdefault("layout", "grid")  # (a grid's parameters do not name it)
         diff = ", ".join(
             f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
         )

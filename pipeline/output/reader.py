@@ -1,4 +1,5 @@
-"""Reading outputs: ``open_dataset`` (xarray, lazy), ``to_matrix`` (training matrix), ``describe``.
+"""Reading outputs: ``open_dataset`` (xarray, lazy), ``to_matrix`` (training matrix), ``FrameBlocks``;
+``describe`` (:mod:`.info`).
 
 Both ``audio.hdf5`` and ``audio.zarr`` are read the same way; nothing is
 loaded until asked for.
@@ -6,15 +7,14 @@ loaded until asked for.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from ..arrays import DATASETS
-from ..exceptions import PipelineError, StoreError, escaped
-from ..inputs import gtzan, label
+from ..exceptions import PipelineError, StoreError
+from ..inputs import label
 from . import hdf5, layout, zarr_store
 
 
@@ -44,6 +44,8 @@ class OutputReader:
                 raise StoreError(f"{self.path}: not a readable HDF5 file ({e})") from None
             self.attrs = {k: hdf5.decode_attr(k, v) for k, v in self._root.attrs.items()}
         self.names = [n for n in (*DATASETS, "valid") if n in self._root]
+        self.layout = layout.kind(self.attrs)  # "grid", or "clips": one row a clip
+        self.k = len(layout.SLOT_DIMS[self.layout])  # the slot dimensions: (genre, clip), or (clip,)
         if "labels" not in self.attrs or not any(n in self.names for n in DATASETS):
             self.close()
             raise StoreError(
@@ -58,17 +60,29 @@ class OutputReader:
         return self._root[name]
 
     def sources(self) -> np.ndarray:
-        """Each slot's file relative to the input (``source``) as str [shape=(genres, clips)]."""
+        """Each slot's file relative to the input (``source``) as str [shape=(genres, clips), or (clips,)]."""
         if layout.SOURCE not in self._root:
-            return np.full(self.array(self.names[0]).shape[:2], "", dtype=object)
-        a = self._root[layout.SOURCE]
+            return np.full(self.array(self.names[0]).shape[: self.k], "", dtype=object)
+        return self.text(layout.SOURCE)
+
+    def text(self, name: str) -> np.ndarray:
+        """A stored array of strings (``source``, ``split``, ``tag``) as str."""
+        a = self._root[name]
         values = a.asstr()[...] if self.kind == "hdf5" else a[...]
         return np.asarray(values, dtype=object)
+
+    def clip_labels(self) -> np.ndarray:
+        """Each slot's label index [shape=(genres, clips), or (clips,)]: the genre in the grid, ``label`` (-1 for
+        none) in the clip layout."""
+        if self.layout == "clips":
+            return np.asarray(self._root[layout.LABEL][...], dtype=np.int64)
+        G, C = self.array(self.names[0]).shape[:2]
+        return np.repeat(np.arange(G, dtype=np.int64)[:, None], C, axis=1)
 
     def samples(self) -> np.ndarray:
         """Each slot's own samples (``samples``; the rest is zero padding) [shape=(genres, clips)]."""
         if layout.SAMPLES not in self._root:  # an output of before --pad-short: every clip filled its slot
-            return np.full(self.array(self.names[0]).shape[:2], int(self.attrs["Nsamples"]), dtype=np.int64)
+            return np.full(self.array(self.names[0]).shape[: self.k], int(self.attrs["Nsamples"]), dtype=np.int64)
         return np.asarray(self._root[layout.SAMPLES][...], dtype=np.int64)
 
     def dask_array(self, name):
@@ -114,15 +128,21 @@ def open_dataset(path):
     except ImportError:
         raise PipelineError("open_dataset needs xarray; install it with: pip install xarray") from None
     src = OutputReader(path)  # stays open while the dataset lives: ds.close() closes it
-    a = src.attrs
-    data = {name: (layout.dims(name), src.dask_array(name)) for name in src.names}
+    a, kind = src.attrs, src.layout
+    data = {name: (layout.dims(name, kind), src.dask_array(name)) for name in src.names}
     coords = {k: xr.Variable(d, v, attrs=at) for k, (d, v, at) in layout.coordinates(a, src.names).items()}
-    coords[layout.SOURCE] = xr.Variable(layout.dims(layout.SOURCE), src.sources())
+    coords[layout.SOURCE] = xr.Variable(layout.dims(layout.SOURCE, kind), src.sources())
     coords[layout.SAMPLES] = xr.Variable(
-        layout.dims(layout.SAMPLES), src.samples(), attrs={"long_name": layout.SAMPLES_DOC}
+        layout.dims(layout.SAMPLES, kind), src.samples(), attrs={"long_name": layout.SAMPLES_DOC}
     )
     if layout.START in src._root:  # outputs of before --offset have none
-        coords[layout.START] = xr.Variable(layout.dims(layout.START), src._root[layout.START][...])
+        coords[layout.START] = xr.Variable(layout.dims(layout.START, kind), src._root[layout.START][...])
+    for name, doc in ((layout.LABEL, layout.LABEL_DOC), (layout.SPLIT, layout.SPLIT_DOC), (layout.TAG, "")):
+        if kind == "clips" and name in src._root:  # the clip layout's per-clip label, split, tag names
+            values = src.clip_labels() if name == layout.LABEL else src.text(name)
+            coords[name] = xr.Variable(layout.dims(name, kind), values, attrs={"long_name": doc} if doc else {})
+    if kind == "clips" and layout.TAGS in src._root:
+        data[layout.TAGS] = (layout.dims(layout.TAGS, kind), np.asarray(src._root[layout.TAGS][...], dtype=bool))
     ds = xr.Dataset(data, coords=coords, attrs={k: v for k, v in a.items() if k != "labels"})
     ds.set_close(src.close)
     return ds
@@ -130,6 +150,8 @@ def open_dataset(path):
 
 class FrameBlocks:
     """``(block, genre)`` training pairs of one array, read block by block, never the whole file.
+
+    In the clip layout item ``i`` is ``(X[row, f:f + frames], label)``; clips without a label (-1) give none.
 
     Item ``i`` is ``(X[g, c, f:f + frames], g)``: a float32 block of shape
     ``(frames, 2, n)`` of a valid clip and the index of its genre (``labels[g]``
@@ -156,15 +178,19 @@ class FrameBlocks:
             shape = array.shape
             valid, own = _valid_and_own_frames(r, shape)
             self.labels = list(r.attrs["labels"])
+            self.k, names = r.k, r.clip_labels()
             self._offset = _contiguous_offset(array) if r.kind == "hdf5" else None
-        if not 0 < self.frames <= shape[2]:
-            raise PipelineError(f"frames={frames} must be between 1 and the {shape[2]} frames of a clip")
+        nframes = shape[self.k]
+        if not 0 < self.frames <= nframes:
+            raise PipelineError(f"frames={frames} must be between 1 and the {nframes} frames of a clip")
         self.shape = tuple(int(n) for n in shape)
-        last = np.full(shape[:2], shape[2]) if padding else own  # blocks end at or before this frame
+        last = np.full(shape[: self.k], nframes) if padding else own  # blocks end at or before this frame
+        valid = valid & (names >= 0)  # (the clip layout's clips without a label give no pairs)
+        # (g, c, f) in the grid; (label, row, f) in the clip layout
         self.index = [
-            (int(g), int(c), f)
-            for g, c in zip(*np.nonzero(valid))
-            for f in range(0, int(last[g, c]) - self.frames + 1, self.frames)
+            (int(names[at]), int(at[-1]), f)
+            for at in zip(*np.nonzero(valid))
+            for f in range(0, int(last[at]) - self.frames + 1, self.frames)
         ]
         self._reader, self._fd, self._pid = None, None, None
 
@@ -173,20 +199,22 @@ class FrameBlocks:
 
     def __getitem__(self, i: int):
         g, c, f = self.index[i]
+        at = (g, c) if self.k == 2 else (c,)
         if self._pid != os.getpid():  # one open file per process (DataLoader workers)
             self._open()
         if self._fd is not None:
             # A contiguous float32 array: the block is one byte range, read straight into the array handed out
             # (one pread, no HDF5 selection machinery: twice plain h5py's rate, benchmarks/RESULTS.md).
-            assert self._offset is not None  # a descriptor is opened only for a contiguous array
-            block = np.empty((self.frames, *self.shape[3:]), dtype=np.float32)
-            row = self.shape[3] * self.shape[4] * 4
-            start = self._offset + ((g * self.shape[1] + c) * self.shape[2] + f) * row
+            block = np.empty((self.frames, *self.shape[-2:]), dtype=np.float32)
+            row = self.shape[-2] * self.shape[-1] * 4
+            flat = int(np.ravel_multi_index(at, self.shape[: self.k]))
+            start = self._offset + (flat * self.shape[self.k] + f) * row
             if os.preadv(self._fd, [block.data], start) != block.nbytes:
                 raise StoreError(f"{self.path} is shorter than its {self.name} array; was it truncated?")
             return block, g
         assert self._reader is not None  # opened above for this process, as no file descriptor was
-        return np.asarray(self._reader.array(self.name)[g, c, f : f + self.frames], dtype=np.float32), g
+        where = (*at, slice(f, f + self.frames))
+        return np.asarray(self._reader.array(self.name)[where], dtype=np.float32), g
 
     def _open(self) -> None:
         self._reader = self._fd = None
@@ -258,12 +286,10 @@ def own_frames(samples, *, na: int, nframes: int) -> np.ndarray:
 
 
 def _valid_and_own_frames(reader, shape) -> tuple:
-    """``valid`` [shape=(G, C)] and each slot's own frames (:func:`own_frames` of :meth:`OutputReader.samples`,
-    full length for outputs made before ``samples`` existed)."""
-    G, C, F = shape[:3]
-    valid = (
-        np.asarray(reader.array("valid")[...], dtype=bool) if "valid" in reader.names else np.ones((G, C), dtype=bool)
-    )
+    """``valid`` [shape=(G, C), or (clips,)] and each slot's own frames (:func:`own_frames` of
+    :meth:`OutputReader.samples`, full length for outputs made before ``samples`` existed)."""
+    slots, F = shape[: reader.k], shape[reader.k]
+    valid = np.asarray(reader.array("valid")[...], dtype=bool) if "valid" in reader.names else np.ones(slots, bool)
     return valid, own_frames(reader.samples(), na=int(reader.attrs["na"]), nframes=F)
 
 
@@ -277,6 +303,7 @@ def to_matrix(
     padding: bool = False,
     invalid: bool = False,
     labels: bool = False,
+    split: str | None = None,
 ):
     """The ``(N, n)`` float32 training matrix of ``X[:G, :C, :F, ...]``, rows in C order.
 
@@ -296,6 +323,14 @@ def to_matrix(
         slots: zeros); by default they give no rows.
     labels : bool
         Also return each row's genre index.
+    split : str or None
+        Only the clips of this split (``"training"``): outputs holding a ``split`` array (the clip layout of
+        an input with splits, FMA).
+
+    In the clip layout (``layout="clips"``) the rows are ``X[clips, :F, ...]``
+    in row order: ``clips`` selects rows, ``genres`` the rows whose ``label``
+    is one of them (by index or name), and ``y`` is each row's ``label``
+    (-1 for a clip without one).
 
     Returns
     -------
@@ -306,6 +341,8 @@ def to_matrix(
         With ``labels``: the genre index of each row (``attrs["labels"][y]`` names it).
     """
     with OutputReader(path) as src:
+        if src.layout == "clips" or split is not None:
+            return _clip_matrix(src, name, genres, clips, frames, padding, invalid, labels, split)
         arr = src.array(name)
         G, C, F = arr.shape[:3]
         sel = (
@@ -337,97 +374,38 @@ def to_matrix(
     return rows, y.astype(np.int64)
 
 
-def _disk_size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def describe(path) -> str:
-    """A human-readable description of an ``audio.hdf5``, ``audio.zarr`` or ``gtzan.hdf5``."""
-    path = Path(path)
-    if not path.exists():
-        raise StoreError(f"{path}: no such file or folder")
-    lines = [f"{path}  ({_disk_size(path) / 1e6:.1f} MB on disk)"]
-    if path.is_file():
-        import h5py
-
-        try:
-            f = h5py.File(path, "r")
-        except OSError as e:
-            raise StoreError(f"{path}: not a readable HDF5 file ({e})") from None
-        with f:
-            if gtzan.is_gtzan(f):
-                return "\n".join(escaped(line) for line in lines + gtzan.describe(f))
-    with OutputReader(path) as src:
-        _describe_output(src, lines)
-    return "\n".join(escaped(line) for line in lines)  # a name holding a newline or U+202E prints as one line
-
-
-def _describe_output(src, lines) -> None:
-    a = src.attrs
-    lines.append(f"kind: {'Zarr store' if src.kind == 'zarr' else 'HDF5 file'} ({a.get('format', '?')})")
-    lines.append("arrays:")
-    for name in src.names:
-        arr = src.array(name)
-        chunking = tuple(arr.chunks) if arr.chunks else "contiguous"
-        lines.append(
-            f"  {name:<6} {str(tuple(arr.shape)):<28} {str(arr.dtype):<8} chunks {chunking}  "
-            f"codec {_codec_name(src, arr)}"
+def _clip_matrix(src, name, genres, clips, frames, padding, invalid, labels, split):
+    """:func:`to_matrix` of an output in the clip layout (one row a clip)."""
+    if src.layout != "clips" or (split is not None and layout.SPLIT not in src._root):
+        raise PipelineError(
+            f"split={split!r}: {src.path} holds no split array; splits are stored in the clip layout "
+            "(--layout clips) of an input that has them (FMA)"
         )
-    lines.append(f"labels: {', '.join(a['labels'])}")
-    lines.append(f"sr: {a['sr']} Hz")
-    valid = np.asarray(src.array("valid")[...]) if "valid" in src.names else None
-    if valid is not None:
-        lines.append(f"clips: {valid.size} slots, {int(valid.sum())} valid, {int((~valid).sum())} invalid or missing")
-        own, n = src.samples()[valid.astype(bool)], int(a["Nsamples"])
-        if (own < n).any():
-            s, sr = own[own < n], float(a["sr"])
-            span = [" to ".join(dict.fromkeys(v)) for v in zip(*[(f"{x}", f"{x / sr:.2f}") for x in (min(s), max(s))])]
-            lines.append(
-                f"padded: {s.size} valid clip(s) zero-padded to Nsamples={n} (--pad-short), their own "
-                f"{span[0]} samples ({span[1]} s: the 'samples' array); the loaders leave the padding out"
-            )
-    if src.kind == "zarr":
-        done = np.asarray(src.array("done")[...])
-        lines.append(f"progress: {int(done.sum())} of {done.size} clips finished")
-    sources = [s for s in src.sources().ravel() if s]
-    if sources:
-        lines.append(f"source: {sources[0]} ... {sources[-1]} (each slot's file, in the 'source' array)")
-    bad, missing, _ = layout.bad_and_missing(a)
-    lines += [f"  bad: {line}" for line in bad]
-    if missing:
-        lines.append(f"  missing (genres with fewer clips): {slot_ranges(missing)}")
-    lines.append("provenance:")
-    params = json.loads(a.get("params", "{}"))
-    lines.append("  parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(params.items())))
-    lines.append(f"  input: {a.get('input_path')} ({a.get('input_kind')}, fingerprint {a.get('input_fingerprint')})")
-    versions = json.loads(a.get("versions", "{}"))
-    lines.append("  software: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-    lines.append(f"  created: {a.get('created')}")
+    arr = src.array(name)
+    N, F = arr.shape[:2]
+    names, lab = list(src.attrs["labels"]), src.clip_labels()
+    rows = np.arange(N)[_select(clips, N, None, "clips")]
+    if genres is not None:
+        rows = rows[np.isin(lab[rows], np.arange(len(names))[_select(genres, len(names), names, "genres")])]
+    if split is not None:
+        rows = rows[src.text(layout.SPLIT)[rows] == split]
+    fi = np.arange(F)[_select(frames, F, None, "frames")]
+    fs = _select(frames, F, None, "frames")
+    x = np.zeros((0, len(fi), *arr.shape[2:]), dtype=np.float32)
+    if len(rows) and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
+        x = np.asarray(arr[int(rows[0]) : int(rows[0]) + len(rows)], dtype=np.float32)[:, fs]
+    elif len(rows):  # clip by clip, so only the selected chunks are touched
+        x = np.stack([np.asarray(arr[int(r)], dtype=np.float32)[fs] for r in rows])
+    valid, own = _valid_and_own_frames(src, arr.shape)
+    keep = np.ones(x.shape[:2], dtype=bool)  # (row, frame) of the selection
+    if not invalid:
+        keep &= valid[rows][:, None]
+    if not padding:
+        keep &= fi[None, :] < own[rows][:, None]
+    out = x[keep].reshape(-1, x.shape[-1])
+    if not labels:
+        return out
+    return out, np.repeat(np.broadcast_to(lab[rows][:, None], keep.shape)[keep], x.shape[2]).astype(np.int64)
 
 
-def slot_ranges(slots: list) -> str:
-    """``["jazz[7]", "jazz[8]", "rock[9]"]`` as ``jazz[7..8], rock[9]``."""
-    runs: list[list] = []  # [genre, first, last]
-    for slot in slots:
-        genre, c = slot[:-1].rsplit("[", 1)
-        if runs and runs[-1][0] == genre and runs[-1][2] == int(c) - 1:
-            runs[-1][2] = int(c)
-        else:
-            runs.append([genre, int(c), int(c)])
-    return ", ".join(f"{g}[{a}]" if a == b else f"{g}[{a}..{b}]" for g, a, b in runs)
-
-
-def _codec_name(src, arr) -> str:
-    if src.kind == "hdf5":
-        return arr.compression or "none"
-    names = []
-    for c in getattr(arr, "compressors", ()):
-        parts = [
-            f"{k}={getattr(getattr(c, k), 'value', getattr(c, k))}"
-            for k in ("cname", "clevel", "shuffle", "level")
-            if hasattr(c, k)
-        ]
-        names.append(f"{type(c).__name__.replace('Codec', '').lower()}({', '.join(parts)})")
-    return ", ".join(names) or "none"
+from .info import describe, slot_ranges  # noqa: E402,F401  (``audioprep info``: its own module)

@@ -24,8 +24,8 @@ from typing import Protocol, runtime_checkable
 class ClipStore(Protocol):
     """A store one clip at a time is written into (on a worker) and read back from.
 
-    ``g, c`` name the clip's slot; ``arrays`` map array names (:data:`pipeline.arrays.ARRAYS`) to one clip's
-    array [shape=(Nframes, 2, size)], float32.
+    ``g, c`` name the clip's slot (in the clip layout ``c`` is its row and ``g`` its label); ``arrays`` map
+    array names (:data:`pipeline.arrays.ARRAYS`) to one clip's array [shape=(Nframes, 2, size)], float32.
     """
 
     def write_clip(self, g: int, c: int, arrays: dict) -> None:
@@ -55,8 +55,9 @@ class FinalOutput(Protocol):
     def complete(self) -> bool:
         """Whether a finished output is in place (made by some run: :meth:`read_attrs` says which)."""
 
-    def lay_out(self, shapes: dict) -> ClipStore:
-        """Create it under a temporary name, laid out for ``shapes`` (array name -> full shape)."""
+    def lay_out(self, shapes: dict, k: int = 2) -> ClipStore:
+        """Create it under a temporary name, laid out for ``shapes`` (array name -> full shape: ``k`` slot
+        dimensions, 2 in the grid and 1 in the clip layout, then one clip's)."""
 
     def finish(self, store: ClipStore, resume_path) -> int:
         """Add what the resume store at ``resume_path`` holds beside the arrays, and put it in place; its

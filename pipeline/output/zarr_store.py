@@ -12,6 +12,12 @@ FMA-large's 106,574 clips stays within the inode quotas of HPC scratch file
 systems.  ``valid`` (``done`` and not a bad clip) is written by the driver at
 the end of every run, in one chunk.
 
+In the clip layout (``layout="clips"``) the slot dimensions ``(genre, clip)``
+are one, ``clip`` (a row a clip): the arrays are 4-D, ``done`` and ``valid``
+1-D, chunk keys ``Xa/c.17.0.0.0``, and the per-clip ``label`` (``split``,
+``tags``) sit beside ``source``; :class:`ClipChunks` tells them apart by the
+dimensions of ``done``.
+
 Attributes are written only by the driver process, never by a task.
 """
 
@@ -61,68 +67,58 @@ def create_store(path, index, params: Params, attrs: dict):
     path = Path(path)
     if path.exists():
         shutil.rmtree(path)
-    G, C = index.ngenres, index.nclips
+    slots, kind = index.slot_shape, index.layout
     flat: ChunkKeyEncodingParams = {"name": "default", "separator": "."}
     # The store appears under its final name only once its metadata is complete.
     with atomic_path(path, directory=True) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+
+        def column(name, values, doc, chunks=None, fill=None):
+            a = root.create_array(
+                name,
+                shape=values.shape,
+                dtype=str if values.dtype == object else values.dtype,
+                chunks=chunks or values.shape,
+                fill_value=fill,
+                dimension_names=layout.dims(name, kind),
+                chunk_key_encoding=flat,
+            )
+            a[...] = values.astype(str) if values.dtype == object else values
+            if doc:
+                a.attrs["long_name"] = doc
+
         for name in params.datasets:
-            shape = params.shape(name, G, C)
+            shape = slots + params.clip_shape(name)
             root.create_array(
                 name,
                 shape=shape,
-                chunks=(1, 1) + shape[2:],
+                chunks=(1,) * len(slots) + shape[len(slots) :],
                 dtype="float32",
                 fill_value=0.0,
                 compressors=[_codec()],
-                dimension_names=layout.dims(name),
+                dimension_names=layout.dims(name, kind),
                 chunk_key_encoding=flat,
             )
-        for name, chunks in (("done", (1, 1)), ("valid", (G, C))):
+        for name, chunks in (("done", (1,) * len(slots)), ("valid", slots)):
             root.create_array(
                 name,
-                shape=(G, C),
+                shape=slots,
                 chunks=chunks,
                 dtype="bool",
                 fill_value=False,
                 compressors=None,
-                dimension_names=layout.dims(name),
+                dimension_names=layout.dims(name, kind),
                 chunk_key_encoding=flat,
             )
-        src = root.create_array(
-            layout.SOURCE,
-            shape=(G, C),
-            dtype=str,
-            chunks=(G, C),
-            dimension_names=layout.dims(layout.SOURCE),
-            chunk_key_encoding=flat,
-        )
-        src[...] = index.sources()
-        src.attrs["long_name"] = layout.SOURCE_DOC
-        lengths = root.create_array(
-            layout.SAMPLES,
-            shape=(G, C),
-            dtype="int64",
-            chunks=(G, C),
-            fill_value=0,
-            dimension_names=layout.dims(layout.SAMPLES),
-            chunk_key_encoding=flat,
-        )
-        lengths[...] = slot_samples(index, params)
-        lengths.attrs["long_name"] = layout.SAMPLES_DOC
-        starts = root.create_array(
-            layout.START,
-            shape=(G, C),
-            dtype="float64",
-            chunks=(G, C),
-            fill_value=0.0,
-            dimension_names=layout.dims(layout.START),
-            chunk_key_encoding=flat,
-        )
-        starts[...] = index.starts if index.starts is not None else np.full((G, C), params.offset)
-        starts.attrs["long_name"] = layout.START_DOC
+        column(layout.SOURCE, index.sources(), layout.SOURCE_DOC)
+        column(layout.SAMPLES, slot_samples(index, params), layout.SAMPLES_DOC, fill=0)
+        starts = index.starts if index.starts is not None else np.full(slots, params.offset)
+        column(layout.START, np.asarray(starts, dtype=np.float64), layout.START_DOC, fill=0.0)
+        extra = layout.clip_columns(index) if kind == "clips" else {}
+        for name, (values, doc) in extra.items():
+            column(name, values, doc)
         coords = layout.coordinates(attrs, [*params.datasets, "valid"])
-        for name, (dims, values, extra) in coords.items():
+        for name, (dims, values, more) in coords.items():
             a = root.create_array(
                 name,
                 shape=values.shape,
@@ -132,9 +128,10 @@ def create_store(path, index, params: Params, attrs: dict):
                 chunk_key_encoding=flat,
             )
             a[...] = values.astype(str) if values.dtype == object else values
-            a.attrs.update(extra)
+            a.attrs.update(more)
+        shown = [n for n in layout.CLIP_COORDS if n in extra]
         for name in (*params.datasets, "valid"):
-            root[name].attrs["coordinates"] = layout.auxiliary(name, coords)
+            root[name].attrs["coordinates"] = layout.auxiliary(name, coords, kind, shown)
         root.attrs.update(attrs)
         (Path(tmp) / layout.INPUTS_NAME).write_text(json.dumps(index.stamps()))
     return zarr.open_group(str(path), mode="r+")
@@ -144,9 +141,9 @@ def slot_samples(index, params: Params) -> np.ndarray:
     """Each slot's own samples as pre-flight found them (Nsamples for a clip it did not look at)."""
     if index.samples is not None:
         return np.asarray(index.samples, dtype=np.int64)
-    out = np.zeros((index.ngenres, index.nclips), dtype=np.int64)
+    out = np.zeros(index.slot_shape, dtype=np.int64)
     for ref in index.clips:
-        out[ref.g, ref.c] = params.nsamples
+        out[index.slot(ref)] = params.nsamples
     return out
 
 
@@ -184,34 +181,35 @@ class ClipChunks:
         self.path = Path(path)
         root = open_store(path, mode="r+")
         self.arrays = {name: root[name] for name in (*DATASETS, "done") if name in root}
+        self.k = root["done"].ndim if "done" in root else 2  # slot dimensions: 2 in the grid, 1 in the clip layout
         self.direct = all(self._is_ours(a) for a in self.arrays.values())
 
-    @staticmethod
-    def _is_ours(a) -> bool:
+    def _is_ours(self, a) -> bool:
         md = a.metadata.to_dict()
         codecs = [c["name"] for c in md.get("codecs", ())]
         expected = ["bytes", "blosc"] if a.dtype == np.float32 else ["bytes"]
         return (
             md.get("zarr_format") == 3
-            and tuple(a.chunks) == (1, 1) + tuple(a.shape[2:])
+            and tuple(a.chunks) == (1,) * self.k + tuple(a.shape[self.k :])
             and md["chunk_key_encoding"] == {"name": "default", "configuration": {"separator": "."}}
             and codecs == expected
             and all(c.get("configuration", {}).get("endian", "little") == "little" for c in md["codecs"])
         )
 
     def _file(self, name: str, g: int, c: int) -> Path:
-        return self.path / name / ".".join(["c", str(g), str(c), *["0"] * (self.arrays[name].ndim - 2)])
+        at = layout.slot(self.k, g, c)
+        return self.path / name / ".".join(["c", *map(str, at), *["0"] * (self.arrays[name].ndim - self.k)])
 
     def write(self, name: str, g: int, c: int, value) -> None:
         """Write the clip ``(g, c)`` of array ``name`` (its whole chunk)."""
         if not self.direct:
-            self.arrays[name][g, c] = value
+            self.arrays[name][layout.slot(self.k, g, c)] = value
             return
         from numcodecs import blosc
 
         a = np.require(np.asarray(value, dtype=self.arrays[name].dtype), requirements="C")
-        if a.shape != self.arrays[name].shape[2:]:
-            raise ValueError(f"{name}[{g}, {c}] must have shape {self.arrays[name].shape[2:]}, not {a.shape}")
+        if a.shape != self.arrays[name].shape[self.k :]:
+            raise ValueError(f"{name}[{g}, {c}] must have shape {self.arrays[name].shape[self.k :]}, not {a.shape}")
         data = (
             blosc.compress(a, CODEC["cname"].encode(), CODEC["clevel"], blosc.BITSHUFFLE, typesize=4)
             if a.dtype == np.float32
@@ -223,15 +221,15 @@ class ClipChunks:
         """The clip ``(g, c)`` of array ``name`` (the fill value where nothing was written)."""
         arr = self.arrays[name]
         if not self.direct:
-            return np.asarray(arr[g, c])
+            return np.asarray(arr[layout.slot(self.k, g, c)])
         from numcodecs import blosc
 
         try:
             data = self._file(name, g, c).read_bytes()
         except FileNotFoundError:
-            return np.zeros(arr.shape[2:], dtype=arr.dtype)
+            return np.zeros(arr.shape[self.k :], dtype=arr.dtype)
         raw = blosc.decompress(data) if arr.dtype == np.float32 else data
-        return np.frombuffer(raw, dtype=arr.dtype).reshape(arr.shape[2:])
+        return np.frombuffer(raw, dtype=arr.dtype).reshape(arr.shape[self.k :])
 
 
 @functools.lru_cache(maxsize=4)
@@ -307,18 +305,19 @@ def mark_bad(root, entries) -> None:
     entries = list(entries)
     if not entries:
         return
+    k = root["done"].ndim
     for e in entries:
-        g, c = e["genre"], e["clip"]
+        at = layout.slot(k, e["genre"], e["clip"])
         for name in DATASETS:
             if name in root:
-                root[name][g, c] = 0.0  # also clears chunks a killed attempt left
+                root[name][at] = 0.0  # also clears chunks a killed attempt left
     slots = {(e["genre"], e["clip"]) for e in entries}
     bad = [b for b in bad_entries(root.attrs) if (b["genre"], b["clip"]) not in slots]
     bad.extend(entries)
     bad.sort(key=lambda b: (b["genre"], b["clip"]))
     root.attrs["bad_clips"] = json.dumps(bad, ensure_ascii=False)
     for e in entries:
-        root["done"][e["genre"], e["clip"]] = True
+        root["done"][layout.slot(k, e["genre"], e["clip"])] = True
 
 
 def valid_mask(root, done=None) -> np.ndarray:
@@ -326,7 +325,7 @@ def valid_mask(root, done=None) -> np.ndarray:
     ``bad_clips`` as they are now."""
     valid = done_mask(root) if done is None else done.copy()
     for b in bad_entries(attrs(root.store.root)):  # from disk: a group caches the attributes it opened with
-        valid[b["genre"], b["clip"]] = False
+        valid[layout.slot(valid.ndim, b["genre"], b["clip"])] = False
     return valid
 
 
@@ -369,7 +368,7 @@ def done_mask(root) -> np.ndarray:
     md = arr.metadata.to_dict()
     folder = Path(str(root.store.root)) / "done"
     if (
-        tuple(arr.chunks) != (1, 1)
+        tuple(arr.chunks) != (1,) * arr.ndim
         or not folder.is_dir()
         or md.get("chunk_key_encoding") != {"name": "default", "configuration": {"separator": "."}}
     ):
@@ -378,6 +377,6 @@ def done_mask(root) -> np.ndarray:
     with os.scandir(folder) as entries:
         for e in entries:
             parts = e.name.split(".")
-            if len(parts) == 3 and parts[0] == "c" and e.stat().st_size == 1:
-                mask[int(parts[1]), int(parts[2])] = True
+            if len(parts) == 1 + arr.ndim and parts[0] == "c" and e.stat().st_size == 1:
+                mask[tuple(int(p) for p in parts[1:])] = True
     return mask
