@@ -122,6 +122,16 @@ def write_bytes(path, data) -> None:
         os.close(fd)
 
 
+def store_missing(zarr_path) -> bool:
+    """Whether the store at ``zarr_path`` has lost its metadata (its root's or its ``done`` array's): removed.
+
+    The metadata is what is asked for, not the folder: a removal racing the workers' writes (``rm -rf`` while a
+    chunk file is created) can leave folders behind with the store itself gone.
+    """
+    root = Path(zarr_path)
+    return not all(m.is_file() for m in (root / "zarr.json", root / "done" / "zarr.json"))
+
+
 def gone(zarr_path) -> StoreError:
     """The one line for a store (or its output folder) removed while a run wrote into it."""
     return StoreError(
@@ -139,7 +149,7 @@ def storage_errors(store):
     except OSError as e:
         if is_storage_error(e):
             raise StorageError(e.strerror, str(store)) from None
-        if isinstance(e, FileNotFoundError) and not Path(store).exists():
+        if isinstance(e, FileNotFoundError) and store_missing(store):
             raise gone(store) from None
         raise
 

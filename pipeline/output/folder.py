@@ -137,7 +137,7 @@ class OutputFolder:
 
     def store_removed(self) -> bool:
         """Whether this run opened or created its store and it is gone now (removed while the run wrote)."""
-        return self._store_opened and not self.zarr_path.is_dir()
+        return self._store_opened and files.store_missing(self.zarr_path)
 
     def finished_clips(self) -> int:
         """Valid clips whose results are complete in the store (0 if there is none)."""
