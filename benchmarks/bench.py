@@ -230,7 +230,7 @@ def watch(proc: subprocess.Popen, stop: threading.Event, peaks: dict, cpu: dict)
         time.sleep(0.05)
 
 
-def pipeline_run(root: Path, out: Path, workers: int, extra=()) -> dict:
+def pipeline_run(root: Path, out: Path, workers: int, extra=(), overwrite: bool = True) -> dict:
     env = {**os.environ, "DASK_TEMPORARY_DIRECTORY": str(out)}
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -245,7 +245,7 @@ def pipeline_run(root: Path, out: Path, workers: int, extra=()) -> dict:
             "--workers",
             str(workers),
             "-q",
-            "--overwrite",
+            *(["--overwrite"] if overwrite else []),
             "--dashboard-address",
             "127.0.0.1:0",
             *extra,
@@ -875,7 +875,7 @@ def full(args) -> str:
     )
 
 
-def scale(args) -> str:
+def scale(args, layout: str = "grid") -> str:
     """Short clips (1 s, --nsamples 22050): the CPU each process spends per clip, as slopes between sizes."""
     from pipeline.params import Params
     from pipeline.synth import synth_dataset
@@ -887,8 +887,8 @@ def scale(args) -> str:
         out = args.data / f"scale-out{n}"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        print(f"scale N={n}: audioprep on 1-s clips ...", file=sys.stderr)
-        c = pipeline_run(root, out, args.cores, extra=["--nsamples", "22050"])
+        print(f"scale N={n}: audioprep on 1-s clips, {layout} layout ...", file=sys.stderr)
+        c = pipeline_run(root, out, args.cores, extra=["--nsamples", "22050", "--layout", layout])
         c["extra"] = hdf5_extra(out, c["summary"])
         shutil.rmtree(out)
         runs.append((n, c, root))
@@ -926,6 +926,71 @@ def scale(args) -> str:
     )
 
 
+def grow(args) -> str:
+    """An input grown by 1 %: N 1-s clips in the clip layout, then the same command once N/100 files were added
+    (only they computed: the others' chunks linked into the new store), and a fresh run of the grown input."""
+    from pipeline.synth import synth_dataset
+
+    n, more = args.grow, max(1, args.grow // 1000)  # files added a genre (10 genres): 1 % of N
+    pool = args.data / f"grow{n}"
+    shutil.rmtree(pool, ignore_errors=True)
+    root = synth_dataset(pool, genres=10, clips=n // 10, seconds=1.0, seed=2, progress=sys.stderr.isatty())
+    out, fresh = args.data / f"grow-out{n}", args.data / f"grow-fresh{n}"
+    extra = ["--nsamples", "22050", "--layout", "clips"]
+    rows = []
+
+    def row(what, c, clips):
+        s = c["summary"]
+        reused = (s.get("input_changes") or {}).get("reused", "")
+        rows.append(
+            f"| {what} | {clips} | {s['computed']} | {reused} | {c['seconds']:.1f} | {c['cpu']['driver']:.2f} "
+            f"| {1e3 * c['cpu']['driver'] / clips:.2f} | {c['cpu']['worker']:.2f} | {c['scheduler_mb']:.0f} "
+            f"| {c['store_entries'] / clips:.2f} | {hdf5_extra(c['out'], s):.3f} % |"
+        )
+        print(rows[-1], file=sys.stderr)
+
+    for path in (out, fresh):
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+    print(f"grow N={n}: the first run ...", file=sys.stderr)
+    row("first run, N clips", {**pipeline_run(root, out, args.cores, extra=extra), "out": out}, n)
+    synth_dataset(pool, genres=10, clips=n // 10 + more, seconds=1.0, seed=2)
+    print(f"grow N={n}: the same command, {10 * more} files added ...", file=sys.stderr)
+    grown = pipeline_run(root, out, args.cores, extra=extra, overwrite=False)
+    row(f"the same command, {10 * more} files added", {**grown, "out": out}, n + 10 * more)
+    print(f"grow N={n}: a fresh run of the grown input ...", file=sys.stderr)
+    row(
+        "a fresh run of the grown input",
+        {**pipeline_run(root, fresh, args.cores, extra=extra), "out": fresh},
+        n + 10 * more,
+    )
+    same = same_arrays(out / "audio.hdf5", fresh / "audio.hdf5")
+    for path in (out, fresh):
+        shutil.rmtree(path)
+    return (
+        "| run (1-s clips, clip layout) | clips | computed | reused | wall (s) | driver CPU (s) | driver ms a clip "
+        "| workers CPU (s) | driver peak MB | store entries per clip | audio.hdf5 beyond arrays |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + f"\n\nThe grown run's arrays against "
+        f"the fresh run's: {same}.\n"
+    )
+
+
+def same_arrays(a: Path, b: Path, rows: int = 1000) -> str:
+    """Whether two audio.hdf5 files hold the same arrays and per-clip values, compared block by block."""
+    with h5py.File(a) as fa, h5py.File(b) as fb:
+        names = sorted(k for k in fa if isinstance(fa[k], h5py.Dataset))
+        if names != sorted(k for k in fb if isinstance(fb[k], h5py.Dataset)):
+            return "different arrays"
+        for k in names:
+            x, y = fa[k], fb[k]
+            if x.shape != y.shape:
+                return f"{k} differs in shape"
+            blocks = [()] if x.ndim == 0 else [slice(i, i + rows) for i in range(0, x.shape[0], rows)]
+            if not all(np.array_equal(x[at], y[at]) for at in blocks):
+                return f"{k} differs"
+    return "identical, every array bit for bit"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="*", default=[300, 1000], help="numbers of 30-s clips N")
@@ -952,6 +1017,16 @@ def main():
         default=4096,
         help="MB written (and fdatasync'ed) to measure the disk's sustained rate (default 4096)",
     )
+    ap.add_argument(
+        "--scale-layouts",
+        nargs="*",
+        default=["grid", "clips"],
+        choices=["grid", "clips"],
+        help="layouts of the scale benchmark (default both)",
+    )
+    ap.add_argument(
+        "--grow", type=int, metavar="N", help="time a clip-layout run of N 1-s clips grown by 1 %% (e.g. 20000)"
+    )
     ap.add_argument("--startup", action="store_true", help="only time the workers' start-up (warm and spawned)")
     ap.add_argument(
         "--read",
@@ -971,8 +1046,10 @@ def main():
         args.sizes = []
     if args.sizes:
         text += full(args)
-    if args.scale_sizes:
-        text += "\nScale (short clips):\n\n" + scale(args)
+    for layout in args.scale_layouts if args.scale_sizes else ():
+        text += f"\nScale (short clips, {layout} layout):\n\n" + scale(args, layout)
+    if args.grow:
+        text += "\nAn input grown by 1 % (the same command again):\n\n" + grow(args)
     print(text)
     if args.out:
         with open(args.out, "a") as f:
