@@ -401,6 +401,11 @@ def info(path):
 @click.option(
     "--clip", type=click.IntRange(min=0), help="Clip number within the genre (from 0); in the clip layout, its row"
 )
+@click.option(
+    "--source",
+    metavar="FILE",
+    help="The clip by its file, as the output's source array names it (or its last parts: 'blues.00003.au')",
+)
 @click.option("--stream", type=click.IntRange(0, 1), default=0, help="0 = aligned frames, 1 = overlapped frames")
 @click.option("--seconds", type=click.FloatRange(min=0.05), default=2.0, help="Length of the waveform stretch")
 @click.option("--summary", is_flag=True, help="Instead of one clip: the mean CQT spectrum of each genre")
@@ -412,7 +417,7 @@ def info(path):
     help="PNG file to write  [default: <genre>-<clip>.png or summary.png]",
 )
 @handle_errors
-def show(output, genre, clip, stream, seconds, summary, png):
+def show(output, genre, clip, source, stream, seconds, summary, png):
     """Plot one clip of OUTPUT (audio.hdf5 or audio.zarr): waveform, CQT (dB) and LCN.
 
     With --summary, plot each genre's mean CQT spectrum side by side.
@@ -421,9 +426,16 @@ def show(output, genre, clip, stream, seconds, summary, png):
     if summary:
         png = png or Path("summary.png")
         show_summary(output, out=png)
+    elif source is not None:
+        if clip is not None or genre is not None:
+            raise click.UsageError("give --source FILE, or --genre NAME and --clip N, not both")
+        png = png or Path(f"{Path(source).stem}.png")
+        show_clip(output, source=source, stream=stream, seconds=seconds, out=png)
     else:
         if clip is None:
-            raise click.UsageError("give --genre NAME and --clip N (in the clip layout --clip N alone), or --summary")
+            raise click.UsageError(
+                "give --genre NAME and --clip N (in the clip layout --clip N alone), --source FILE, or --summary"
+            )
         png = png or Path(f"{genre}-{clip}.png" if genre is not None else f"clip-{clip}.png")
         show_clip(output, genre=genre, clip=clip, stream=stream, seconds=seconds, out=png)
     click.echo(f"wrote {png}")

@@ -36,25 +36,38 @@ def _octave_ticks(attrs):
     return pos - 0.5, labels
 
 
-def show_clip(path, *, genre: str | None = None, clip: int = 0, stream: int = 0, seconds: float = 2.0, out=None):
+def show_clip(
+    path,
+    *,
+    genre: str | None = None,
+    clip: int = 0,
+    stream: int = 0,
+    seconds: float = 2.0,
+    out=None,
+    source: str | None = None,
+):
     """Figure of one clip: a stretch of waveform (``Xa``), the CQT in dB (``Xs``), the LCN (``Xn``).
 
-    In the clip layout ``clip`` is the row (``genre`` None), or the ``clip``-th row labelled ``genre``."""
+    In the clip layout ``clip`` is the row (``genre`` None), or the ``clip``-th row labelled ``genre``; in
+    either layout ``source`` names the clip by its file (its ``source`` entry, or that entry's last parts)."""
     plt = _pyplot()
     with OutputReader(path) as src:
-        return _finish(_clip_figure(plt, src, path, genre, clip, stream, seconds), out)
+        return _finish(_clip_figure(plt, src, path, genre, clip, stream, seconds, source), out)
 
 
-def _clip_figure(plt, src, path, genre, clip, stream, seconds):
+def _clip_figure(plt, src, path, genre, clip, stream, seconds, source=None):
     a = src.attrs
     labels = list(a["labels"])
     keys = [label(x) for x in labels]  # a genre typed in any Unicode form
-    if genre is None and src.layout == "grid":
-        raise PipelineError(f"{path} is a genres x clips grid: give --genre NAME with --clip N")
-    if genre is not None and label(genre) not in keys:
-        raise PipelineError(f"--genre {genre!r} is not in {path}; choose one of {', '.join(labels)}")
-    g = None if genre is None else keys.index(label(genre))
-    at, title = _clip_at(src, path, g, clip, labels)
+    if source is not None:
+        at, title = _source_at(src, path, source)
+    else:
+        if genre is None and src.layout == "grid":
+            raise PipelineError(f"{path} is a genres x clips grid: give --genre NAME with --clip N, or --source FILE")
+        if genre is not None and label(genre) not in keys:
+            raise PipelineError(f"--genre {genre!r} is not in {path}; choose one of {', '.join(labels)}")
+        g = None if genre is None else keys.index(label(genre))
+        at, title = _clip_at(src, path, g, clip, labels)
     if stream not in (0, 1):
         raise PipelineError(f"--stream {stream} must be 0 (aligned frames) or 1 (overlapped frames)")
     sr, na = int(a["sr"]), int(a["na"])
@@ -134,6 +147,27 @@ def _clip_at(src, path, g, clip, labels) -> tuple:
     row = int(rows[clip])
     name = labels[lab[row]] if lab[row] >= 0 else "no label"
     return (row,), f"clip {row} ({name}: {src.sources()[row]})"
+
+
+def _source_at(src, path, source: str) -> tuple:
+    """``(where, title)`` of the clip whose ``source`` is ``source``, or ends with it after a ``/``."""
+    sources = src.sources()
+    want = str(source).replace("\\", "/").strip("/")
+    hits = [i for i, s in np.ndenumerate(sources) if s == want]
+    hits = hits or [i for i, s in np.ndenumerate(sources) if s.endswith("/" + want)]
+    if not hits:
+        raise PipelineError(
+            f"--source {source!r} names no clip of {path}; give a file as its source array has it "
+            "(relative to the input: 'audioprep info' shows the input, open_dataset(...).source lists them)"
+        )
+    if len(hits) > 1:
+        shown = ", ".join(str(sources[i]) for i in hits[:3])
+        raise PipelineError(
+            f"--source {source!r} names {len(hits)} clips of {path} ({shown}); give more of its path to choose one"
+        )
+    at = tuple(int(i) for i in hits[0])
+    where = f"genre {src.attrs['labels'][at[0]]} clip {at[1]}" if len(at) == 2 else f"clip {at[0]}"
+    return at, f"{sources[at]} ({where})"
 
 
 def show_summary(path, *, out=None):

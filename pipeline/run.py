@@ -51,6 +51,7 @@ class RunResult:
     clips: int = 0  # slots in the output (genres x clips) = computed + resumed + bad + missing
     computed: int = 0  # clips computed by this run
     resumed: int = 0  # valid clips found finished in the store (earlier runs) and skipped
+    input_changes: dict | None = None  # files added, changed, removed since the store was made; clips reused
     bad: list = field(default_factory=list)  # "path: reason" per bad clip (zero-filled, invalid)
     missing: list = field(default_factory=list)  # "genre[clip]" per slot no clip fills (--pad)
     ignored: list = field(default_factory=list)  # input entries that are not clips, relative to the input
@@ -190,6 +191,7 @@ def _accepted(
                     config_text=config_text,
                     echo=echo,
                 )
+                result.input_changes = out.changes.to_json() if out.changes is not None else None
                 _compute_and_finish(
                     index, params, out, todo, copies, starter, result, skip_bad=skip_bad, progress=progress, echo=echo
                 )
@@ -223,9 +225,11 @@ def _prepare(index, problems, params, out, expected, nslots, *, overwrite, confi
     done = out.done_mask()
     finished = out.finished_mask(done)  # done and not bad: copied into audio.hdf5 by tasks
     resumed = int(finished.sum())
-    if done.any():
-        echo(f"resuming: {resumed} of {nslots} clips already in {out.zarr_path}, skipping them")
     todo = _plan(index, problems, out, done)
+    if out.changes is not None:  # the store was made anew for an input that grew or changed
+        echo(f"resuming: {out.changes.line()} in {out.zarr_path}; {len(todo)} clip(s) to compute")
+    elif done.any():
+        echo(f"resuming: {resumed} of {nslots} clips already in {out.zarr_path}, skipping them")
     copies = [ref for ref in index.clips if finished[index.slot(ref)]]
     return todo, copies, resumed
 

@@ -56,6 +56,22 @@ def test_show_errors_are_clear(output):
         show_clip(output / "audio.hdf5", genre="blues", clip=5)
 
 
+@pytest.mark.parametrize("kind", ["hdf5", "zarr"])
+def test_show_finds_a_clip_by_its_source(output, kind):
+    import h5py
+
+    fig = show_clip(output / f"audio.{kind}", source="classical.00001.au")
+    assert fig._suptitle.get_text().startswith("classical/classical.00001.au (genre classical clip 1)")
+    with h5py.File(output / "audio.hdf5") as f:  # the slot the source array names, read plainly
+        names = [s.decode() for s in f["source"][1]]
+        first = f["Xa"][1, names.index("classical/classical.00001.au"), 0, 0]
+    assert np.array_equal(fig.axes[0].get_lines()[0].get_ydata()[:1024], first)
+    with pytest.raises(PipelineError, match=r"--source 'polka.00001.au' names no clip of .*audio\."):
+        show_clip(output / f"audio.{kind}", source="polka.00001.au")
+    with pytest.raises(PipelineError, match=r"--source 'blues' names no clip"):  # a part of a name is no match
+        show_clip(output / f"audio.{kind}", source="blues")
+
+
 def test_show_and_info_commands(output, tmp_path):
     from support.cli import audioprep
 
@@ -64,8 +80,11 @@ def test_show_and_info_commands(output, tmp_path):
     p = audioprep("show", output / "audio.hdf5", "--genre", "blues", check=False)
     assert (
         p.returncode == 2
-        and "give --genre NAME and --clip N (in the clip layout --clip N alone), or --summary" in p.stderr
+        and "give --genre NAME and --clip N (in the clip layout --clip N alone), --source FILE, or --summary"
+        in p.stderr
     )
+    p = audioprep("show", output / "audio.hdf5", "--source", "classical.00001.au", "-o", tmp_path / "s.png")
+    assert "wrote" in p.stdout and (tmp_path / "s.png").stat().st_size > 20000
     info = audioprep("info", output / "audio.hdf5").stdout
     assert "labels: blues, classical, country" in info and "provenance:" in info
 

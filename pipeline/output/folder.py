@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from ..exceptions import StoreError
-from . import files, hdf5, layout, zarr_store
+from . import files, hdf5, layout, regrow, zarr_store
 from .store import FINALS, ClipWriter
 
 
@@ -35,6 +35,9 @@ class OutputFolder:
         self.config_path = self.path / layout.CONFIG_NAME
         self.log_dir = self.path / layout.LOG_DIR
         self._store_opened = False
+        #: How the input changed since the store was made, when this run made it anew keeping the finished
+        #: clips of unchanged files (:mod:`pipeline.output.regrow`); None otherwise.
+        self.changes: regrow.Changes | None = None
 
     def check_early(self) -> None:
         """Refuse now, creating nothing, a folder this run cannot use (:func:`files.check_early`)."""
@@ -51,6 +54,7 @@ class OutputFolder:
         files.check_writable(self.path)
         with files.OutputLock(self.path):
             files.check_owned(self.path)  # again, under the lock: what this run reads and writes is its user's
+            regrow.recover(self.zarr_path)  # a store exchange a killed run left half done
             for name in (layout.HDF5_NAME, layout.ZARR_NAME, layout.SUMMARY_NAME, layout.CONFIG_NAME):
                 files.remove_partials(self.path, name)
             try:
@@ -76,6 +80,23 @@ class OutputFolder:
         again = f" (it computes all {len(index.clips)} clips again, those of the {same} unchanged file(s) too)"
         return (f"{why}: {changed}", again) if changed else (why, "")
 
+    @staticmethod
+    def _regrowable(attrs: dict | None, expected: dict) -> bool:
+        """Whether an output with ``attrs`` differs from this run's only by its input's files (the same
+        format, parameters and input path): then a new store keeps the finished clips of unchanged files."""
+        if not attrs or attrs.get("input_fingerprint") == expected["input_fingerprint"]:
+            return False
+        return layout.mismatch(attrs, {**expected, "input_fingerprint": attrs.get("input_fingerprint")}) is None
+
+    def _store_attrs_or_none(self) -> dict | None:
+        """The store's attributes, if it is there, records its files' stamps and can be read."""
+        if regrow.stamps_of(self.zarr_path) is None:
+            return None
+        try:
+            return zarr_store.attrs(self.zarr_path)
+        except StoreError:
+            return None
+
     def up_to_date(self, expected: dict, *, overwrite: bool, index=None) -> bool:
         """True if ``audio.hdf5`` exists and was made from the same input and parameters.
 
@@ -94,6 +115,8 @@ class OutputFolder:
         why, again = self._mismatch(attrs, expected, index)
         if why is None:
             return True
+        if self._regrowable(attrs, expected) and self._regrowable(self._store_attrs_or_none(), expected):
+            return False  # the store is made anew for the input as it is, keeping what is unchanged
         raise StoreError(
             f"{self.hdf5_path} exists and {why}; use --overwrite to replace it{again}, or -o another folder"
         )
@@ -122,7 +145,16 @@ class OutputFolder:
             except StoreError:
                 attrs = {}
             why, again = self._mismatch(attrs, expected, index)
-            if why is not None:
+            old_stamps = regrow.stamps_of(self.zarr_path) if why is not None and index is not None else None
+            if old_stamps is not None and self._regrowable(attrs, expected):
+                try:
+                    self.changes = regrow.regrow(self.zarr_path, index, params, expected, old_stamps)
+                except OSError as e:
+                    if files.is_storage_error(e):  # full, read-only: the run's one line; the old store is intact
+                        raise
+                    raise StoreError(f"cannot create {self.zarr_path} ({e.strerror or e})") from None
+                root = zarr_store.open_store(self.zarr_path, mode="r+")
+            elif why is not None:
                 raise StoreError(
                     f"{self.zarr_path} exists and {why}; use --overwrite to start it again{again}, or -o another folder"
                 )

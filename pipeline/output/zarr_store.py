@@ -67,74 +67,81 @@ def create_store(path, index, params: Params, attrs: dict):
     path = Path(path)
     if path.exists():
         shutil.rmtree(path)
-    slots, kind = index.slot_shape, index.layout
-    flat: ChunkKeyEncodingParams = {"name": "default", "separator": "."}
     # The store appears under its final name only once its metadata is complete.
     with atomic_path(path, directory=True) as tmp:
-        root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-
-        def column(name, values, doc, chunks=None, fill=None):
-            a = root.create_array(
-                name,
-                shape=values.shape,
-                dtype=str if values.dtype == object else values.dtype,
-                chunks=chunks or values.shape,
-                fill_value=fill,
-                dimension_names=layout.dims(name, kind),
-                chunk_key_encoding=flat,
-            )
-            a[...] = values.astype(str) if values.dtype == object else values
-            if doc:
-                a.attrs["long_name"] = doc
-
-        for name in params.datasets:
-            shape = slots + params.clip_shape(name)
-            root.create_array(
-                name,
-                shape=shape,
-                chunks=(1,) * len(slots) + shape[len(slots) :],
-                dtype="float32",
-                fill_value=0.0,
-                compressors=[_codec()],
-                dimension_names=layout.dims(name, kind),
-                chunk_key_encoding=flat,
-            )
-        for name, chunks in (("done", (1,) * len(slots)), ("valid", slots)):
-            root.create_array(
-                name,
-                shape=slots,
-                chunks=chunks,
-                dtype="bool",
-                fill_value=False,
-                compressors=None,
-                dimension_names=layout.dims(name, kind),
-                chunk_key_encoding=flat,
-            )
-        column(layout.SOURCE, index.sources(), layout.SOURCE_DOC)
-        column(layout.SAMPLES, slot_samples(index, params), layout.SAMPLES_DOC, fill=0)
-        starts = index.starts if index.starts is not None else np.full(slots, params.offset)
-        column(layout.START, np.asarray(starts, dtype=np.float64), layout.START_DOC, fill=0.0)
-        extra = layout.clip_columns(index) if kind == "clips" else {}
-        for name, (values, doc) in extra.items():
-            column(name, values, doc)
-        coords = layout.coordinates(attrs, [*params.datasets, "valid"])
-        for name, (dims, values, more) in coords.items():
-            a = root.create_array(
-                name,
-                shape=values.shape,
-                dtype=str if values.dtype == object else values.dtype,
-                chunks=values.shape,
-                dimension_names=dims,
-                chunk_key_encoding=flat,
-            )
-            a[...] = values.astype(str) if values.dtype == object else values
-            a.attrs.update(more)
-        shown = [n for n in layout.CLIP_COORDS if n in extra]
-        for name in (*params.datasets, "valid"):
-            root[name].attrs["coordinates"] = layout.auxiliary(name, coords, kind, shown)
-        root.attrs.update(attrs)
-        (Path(tmp) / layout.INPUTS_NAME).write_text(json.dumps(index.stamps()))
+        build_store(tmp, index, params, attrs)
     return zarr.open_group(str(path), mode="r+")
+
+
+def build_store(tmp, index, params: Params, attrs: dict) -> None:
+    """Lay out a new store in the empty temporary folder ``tmp`` (:func:`create_store` puts it in place)."""
+    import zarr
+
+    slots, kind = index.slot_shape, index.layout
+    flat: ChunkKeyEncodingParams = {"name": "default", "separator": "."}
+    root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+
+    def column(name, values, doc, chunks=None, fill=None):
+        a = root.create_array(
+            name,
+            shape=values.shape,
+            dtype=str if values.dtype == object else values.dtype,
+            chunks=chunks or values.shape,
+            fill_value=fill,
+            dimension_names=layout.dims(name, kind),
+            chunk_key_encoding=flat,
+        )
+        a[...] = values.astype(str) if values.dtype == object else values
+        if doc:
+            a.attrs["long_name"] = doc
+
+    for name in params.datasets:
+        shape = slots + params.clip_shape(name)
+        root.create_array(
+            name,
+            shape=shape,
+            chunks=(1,) * len(slots) + shape[len(slots) :],
+            dtype="float32",
+            fill_value=0.0,
+            compressors=[_codec()],
+            dimension_names=layout.dims(name, kind),
+            chunk_key_encoding=flat,
+        )
+    for name, chunks in (("done", (1,) * len(slots)), ("valid", slots)):
+        root.create_array(
+            name,
+            shape=slots,
+            chunks=chunks,
+            dtype="bool",
+            fill_value=False,
+            compressors=None,
+            dimension_names=layout.dims(name, kind),
+            chunk_key_encoding=flat,
+        )
+    column(layout.SOURCE, index.sources(), layout.SOURCE_DOC)
+    column(layout.SAMPLES, slot_samples(index, params), layout.SAMPLES_DOC, fill=0)
+    starts = index.starts if index.starts is not None else np.full(slots, params.offset)
+    column(layout.START, np.asarray(starts, dtype=np.float64), layout.START_DOC, fill=0.0)
+    extra = layout.clip_columns(index) if kind == "clips" else {}
+    for name, (values, doc) in extra.items():
+        column(name, values, doc)
+    coords = layout.coordinates(attrs, [*params.datasets, "valid"])
+    for name, (dims, values, more) in coords.items():
+        a = root.create_array(
+            name,
+            shape=values.shape,
+            dtype=str if values.dtype == object else values.dtype,
+            chunks=values.shape,
+            dimension_names=dims,
+            chunk_key_encoding=flat,
+        )
+        a[...] = values.astype(str) if values.dtype == object else values
+        a.attrs.update(more)
+    shown = [n for n in layout.CLIP_COORDS if n in extra]
+    for name in (*params.datasets, "valid"):
+        root[name].attrs["coordinates"] = layout.auxiliary(name, coords, kind, shown)
+    root.attrs.update(attrs)
+    (Path(tmp) / layout.INPUTS_NAME).write_text(json.dumps(index.stamps()))
 
 
 def slot_samples(index, params: Params) -> np.ndarray:
