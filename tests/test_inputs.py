@@ -115,3 +115,29 @@ def test_preflight_returns_the_lengths_and_leaves_the_index_as_it_was(tmp_path):
     assert checked.samples.tolist() == [[2048], [1500]] and checked.starts.tolist() == [[0.0], [0.0]]
     measured = index.measured(checked)
     assert measured.samples.tolist() == [[2048], [1500]] and measured.clips == index.clips
+
+
+@pytest.mark.parametrize("rate, n", [(44100, 1_323_000), (48000, 100_001), (16000, 12_345), (8000, 7)])
+def test_resampling_equals_librosa_bit_for_bit_without_importing_it(rate, n, tmp_path):
+    import subprocess
+    import sys
+
+    import librosa
+
+    from pipeline.inputs.audio import resample
+
+    y = np.random.default_rng(rate).standard_normal(n).astype(np.float32)
+    got = resample(y, rate, 22050)
+    want = librosa.resample(y, orig_sr=rate, target_sr=22050)
+    assert got.dtype == want.dtype and got.shape == want.shape and np.array_equal(got, want)
+    # A worker loading a 44.1 kHz file imports no librosa (nor numba) to resample it.
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", y[: rate // 10], rate)
+    code = (
+        "import sys; from pipeline.inputs.audio import resample; import soundfile as sf; "
+        f"y, r = sf.read({str(tmp_path / 'a.wav')!r}, dtype='float32'); resample(y, r, 22050); "
+        "print('librosa' in sys.modules, 'numba' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

@@ -357,9 +357,7 @@ def to_nsamples(y: np.ndarray, rate: int, params: Params, name: str, why: str = 
             ]
         )
     if rate != params.sr:
-        import librosa
-
-        y = librosa.resample(y, orig_sr=rate, target_sr=params.sr)
+        y = resample(y, rate, params.sr)
     if params.pad_short and y.shape[0] < params.nsamples:
         expected = clip_samples(frames, rate, params)
         if y.shape[0] < expected:  # the slot's recorded length (its header's) must be the truth
@@ -372,3 +370,14 @@ def to_nsamples(y: np.ndarray, rate: int, params: Params, name: str, why: str = 
             [Problem(name, f"decoded {y.shape[0]} samples, needs at least Nsamples={params.nsamples} {why}".rstrip())]
         )
     return np.ascontiguousarray(y[: params.nsamples], dtype=np.float32)
+
+
+def resample(y: np.ndarray, rate: int, sr: int) -> np.ndarray:
+    """``librosa.resample(y, orig_sr=rate, target_sr=sr)`` (its default, soxr's "HQ", unscaled), bit for bit,
+    without importing librosa (and numba) into a worker: soxr, then the length librosa fixes."""
+    import soxr
+
+    n = int(np.ceil(y.shape[-1] * (float(sr) / rate)))
+    out = soxr.resample(y, rate, sr, quality="soxr_hq")
+    out = out[:n] if out.shape[-1] >= n else np.pad(out, (0, n - out.shape[-1]))
+    return np.asarray(out, dtype=y.dtype)
