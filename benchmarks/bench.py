@@ -285,7 +285,7 @@ def hdf5_extra(out: Path, summary: dict) -> float:
     """How much audio.hdf5 holds beyond its arrays, in % of the arrays' bytes."""
     with h5py.File(out / "audio.hdf5") as f:
         arrays = sum(f[n].size * 4 for n in ("Xa", "Xs", "Xn") if n in f)
-    return 100.0 * (summary["hdf5_bytes"] - arrays) / arrays
+    return 100.0 * (summary.get("output_bytes", summary.get("hdf5_bytes", 0)) - arrays) / arrays
 
 
 # ----------------------------------------------------------------------------

@@ -31,7 +31,8 @@ def preprocess(
     echo=None,
     **options,
 ) -> RunResult:
-    """Turn a dataset into ``outdir/audio.hdf5`` (and ``audio.zarr``): exactly what ``audioprep run`` does.
+    """Turn a dataset into ``outdir/audio.hdf5`` and ``audio.zarr`` (or, with ``output_format="zarr"``, into
+    ``audio.zarr`` alone): exactly what ``audioprep run`` does.
 
     Parameters
     ----------
@@ -63,7 +64,9 @@ def preprocess(
         ``datasets="Xs,Xn"``, ``mono=True``, ...), ``skip_bad``, ``pad``,
         ``path_column``, ``label_column``, ``format`` (``"folder"``,
         ``"manifest"`` or ``"hdf5"``: the input's format, which its content
-        decides otherwise), and the settings ``cluster``,
+        decides otherwise), ``output_format`` (``"hdf5"``, the default, or
+        ``"zarr"``: the Zarr store alone is the output, no ``audio.hdf5``),
+        and the settings ``cluster``,
         ``workers``, ``tls``, ``dashboard_address``, ``jobs``, ``cores``,
         ``memory``, ...  Each is checked by the same rule as its option.
 
@@ -72,7 +75,8 @@ def preprocess(
     RunResult
         The numbers of ``audio.summary.json`` (``computed``, ``resumed``,
         ``bad``, ``missing``, ``seconds``, ...) and the outputs' paths
-        (``hdf5_path``, ``zarr_path``); ``to_json()`` gives the summary.
+        (``output_path``: ``audio.hdf5``, or ``audio.zarr`` with ``output_format="zarr"``; ``zarr_path``);
+        ``to_json()`` gives the summary.
 
     Raises
     ------

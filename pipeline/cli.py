@@ -19,7 +19,7 @@ from .cluster import job_script as make_job_script
 from .config import JOBQUEUE_KEYS
 from .exceptions import BadInputError, IncompleteError, PipelineError, Terminated, escaped
 from .ingest import ingest as ingest_folder
-from .output import describe
+from .output import OutputFolder, describe
 from .output.files import is_storage_error
 from .output.reader import slot_ranges
 from .params import Params
@@ -160,7 +160,7 @@ def run_options(fn):
         if o.flag:
             opts.append(click.option(*names, o.dest, is_flag=True, default=None, help=help))
         else:
-            opts.append(click.option(*names, o.dest, metavar="DIRECTORY" if o.path else "TEXT", help=help))
+            opts.append(click.option(*names, o.dest, metavar="DIRECTORY" if o.path else o.rule.metavar, help=help))
     return _add(fn, opts)
 
 
@@ -218,7 +218,8 @@ def main():
 
     Frames, constant-Q spectrograms and their local contrast normalization,
     computed by a Dask graph (locally or on SLURM/PBS/SGE/...) into audio.zarr,
-    then consolidated into audio.hdf5.  Start with 'audioprep run' (no
+    then finished into the output --output-format names (audio.hdf5 by
+    default).  Start with 'audioprep run' (no
     arguments): it synthesizes a small dataset under data/ and processes it.
     """
     _setup_logging(0)  # 'run' sets it again from its -v
@@ -248,7 +249,7 @@ def main():
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug)")
 @handle_errors
 def run(quiet, verbose, config_file, overwrite, **options):
-    """Process INPUT (a genres folder, a gtzan.hdf5 or a manifest .csv) into OUTDIR/audio.hdf5.
+    """Process INPUT (a genres folder, a gtzan.hdf5 or a manifest .csv) into OUTDIR.
 
     A genres folder is INPUT/<genre>/<file>: files with an audio extension are
     the clips (sorted by name), anything else is ignored and named.  A
@@ -259,6 +260,8 @@ def run(quiet, verbose, config_file, overwrite, **options):
     data/genres (once) and processed.  A run interrupted at any point resumes
     where it stopped when the same command is run again.  The run's
     configuration is saved as OUTDIR/audio.config.yaml; '--config' repeats it.
+    '--output-format zarr' leaves OUTDIR/audio.zarr alone as the output, with
+    no audio.hdf5.
     """
     _setup_logging(verbose)
     from .api import command_line_run
@@ -279,7 +282,7 @@ def run(quiet, verbose, config_file, overwrite, **options):
 
 def _print_summary(res, quiet: bool) -> None:
     if res.up_to_date:
-        click.echo(f"{res.hdf5_path} is up to date (same input and parameters): nothing to do")
+        click.echo(f"{res.output_path} is up to date (same input and parameters): nothing to do")
         return
     if res.bad:
         click.echo(f"{len(res.bad)} bad clip(s), zero-filled and flagged invalid:", err=True)
@@ -303,13 +306,11 @@ def _print_summary(res, quiet: bool) -> None:
     click.echo(
         f"{res.computed} clips computed ({res.resumed} resumed, {len(res.bad)} bad, {len(res.missing)} "
         f"missing) of {res.clips} in {res.seconds:.1f} s ({res.clips_per_second:.2f} clips/s); "
-        f"{mb:.1f} MB of arrays written; {res.hdf5_path}: {res.hdf5_bytes / 1e6:.1f} MB"
+        f"{mb:.1f} MB of arrays written; {res.output_path}: {res.output_bytes / 1e6:.1f} MB"
     )
-    click.echo(
-        f"{res.zarr_path} is needed only to resume or extend this run: deleting it now costs nothing "
-        "(the same command still finds audio.hdf5 up to date)",
-        err=True,
-    )
+    hint = OutputFolder(Path(res.output_path).parent, final=res.output_format).final.hint(res.zarr_path)
+    if hint:  # the output's own words about itself and the store
+        click.echo(hint, err=True)
 
 
 @main.command(short_help="Convert a genres folder into a gtzan.hdf5.")

@@ -20,6 +20,7 @@ import yaml
 from . import checks
 from .exceptions import ParameterError
 from .inputs import FORMATS as INPUT_FORMATS
+from .output.store import DEFAULT_FINAL, FINALS
 from .params import Params
 
 _YAML = Path(__file__).with_name("audioprep.yaml")
@@ -173,6 +174,13 @@ RUN_OPTIONS = (
         "an MTG-Jamendo .tsv's audio folder, which its PATH column is relative to",
         checks.text(optional=True),
         shown="the .tsv's folder",
+    ),
+    RunOption(
+        "output-format",
+        "the finished output: hdf5 = audio.hdf5 beside audio.zarr (then needed only to resume); zarr = audio.zarr "
+        "alone, consolidated and marked complete: no second copy of the arrays, one chunk a clip",
+        checks.choice(tuple(FINALS), optional=True),
+        shown=DEFAULT_FINAL,
     ),
 )
 

@@ -46,8 +46,9 @@ log = logging.getLogger("audioprep")
 class RunResult:
     """What a run did; also written as JSON beside the output."""
 
-    zarr_path: str
-    hdf5_path: str
+    zarr_path: str  # the resume store
+    output_path: str  # the finished output (audio.hdf5, or the Zarr store itself): what its FinalOutput says
+    output_format: str = ""  # its kind (--output-format)
     clips: int = 0  # slots in the output (genres x clips) = computed + resumed + bad + missing
     computed: int = 0  # clips computed by this run
     resumed: int = 0  # valid clips found finished in the store (earlier runs) and skipped
@@ -58,7 +59,7 @@ class RunResult:
     empty_genres: list = field(default_factory=list)  # genres left with no valid clip (all bad or missing)
     seconds: float = 0.0
     bytes_written: int = 0  # array bytes this run's tasks wrote
-    hdf5_bytes: int = 0
+    output_bytes: int = 0  # the finished output's size
     consolidate_seconds: float = 0.0  # the driver's final step: valid, coordinates, attributes, fsync, rename
     up_to_date: bool = False
     dashboard: str | None = None
@@ -102,6 +103,7 @@ def run(
     label_column: str | None = None,
     format: str | None = None,
     audio: str | None = None,
+    output_format: str | None = None,
     overwrite: bool = False,
     progress: bool = False,
     echo=None,
@@ -115,14 +117,15 @@ def run(
     clips kept in the store, and :class:`StoreError` when the outputs cannot
     be written or belong to another run.  Nothing is created before the input
     passes.  ``config_text`` is saved as the folder's ``audio.config.yaml``
-    once the run is accepted.
+    once the run is accepted.  ``output_format`` names the finished output's
+    kind (:data:`pipeline.output.store.FINALS`; None: the default).
     """
     echo = echo or (lambda msg: log.info(msg))
     t0 = time.perf_counter()
     _check_outdir(input_path, outdir)
-    out = OutputFolder(outdir)
+    out = OutputFolder(outdir, final=output_format)
     out.check_early()  # unwritable or in use: said at once, before a cluster starts
-    result = RunResult(str(out.zarr_path), str(out.hdf5_path), params=params.to_dict())
+    result = RunResult(str(out.zarr_path), str(out.final.path), out.final.name, params=params.to_dict())
 
     index = open_index(
         input_path,
@@ -178,7 +181,7 @@ def _accepted(
             expected = make_attrs(index, params, created=created)
             if out.up_to_date(expected, overwrite=overwrite, index=index):
                 result.up_to_date = True
-                _account(result, out.hdf5_attrs(), resumed=None)
+                _account(result, out.final.read_attrs(), resumed=None)
             else:
                 todo, copies, resumed = _prepare(
                     index,
@@ -223,7 +226,7 @@ def _prepare(index, problems, params, out, expected, nslots, *, overwrite, confi
     if config_text is not None:
         out.write_config(config_text)
     done = out.done_mask()
-    finished = out.finished_mask(done)  # done and not bad: copied into audio.hdf5 by tasks
+    finished = out.finished_mask(done)  # done and not bad: copied into the final output by tasks (if apart)
     resumed = int(finished.sum())
     todo = _plan(index, problems, out, done)
     if out.changes is not None:  # the store was made anew for an input that grew or changed
@@ -235,17 +238,18 @@ def _prepare(index, problems, params, out, expected, nslots, *, overwrite, confi
 
 
 def _compute_and_finish(index, params, out, todo, copies, starter, result, *, skip_bad, progress, echo) -> None:
-    """Lay out audio.hdf5, let the workers fill it (and the store), record what failed, and rename it into place.
+    """Lay out the final output, let the workers fill it (and the store), record what failed, and finish it.
 
     No process but the workers touches array bytes: each writes a clip's bytes
-    into its slots as it finishes it, and copies the clips of earlier runs.
+    into its slots as it finishes it, and copies the clips of earlier runs
+    (none when the store is the output itself).
     """
     with out.writer(index, params) as target:
-        try:
-            got = _compute(todo, copies, index, params, target, starter, progress, echo, out)
+        try:  # (no copies when the store is the output itself)
+            got = _compute(todo, copies if target.copies else [], index, params, target, starter, progress, echo, out)
             _check_written(got, out, index)
         except BaseException:
-            starter.close()  # the workers stop before their temporary audio.hdf5 is removed
+            starter.close()  # the workers stop before the final output's temporary file is removed
             with contextlib.suppress(Exception):
                 out.write_valid()  # the store says what it holds, also when interrupted
             raise
@@ -274,9 +278,9 @@ def _compute_and_finish(index, params, out, todo, copies, starter, result, *, sk
                 "command again to compute them (give the workers more memory, or fewer "
                 "workers, if they ran out)",
             )
-        echo(f"consolidating {out.zarr_path} -> {out.hdf5_path}")
+        echo(f"finishing {out.final.path}" + (f" from {out.zarr_path}" if out.final.path != out.zarr_path else ""))
         t1 = time.perf_counter()
-        result.hdf5_bytes = out.finish()
+        result.output_bytes = out.finish()
         result.consolidate_seconds = time.perf_counter() - t1
 
 
@@ -311,7 +315,7 @@ def _account(result: RunResult, attrs: dict, *, resumed: int | None) -> None:
 
 
 def _cannot_write(out, reason: str) -> StoreError:
-    """The one line for a storage failure, whichever process met it (a worker, the HDF5 writer, the driver)."""
+    """The one line for a storage failure, whichever process met it (a worker, the driver)."""
     return StoreError(
         f"cannot write to {out.path} ({reason}); the finished clips are kept in {out.zarr_path}: "
         "free space or fix permissions, then run the same command again to resume"
@@ -355,7 +359,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _compute(todo, copies, index, params, target, starter, progress, echo, out) -> _Computed:
-    """Compute the ``todo`` clips and copy the finished ``copies`` into the temporary ``audio.hdf5``.
+    """Compute the ``todo`` clips and copy the finished ``copies`` into the final output's places.
 
     Tasks go to the scheduler in a bounded window (``audioprep.clips-in-flight``
     clips), refilled many at a time as tasks finish, so the driver's and the

@@ -19,8 +19,8 @@ def test_preprocess_with_the_callers_client_matches_the_reference_and_leaves_it_
 ):
     res = preprocess(tiny_dataset, tmp_path / "out", client=client, progress=False, **SMALL)
     assert (res.computed, res.resumed, res.bad, res.clips) == (6, 0, [], 6)
-    assert res.hdf5_path == str(tmp_path / "out" / "audio.hdf5")
-    assert_matches_reference(res.hdf5_path, reference)
+    assert res.output_path == str(tmp_path / "out" / "audio.hdf5") and res.output_format == "hdf5"
+    assert_matches_reference(res.output_path, reference)
     summary = json.loads((tmp_path / "out" / "audio.summary.json").read_text())
     assert {k: summary[k] for k in ("computed", "clips", "bytes_written")} == {
         k: res.to_json()[k] for k in ("computed", "clips", "bytes_written")
@@ -62,7 +62,7 @@ def test_a_real_notebook_runs_preprocess_on_its_own_local_cluster(tiny_dataset, 
         "import pipeline\n"
         f"res = pipeline.preprocess({str(tiny_dataset)!r}, {str(out)!r}, client=client, nsamples={SMALL['nsamples']})\n"
         "print('computed', res.computed, 'of', res.clips)",
-        "ds = pipeline.open_dataset(res.hdf5_path)\n"
+        "ds = pipeline.open_dataset(res.output_path)\n"
         "print('Xn', ds.Xn.dims, ds.Xn.shape)\n"
         "print('genres', list(ds.genre.values))",
         "print('client open', client.status, len(client.futures))",

@@ -64,7 +64,7 @@ def test_summary_lost_to_a_stop_after_the_rename_is_written_by_the_next_run(tiny
     assert code == 0 and "is up to date" in text
     again = json.loads((out / "audio.summary.json").read_text())
     assert again["clips"] == first["clips"] == 6 and again["bad"] == first["bad"] == []
-    assert again["up_to_date"] is True and again["hdf5_path"] == first["hdf5_path"]
+    assert again["up_to_date"] is True and again["output_path"] == first["output_path"] == str(out / "audio.hdf5")
 
 
 def test_space_refusal_leaves_no_new_folder(tiny_dataset, small_params, client, small_disk):

@@ -156,3 +156,23 @@ def test_recover_and_the_two_rename_exchange(tmp_path):
     previous.mkdir()  # killed after the second: the new store stays, the old one goes
     regrow.recover(path)
     assert os.listdir(path) == ["old"] and not previous.exists()
+
+
+def test_a_zarr_only_output_grows_the_same_way(client, tmp_path):
+    import zarr
+
+    root = genre_folder(tmp_path / "in", {"blues": 2, "jazz": 2}, _clip)
+    params = Params(**SMALL, layout="clips")
+    assert run(root, tmp_path / "o", params, client=client, output_format="zarr").computed == 4
+    sf.write(root / "blues" / "blues.00000b.wav", _clip(6, 6), SR)
+
+    got = run(root, tmp_path / "o", params, client=client, output_format="zarr")
+
+    assert got.computed == 1 and got.input_changes["reused"] == 4
+    assert not list((tmp_path / "o").glob("*.hdf5")) and not list((tmp_path / "o").glob(".audio.zarr*"))
+    store = zarr.open_group(str(tmp_path / "o" / "audio.zarr"), mode="r")
+    assert store.attrs["complete"] is True and store["valid"][...].all()
+    want, labels = _rows_reference(root)
+    assert store["label"][...].tolist() == labels and np.array_equal(store["Xa"][...], want["Xa"])
+    for row in range(5):
+        assert np.abs(store["Xs"][row] - want["Xs"][row]).max() <= 1e-5 * np.abs(want["Xs"][row]).max(), row

@@ -18,19 +18,20 @@ from pathlib import Path
 
 from ..exceptions import StoreError
 from . import files, hdf5, layout, regrow, zarr_store
-from .store import FINALS, ClipWriter
+from .store import COMPLETE, DEFAULT_FINAL, FINALS, ClipWriter
 
 
 class OutputFolder:
     """The files of one output folder (``audio.zarr``, ``audio.hdf5``, summary, config, logs)."""
 
-    def __init__(self, path, final: str = "hdf5"):
+    def __init__(self, path, final: str | None = None):
         self.path = Path(path)
         self.zarr_path = self.path / layout.ZARR_NAME
-        self.final = FINALS[final](self.path)
+        self.final = FINALS[final or DEFAULT_FINAL](self.path)  # the output the run leaves (--output-format)
         self.hdf5_path = Path(self.final.path)
         self._final_store: hdf5.Slots | None
         self._root = self._final_store = None
+        self._writing = False
         self.summary_path = self.path / layout.SUMMARY_NAME
         self.config_path = self.path / layout.CONFIG_NAME
         self.log_dir = self.path / layout.LOG_DIR
@@ -130,7 +131,8 @@ class OutputFolder:
         return self.final.read_attrs()
 
     def check_space(self, params, index) -> None:
-        files.check_space(self.path, params, 1, index.nslots)
+        if Path(self.final.path) != self.zarr_path:  # an output apart from the store needs its arrays' room
+            files.check_space(self.path, params, 1, index.nslots)
 
     def lay_out(self, index, params, expected: dict, *, overwrite: bool) -> None:
         """Open the Zarr store for this run (the existing one if it matches), or lay out a new one from the
@@ -159,6 +161,8 @@ class OutputFolder:
                     f"{self.zarr_path} exists and {why}; use --overwrite to start it again{again}, or -o another folder"
                 )
             self._store_opened = True
+            if COMPLETE in root.attrs:
+                del root.attrs[COMPLETE]  # this run writes into it: not finished again until its finish()
             return root
         try:
             root = zarr_store.create_store(self.zarr_path, index, params, expected)
@@ -208,17 +212,17 @@ class OutputFolder:
         removed unless :meth:`finish` put it in place."""
         shapes = {n: index.slot_shape + params.clip_shape(n) for n in params.datasets}
         final = self.final.lay_out(shapes, len(index.slot_shape))  # a storage error is said by the run, in one line
-        self._final_store = final
+        self._final_store, self._writing = final, True
         try:
             resume = zarr_store.ZarrClips(str(self.zarr_path), layout.store_token(self.store_attrs()))
-            yield ClipWriter(resume, (final,))
+            yield ClipWriter(resume, (final,) if final is not None else ())  # None: the store is the output
         finally:
             self.final.discard(final)  # nothing left once committed
-            self._final_store = None
+            self._final_store, self._writing = None, False
 
     def finish(self) -> int:
         """Complete the store's metadata and the final output, and put it in place; return its size."""
-        assert self._final_store is not None  # the run finishes inside writer()
+        assert self._writing  # the run finishes inside writer()
         zarr_store.consolidate_metadata(self.zarr_path)
         return self.final.finish(self._final_store, self.zarr_path)
 

@@ -254,6 +254,8 @@ class HDF5Output:
     """``audio.hdf5`` as the run's :class:`~pipeline.output.store.FinalOutput`: laid out before the first
     clip (:func:`create`), filled by the workers, finished from the Zarr store (:func:`finish`)."""
 
+    name = "hdf5"
+
     def __init__(self, folder):
         self.path = Path(folder) / layout.HDF5_NAME
 
@@ -271,6 +273,12 @@ class HDF5Output:
 
     def read_attrs(self) -> dict:
         return read_attrs(self.path)
+
+    def hint(self, resume_path) -> str:
+        return (
+            f"{resume_path} is needed only to resume or extend this run: deleting it now costs nothing "
+            f"(the same command still finds {self.path.name} up to date)"
+        )
 
 
 def _storage(error) -> bool:

@@ -11,6 +11,7 @@ from ..exceptions import StoreError, escaped
 from ..inputs import gtzan
 from . import layout
 from .reader import OutputReader
+from .store import COMPLETE
 
 
 def _disk_size(path: Path) -> int:
@@ -68,7 +69,8 @@ def _describe_output(src, lines) -> None:
             )
     if src.kind == "zarr":
         done = np.asarray(src.array("done")[...])
-        lines.append(f"progress: {int(done.sum())} of {done.size} clips finished")
+        complete = "; complete (a finished output)" if a.get(COMPLETE) is True else ""
+        lines.append(f"progress: {int(done.sum())} of {done.size} clips finished{complete}")
     sources = [s for s in src.sources().ravel() if s]
     if sources:
         lines.append(f"source: {sources[0]} ... {sources[-1]} (each slot's file, in the 'source' array)")

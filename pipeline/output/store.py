@@ -10,14 +10,20 @@ The driver's side of a store (laying it out from the index and the parameters,
 the done mask, ``mark_bad``, finishing, being up to date) is
 :class:`~pipeline.output.folder.OutputFolder`'s, the one door :mod:`pipeline.run`
 and :mod:`pipeline.graph` use.  The final output is a :class:`FinalOutput` of
-:data:`FINALS`: another kind of output (a Zarr-only one, Zarr through fsspec)
-is one new module implementing it and its entry there.
+:data:`FINALS`, chosen by ``--output-format`` (``output_format=``): ``hdf5``
+(:class:`~pipeline.output.hdf5.HDF5Output`, ``audio.hdf5`` beside the store) or
+``zarr`` (:class:`~pipeline.output.zarr_final.ZarrOutput`, the store itself,
+no second copy).  Another kind (Zarr through fsspec) is one new module
+implementing it and its entry there: the option's choices, the run and the
+command line ask the :class:`FinalOutput`, never its kind.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 
 @runtime_checkable
@@ -46,28 +52,39 @@ class ResumeStore(ClipStore, Protocol):
         """Record the clip as complete in every store: called last, after every store was written."""
 
 
+#: The resume store's attribute that says a run finished it and no run has written into it since: set by a
+#: final output that is the store itself (``zarr``), removed by every run that opens the store to write.
+COMPLETE = "complete"
+
+
 @runtime_checkable
 class FinalOutput(Protocol):
-    """The output a run leaves for its readers (``audio.hdf5``), made from the resume store at the end."""
+    """The output a run leaves for its readers (``audio.hdf5``, or the Zarr store itself), made from the resume
+    store at the end.  ``FINALS[kind](folder)`` makes one for an output folder."""
 
-    path: object  # its final path
+    path: Path  # its final path
+    name: str  # its kind, the key of FINALS (--output-format)
 
     def complete(self) -> bool:
         """Whether a finished output is in place (made by some run: :meth:`read_attrs` says which)."""
 
-    def lay_out(self, shapes: dict, k: int = 2) -> ClipStore:
+    def lay_out(self, shapes: dict, k: int = 2) -> ClipStore | None:
         """Create it under a temporary name, laid out for ``shapes`` (array name -> full shape: ``k`` slot
-        dimensions, 2 in the grid and 1 in the clip layout, then one clip's)."""
+        dimensions, 2 in the grid and 1 in the clip layout, then one clip's); return the store the workers
+        fill besides the resume store, or None if the resume store is the output itself."""
 
-    def finish(self, store: ClipStore, resume_path) -> int:
-        """Add what the resume store at ``resume_path`` holds beside the arrays, and put it in place; its
-        size in bytes."""
+    def finish(self, store, resume_path) -> int:
+        """Add what the resume store at ``resume_path`` holds beside the arrays to ``store`` (what
+        :meth:`lay_out` returned), and put it in place; its size in bytes."""
 
-    def discard(self, store: ClipStore) -> None:
+    def discard(self, store) -> None:
         """Remove the temporary file (nothing once finished)."""
 
     def read_attrs(self) -> dict:
         """The attributes of the finished output (:class:`OSError` if it cannot be read)."""
+
+    def hint(self, resume_path) -> str:
+        """What a finished run's closing lines add about this output and the resume store ("" for nothing)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,12 @@ class ClipWriter:
             store.write_clip(g, c, arrays)
         self.resume.mark_done(g, c)  # last: the clip counts as finished only now
 
+    @property
+    def copies(self) -> bool:
+        """Whether clips an earlier run finished must be copied anywhere (not when the resume store is the
+        output itself)."""
+        return bool(self.others)
+
     def copy(self, g: int, c: int, names) -> None:
         """Copy a clip an earlier run finished from the resume store into the others."""
         arrays = self.resume.read_clip(g, c, names)
@@ -101,10 +124,13 @@ class ClipWriter:
 
 
 from .hdf5 import HDF5Output  # noqa: E402  (at the end: the implementations import the interfaces above)
+from .zarr_final import ZarrOutput  # noqa: E402
 from .zarr_store import ZarrClips  # noqa: E402
 
-#: The kinds of final output, by name: ``FINALS[kind](folder)`` is a :class:`FinalOutput`.
-FINALS = {"hdf5": HDF5Output}
+#: The kinds of final output, by name (``--output-format``): ``FINALS[kind](folder)`` is a :class:`FinalOutput`.
+FINALS: dict[str, Callable[[Any], FinalOutput]] = {"hdf5": HDF5Output, "zarr": ZarrOutput}
+#: The kind a run makes when none is given.
+DEFAULT_FINAL = "hdf5"
 
 
 def store_writer(zarr_path, token: str = "", *others) -> ClipWriter:

@@ -63,3 +63,16 @@ def assert_zarr_equals_hdf5(zarr_path, hdf5_path):
     for k, v in zattrs.items():
         assert attrs[k] == v, k
     assert set(zattrs) == set(attrs)
+
+
+def read_zarr(path):
+    """Every array (coordinates too, strings as str) and every attribute of an audio.zarr, as :func:`read_hdf5`
+    gives them of an audio.hdf5 (``labels`` as str)."""
+    root = zarr.open_group(str(path), mode="r")
+    arrays = {}
+    for name, a in root.arrays():
+        v = a[...]
+        arrays[name] = (
+            np.asarray([str(x) for x in v.ravel()], dtype=object).reshape(v.shape) if v.dtype.kind in "OUT" else v
+        )
+    return arrays, dict(root.attrs)
