@@ -244,8 +244,8 @@ def text(*, optional: bool = False, most: int = 255, why: str = "a name") -> Rul
     return Rule(convert, f"a non-empty text of at most {most} characters ({why})", optional)
 
 
-def choice(options: tuple) -> Rule:
-    """One of ``options`` (any case)."""
+def choice(options: tuple, *, optional: bool = False) -> Rule:
+    """One of ``options`` (any case); None too where ``optional``."""
 
     def convert(value):
         value = _text(value).lower()
@@ -253,7 +253,7 @@ def choice(options: tuple) -> Rule:
             raise Invalid
         return value
 
-    return Rule(convert, f"one of {', '.join(options)}", metavar="[" + "|".join(options) + "]")
+    return Rule(convert, f"one of {', '.join(options)}", optional, metavar="[" + "|".join(options) + "]")
 
 
 def _port(text: str) -> int:

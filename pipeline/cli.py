@@ -160,7 +160,7 @@ def run_options(fn):
         if o.flag:
             opts.append(click.option(*names, o.dest, is_flag=True, default=None, help=help))
         else:
-            opts.append(click.option(*names, o.dest, metavar="DIRECTORY" if o.path else "TEXT", help=help))
+            opts.append(click.option(*names, o.dest, metavar="DIRECTORY" if o.path else o.rule.metavar, help=help))
     return _add(fn, opts)
 
 

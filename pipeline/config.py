@@ -20,6 +20,7 @@ import yaml
 from . import checks
 from .exceptions import ParameterError
 from .inputs import FORMATS as INPUT_FORMATS
+from .inputs.fma import CHOICES as FMA_SUBSETS
 from .params import Params
 
 _YAML = Path(__file__).with_name("audioprep.yaml")
@@ -173,6 +174,24 @@ RUN_OPTIONS = (
         "an MTG-Jamendo .tsv's audio folder, which its PATH column is relative to",
         checks.text(optional=True),
         shown="the .tsv's folder",
+    ),
+    RunOption(
+        "metadata",
+        "FMA's tracks.csv, where it is not fma_metadata/tracks.csv beside the audio folder",
+        checks.text(optional=True, most=PATH_MAX, why="PATH_MAX"),
+        shown="fma_metadata/tracks.csv beside the folder",
+    ),
+    RunOption(
+        "subset",
+        f"the FMA subset to take ({', '.join(FMA_SUBSETS)}), one the folder holds",
+        checks.choice(FMA_SUBSETS, optional=True),
+        shown="the folder's (fma_medium: medium)",
+    ),
+    RunOption(
+        "verify",
+        "check each clip's sha1 against its FMA folder's checksums file, in the task that loads it; a "
+        "mismatch makes it a bad clip",
+        checks.flag(),
     ),
 )
 

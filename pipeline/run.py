@@ -101,6 +101,9 @@ def run(
     label_column: str | None = None,
     format: str | None = None,
     audio: str | None = None,
+    metadata: str | None = None,
+    subset: str | None = None,
+    verify: bool = False,
     overwrite: bool = False,
     progress: bool = False,
     echo=None,
@@ -130,6 +133,9 @@ def run(
         label_column=label_column,
         format=format,
         audio=audio,
+        metadata=metadata,
+        subset=subset,
+        verify=verify,
         layout=params.layout,
     )
     result.ignored = list(index.ignored)
