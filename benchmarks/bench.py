@@ -1091,7 +1091,7 @@ def index_scale(args) -> str:
         ),
         ("identity: `index.fingerprint()` (a stat a file)", lambda: _fresh_fingerprint(index), None),
     ]
-    rows, total = [], 0.0
+    rows, total, load = [], 0.0, os.getloadavg()[0]
     for name, fn, before in steps:
         print(f"index N={n}: {name} ...", file=sys.stderr)
         m = _measured(fn, before)
@@ -1117,7 +1117,8 @@ def index_scale(args) -> str:
         "| held after, MB |\n|---|---|---|---|---|---|---|\n"
         + "\n".join(rows)
         + f"\n\nIndexing, pre-flight (cached, as a run) and identity together: {1e3 * total / n:.3f} ms of driver "
-        "CPU a clip.\n"
+        f"CPU a clip. Load average (1 min) {load:.1f} before the steps, {os.getloadavg()[0]:.1f} after, on "
+        f"{os.cpu_count()} cores.\n"
     )
 
 
