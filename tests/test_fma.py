@@ -33,22 +33,22 @@ GROUPS = ["", "album", "artist", "set", "set", "track", "track", "track", "track
 FIELDS = ["", "title", "bio", "split", "subset", "genre_top", "genres", "genres_all", "title"]
 
 
-def _tracks_csv(path):
+def _tracks_csv(path, tracks=TRACKS):
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(GROUPS)
         w.writerow(FIELDS)
         w.writerow(["track_id"] + [""] * (len(FIELDS) - 1))
-        for tid, (subset, split, genre) in TRACKS.items():
+        for tid, (subset, split, genre) in tracks.items():
             bio = f'<p>Born in "Nowhere", 19{tid % 100:02d},\nplays <b>everything</b>, loudly.</p>\n'
             w.writerow(
                 [tid, f"Album, vol. {tid}", bio, split, subset, genre, "[21, 811]", "[21, 811, 1]", f'Track "{tid}"']
             )
 
 
-def _mp3(path, seed):
+def _mp3(path, seed, seconds=0.6):
     rng = np.random.default_rng(seed)
-    t = np.arange(int(0.6 * 44100)) / 44100
+    t = np.arange(int(seconds * 44100)) / 44100
     y = 0.2 * np.sin(2 * np.pi * (200 + 30 * seed) * t)[:, None] + 0.02 * rng.standard_normal((t.size, 2))
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, y.astype(np.float32), 44100, format="MP3")
@@ -383,3 +383,36 @@ def test_fma_large_run_as_medium_with_its_tracks_csv_given_and_info_says_so(fma,
         "split: test=2, training=3, validation=1" in lines
     )
     assert f"subset: medium (labels from {meta})" in lines
+
+
+def test_preflight_reads_the_headers_of_many_clips_in_threads_each_into_its_own_slot(tmp_path):
+    """Pre-flight reads headers in threads, a batch of HEADER_BATCH clips each: every slot still gets its own
+    clip's length (three lengths, interleaved), and the bad clips are named in the index's order."""
+    import math
+
+    from pipeline.inputs.base import HEADER_BATCH
+
+    n = 2 * HEADER_BATCH + 50
+    templates = []
+    for k, seconds in enumerate((0.3, 0.5, 0.7)):
+        _mp3(tmp_path / f"t{k}.mp3", k, seconds)
+        templates.append((tmp_path / f"t{k}.mp3").read_bytes())
+    folder, tracks, empty = tmp_path / "fma" / "fma_small", {}, {7 + 1000, HEADER_BATCH + 3 + 1000}
+    for i in range(n):
+        tid = 1000 + i
+        (folder / _rel(tid)).parent.mkdir(parents=True, exist_ok=True)
+        (folder / _rel(tid)).write_bytes(b"" if tid in empty else templates[i * 7 % 3])
+        tracks[tid] = ("small", "training", ("Jazz", "Rock")[i % 2])
+    (tmp_path / "fma" / "fma_metadata").mkdir()
+    _tracks_csv(tmp_path / "fma" / "fma_metadata" / "tracks.csv", tracks)
+    index = open_index(folder)
+    assert len(index.clips) == n and index.problems == []
+    got = preflight(index, Params(nsamples=SR, mono=True, resample=True, pad_short=True))
+    want = np.zeros((2, n // 2), dtype=np.int64)
+    for ref in index.clips:
+        if int(ref.rel[4:10]) not in empty:
+            want[ref.g, ref.c] = min(SR, math.ceil(sf.info(ref.source).frames * SR / 44100))
+    assert len(set(want.ravel())) == 4 and np.array_equal(got.samples, want)
+    assert [(p.path, p.reason) for p in got] == [
+        (ref.where, "empty file (0 bytes)") for ref in index.clips if int(ref.rel[4:10]) in empty
+    ]
