@@ -991,6 +991,209 @@ def same_arrays(a: Path, b: Path, rows: int = 1000) -> str:
     return "identical, every array bit for bit"
 
 
+#: tracks.csv's columns as fma_metadata.zip holds them: (group, field), under the index column track_id.
+FMA_COLUMNS = (
+    [
+        ("album", f)
+        for f in "comments date_created date_released engineer favorites id information listens producer tags title "
+        "tracks type".split()
+    ]
+    + [
+        ("artist", f)
+        for f in "active_year_begin active_year_end associated_labels bio comments date_created favorites id latitude "
+        "location longitude members name related_projects tags website wikipedia_page".split()
+    ]
+    + [("set", "split"), ("set", "subset")]
+    + [
+        ("track", f)
+        for f in "bit_rate comments composer date_created date_recorded duration favorites genre_top genres genres_all "
+        "information interest language_code license listens lyricist number publisher tags title".split()
+    ]
+)
+FMA_GENRES = (
+    "Blues Classical Country Easy_Listening Electronic Experimental Folk Hip-Hop Instrumental International Jazz "
+    "Old-Time_/_Historic Pop Rock Soul-RnB Spoken".replace("_", " ").split()
+)
+
+
+def fma_tree(root: Path, n: int) -> Path:
+    """A synthetic FMA download of ``n`` tracks under ``root`` (made once): ``fma_metadata/tracks.csv`` with
+    tracks.csv's 52 columns under its two header rows and the track_id row, quoted HTML bios holding commas,
+    quotes and newlines, the subsets in FMA's proportions (small 8,000, medium 25,000 of 106,574), genre_top
+    for small and medium and for a third of large (as FMA: 49,598 of 106,574); ``fma_large/<3 digits>/<6-digit
+    id>.mp3``, each a copy of one 0.1-s 44.1-kHz stereo MP3 (LAME, with its Xing header: what a header read
+    touches), and its ``checksums``.  Returns the fma_large folder."""
+    import csv
+    import hashlib
+
+    folder, done = root / "fma_large", root / ".built"
+    if done.exists():
+        return folder
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "fma_metadata").mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    template = root / "template.mp3"
+    y = 0.1 * rng.standard_normal((4410, 2)).astype(np.float32)
+    sf.write(template, y, 44100, format="MP3")
+    data = template.read_bytes()
+    sha1 = hashlib.sha1(data).hexdigest()
+    small, medium = round(n * 8000 / 106574), round(n * 25000 / 106574)
+    ids = [i + i // 2 + 2 for i in range(n)]  # FMA's ids have gaps
+    with open(root / "fma_metadata" / "tracks.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["", *(g for g, _ in FMA_COLUMNS)])
+        w.writerow(["", *(k for _, k in FMA_COLUMNS)])
+        w.writerow(["track_id"] + [""] * len(FMA_COLUMNS))
+        for i, tid in enumerate(ids):
+            subset = "small" if i < small else "medium" if i < medium else "large"
+            labelled = i < medium or i % 3 == 0
+            genre = FMA_GENRES[i % len(FMA_GENRES)] if labelled else ""
+            bio = (
+                f'<p>Formed in Nowhere, 19{tid % 100:02d}, "the band" plays <b>everything</b>,\nloudly, '
+                + "and, with friends, far too long. " * (1 + tid % 40)
+                + "</p>\n<p>Second paragraph, with a comma.</p>"
+            )
+            split = "training" if i % 10 < 8 else "validation" if i % 10 == 8 else "test"
+            row = {
+                ("artist", "bio"): bio,
+                ("set", "split"): split,
+                ("set", "subset"): subset,
+                ("track", "genre_top"): genre,
+                ("track", "genres"): f"[{i % 160}]",
+                ("track", "genres_all"): f"[{i % 160}, {i % 7}]",
+                ("track", "title"): f'Track "{tid}", take 2',
+                ("album", "title"): f"Album, vol. {tid // 10}",
+                ("track", "duration"): "30",
+            }
+            w.writerow([tid, *(row.get(c, "") for c in FMA_COLUMNS)])
+    lines = []
+    for tid in ids:
+        rel = f"{tid:06d}"[:3] + f"/{tid:06d}.mp3"
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+        lines.append(f"{sha1}  {rel}\n")
+    (folder / "checksums").write_text("".join(lines))
+    (folder / "README.txt").write_text("FMA: A Dataset For Music Analysis (synthetic, for bench.py)\n")
+    done.touch()
+    return folder
+
+
+def _drop_pages(paths) -> None:
+    """Evict the files' data pages from the page cache (theirs only), so the next read goes to the disk."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def _measured(fn, before=None) -> dict:
+    """``fn()`` twice: timed (wall and this process's CPU), then under tracemalloc (its peak, and what its result
+    still holds); ``before`` runs ahead of each (untimed)."""
+    import gc
+    import tracemalloc
+
+    if before:
+        before()
+    gc.collect()
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    out = {"wall": time.perf_counter() - w0, "cpu": time.process_time() - c0}
+    if before:
+        before()
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    result = fn()
+    held, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del result
+    return {**out, "peak": peak - base, "held": held - base}
+
+
+def index_scale(args) -> str:
+    """Indexing and pre-flight of a synthetic FMA download of ``--index-rows`` tracks, in this process: the
+    driver's wall time, CPU and peak memory for each of the functions a run calls for them."""
+    from pipeline.inputs import open_index, preflight
+    from pipeline.inputs.base import HEADER_THREADS
+    from pipeline.params import Params
+
+    n = args.index_rows
+    print(f"index N={n}: building the synthetic FMA tree (once) ...", file=sys.stderr)
+    folder = fma_tree(args.data / f"fma-index-{n}", n)
+    meta = folder.parent / "fma_metadata" / "tracks.csv"
+    params = Params(mono=True, resample=True, pad_short=True, layout="clips")
+    index = open_index(folder, layout="clips")
+    assert len(index.clips) == n and not index.problems, (len(index.clips), index.problems[:1])
+    files = [ref.source for ref in index.clips]
+    steps = [
+        ("indexing: `open_index(fma_large, layout='clips')`", lambda: open_index(folder, layout="clips"), None),
+        (
+            "indexing with `--verify` (checksums read)",
+            lambda: open_index(folder, layout="clips", verify=True),
+            None,
+        ),
+        (
+            "pre-flight: `preflight(index, params, threads=1)` (before: one after the other)",
+            lambda: preflight(index, params, threads=1),
+            None,
+        ),
+        (
+            f"pre-flight: `preflight(index, params)` ({HEADER_THREADS} threads, as a run)",
+            lambda: preflight(index, params),
+            None,
+        ),
+        (
+            "pre-flight, one thread, each file's pages dropped first",
+            lambda: preflight(index, params, threads=1),
+            lambda: _drop_pages(files),
+        ),
+        (
+            f"pre-flight, {HEADER_THREADS} threads, each file's pages dropped first",
+            lambda: preflight(index, params),
+            lambda: _drop_pages(files),
+        ),
+        ("identity: `index.fingerprint()` (a stat a file)", lambda: _fresh_fingerprint(index), None),
+    ]
+    rows, total, load = [], 0.0, os.getloadavg()[0]
+    for name, fn, before in steps:
+        print(f"index N={n}: {name} ...", file=sys.stderr)
+        m = _measured(fn, before)
+        if "dropped" not in name and "verify" not in name and "threads=1" not in name:
+            total += m["cpu"]
+        rows.append(
+            f"| {name} | {m['wall']:.2f} | {m['cpu']:.2f} | **{1e3 * m['cpu'] / n:.3f}** "
+            f"| {m['peak'] / 2**20:.1f} | {m['peak'] / n:,.0f} | {m['held'] / 2**20:.1f} |"
+        )
+        print(rows[-1], file=sys.stderr)
+    return (
+        f"\n### Indexing and pre-flight at {n} rows\n\n"
+        f"A synthetic FMA download (`bench.py --index-rows {n}`): `fma_large` holding {n} MP3s of 0.1 s "
+        f"(44.1 kHz stereo, LAME with its Xing header: what a header read touches), its `checksums`, and "
+        f"`fma_metadata/tracks.csv` of {n} rows ({meta.stat().st_size / 1e6:.0f} MB: the 52 columns under the "
+        "two header rows and the track_id row, quoted HTML bios with commas, quotes and newlines), subsets and "
+        "genre_top in FMA's proportions; the clip layout. Each step once in this process, timed (wall, CPU of "
+        "the process), then again under tracemalloc for its peak (Python and numpy allocations above the "
+        'start) and what its result still holds; "pages dropped": each MP3\'s cached pages evicted first '
+        "(`posix_fadvise`), so its header is read from the disk (its inode stays cached). The budget: 1 ms of "
+        "driver CPU a clip.\n\n"
+        "| step (the function the run calls) | wall s | CPU s | CPU ms a clip | peak MB | peak bytes a clip "
+        "| held after, MB |\n|---|---|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + f"\n\nIndexing, pre-flight (cached, as a run) and identity together: {1e3 * total / n:.3f} ms of driver "
+        f"CPU a clip. Load average (1 min) {load:.1f} before the steps, {os.getloadavg()[0]:.1f} after, on "
+        f"{os.cpu_count()} cores.\n"
+    )
+
+
+def _fresh_fingerprint(index):
+    """``index.fingerprint()`` on a fresh copy (its stats are cached once a run)."""
+    import dataclasses
+
+    return dataclasses.replace(index).fingerprint()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="*", default=[300, 1000], help="numbers of 30-s clips N")
@@ -1029,6 +1232,13 @@ def main():
     )
     ap.add_argument("--startup", action="store_true", help="only time the workers' start-up (warm and spawned)")
     ap.add_argument(
+        "--index-rows",
+        type=int,
+        metavar="N",
+        help="only time indexing and pre-flight of a synthetic FMA download of N tracks (e.g. 100000), in one "
+        "process: the driver's time and peak memory a clip",
+    )
+    ap.add_argument(
         "--read",
         type=Path,
         metavar="AUDIO_HDF5",
@@ -1043,6 +1253,9 @@ def main():
         args.sizes = []
     if args.read:
         text += "Training reads:\n\n" + reading_table(args.read.resolve())
+        args.sizes = []
+    if args.index_rows:
+        text += index_scale(args)
         args.sizes = []
     if args.sizes:
         text += full(args)

@@ -62,11 +62,14 @@ def preprocess(
         Everything ``audioprep run --help`` lists, by its Python name: the
         numerical parameters (``nsamples=330000``, ``precision="exact"``,
         ``datasets="Xs,Xn"``, ``mono=True``, ...), ``skip_bad``, ``pad``,
-        ``path_column``, ``label_column``, ``format`` (``"folder"``,
-        ``"manifest"`` or ``"hdf5"``: the input's format, which its content
-        decides otherwise), ``output_format`` (``"hdf5"``, the default, or
-        ``"zarr"``: the Zarr store alone is the output, no ``audio.hdf5``),
-        and the settings ``cluster``,
+        ``path_column``, ``label_column``, ``format`` (``"fma"``,
+        ``"folder"``, ``"jamendo"``, ``"manifest"`` or ``"hdf5"``: the
+        input's format, which its content decides otherwise), ``audio``
+        (MTG-Jamendo's audio folder), ``metadata`` (FMA's ``tracks.csv``),
+        ``subset`` (the FMA subset to take), ``verify`` (check each clip's
+        sha1 against FMA's ``checksums``, in the workers), ``output_format``
+        (``"hdf5"``, the default, or ``"zarr"``: the Zarr store alone is the
+        output, no ``audio.hdf5``), and the settings ``cluster``,
         ``workers``, ``tls``, ``dashboard_address``, ``jobs``, ``cores``,
         ``memory``, ...  Each is checked by the same rule as its option.
 

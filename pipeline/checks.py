@@ -245,7 +245,7 @@ def text(*, optional: bool = False, most: int = 255, why: str = "a name") -> Rul
 
 
 def choice(options: tuple, *, optional: bool = False) -> Rule:
-    """One of ``options`` (any case)."""
+    """One of ``options`` (any case); None too where ``optional``."""
 
     def convert(value):
         value = _text(value).lower()

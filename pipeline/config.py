@@ -20,6 +20,7 @@ import yaml
 from . import checks
 from .exceptions import ParameterError
 from .inputs import FORMATS as INPUT_FORMATS
+from .inputs.fma import CHOICES as FMA_SUBSETS
 from .output.store import DEFAULT_FINAL, FINALS
 from .params import Params
 
@@ -181,6 +182,24 @@ RUN_OPTIONS = (
         "alone, consolidated and marked complete: no second copy of the arrays, one chunk a clip",
         checks.choice(tuple(FINALS), optional=True),
         shown=DEFAULT_FINAL,
+    ),
+    RunOption(
+        "metadata",
+        "FMA's tracks.csv, where it is not fma_metadata/tracks.csv beside the audio folder",
+        checks.text(optional=True, most=PATH_MAX, why="PATH_MAX"),
+        shown="fma_metadata/tracks.csv beside the folder",
+    ),
+    RunOption(
+        "subset",
+        f"the FMA subset to take ({', '.join(FMA_SUBSETS)}), one the folder holds",
+        checks.choice(FMA_SUBSETS, optional=True),
+        shown="the folder's (fma_medium: medium)",
+    ),
+    RunOption(
+        "verify",
+        "check each clip's sha1 against its FMA folder's checksums file, in the task that loads it; a "
+        "mismatch makes it a bad clip",
+        checks.flag(),
     ),
 )
 

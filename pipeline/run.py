@@ -104,6 +104,9 @@ def run(
     format: str | None = None,
     audio: str | None = None,
     output_format: str | None = None,
+    metadata: str | None = None,
+    subset: str | None = None,
+    verify: bool = False,
     overwrite: bool = False,
     progress: bool = False,
     echo=None,
@@ -134,6 +137,9 @@ def run(
         label_column=label_column,
         format=format,
         audio=audio,
+        metadata=metadata,
+        subset=subset,
+        verify=verify,
         layout=params.layout,
     )
     result.ignored = list(index.ignored)

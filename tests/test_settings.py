@@ -62,6 +62,7 @@ CASES = [
     (["--jobs", "0"], {"audioprep": {"jobs": 0}}, "audioprep.jobs", "jobs=0 must be a whole number from 1 to 10000"),
     (["--lcn-sigma", "abc"], {"params": {"lcn_sigma": "abc"}}, None, "lcn_sigma=abc must be a number > 0"),
     (["--nsamples", "1.5"], {"params": {"nsamples": 1.5}}, None, "nsamples=1.5 must be a whole number"),
+    (["--subset", "tiny"], {"subset": "tiny"}, None, "subset=tiny must be one of small, medium, large, full"),
 ]
 
 

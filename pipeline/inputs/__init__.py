@@ -9,6 +9,7 @@ checking and loading its clips.
 - :mod:`.base`: the interface (:class:`InputFormat`) and its records (:class:`Verdict`, :class:`Preflight`);
 - :mod:`.audio`: the rules of audio files the first two share (extensions, headers, decoding);
 - :mod:`.headers`: what a WAV, AU, AIFF or FLAC header states about its length (a cut file);
+- :mod:`.checksums`: the checksums a collection lists (sha1sum's format), checked as a clip is loaded;
 - :mod:`.report`: the closing line of a refused input, from the problems' fixes;
 - :mod:`.index`: :class:`ClipRef`, :class:`InputIndex` and the rules of an input as a whole.
 
@@ -30,9 +31,9 @@ import numpy as np
 
 from ..exceptions import BadInputError, ParameterError, Problem
 from ..params import Params
-from . import fma, folder, gtzan, jamendo, manifest
+from . import checksums, fma, folder, gtzan, jamendo, manifest
 from .audio import audio_extensions, clip_samples, decode_frames, is_audio_name
-from .base import InputFormat, Preflight, Verdict
+from .base import HEADER_THREADS, InputFormat, Preflight, Verdict
 from .index import ClipRef, InputIndex, check_names, check_sizes, label, shown
 
 #: The input formats by name, in the order they are asked whether they can open a path (a collection's own
@@ -70,6 +71,9 @@ def open_index(
     label_column: str | None = None,
     format: str | None = None,
     audio: str | None = None,
+    metadata: str | None = None,
+    subset: str | None = None,
+    verify: bool = False,
     layout: str = "grid",
 ) -> InputIndex:
     """Index any input: the format ``format`` names, or else the first of :data:`FORMATS` that can open
@@ -78,13 +82,17 @@ def open_index(
     ``pad`` allows genres of different sizes (the shorter ones' last slots are
     missing); without it they are a problem.  ``path_column`` and
     ``label_column`` name a manifest's columns, ``audio`` MTG-Jamendo's audio
-    folder.  ``layout="clips"`` indexes one row a clip (:meth:`InputIndex.as_clips`): genres of any sizes, and
-    the clips a format cannot place in the grid (without a label, with tags).
+    folder, ``metadata`` FMA's ``tracks.csv`` (a folder given with it is FMA's)
+    and ``subset`` the FMA subset to take.  ``verify``: each clip carries its
+    digest from the checksums its input lists, checked as it is loaded (a
+    format without such a list refuses it).  ``layout="clips"`` indexes one
+    row a clip (:meth:`InputIndex.as_clips`): genres of any sizes, and the
+    clips a format cannot place in the grid (without a label, with tags).
 
     Raises :class:`BadInputError` for a missing path, a layout that cannot be
     read at all, or an input holding no clip; per-clip problems are checked by
     :func:`preflight`.  Raises :class:`ParameterError` for an unknown
-    ``format``, or a manifest's column given for another format.
+    ``format``, or an option of one format given for another.
     """
     p = Path(path)
     format = format.strip().lower() if isinstance(format, str) else format
@@ -98,6 +106,8 @@ def open_index(
             [Problem(str(p), "no such file or folder")],
             "give a GTZAN-style folder ROOT/<genre>/<file>, a gtzan.hdf5 or a manifest .csv",
         )
+    if format is None and metadata and p.is_dir():
+        format = fma.NAME  # tracks.csv given: the folder is FMA's wherever its metadata lies
     fmt = FORMATS[format] if format is not None else guess_format(p)
     given = [o for o, v in (("--path-column", path_column), ("--label-column", label_column)) if v]
     if given and fmt is not manifest.FORMAT:
@@ -111,7 +121,27 @@ def open_index(
             f"--audio names the audio folder of an MTG-Jamendo .tsv, but {shown(p)} is "
             f"{fmt.description}: leave --audio out"
         )
-    index = fmt.index(p, path_column=path_column, label_column=label_column, audio=audio, layout=layout)
+    given = [o for o, v in (("--metadata", metadata), ("--subset", subset)) if v]
+    if given and fmt is not fma.FORMAT:
+        raise ParameterError(
+            f"{' and '.join(given)} name(s) FMA's tracks.csv or subset, but {shown(p)} is {fmt.description}: "
+            f"leave {' and '.join(given)} out"
+        )
+    if verify and not fmt.verifies:
+        raise ParameterError(
+            f"--verify checks each clip against the checksums its input lists, but {shown(p)} is "
+            f"{fmt.description}, which lists none: leave --verify out"
+        )
+    index = fmt.index(
+        p,
+        path_column=path_column,
+        label_column=label_column,
+        audio=audio,
+        metadata=metadata,
+        subset=subset,
+        verify=verify,
+        layout=layout,
+    )
     if layout == "clips":
         index = index.as_clips()
     check_sizes(index, pad or layout == "clips")
@@ -132,20 +162,24 @@ def check_clip(ref: ClipRef, params: Params) -> str | None:
 def load_clip(ref: ClipRef, params: Params) -> np.ndarray:
     """Read one clip as float32 of exactly ``params.nsamples`` samples (see :meth:`InputFormat.load`).
 
-    Raises :class:`BadInputError` naming the clip when it cannot be used.
+    A clip carrying a digest (``--verify``) is checked against it first, here,
+    in the task that loads it.  Raises :class:`BadInputError` naming the clip
+    when it cannot be used.
     """
+    checksums.verify(ref)
     return format_of(ref.format).load(ref, params)
 
 
-def preflight(index: InputIndex, params: Params, *, progress: bool = False) -> Preflight:
+def preflight(index: InputIndex, params: Params, *, progress: bool = False, threads: int = HEADER_THREADS) -> Preflight:
     """Every problem of the input (scan problems, then bad clips), without full decodes, with each slot's
     lengths (:class:`Preflight`: its own samples, and where its kept span starts in seconds).  The index is
-    not changed: :meth:`InputIndex.measured` gives one that carries the lengths."""
+    not changed: :meth:`InputIndex.measured` gives one that carries the lengths.  ``threads`` read the clips'
+    headers (:data:`~pipeline.inputs.base.HEADER_THREADS`; 1: one after the other, in this thread)."""
     problems = list(index.problems)
     samples = np.zeros(index.slot_shape, dtype=np.int64)
     starts = np.zeros(index.slot_shape, dtype=np.float64)
     if index.clips:
-        for ref, verdict in format_of(index.kind).inspect_all(index, params, progress=progress):
+        for ref, verdict in format_of(index.kind).inspect_all(index, params, progress=progress, threads=threads):
             samples[index.slot(ref)] = verdict.samples
             starts[index.slot(ref)] = verdict.start
             problem = verdict.problem(ref)

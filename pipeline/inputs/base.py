@@ -23,6 +23,12 @@ from .index import ClipRef, InputIndex
 
 #: The order flags are named in, wherever several fix one problem (``--pad --mono --resample --pad-short``).
 FIX_ORDER = ("pad", "mono", "resample", "pad_short")
+#: The threads that read clips' headers at pre-flight.  On a cluster's shared file system each open and stat
+#: waits on the network, one clip after the other; libsndfile and PyAV read without the GIL, so threads overlap
+#: the waits (docs/speed.md: indexing and pre-flight at 100,000 clips).
+HEADER_THREADS = 16
+#: Clips a thread checks at a time: few futures for 100,000 clips, and one batch (no thread) for a small input.
+HEADER_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -63,10 +69,13 @@ class Preflight(list):
 
 class InputFormat(abc.ABC):
     """One kind of input.  ``name`` is what ``--format`` (Python ``format=``) calls it and what
-    :attr:`ClipRef.format` records; ``description`` says what it is, in messages."""
+    :attr:`ClipRef.format` records; ``description`` says what it is, in messages; ``verifies``: whether its
+    index can carry each clip's digest from a list of checksums the input holds (``--verify``), which the
+    task that loads the clip checks (:func:`pipeline.inputs.checksums.verify`), whatever the format."""
 
     name: str
     description: str
+    verifies: bool = False
 
     @abc.abstractmethod
     def can_open(self, path: Path) -> bool:
@@ -76,8 +85,10 @@ class InputFormat(abc.ABC):
     @abc.abstractmethod
     def index(self, path: Path, **options) -> InputIndex:
         """Every clip of the input, in slot order; :class:`BadInputError` when it cannot be read at all.
-        ``options``: ``path_column``, ``label_column``, ``audio``, each None where not given (a format takes
-        those it has), and ``layout`` ("grid" or "clips": a format may hold clips only the clip layout takes)."""
+        ``options``: ``path_column``, ``label_column``, ``audio``, ``metadata``, ``subset``, each None where not
+        given (a format takes those it has), ``verify`` (a format that :attr:`verifies` puts each clip's
+        :attr:`ClipRef.digest` in), and ``layout`` ("grid" or "clips": a format may hold clips only the clip
+        layout takes)."""
 
     @abc.abstractmethod
     def inspect(self, ref: ClipRef, params: Params) -> Verdict:
@@ -88,17 +99,35 @@ class InputFormat(abc.ABC):
         """One clip as float32 of exactly ``params.nsamples`` samples; :class:`BadInputError` naming it when it
         cannot be used."""
 
-    def inspect_all(self, index: InputIndex, params: Params, *, progress: bool = False) -> list:
+    def inspect_all(
+        self, index: InputIndex, params: Params, *, progress: bool = False, threads: int = HEADER_THREADS
+    ) -> list:
         """``[(ref, verdict)]`` of every clip of ``index`` not already filed under a scan problem (a format
-        holding every clip in one file reads its records once instead)."""
+        holding every clip in one file reads its records once instead).  ``threads`` read the headers, a batch
+        of :data:`HEADER_BATCH` clips at a time, where there is more than one batch."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from ..progress import bar
 
         known = {p.path for p in index.problems}
-        return [
-            (ref, self.inspect(ref, params))
-            for ref in bar(index.clips, desc="checking", enabled=progress, leave=False)
-            if ref.where not in known
-        ]
+        refs = [ref for ref in index.clips if ref.where not in known]
+        batches = [refs[i : i + HEADER_BATCH] for i in range(0, len(refs), HEADER_BATCH)]
+
+        def check(batch: list) -> list:
+            return [self.inspect(ref, params) for ref in batch]
+
+        parallel = threads > 1 and len(batches) > 1
+        pool = ThreadPoolExecutor(min(threads, len(batches)), "audioprep-headers") if parallel else None
+        out: list = []
+        try:
+            with bar(desc="checking", enabled=progress, leave=False, total=len(refs)) as shown:
+                for batch, verdicts in zip(batches, pool.map(check, batches) if pool else map(check, batches)):
+                    out += zip(batch, verdicts)
+                    shown.update(len(batch))
+        finally:
+            if pool:
+                pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: the batches not begun are dropped
+        return out
 
     def __repr__(self) -> str:
         return f"<input format {self.name!r}: {self.description}>"

@@ -18,13 +18,15 @@ import os
 import re
 from pathlib import Path
 
-from ..exceptions import BadInputError, Problem
-from . import audio
+from ..exceptions import BadInputError, ParameterError, Problem
+from . import audio, checksums
 from .index import ClipRef, InputIndex, label, shown
 
 NAME = "fma"
 #: The subsets in their order: a folder of one holds the tracks of every subset up to it.
 SUBSETS = ("small", "medium", "large")
+#: What ``--subset`` takes: the subsets and ``full`` (every track, as ``large``, its audio untrimmed).
+CHOICES = (*SUBSETS, "full")
 _FOLDER = re.compile(r"fma_(small|medium|large|full)")
 _AUDIO = re.compile(r"(\d{6})\.mp3")
 #: Files of the download that are not clips, and not worth a line.
@@ -55,6 +57,7 @@ def _is_tracks_csv(path: Path) -> bool:
 class Fma(audio.AudioFiles):
     name = NAME
     description = "an FMA audio folder (fma_small, fma_medium, ...) with its fma_metadata/tracks.csv"
+    verifies = True
 
     def can_open(self, path: Path) -> bool:
         if not (path.is_dir() and _FOLDER.fullmatch(path.name)):
@@ -62,8 +65,17 @@ class Fma(audio.AudioFiles):
         meta = metadata_of(path)
         return meta is not None and _is_tracks_csv(meta)
 
-    def index(self, path: Path, *, layout: str = "grid", **_) -> InputIndex:
-        return index(path, layout=layout)
+    def index(
+        self,
+        path: Path,
+        *,
+        layout: str = "grid",
+        metadata: str | None = None,
+        subset: str | None = None,
+        verify: bool = False,
+        **_,
+    ) -> InputIndex:
+        return index(path, layout=layout, metadata=metadata, subset=subset, verify=verify)
 
 
 FORMAT = Fma()
@@ -128,14 +140,76 @@ def _listed(what: str, items: list) -> str:
     return f"{len(items)} {what} ({', '.join(items[:5])}{', ...' if len(items) > 5 else ''})"
 
 
-def index(folder: Path, *, layout: str = "grid") -> InputIndex:
-    """Index an FMA audio folder with its tracks.csv: the tracks of its subset, labelled by ``genre_top``; in
-    the clip layout the tracks without one too (label -1, after the labelled ones, by track id)."""
-    meta = metadata_of(folder)
+def _rank(subset: str) -> int:
+    """Which tracks a subset holds, as the number of :data:`SUBSETS` it spans less one (``full`` is ``large``)."""
+    return SUBSETS.index("large" if subset == "full" else subset)
+
+
+def given_metadata(metadata: str) -> Path:
+    """``--metadata FILE``, checked once: a file that starts with tracks.csv's two header rows."""
+    path = Path(metadata)
+    if not path.is_file():
+        why = "is a folder" if path.is_dir() else "no such file"
+        raise ParameterError(f"--metadata {shown(path)}: {why}; give FMA's tracks.csv (fma_metadata/tracks.csv)")
+    if not _is_tracks_csv(path):
+        raise ParameterError(
+            f"--metadata {shown(path)} is not FMA's tracks.csv (its first two rows do not name set.subset, "
+            "set.split and track.genre_top); give fma_metadata/tracks.csv as fma_metadata.zip unzips"
+        )
+    return path
+
+
+def _digests(folder: Path, found: dict) -> tuple:
+    """``({track id: digest}, problems)`` of the found audio from the folder's ``checksums`` (for ``--verify``)."""
+    listing = folder / "checksums"
+    try:
+        digests, bad = checksums.read(listing)
+    except OSError as e:
+        raise BadInputError(
+            [Problem(shown(listing), f"cannot be read ({e.strerror})")], "leave --verify out, or fix the file"
+        ) from None
+    problems = []
+    if bad:
+        problems.append(
+            Problem(
+                shown(listing),
+                _listed("line(s) are not sha1sum's '<40 hex digits>  <path>'", [str(n) for n in bad])
+                + "; leave --verify out, or unzip the folder again",
+            )
+        )
+    unlisted = [rel for rel in found.values() if rel not in digests]
+    if unlisted:
+        problems.append(
+            Problem(
+                shown(listing),
+                _listed("audio file(s) here have no line in it, so --verify cannot check them", unlisted)
+                + "; leave --verify out, or unzip the folder again",
+            )
+        )
+    return {tid: digests.get(rel, ()) for tid, rel in found.items()}, problems
+
+
+def index(
+    folder: Path,
+    *,
+    layout: str = "grid",
+    metadata: str | None = None,
+    subset: str | None = None,
+    verify: bool = False,
+) -> InputIndex:
+    """Index an FMA audio folder with its tracks.csv: the tracks of its subset (or of ``subset``, one it
+    holds), labelled by ``genre_top``; in the clip layout the tracks without one too (label -1, after the
+    labelled ones, by track id).  ``metadata``: the tracks.csv (else found beside the folder); ``verify``:
+    each clip carries its sha1 from the folder's ``checksums``, checked as it is loaded.
+
+    Audio of a subset the folder holds but ``subset`` leaves out (``fma_large`` run as ``medium``) is left
+    out without a word; audio of no track, or of a track the folder's own subset does not hold, is a
+    problem."""
+    meta = given_metadata(metadata) if metadata else metadata_of(folder)
     if meta is None:
         raise BadInputError(
             [Problem(shown(folder), "has no fma_metadata/tracks.csv beside it")],
-            "unzip fma_metadata.zip beside the audio folder",
+            "unzip fma_metadata.zip beside the audio folder, or give its tracks.csv with --metadata FILE",
         )
     named = _FOLDER.fullmatch(folder.name)
     if named is None:  # --format fma on a folder renamed: its name is what says the subset it holds
@@ -143,9 +217,20 @@ def index(folder: Path, *, layout: str = "grid") -> InputIndex:
             [Problem(shown(folder), "is not named fma_small, fma_medium, fma_large or fma_full (its subset)")],
             "give the audio folder under its name as it unzips",
         )
-    subset = named.group(1)
-    keep = SUBSETS if subset == "full" else SUBSETS[: SUBSETS.index(subset) + 1]
-    tracks = {tid: row for tid, row in read_tracks(meta).items() if row[0] in keep}
+    held = named.group(1)
+    subset = subset or held
+    if _rank(subset) > _rank(held):
+        raise ParameterError(
+            f"--subset {subset} holds more tracks than {shown(folder)} (fma_{held} holds "
+            f"{', '.join(SUBSETS[: _rank(held) + 1])}); give the fma_{subset} folder, or a --subset up to {held}"
+        )
+    if verify and not (folder / "checksums").is_file():
+        raise ParameterError(
+            f"--verify checks each clip against its folder's checksums file, but {shown(folder)} has no "
+            "checksums; leave --verify out, or unzip the folder again with its checksums"
+        )
+    listed = read_tracks(meta)
+    tracks = {tid: row for tid, row in listed.items() if row[0] in SUBSETS and _rank(row[0]) <= _rank(subset)}
     try:
         found, ignored = _scan(folder)
     except OSError as e:
@@ -165,18 +250,28 @@ def index(folder: Path, *, layout: str = "grid") -> InputIndex:
                 + "; download or unzip them again",
             )
         )
-    unlisted = sorted(t for t in found if t not in tracks)
+    # audio of a track the folder holds but the subset leaves out: expected (fma_large run as medium)
+    left_out = {
+        t
+        for t in found
+        if t not in tracks and listed.get(t, ("",))[0] in SUBSETS and _rank(listed[t][0]) <= _rank(held)
+    }
+    unlisted = sorted(t for t in found if t not in tracks and t not in left_out)
     if unlisted:
         problems.append(
             Problem(
                 shown(folder),
                 _listed(
-                    f"audio file(s) here are not tracks of subset {subset} in {shown(meta)}",
+                    f"audio file(s) here are not tracks of subset {held} in {shown(meta)}",
                     [found[t] for t in unlisted],
                 )
                 + "; remove them, or give the folder of their subset",
             )
         )
+    digests: dict = {}
+    if verify:
+        digests, unverifiable = _digests(folder, {t: found[t] for t in tracks if t in found})
+        problems += unverifiable
     unlabelled = sorted(t for t in tracks if t in found and not tracks[t][2])
     if unlabelled and layout == "grid":
         problems.append(
@@ -198,15 +293,15 @@ def index(folder: Path, *, layout: str = "grid") -> InputIndex:
             "give an FMA audio folder with its fma_metadata/tracks.csv",
         )
     labels = tuple(sorted(by_label))
+
+    def ref(g: int, c: int, name: str, tid: int, split: str) -> ClipRef:
+        rel = found[tid]
+        return ClipRef(g, c, name, str(folder / rel), rel=rel, format=NAME, split=split, digest=digests.get(tid, ()))
+
     clips = [
-        ClipRef(g, c, name, str(folder / found[tid]), rel=found[tid], format=NAME, split=split)
-        for g, name in enumerate(labels)
-        for c, (tid, split) in enumerate(by_label[name])
+        ref(g, c, name, tid, split) for g, name in enumerate(labels) for c, (tid, split) in enumerate(by_label[name])
     ]
-    clips += [
-        ClipRef(-1, c, "", str(folder / found[tid]), rel=found[tid], format=NAME, split=split)
-        for c, (tid, split) in enumerate(unlabelled)
-    ]
+    clips += [ref(-1, c, "", tid, split) for c, (tid, split) in enumerate(unlabelled)]
     return InputIndex(
         str(folder.resolve()),
         NAME,
@@ -216,4 +311,5 @@ def index(folder: Path, *, layout: str = "grid") -> InputIndex:
         problems,
         ignored,
         subset=subset,
+        metadata=str(meta.resolve()),
     )

@@ -59,7 +59,7 @@ class Gtzan(InputFormat):
     def inspect(self, ref: ClipRef, params: Params) -> Verdict:
         return inspect(ref, params)
 
-    def inspect_all(self, index: InputIndex, params: Params, *, progress: bool = False) -> list:
+    def inspect_all(self, index: InputIndex, params: Params, *, progress: bool = False, **_) -> list:
         return inspect_all(index, params)
 
     def load(self, ref: ClipRef, params: Params) -> np.ndarray:

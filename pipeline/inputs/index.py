@@ -45,6 +45,9 @@ class ClipRef:
     format: str = "folder"  # the name of the input format (module of :mod:`pipeline.inputs`) it came from
     split: str = ""  # the collection's own split (FMA's training, validation, test); "" where it has none
     tags: tuple = ()  # the collection's tags of the clip, as written (MTG-Jamendo's genre---punkrock, ...)
+    # (algorithm, hex digest, the file that lists it) where the run verifies the clip (--verify); checked in the
+    # task that loads it (:func:`pipeline.inputs.checksums.verify`)
+    digest: tuple = ()
 
     @property
     def name(self) -> str:
@@ -78,6 +81,7 @@ class InputIndex:
     samples: np.ndarray | None = None  # each slot's own samples [shape=(genres, clips)], as pre-flight found them
     starts: np.ndarray | None = None  # where each clip's kept span starts, in seconds, as pre-flight found them
     subset: str = ""  # the collection's subset the input holds (FMA's small, medium, large, full)
+    metadata: str = ""  # the file the labels were read from, where it is not the input (FMA's tracks.csv)
     layout: str = "grid"  # "grid": slots (genre, clip); "clips": one row a clip (:meth:`as_clips`)
 
     def as_clips(self) -> InputIndex:

@@ -55,6 +55,8 @@ def _describe_output(src, lines) -> None:
     lines.append(f"labels: {', '.join(a['labels'])}")
     if src.layout == "clips":
         lines.append(_clip_layout_line(src))
+    if a.get("input_subset") or a.get("input_splits"):
+        lines.append(_collection_line(src))
     lines.append(f"sr: {a['sr']} Hz")
     valid = np.asarray(src.array("valid")[...]) if "valid" in src.names else None
     if valid is not None:
@@ -100,6 +102,22 @@ def _clip_layout_line(src) -> str:
     if layout.TAGS in src._root:
         line += f"; {src._root[layout.TAGS].shape[1]} tags (the 'tags' array, named by 'tag')"
     return line
+
+
+def _collection_line(src) -> str:
+    """``info``'s line on a collection's own divisions: its subset and where its labels came from; in the grid
+    also the clips a label and a split (the clip layout's line says those)."""
+    a, parts = src.attrs, []
+    if a.get("input_subset"):
+        meta = f" (labels from {a['input_metadata']})" if a.get("input_metadata") else ""
+        parts.append(f"subset: {a['input_subset']}{meta}")
+    if src.layout != "clips":
+        per_label = (src.sources() != "").sum(axis=-1)
+        parts.append("clips a label: " + ", ".join(f"{n}={int(k)}" for n, k in zip(a["labels"], per_label)))
+        splits = json.loads(a.get("input_splits") or "{}")
+        if splits:
+            parts.append("split: " + ", ".join(f"{k}={v}" for k, v in splits.items()))
+    return "; ".join(parts)
 
 
 def slot_ranges(slots: list) -> str:

@@ -193,12 +193,30 @@ def make_attrs(index, params: Params, *, created: str) -> dict:
             "input_path": index.path,
             "input_kind": index.kind,
             "input_fingerprint": index.fingerprint(),
+            **_collection(index),
             "versions": json.dumps(software_versions(), sort_keys=True),
             "bad_clips": "[]",
             "created": created,
         }
     )
     return attrs
+
+
+def _collection(index) -> dict:
+    """The attributes of a collection's own divisions, where the input has them: ``input_subset`` (FMA's
+    subset), ``input_metadata`` (the file the labels came from), ``input_splits`` (JSON: clips a split)."""
+    out: dict[str, str] = {}
+    if index.subset:
+        out["input_subset"] = index.subset
+    if index.metadata:
+        out["input_metadata"] = index.metadata
+    splits: dict[str, int] = {}
+    for ref in index.clips:
+        if ref.split:
+            splits[ref.split] = splits.get(ref.split, 0) + 1
+    if splits:
+        out["input_splits"] = json.dumps(dict(sorted(splits.items())))
+    return out
 
 
 def bad_entry(g: int, c: int, path: str, reason: str, missing: bool = False) -> dict:
