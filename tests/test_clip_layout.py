@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 from support.compare import assert_zarr_equals_hdf5, read_hdf5
 from support.data import SMALL, SR, genre_folder
 
@@ -32,18 +31,9 @@ def unequal(tmp_path_factory):
 
 def clip_reference(root):
     """Each clip's reference arrays, one row a clip in (genre, file) order, with its label and source."""
-    from support.reference import reference_clip
+    from support.reference import reference_rows
 
-    rows, labels, sources = {"Xa": [], "Xs": [], "Xn": []}, [], []
-    genres = sorted(p.name for p in Path(root).iterdir() if p.is_dir())
-    for g, genre in enumerate(genres):
-        for f in sorted((Path(root) / genre).iterdir()):
-            y, _ = sf.read(f, dtype="float32")
-            for name, a in zip(("Xa", "Xs", "Xn"), reference_clip(y, Nsamples=SMALL["nsamples"])):
-                rows[name].append(a)
-            labels.append(g)
-            sources.append(f"{genre}/{f.name}")
-    return {k: np.stack(v) for k, v in rows.items()}, genres, labels, sources
+    return reference_rows(root, Nsamples=SMALL["nsamples"])
 
 
 def test_unequal_genres_run_to_one_row_a_clip_equal_to_the_reference(unequal, client, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 from support.compare import assert_matches_reference, assert_same_output, read_hdf5
 from support.data import SMALL, SR, genre_folder
-from support.reference import reference_clip, reference_folder
+from support.reference import reference_folder, reference_rows
 
 from pipeline.output import regrow
 from pipeline.params import Params
@@ -28,14 +28,8 @@ def _clip(g, c, seconds=3.0):
 
 def _rows_reference(root):
     """Each clip's reference arrays, one row a clip in (genre, file) order, with its label."""
-    rows, labels = {"Xa": [], "Xs": [], "Xn": []}, []
-    for g, genre in enumerate(sorted(p.name for p in Path(root).iterdir() if p.is_dir())):
-        for f in sorted((Path(root) / genre).iterdir()):
-            y, _ = sf.read(f, dtype="float32")
-            for name, a in zip(("Xa", "Xs", "Xn"), reference_clip(y, Nsamples=SMALL["nsamples"])):
-                rows[name].append(a)
-            labels.append(g)
-    return {k: np.stack(v) for k, v in rows.items()}, labels
+    arrays, _, labels, _ = reference_rows(root, Nsamples=SMALL["nsamples"])
+    return arrays, labels
 
 
 def _inodes(store: Path, name: str = "Xs") -> dict:

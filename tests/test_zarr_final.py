@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 from support.cli import audioprep, finished, start, wait_until
 from support.compare import read_hdf5, read_zarr
 from support.data import SMALL, SMALL_ARGS, SR, genre_folder
@@ -34,18 +33,9 @@ def _clip(g, c):
 
 def serial_reference(root):
     """Each clip's reference arrays, one row a clip in (genre, file) order, with the genres, labels and sources."""
-    from support.reference import reference_clip
+    from support.reference import reference_rows
 
-    rows, labels, sources = {"Xa": [], "Xs": [], "Xn": []}, [], []
-    genres = sorted(p.name for p in Path(root).iterdir() if p.is_dir())
-    for g, genre in enumerate(genres):
-        for f in sorted((Path(root) / genre).iterdir()):
-            y, _ = sf.read(f, dtype="float32")
-            for name, a in zip(("Xa", "Xs", "Xn"), reference_clip(y, Nsamples=SMALL["nsamples"])):
-                rows[name].append(a)
-            labels.append(g)
-            sources.append(f"{genre}/{f.name}")
-    return {k: np.stack(v) for k, v in rows.items()}, genres, labels, sources
+    return reference_rows(root, Nsamples=SMALL["nsamples"])
 
 
 def hdf5_files(folder: Path) -> list:

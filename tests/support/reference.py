@@ -62,3 +62,20 @@ def reference_folder(root, **kw):
         for key in out:
             out[key].append(np.stack(rows[key]))
     return {k: np.stack(v) for k, v in out.items()}, genres
+
+
+def reference_rows(root, *, Nsamples):
+    """The clip layout's arrays for a folder of genres: one row a clip in (genre, file) order, each clip as
+    :func:`reference_clip` computes it; returns ``(arrays, genres, labels, sources)``."""
+    from pathlib import Path
+
+    rows, labels, sources = {"Xa": [], "Xs": [], "Xn": []}, [], []
+    genres = sorted(p.name for p in Path(root).iterdir() if p.is_dir())
+    for g, genre in enumerate(genres):
+        for f in sorted((Path(root) / genre).iterdir()):
+            y, _ = sf.read(f, dtype="float32")
+            for name, a in zip(("Xa", "Xs", "Xn"), reference_clip(y, Nsamples=Nsamples)):
+                rows[name].append(a)
+            labels.append(g)
+            sources.append(f"{genre}/{f.name}")
+    return {k: np.stack(v) for k, v in rows.items()}, genres, labels, sources
