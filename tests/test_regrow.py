@@ -11,6 +11,7 @@ from support.compare import assert_matches_reference, assert_same_output, read_h
 from support.data import SMALL, SR, genre_folder
 from support.reference import reference_folder, reference_rows
 
+from pipeline.exceptions import UnsafeOutputError
 from pipeline.output import regrow
 from pipeline.params import Params
 from pipeline.run import run
@@ -48,7 +49,7 @@ def test_a_file_added_computes_one_clip_in_the_clip_layout_and_equals_a_fresh_ru
     grown = run(root, tmp_path / "o", params, client=client, echo=said.append)
 
     assert grown.computed == 1 and grown.resumed == 6 and grown.clips == 7 and not grown.bad
-    assert grown.input_changes == {"added": 1, "changed": 0, "removed": 0, "reused": 6}
+    assert grown.input_changes == {"added": 1, "changed": 0, "removed": 0, "reused": 6, "removed_files": []}
     assert any(
         line.startswith(
             "resuming: the input changed since the store was made (1 file(s) added, 0 changed, "
@@ -93,7 +94,13 @@ def test_changed_added_and_removed_files_in_the_grid_compute_only_those(client, 
 
     got = run(root, tmp_path / "o", params, client=client)
 
-    assert got.input_changes == {"added": 3, "changed": 1, "removed": 1, "reused": 4}
+    assert got.input_changes == {
+        "added": 3,
+        "changed": 1,
+        "removed": 1,
+        "reused": 4,
+        "removed_files": ["jazz/jazz.00000.au"],
+    }
     assert got.computed == 4 and got.resumed == 4 and got.clips == 8
     assert_matches_reference(tmp_path / "o" / "audio.hdf5", reference_folder(root, Nsamples=SMALL["nsamples"]))
     arrays, _ = read_hdf5(tmp_path / "o" / "audio.hdf5")
@@ -150,6 +157,32 @@ def test_recover_and_the_two_rename_exchange(tmp_path):
     previous.mkdir()  # killed after the second: the new store stays, the old one goes
     regrow.recover(path)
     assert os.listdir(path) == ["old"] and not previous.exists()
+    previous.symlink_to(new)  # a link planted in its place: refused, naming it, and nothing moved or removed
+    with pytest.raises(UnsafeOutputError, match=r"\.audio\.zarr\.previous is a link"):
+        regrow.recover(path)
+    assert previous.is_symlink() and os.listdir(new) == ["new"]
+    previous.unlink()
+    previous.mkdir()
+    (previous / "zarr.json").symlink_to(new / "new")  # a link inside it: refused too
+    with pytest.raises(UnsafeOutputError, match=r"zarr\.json is a link"):
+        regrow.recover(path)
+
+
+def test_a_grown_store_an_unfinished_run_left_is_resumed_not_refused(client, tmp_path):
+    """The store was made anew for the grown input by a run that did not finish audio.hdf5 (here: a Zarr-only
+    run); the next run with audio.hdf5 resumes from it instead of asking for --overwrite."""
+    root = genre_folder(tmp_path / "in", {"blues": 2, "jazz": 2}, _clip)
+    params = Params(**SMALL, layout="clips")
+    run(root, tmp_path / "o", params, client=client)
+    sf.write(root / "jazz" / "jazz.00003.wav", _clip(5, 1), SR)
+    assert run(root, tmp_path / "o", params, client=client, output_format="zarr").computed == 1
+
+    got = run(root, tmp_path / "o", params, client=client)
+
+    assert got.computed == 0 and got.resumed == 5 and not got.up_to_date
+    want, _ = _rows_reference(root)
+    arrays, _ = read_hdf5(tmp_path / "o" / "audio.hdf5")
+    assert arrays["valid"].all() and np.array_equal(arrays["Xa"], want["Xa"])
 
 
 def test_a_zarr_only_output_grows_the_same_way(client, tmp_path):

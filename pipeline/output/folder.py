@@ -116,8 +116,15 @@ class OutputFolder:
         why, again = self._mismatch(attrs, expected, index)
         if why is None:
             return True
-        if self._regrowable(attrs, expected) and self._regrowable(self._store_attrs_or_none(), expected):
-            return False  # the store is made anew for the input as it is, keeping what is unchanged
+        store = self._store_attrs_or_none()
+        if (
+            self._regrowable(attrs, expected)
+            and store
+            and (self._regrowable(store, expected) or layout.mismatch(store, expected) is None)
+        ):
+            # The store is made anew for the input as it is, keeping what is unchanged; or an earlier run did that
+            # and stopped before finishing (a bad clip, a kill, the other output format): this run resumes it.
+            return False
         raise StoreError(
             f"{self.hdf5_path} exists and {why}; use --overwrite to replace it{again}, or -o another folder"
         )

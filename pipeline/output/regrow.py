@@ -42,14 +42,17 @@ class Changes:
     changed: int  # files whose size or modification time differ
     removed: int  # files then, not now
     reused: int  # finished clips of unchanged files, moved into their new places
+    removed_files: tuple = ()  # the first few files removed (their finished clips are not kept)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "removed_files": list(self.removed_files)}
 
     def line(self) -> str:
+        more = f" and {self.removed - len(self.removed_files)} more" if self.removed > len(self.removed_files) else ""
+        gone = f": {', '.join(self.removed_files)}{more}" if self.removed_files else ""
         return (
             f"the input changed since the store was made ({self.added} file(s) added, {self.changed} changed, "
-            f"{self.removed} removed): {self.reused} finished clip(s) of unchanged files kept"
+            f"{self.removed} removed{gone}): {self.reused} finished clip(s) of unchanged files kept"
         )
 
 
@@ -64,8 +67,12 @@ def recover(path) -> None:
     """Finish an exchange a killed run left half done: put the old store back if the new one is not in place,
     else remove the old one."""
     previous = previous_path(path)
-    if not previous.is_dir() or previous.is_symlink():
+    files.check_entry(previous)  # a link, or another user's folder: refused, naming it, never trusted or moved
+    if not previous.is_dir():
         return
+    with os.scandir(previous) as entries:
+        for e in entries:
+            files.check_entry(previous / e.name)
     if Path(path).exists():
         files.discard(previous)
     else:
@@ -100,6 +107,7 @@ def regrow(path, index, params, attrs: dict, old_stamps: dict) -> Changes:
         changed=sum(1 for k, v in new_stamps.items() if k in old_stamps and old_stamps[k] != v),
         removed=sum(1 for k in old_stamps if k not in new_stamps),
         reused=len(pairs),
+        removed_files=tuple(k for k in old_stamps if k not in new_stamps)[:3],
     )
 
 
