@@ -253,6 +253,8 @@ def test_subset_takes_fewer_tracks_than_the_folder_holds_and_leaves_the_others_o
         r"small\); give the fma_large folder, or a --subset up to small$",
     ):
         open_index(fma / "fma_small", subset="large")
+    with pytest.raises(ParameterError, match=r"^--subset full is fma_full's untrimmed audio, but .*fma_large holds"):
+        open_index(fma / "fma_large", subset="full")  # the same tracks, but not the audio fma_full holds
 
 
 def test_metadata_gives_tracks_csv_from_wherever_it_lies(fma, tmp_path):

@@ -219,6 +219,11 @@ def index(
         )
     held = named.group(1)
     subset = subset or held
+    if subset == "full" and held != "full":
+        raise ParameterError(
+            f"--subset full is fma_full's untrimmed audio, but {shown(folder)} holds fma_{held}'s 30-s clips; "
+            "give the fma_full folder, or --subset large for every track of this one"
+        )
     if _rank(subset) > _rank(held):
         raise ParameterError(
             f"--subset {subset} holds more tracks than {shown(folder)} (fma_{held} holds "
