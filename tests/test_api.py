@@ -122,8 +122,8 @@ def test_a_complete_run_without_its_store_is_still_up_to_date(tiny_dataset, clie
     )
     assert r.exit_code == 0, r.output
     assert (
-        f"{out / 'audio.zarr'} is needed only to resume or extend this run: deleting it now costs nothing (the "
-        "same command still finds audio.hdf5 up to date)"
+        f"{out / 'audio.zarr'} is needed only to resume this run or, when files are added to the input, to keep "
+        "the finished clips: deleting it costs nothing otherwise (the same command still finds audio.hdf5 up to date)"
     ) in r.stderr.splitlines()
     before = (out / "audio.hdf5").stat().st_mtime_ns
     shutil.rmtree(out / "audio.zarr")

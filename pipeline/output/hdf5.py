@@ -276,8 +276,9 @@ class HDF5Output:
 
     def hint(self, resume_path) -> str:
         return (
-            f"{resume_path} is needed only to resume or extend this run: deleting it now costs nothing "
-            f"(the same command still finds {self.path.name} up to date)"
+            f"{resume_path} is needed only to resume this run or, when files are added to the input, to keep "
+            f"the finished clips: deleting it costs nothing otherwise (the same command still finds "
+            f"{self.path.name} up to date)"
         )
 
 
