@@ -287,6 +287,8 @@ def _compute_and_finish(index, params, out, todo, copies, starter, result, *, sk
         echo(f"finishing {out.final.path}" + (f" from {out.zarr_path}" if out.final.path != out.zarr_path else ""))
         t1 = time.perf_counter()
         result.output_bytes = out.finish()
+        for note in out.final.notes:
+            echo(note)
         result.consolidate_seconds = time.perf_counter() - t1
 
 

@@ -169,13 +169,24 @@ def test_recover_and_the_two_rename_exchange(tmp_path):
 
 
 def test_a_grown_store_an_unfinished_run_left_is_resumed_not_refused(client, tmp_path):
-    """The store was made anew for the grown input by a run that did not finish audio.hdf5 (here: a Zarr-only
-    run); the next run with audio.hdf5 resumes from it instead of asking for --overwrite."""
+    """The store was made anew for the grown input by a run that did not finish audio.hdf5 (a bad clip, a kill):
+    the next run resumes from it instead of asking for --overwrite.  Here a Zarr-only run grows the store, and
+    removes the audio.hdf5 that no longer matches it, saying so; that file put back is the state to resume from."""
+    import shutil
+
     root = genre_folder(tmp_path / "in", {"blues": 2, "jazz": 2}, _clip)
     params = Params(**SMALL, layout="clips")
     run(root, tmp_path / "o", params, client=client)
+    shutil.copy(tmp_path / "o" / "audio.hdf5", tmp_path / "old.hdf5")
     sf.write(root / "jazz" / "jazz.00003.wav", _clip(5, 1), SR)
-    assert run(root, tmp_path / "o", params, client=client, output_format="zarr").computed == 1
+    said = []
+    assert run(root, tmp_path / "o", params, client=client, output_format="zarr", echo=said.append).computed == 1
+    assert not (tmp_path / "o" / "audio.hdf5").exists()  # stale: it held the input as it was
+    assert any(
+        line.startswith(f"removed {tmp_path / 'o' / 'audio.hdf5'}, made by an earlier run: it was made from the same")
+        for line in said
+    ), said
+    shutil.copy(tmp_path / "old.hdf5", tmp_path / "o" / "audio.hdf5")
 
     got = run(root, tmp_path / "o", params, client=client)
 

@@ -258,6 +258,7 @@ class HDF5Output:
 
     def __init__(self, folder):
         self.path = Path(folder) / layout.HDF5_NAME
+        self.notes: list = []
 
     def complete(self) -> bool:
         return self.path.exists()  # only ever renamed into place complete

@@ -64,6 +64,7 @@ class FinalOutput(Protocol):
 
     path: Path  # its final path
     name: str  # its kind, the key of FINALS (--output-format)
+    notes: list  # lines the run prints once it finished the output (what finishing did beside it)
 
     def complete(self) -> bool:
         """Whether a finished output is in place (made by some run: :meth:`read_attrs` says which)."""

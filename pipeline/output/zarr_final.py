@@ -51,6 +51,7 @@ class ZarrOutput:
 
     def __init__(self, folder):
         self.path = Path(folder) / layout.ZARR_NAME
+        self.notes: list = []
 
     def complete(self) -> bool:
         try:
@@ -68,7 +69,26 @@ class ZarrOutput:
             root = zarr_store.open_store(self.path, mode="r+")
             root.attrs[COMPLETE] = True
             zarr_store.consolidate_metadata(self.path)  # again: the root's metadata changed
+            self._remove_stale_hdf5(dict(root.attrs))
             return _disk_bytes(self.path)
+
+    def _remove_stale_hdf5(self, attrs: dict) -> None:
+        """Remove an ``audio.hdf5`` an earlier run left that no longer holds what the store holds (the input
+        grew or changed since, or other parameters), so no reader takes it for this output; one that still
+        matches stays (it holds the same arrays)."""
+        from .files import discard
+        from .hdf5 import read_attrs
+
+        old = self.path.with_name(layout.HDF5_NAME)
+        if not old.is_file() or old.is_symlink():
+            return
+        try:
+            why = layout.mismatch(read_attrs(old), attrs)
+        except OSError:
+            why = "it cannot be read"
+        if why is not None:
+            discard(old)
+            self.notes.append(f"removed {old}, made by an earlier run: {why}, so it no longer held this output")
 
     def discard(self, store) -> None:
         return None  # nothing temporary: the store is kept to resume
