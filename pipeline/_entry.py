@@ -34,7 +34,15 @@ def _interrupted(e: BaseException) -> None:
     from .exceptions import Terminated
 
     sys.stderr.write("interrupted: nothing was started\n")
-    sys.exit(143 if isinstance(e, Terminated) else 130)
+    quiet_exit(143 if isinstance(e, Terminated) else 130)
+
+
+def quiet_exit(code: int) -> None:
+    """Exit with ``code`` after an interruption's one line: what the interpreter's exit handlers meet then (a
+    cluster the interruption caught half started, ``close_clusters``'s "Exception ignored in atexit callback")
+    is not the user's news, so it is not printed."""
+    sys.unraisablehook = lambda unraisable: None
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,7 @@ import click
 import dask.config
 
 from . import __version__, config
+from ._entry import quiet_exit
 from .cluster import ClusterSpec, batch_kinds
 from .cluster import job_script as make_job_script
 from .config import JOBQUEUE_KEYS
@@ -62,7 +63,7 @@ def handle_errors(fn):
             finished = getattr(e, "finished", None)
             kept = f"{finished} clips finished and kept" if finished is not None else "finished clips are kept"
             click.echo(f"interrupted: {kept}; run the same command again to resume", err=True)
-            sys.exit(143 if isinstance(e, Terminated) else 130)
+            quiet_exit(143 if isinstance(e, Terminated) else 130)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except OSError as e:

@@ -107,3 +107,21 @@ def test_missing_input_is_a_clear_error(tmp_path):
     p = audioprep("run", tmp_path / "nope", "-o", tmp_path / "o", check=False, cwd=tmp_path)
     assert p.returncode == 3 and "Traceback" not in p.stderr
     assert f"error: {tmp_path / 'nope'}: no such file or folder" in p.stderr
+
+
+def test_an_interruptions_exit_prints_nothing_of_the_exit_handlers():
+    """A Ctrl-C that catches a local cluster half started left distributed's atexit ``close_clusters`` to fail
+    (``AssertionError: Status.init``): 35 lines after the one line the run promised."""
+    import subprocess
+    import sys
+
+    code = (
+        "import atexit\n"
+        "def handler():\n"
+        "    raise AssertionError('Status.init')\n"
+        "atexit.register(handler)\n"
+        "from pipeline._entry import quiet_exit\n"
+        "quiet_exit(130)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 130 and p.stderr == ""

@@ -182,12 +182,15 @@ class OutputFolder:
         """Whether this run opened or created its store and it is gone now (removed while the run wrote)."""
         return self._store_opened and files.store_missing(self.zarr_path)
 
-    def finished_clips(self) -> int:
-        """Valid clips whose results are complete in the store (0 if there is none)."""
+    def finished_clips(self) -> int | None:
+        """Valid clips whose results are complete in the store (0 if there is none; None if it cannot be read
+        now, e.g. interrupted while it was being laid out: then no count is said rather than a wrong one)."""
+        if not self.zarr_path.exists():
+            return 0
         try:
             return int(zarr_store.valid_mask(zarr_store.open_store(self.zarr_path)).sum())
         except Exception:
-            return 0
+            return None
 
     # -- the store, as a run uses it (driver) -------------------------------------------------------
 
