@@ -114,6 +114,7 @@ def test_loaders_read_the_clip_layout(clips_out, unequal, store):
     with open_dataset(path) as ds:
         assert ds.Xn.dims == ("clip", "frame", "overlap", "bin") and ds.sizes["clip"] == 8
         assert ds.label.values.tolist() == labels and ds.source.values.tolist() == sources
+        assert list(ds.attrs["labels"]) == genres  # what each label index names (the grid's is its genre axis)
         assert np.array_equal(ds.Xn.isel(clip=6).values, got["Xn"][6])
         assert np.array_equal(ds.Xa.where(ds.label == 1, drop=True).values, want["Xa"][5:7])
     X, y = to_matrix(path, "Xa", labels=True)

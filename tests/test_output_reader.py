@@ -21,6 +21,17 @@ def direct(out, kind, name):
     return zarr.open_group(str(out / "audio.zarr"), mode="r")[name][...]
 
 
+def test_an_output_folder_reads_as_the_output_it_holds(output, tmp_path):
+    """Before: 'not an audioprep Zarr store (GroupNotFoundError ...)' for the folder a run wrote."""
+    ds = open_dataset(output)
+    assert np.array_equal(ds.Xs.values, direct(output, "hdf5", "Xs"))
+    assert describe(output).splitlines()[0].startswith(f"{output / 'audio.hdf5'}  (")
+    zarr_only = tmp_path / "o"
+    zarr_only.mkdir()
+    (zarr_only / "audio.zarr").symlink_to(output / "audio.zarr")  # (a folder holding only the store)
+    assert describe(zarr_only).splitlines()[0].startswith(f"{zarr_only / 'audio.zarr'}  (")
+
+
 @pytest.mark.parametrize("kind", ["hdf5", "zarr"])
 def test_open_dataset_is_lazy_and_labelled(output, kind):
     import dask.array as da

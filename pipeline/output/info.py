@@ -22,7 +22,9 @@ def _disk_size(path: Path) -> int:
 
 def describe(path) -> str:
     """A human-readable description of an ``audio.hdf5``, ``audio.zarr`` or ``gtzan.hdf5``."""
-    path = Path(path)
+    from .reader import output_in
+
+    path = output_in(path)  # an output folder: the output it holds
     if not path.exists():
         raise StoreError(f"{path}: no such file or folder")
     lines = [f"{path}  ({_disk_size(path) / 1e6:.1f} MB on disk)"]

@@ -18,6 +18,17 @@ from ..inputs import label
 from . import hdf5, layout, zarr_store
 
 
+def output_in(path) -> Path:
+    """``path``, or the output an output folder holds: its ``audio.hdf5``, else its ``audio.zarr`` (a folder
+    that is itself a Zarr store is taken as it is)."""
+    path = Path(path)
+    if path.is_dir() and not (path / "zarr.json").exists():
+        for name in (layout.HDF5_NAME, layout.ZARR_NAME):
+            if (path / name).exists():
+                return path / name
+    return path
+
+
 class OutputReader:
     """Read access to the arrays and attributes of an ``audio.hdf5`` or ``audio.zarr``, the same way.
 
@@ -28,7 +39,7 @@ class OutputReader:
     """
 
     def __init__(self, path):
-        self.path = Path(path)
+        self.path = output_in(path)
         if not self.path.exists():
             raise StoreError(f"{self.path}: no such file or folder; give an audio.hdf5 or audio.zarr")
         self.kind = "zarr" if self.path.is_dir() else "hdf5"
@@ -143,7 +154,8 @@ def open_dataset(path):
             coords[name] = xr.Variable(layout.dims(name, kind), values, attrs={"long_name": doc} if doc else {})
     if kind == "clips" and layout.TAGS in src._root:
         data[layout.TAGS] = (layout.dims(layout.TAGS, kind), np.asarray(src._root[layout.TAGS][...], dtype=bool))
-    ds = xr.Dataset(data, coords=coords, attrs={k: v for k, v in a.items() if k != "labels"})
+    # The grid's labels are its genre coordinate; the clip layout's stay an attribute, naming each label index.
+    ds = xr.Dataset(data, coords=coords, attrs={k: v for k, v in a.items() if k != "labels" or kind == "clips"})
     ds.set_close(src.close)
     return ds
 
