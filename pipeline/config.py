@@ -440,8 +440,10 @@ def dump_run_config(settings: RunSettings) -> str:
     lines.append(
         "params:".ljust(40) + "  # numerical parameters: these decide the output ('audioprep run --help' explains each)"
     )
-    for key, value in settings.params.to_dict().items():
-        emit(key, value, param_help[key], 2)
+    given = settings.params.to_dict()  # (the grid's records omit layout, to keep its outputs' identity)
+    for key in param_help:
+        if key in given or key == "layout":
+            emit(key, given.get(key, getattr(settings.params, key)), param_help[key], 2)
     lines.append("audioprep:".ljust(40) + "  # runtime and cluster settings (dask.config namespace 'audioprep')")
 
     def walk(d, prefix, indent):

@@ -32,7 +32,7 @@ def test_run_config_round_trips(tmp_path):
         {"lcn_sigma": 1.5, "datasets": "Xs", "input": ".", "outdir": "o", "skip_bad": True, "workers": 3, "cores": 4}
     )
     back = yaml.safe_load(dump_run_config(settings))
-    assert back["params"] == Params(lcn_sigma=1.5, datasets="Xs").to_dict()
+    assert back["params"] == {**Params(lcn_sigma=1.5, datasets="Xs").to_dict(), "layout": "grid"}
     assert back["input"] == str(Path(".").resolve()) and back["outdir"] == str(Path("o").resolve())
     assert back["skip-bad"] is True
     assert back["audioprep"]["workers"] == 3 and back["audioprep"]["jobqueue"]["cores"] == 4
@@ -77,6 +77,7 @@ def test_config_command_prints_effective_settings(tmp_path):
     out = audioprep("config", "--lcn-size", "7", env={"DASK_AUDIOPREP__DASHBOARD_ADDRESS": None}).stdout
     cfg = yaml.safe_load(out)
     assert cfg["params"]["lcn_size"] == 7 and cfg["params"]["na"] == 1024
+    assert cfg["params"]["layout"] == "grid"  # every parameter, the default layout too
     assert cfg["audioprep"]["dashboard-address"] == "127.0.0.1:8787"
     assert "# LCN Gaussian window taps" in out
     # a config file, then an option on top of it
