@@ -63,6 +63,23 @@ class OutputReader:
                 f"{self.path}: not an audioprep output (no labels or no Xa/Xs/Xn); "
                 "for a gtzan.hdf5 use 'audioprep info'"
             )
+        if self.kind == "zarr" and "done" in self._root:
+            self._warn_unfinished()
+
+    def _warn_unfinished(self) -> None:
+        """Warn when a store's clips are not all done (a run interrupted, or writing into it now): its readers
+        then see the unfinished clips as invalid, and a run for an input that grew may be laying it out anew."""
+        import warnings
+
+        done = zarr_store.done_mask(self._root)
+        if not done.all():
+            warnings.warn(
+                f"{self.path} is not finished: {int(done.sum())} of {done.size} clips are done (a run was "
+                "interrupted, or is writing into it); the others read as invalid. Run the same command again "
+                "to finish it, then read it",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def array(self, name):
         """The stored array ``name`` (h5py or zarr; indexing reads only what it selects)."""
