@@ -115,6 +115,9 @@ def _param_option(f):
         return click.option(f"{name}/--no-{name[2:]}", f.name, default=None, help=help)
     # Values are read as text and checked by Params itself, so an option and a config key are refused alike.
     metavar = {int: "INTEGER", float: "FLOAT"}.get(type(f.default), "TEXT")
+    doc = meta.get("doc") or ""
+    if doc.startswith("{"):  # a choice ({"grid", "clips"}): its values, as click shows a choice's
+        metavar = "[" + "|".join(v.strip().strip('"') for v in doc.strip("{}").split(",")) + "]"
     return click.option(name, f.name, type=str, metavar=metavar, help=help)
 
 

@@ -81,7 +81,7 @@ def _clip_figure(plt, src, path, genre, clip, stream, seconds, source=None):
     padded = valid and own < int(a["Nsamples"])
     fig.suptitle(
         f"{title}, {'aligned' if stream == 0 else 'overlapped'} stream"
-        + ("" if valid else "  (INVALID: zero-filled bad clip)")
+        + ("" if valid else "  (INVALID: zero-filled bad clip)" if src.sources()[at] else "  (MISSING: no clip, --pad)")
         + (f"  (its own samples end at {own / sr:.2f} s: zero padding after, --pad-short)" if padded else ""),
         fontsize=13,
     )

@@ -51,6 +51,8 @@ def test_run_help_says_defaults_one_way_and_marks_the_jobqueue_options():
     flat = " ".join(text.split())
     assert "--workers INTEGER" in flat and "--memory SIZE" in flat and "--walltime HH:MM:SS" in flat
     assert "--cluster KIND|ADDRESS" in flat and "--dashboard-address HOST:PORT" in flat
+    assert "--layout [grid|clips]" in flat and "--precision [float32|exact]" in flat  # a choice shows its values
+    assert "--crop [start|center]" in flat
 
 
 def test_config_names_no_file_the_user_lacks():

@@ -189,3 +189,19 @@ def test_info_names_one_length_once(padded_output):
         "padded: 1 valid clip(s) zero-padded to Nsamples=66136 (--pad-short), their own 22050 samples "
         "(1.00 s: the 'samples' array); the loaders leave the padding out"
     ]
+
+
+def test_a_slot_no_clip_fills_is_titled_missing_not_bad(client, tmp_path):
+    """Before: a slot --pad left empty was drawn as '(INVALID: zero-filled bad clip)'."""
+    import numpy as np
+    from support.data import SMALL, SR, genre_folder
+
+    from pipeline.params import Params
+    from pipeline.run import run
+
+    rng = np.random.default_rng(3)
+    root = genre_folder(tmp_path / "in", {"blues": 2, "jazz": 1}, lambda g, c: 0.1 * rng.standard_normal(3 * SR))
+    run(root, tmp_path / "o", Params(**SMALL), client=client, pad=True)
+    title = show_clip(tmp_path / "o" / "audio.hdf5", genre="jazz", clip=1)._suptitle.get_text()
+    assert title.endswith("(MISSING: no clip, --pad)") and "bad clip" not in title
+    assert "MISSING" not in show_clip(tmp_path / "o" / "audio.hdf5", genre="jazz", clip=0)._suptitle.get_text()
