@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 from .arrays import ARRAYS, needed
+from .config import setting
 from .exceptions import BadInputError
 from .inputs import ClipRef, load_clip
 from .output.store import ClipWriter, store_writer
@@ -182,3 +183,16 @@ def build_graph(clips, params: Params, target: ClipWriter | str, labels, *, per_
         t.key: dask.delayed(run_task, pure=True)(t, params, target, dask_key_name=t.key)
         for t in plan_tasks(clips, labels, per_task=per_task, run=run)
     }
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a clip task failed, in one line: its input problem, a worker it kept killing, or the exception."""
+    if isinstance(exc, BadInputError) and exc.problems:
+        return exc.problems[0].reason
+    name = type(exc).__name__
+    if name == "KilledWorker":
+        return (
+            f"killed its worker process on every attempt ({int(setting('allowed-failures')) + 1}): out of "
+            f"memory (memory-limit {setting('memory-limit')} a worker) or a crash"
+        )
+    return f"failed in the run ({name}: {exc})".strip()

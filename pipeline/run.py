@@ -28,12 +28,10 @@ from .exceptions import (
     StoreError,
     Terminated,
     UnsafeOutputError,
-    escaped,
 )
-from .graph import ClipTask, plan_tasks, run_task, run_token, task_key
+from .graph import ClipTask, failure_reason, plan_tasks, run_task, run_token, task_key
 from .inputs import open_index, preflight
-from .inputs.audio import unreadable
-from .inputs.report import no_valid_clip, refuse
+from .inputs.report import ignored_line, no_valid_clip, refuse
 from .output import OutputFolder
 from .output.files import gone, is_storage_error
 from .output.layout import bad_and_missing, bad_entry, make_attrs
@@ -303,15 +301,6 @@ def _check_outdir(input_path, outdir) -> None:
         )
 
 
-def ignored_line(ignored: list, first: int = 10) -> str:
-    """The one line naming the entries of the input that are not clips (the first ``first`` of them)."""
-    audio = unreadable(ignored)  # audio files no installed decoder reads: named apart, with what would read them
-    ignored = [x for x in ignored if unreadable([x]) is None]
-    more = f", and {len(ignored) - first} more (listed in the run summary)" if len(ignored) > first else ""
-    rest = f"ignored {len(ignored)} non-audio file(s): {', '.join(escaped(x) for x in ignored[:first])}{more}"
-    return "; ".join(([f"ignored {audio}"] if audio else []) + ([rest] if ignored else []))
-
-
 def _account(result: RunResult, attrs: dict, *, resumed: int | None) -> None:
     """Fill the bad and missing slots from the store's ``bad_clips``; the rest are computed or resumed."""
     result.bad, result.missing, entries = bad_and_missing(attrs)
@@ -352,18 +341,6 @@ def _plan(index, problems, out, done) -> list:
             )
     out.mark_bad(marks)
     return todo
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, BadInputError) and exc.problems:
-        return exc.problems[0].reason
-    name = type(exc).__name__
-    if name == "KilledWorker":
-        return (
-            f"killed its worker process on every attempt ({int(setting('allowed-failures')) + 1}): out of "
-            f"memory (memory-limit {setting('memory-limit')} a worker) or a crash"
-        )
-    return f"failed in the run ({name}: {exc})".strip()
 
 
 def _compute(todo, copies, index, params, target, starter, progress, echo, out) -> _Computed:
@@ -442,7 +419,7 @@ def _compute(todo, copies, index, params, target, starter, progress, echo, out) 
                             ClipTask(task_key("retry", [ref], index.labels, run), "clips", (ref,)) for ref in task.refs
                         )
                     else:
-                        got.unfinished.append((task.refs[0], _reason(value)))
+                        got.unfinished.append((task.refs[0], failure_reason(value)))
                         bar.update(1)
                 if storage_error is not None or fatal is not None:
                     cl.cancel(list(done_iter.futures))

@@ -9,7 +9,8 @@ Python), once, whatever mix of clips and layout problems it is.
 
 from __future__ import annotations
 
-from ..exceptions import BadInputError
+from ..exceptions import BadInputError, escaped
+from .audio import unreadable
 from .base import FIX_ORDER
 
 
@@ -68,3 +69,12 @@ def refuse(
         raise BadInputError(problems, f"{head}; fix or remove the bad clips, or {skip}")
     if n >= len(index.clips):
         raise no_valid_clip(n, problems, written)
+
+
+def ignored_line(ignored: list, first: int = 10) -> str:
+    """The one line naming the entries of the input that are not clips (the first ``first`` of them)."""
+    audio = unreadable(ignored)  # audio files no installed decoder reads: named apart, with what would read them
+    ignored = [x for x in ignored if unreadable([x]) is None]
+    more = f", and {len(ignored) - first} more (listed in the run summary)" if len(ignored) > first else ""
+    rest = f"ignored {len(ignored)} non-audio file(s): {', '.join(escaped(x) for x in ignored[:first])}{more}"
+    return "; ".join(([f"ignored {audio}"] if audio else []) + ([rest] if ignored else []))
