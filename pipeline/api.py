@@ -212,6 +212,23 @@ def _keywords() -> dict:
     return names
 
 
+@functools.lru_cache(maxsize=1)
+def _choices() -> dict:
+    """``{"layout clips": "layout='clips'", ...}``: a choice option followed by one of its values, in Python."""
+    import dataclasses
+
+    from .params import Params
+
+    words = {}
+    for f in dataclasses.fields(Params):
+        doc = f.metadata.get("doc") or ""
+        if doc.startswith("{"):  # a choice ({"grid", "clips"})
+            option = (f.metadata["option"] or "--" + f.name.replace("_", "-"))[2:]
+            for value in (v.strip().strip('"') for v in doc.strip("{}").split(",")):
+                words[f"{option} {value}"] = f"{f.name}={value!r}"
+    return words
+
+
 def python_words(text: str) -> str:
     """A message of the command line in Python's words: ``use --mono --pad-short`` -> ``use mono=True,
     pad_short=True``; ``a smaller --nsamples`` -> ``a smaller nsamples``; ``-o DIR`` -> ``outdir=DIR``."""
@@ -230,6 +247,9 @@ def python_words(text: str) -> str:
         return f"{names[m.group(1)][0]}={value if value[0] in '-0123456789' else repr(value)}"
 
     text = _VALUE.sub(valued, text)  # --fmin 65.406 -> fmin=65.406, --fmin C2 -> fmin='C2'
+    choices = _choices()
+    pattern = r"(?<![\w-])--(" + "|".join(map(re.escape, choices)) + r")(?![\w-])"
+    text = re.sub(pattern, lambda m: choices[m.group(1)], text)  # --layout clips -> layout='clips'
     text = _FLAG.sub(keyword, text)
     text = re.sub(r"(=True|=False) (?=\w+=(?:True|False))", r"\1, ", text)
     text = text.replace("or -o another folder", "or another outdir")

@@ -123,6 +123,11 @@ def run(
     """
     echo = echo or (lambda msg: log.info(msg))
     t0 = time.perf_counter()
+    if pad and params.layout == "clips":
+        raise ParameterError(
+            "--pad fills the empty slots of the grid layout; --layout clips has no slots to fill (a row a clip, "
+            "genres of any size): drop --pad, or use --layout grid"
+        )
     _check_outdir(input_path, outdir)
     out = OutputFolder(outdir, final=output_format)
     out.check_early()  # unwritable or in use: said at once, before a cluster starts

@@ -191,6 +191,15 @@ def test_settings_for_a_cluster_audioprep_starts_are_refused_with_a_client(tiny_
     assert "\n" not in str(e.value) and not (tmp_path / "o").exists()
 
 
+def test_a_choice_option_and_its_value_read_as_a_keyword_argument(tiny_dataset, client, tmp_path):
+    """Before: "layout clips has no slots", the choice's value left bare in Python's words."""
+    with pytest.raises(ParameterError) as e:
+        preprocess(tiny_dataset, tmp_path / "o", client=client, progress=False, layout="clips", pad=True, **SMALL)
+    text = str(e.value)
+    assert text.endswith("drop pad=True, or use layout='grid'") and "layout='clips' has no slots" in text
+    assert "--" not in text and not (tmp_path / "o").exists()
+
+
 def test_a_closed_client_is_one_line_and_leaves_nothing(tiny_dataset, tmp_path):
     """Before: 'out of memory', and audio.zarr and audio.config.yaml left behind."""
     from distributed import Client, LocalCluster

@@ -96,6 +96,15 @@ def test_the_grid_refusal_offers_the_clip_layout_first_and_a_resume_refuses_to_m
         run(unequal, tmp_path, Params(**SMALL, datasets=("Xa",)), client=client, pad=True)
 
 
+def test_pad_with_the_clip_layout_is_refused_before_anything_is_created(unequal, client, tmp_path):
+    from pipeline.exceptions import ParameterError
+
+    out = tmp_path / "out"
+    with pytest.raises(ParameterError, match=r"--layout clips has no slots to fill .*drop --pad"):
+        run(unequal, out, Params(**SMALL, layout="clips"), client=client, pad=True)
+    assert not out.exists()
+
+
 @pytest.fixture(scope="module")
 def clips_out(unequal, client, tmp_path_factory):
     """The clip layout's output of the genres of 5, 2 and 1 clips."""
