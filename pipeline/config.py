@@ -148,8 +148,8 @@ RUN_OPTIONS = (
     RunOption("skip-bad", "go on without bad clips: zero them, flag them invalid, list them", checks.flag()),
     RunOption(
         "pad",
-        "allow genres with different numbers of clips: the shorter genres' last slots are missing "
-        "(zero, flagged invalid, listed)",
+        "grid layout: allow genres with different numbers of clips, the shorter genres' last slots "
+        "missing (zero, flagged invalid, listed); --layout clips needs no padding",
         checks.flag(),
     ),
     RunOption(
