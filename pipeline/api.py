@@ -198,12 +198,11 @@ def _keywords() -> dict:
     True)``."""
     import dataclasses
 
-    from .params import Params
+    from .params import Params, option_name
 
     names = {"overwrite": ("overwrite", True), "config": ("config_file", False)}
     for f in dataclasses.fields(Params):
-        option = (f.metadata["option"] or "--" + f.name.replace("_", "-"))[2:]
-        names[option] = (f.name, isinstance(f.default, bool))
+        names[option_name(f)[2:]] = (f.name, isinstance(f.default, bool))
     for o in config.RUN_OPTIONS:
         names[o.key] = (o.dest, o.flag)
     for key, rule in config.RUNTIME_RULES.items():
@@ -213,20 +212,16 @@ def _keywords() -> dict:
 
 
 @functools.lru_cache(maxsize=1)
-def _choices() -> dict:
-    """``{"layout clips": "layout='clips'", ...}``: a choice option followed by one of its values, in Python."""
+def _choices() -> tuple:
+    """A pattern of a choice option followed by one of its values (``--layout clips``), and ``{"layout clips":
+    "layout='clips'", ...}``: the same in Python."""
     import dataclasses
 
-    from .params import Params
+    from .params import Params, choice_values, option_name
 
-    words = {}
-    for f in dataclasses.fields(Params):
-        doc = f.metadata.get("doc") or ""
-        if doc.startswith("{"):  # a choice ({"grid", "clips"})
-            option = (f.metadata["option"] or "--" + f.name.replace("_", "-"))[2:]
-            for value in (v.strip().strip('"') for v in doc.strip("{}").split(",")):
-                words[f"{option} {value}"] = f"{f.name}={value!r}"
-    return words
+    fields = dataclasses.fields(Params)
+    words = {f"{option_name(f)[2:]} {v}": f"{f.name}={v!r}" for f in fields for v in choice_values(f)}
+    return re.compile(r"(?<![\w-])--(" + "|".join(map(re.escape, words)) + r")(?![\w-])"), words
 
 
 def python_words(text: str) -> str:
@@ -247,9 +242,8 @@ def python_words(text: str) -> str:
         return f"{names[m.group(1)][0]}={value if value[0] in '-0123456789' else repr(value)}"
 
     text = _VALUE.sub(valued, text)  # --fmin 65.406 -> fmin=65.406, --fmin C2 -> fmin='C2'
-    choices = _choices()
-    pattern = r"(?<![\w-])--(" + "|".join(map(re.escape, choices)) + r")(?![\w-])"
-    text = re.sub(pattern, lambda m: choices[m.group(1)], text)  # --layout clips -> layout='clips'
+    choice, words = _choices()
+    text = choice.sub(lambda m: words[m.group(1)], text)  # --layout clips -> layout='clips'
     text = _FLAG.sub(keyword, text)
     text = re.sub(r"(=True|=False) (?=\w+=(?:True|False))", r"\1, ", text)
     text = text.replace("or -o another folder", "or another outdir")

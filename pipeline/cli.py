@@ -23,7 +23,7 @@ from .ingest import ingest as ingest_folder
 from .output import OutputFolder, describe
 from .output.files import is_storage_error
 from .output.reader import slot_ranges
-from .params import Params
+from .params import Params, choice_values, option_name
 from .plot import show_clip, show_summary
 from .synth import synth_dataset
 
@@ -109,15 +109,14 @@ def _add(fn, options):
 def _param_option(f):
     """The click option of one :class:`Params` field, from the field's metadata."""
     meta = f.metadata
-    name = meta["option"] or "--" + f.name.replace("_", "-")
+    name = option_name(f)
     help = f"{meta['help'][0].upper()}{meta['help'][1:]}  [default: {meta['shown'] or _shown(f.default)}]"
     if isinstance(f.default, bool):
         return click.option(f"{name}/--no-{name[2:]}", f.name, default=None, help=help)
     # Values are read as text and checked by Params itself, so an option and a config key are refused alike.
     metavar = {int: "INTEGER", float: "FLOAT"}.get(type(f.default), "TEXT")
-    doc = meta.get("doc") or ""
-    if doc.startswith("{"):  # a choice ({"grid", "clips"}): its values, as click shows a choice's
-        metavar = "[" + "|".join(v.strip().strip('"') for v in doc.strip("{}").split(",")) + "]"
+    if choice_values(f):  # a choice: its values, as click shows a choice's
+        metavar = "[" + "|".join(choice_values(f)) + "]"
     return click.option(name, f.name, type=str, metavar=metavar, help=help)
 
 

@@ -55,6 +55,18 @@ def _param(default, help: str, *, doc: str, option: str | None = None, shown: st
     return field(default=default, metadata=meta)
 
 
+def option_name(f) -> str:
+    """The command-line option of a :class:`Params` field: ``--pad-short``, or the one its metadata names."""
+    return f.metadata["option"] or "--" + f.name.replace("_", "-")
+
+
+def choice_values(f) -> tuple:
+    """The values of a choice field, from its doc (``{"grid", "clips"}`` -> ``("grid", "clips")``); ``()``
+    for any other field."""
+    doc = f.metadata.get("doc") or ""
+    return tuple(v.strip().strip('"') for v in doc.strip("{}").split(",")) if doc.startswith("{") else ()
+
+
 #: The highest sample rate: the highest any audio format carries (DXD and 768 kHz PCM).
 MAX_SR = 768000
 MAX_SR_WHY = "768 kHz is the highest rate audio formats carry"
@@ -155,8 +167,8 @@ class Params:
         for f in dataclasses.fields(self):
             rule = special.get(f.name) or rules.get(type(f.default))
             if rule is not None and f.name != "fmin":
-                option = f.metadata["option"] or "--" + f.name.replace("_", "-")
-                object.__setattr__(self, f.name, rule(f.name, getattr(self, f.name), f"{option} or params.{f.name}"))
+                where = f"{option_name(f)} or params.{f.name}"
+                object.__setattr__(self, f.name, rule(f.name, getattr(self, f.name), where))
         object.__setattr__(self, "fmin", parse_fmin(self.fmin))
         from .kernels import PRECISIONS
 
